@@ -1,0 +1,86 @@
+import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
+import { TandemError } from '../shared/errors.js'
+
+interface Known {
+  clock: number
+  /** JSON text; 'null' once removed. */
+  state: string
+  /** The owner's key (a session), or undefined once removed. */
+  owner: object | undefined
+}
+
+/**
+ * The awareness states of one document, as the server relays them. The server is the clock
+ * authority: every state it forwards carries a clock above the last it forwarded for that client.
+ * That is what lets a client that reconnects (its own clock is behind the removal the server
+ * broadcast when it dropped) be seen again at once instead of after its next 15 s renewal.
+ */
+export class AwarenessRegistry {
+  private readonly known = new Map<number, Known>()
+
+  /**
+   * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
+   * or null when it changes nothing. Throws TandemError on bad bytes or a client id owned by
+   * another session; nothing is applied then.
+   */
+  apply (owner: object, update: Uint8Array): Uint8Array | null {
+    let entries: AwarenessEntry[]
+    try {
+      entries = readAwarenessUpdate(update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
+    }
+    for (const entry of entries) {
+      const known = this.known.get(entry.clientId)
+      if (known?.owner !== undefined && known.owner !== owner) {
+        throw new TandemError('TANDEM_ERR_AWARENESS_NOT_OWNED', `client ${entry.clientId}`)
+      }
+    }
+    const relay: AwarenessEntry[] = []
+    for (const entry of entries) {
+      const known = this.known.get(entry.clientId)
+      if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
+      const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
+      const removed = entry.state === 'null'
+      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
+      relay.push({ clientId: entry.clientId, clock, state: entry.state })
+    }
+    return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /** Removes every state `owner` controls; returns the removal to relay, or null if none. */
+  removeOwnedBy (owner: object): Uint8Array | null {
+    const relay: AwarenessEntry[] = []
+    for (const [clientId, known] of this.known) {
+      if (known.owner !== owner) continue
+      known.clock++
+      known.state = 'null'
+      known.owner = undefined
+      relay.push({ clientId, clock: known.clock, state: 'null' })
+    }
+    return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /** Client ids whose state `owner` controls. */
+  ownedBy (owner: object): number[] {
+    const ids: number[] = []
+    for (const [clientId, known] of this.known) if (known.owner === owner) ids.push(clientId)
+    return ids
+  }
+
+  /** Every live state, as one update for a joining client; null when there is none. */
+  encodeAll (): Uint8Array | null {
+    const entries: AwarenessEntry[] = []
+    for (const [clientId, known] of this.known) {
+      if (known.owner !== undefined) entries.push({ clientId, clock: known.clock, state: known.state })
+    }
+    return entries.length === 0 ? null : writeAwarenessUpdate(entries)
+  }
+
+  /** Number of live states. */
+  get size (): number {
+    let n = 0
+    for (const known of this.known.values()) if (known.owner !== undefined) n++
+    return n
+  }
+}

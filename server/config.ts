@@ -1,0 +1,124 @@
+import type { Logger } from 'pino'
+import { TandemError } from '../shared/errors.js'
+import type { Store } from './store/store.js'
+
+/** Options of {@link createServer}. Every field is optional; defaults are in DEFAULT_OPTIONS. */
+export interface ServerOptions {
+  /** TCP port; 0 picks a free one. @default 1234 */
+  port?: number
+  /** Interface to listen on. @default '127.0.0.1' */
+  host?: string
+  /** Folder of the embedded SQLite database. @default './data' */
+  dataDir?: string
+  /** `sqlite`, `memory`, a `postgres://` URL, or a Store instance. @default 'sqlite' */
+  persistence?: string | Store
+  /** Redis URL; several instances then share documents, presence and locks. @default undefined */
+  redis?: string
+  /** HS256 secret for JWTs; without it every connection is anonymous. @default undefined */
+  authSecret?: string
+  /** Bearer token for the admin HTTP endpoints. @default undefined */
+  adminToken?: string
+  /** Ping every connection this often. @default 10_000 */
+  heartbeatIntervalMs?: number
+  /** A connection silent this long is terminated. @default 30_000 */
+  heartbeatTimeoutMs?: number
+  /** A dropped session may resume this long. @default 10_000 */
+  reconnectGraceMs?: number
+  /** Presence turns idle after this long without activity. @default 60_000 */
+  idleAfterMs?: number
+  /** Default lease of an edit lock. @default 30_000 */
+  lockTtlMs?: number
+  /** Larger frames close the socket with 1009. @default 16_777_216 */
+  maxMessageSize?: number
+  /** Origin allow-list; undefined allows any. @default undefined */
+  allowedOrigins?: readonly string[]
+  /** The most a graceful shutdown may take. @default 10_000 */
+  shutdownTimeoutMs?: number
+  /** Compact a document's update log once it holds this many updates. @default 500 */
+  compactAfterUpdates?: number
+  /** Compact a document's update log once it holds this many bytes. @default 4_194_304 */
+  compactAfterBytes?: number
+  /** pino level, used when no logger is given. @default 'info' */
+  logLevel?: string
+  /** A pino logger to use instead of creating one. @default undefined */
+  logger?: Logger
+}
+
+/** Options after defaults and validation: every field present, frozen. */
+export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, 'redis' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>> & Readonly<Pick<ServerOptions, 'redis' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>
+
+/** The defaults, with units in the numbers. */
+export const DEFAULT_OPTIONS = Object.freeze({
+  port: 1234,
+  host: '127.0.0.1',
+  dataDir: './data',
+  persistence: 'sqlite',
+  heartbeatIntervalMs: 10_000,
+  heartbeatTimeoutMs: 30_000,
+  reconnectGraceMs: 10_000,
+  idleAfterMs: 60_000,
+  lockTtlMs: 30_000,
+  maxMessageSize: 16 * 1024 * 1024,
+  shutdownTimeoutMs: 10_000,
+  compactAfterUpdates: 500,
+  compactAfterBytes: 4 * 1024 * 1024,
+  logLevel: 'info'
+} satisfies Partial<ServerOptions>)
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** Merges options with the defaults (`??`, so 0 stays 0), validates and freezes them. */
+export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
+  const resolved = {
+    port: options.port ?? DEFAULT_OPTIONS.port,
+    host: options.host ?? DEFAULT_OPTIONS.host,
+    dataDir: options.dataDir ?? DEFAULT_OPTIONS.dataDir,
+    persistence: options.persistence ?? DEFAULT_OPTIONS.persistence,
+    redis: options.redis,
+    authSecret: options.authSecret,
+    adminToken: options.adminToken,
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_OPTIONS.heartbeatIntervalMs,
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_OPTIONS.heartbeatTimeoutMs,
+    reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
+    idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
+    lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
+    maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
+    allowedOrigins: options.allowedOrigins,
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_OPTIONS.shutdownTimeoutMs,
+    compactAfterUpdates: options.compactAfterUpdates ?? DEFAULT_OPTIONS.compactAfterUpdates,
+    compactAfterBytes: options.compactAfterBytes ?? DEFAULT_OPTIONS.compactAfterBytes,
+    logLevel: options.logLevel ?? DEFAULT_OPTIONS.logLevel,
+    logger: options.logger
+  }
+  checkInteger('port', resolved.port, 0, 65_535)
+  checkInteger('heartbeatIntervalMs', resolved.heartbeatIntervalMs, 1, 2 ** 31 - 1)
+  checkInteger('heartbeatTimeoutMs', resolved.heartbeatTimeoutMs, 1, 2 ** 31 - 1)
+  checkInteger('reconnectGraceMs', resolved.reconnectGraceMs, 0, 2 ** 31 - 1)
+  checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
+  checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
+  checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
+  checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)
+  checkInteger('compactAfterUpdates', resolved.compactAfterUpdates, 1, 2 ** 31 - 1)
+  checkInteger('compactAfterBytes', resolved.compactAfterBytes, 1, 2 ** 53)
+  if (!LOG_LEVELS.includes(resolved.logLevel)) {
+    throw invalid('logLevel', resolved.logLevel, `one of ${LOG_LEVELS.join(', ')}`)
+  }
+  if (typeof resolved.persistence === 'string' && !['sqlite', 'memory'].includes(resolved.persistence) &&
+      !/^postgres(ql)?:\/\//.test(resolved.persistence)) {
+    throw invalid('persistence', resolved.persistence, 'sqlite, memory or a postgres:// URL')
+  }
+  if (resolved.redis !== undefined && !/^rediss?:\/\//.test(resolved.redis)) {
+    throw invalid('redis', resolved.redis, 'a redis:// or rediss:// URL')
+  }
+  return Object.freeze(resolved)
+}
+
+function checkInteger (name: string, value: number, min: number, max: number): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw invalid(name, value, `an integer from ${min} to ${max}`)
+  }
+}
+
+function invalid (name: string, value: unknown, expected: string): TandemError {
+  return new TandemError('TANDEM_ERR_INVALID_OPTION', `${name} is ${JSON.stringify(value)}, expected ${expected}`)
+}

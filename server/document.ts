@@ -1,0 +1,174 @@
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import { AwarenessRegistry } from './awareness.js'
+import { TandemError } from '../shared/errors.js'
+import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
+import type { WriterSource } from './writer.js'
+
+/** What a document needs of a session: a way to send, and to hear that its updates are stored. */
+export interface DocumentMember {
+  send (frame: Uint8Array): void
+  /** `count` sync frames of this member are now stored (or were no-ops). */
+  acknowledge (count: number): void
+}
+
+const REMOTE = Symbol('remote')
+
+interface PendingUpdate {
+  update: Uint8Array
+  origin: DocumentMember | null
+  /** Sync frames of the origin this update acknowledges once stored. */
+  frames: number
+}
+
+/** Lifecycle of a loaded document, changed only by setStatus. */
+export type DocumentStatus = 'loading' | 'ready' | 'unloading' | 'unloaded' | 'failed'
+
+/**
+ * One document in memory: its Y.Doc, the members connected to it, the awareness states they
+ * control and the updates waiting to be stored. An update is relayed to the other members only
+ * once it is stored, so nothing any client has seen can be lost to a crash.
+ */
+export class Document implements WriterSource<PendingUpdate[]> {
+  readonly ydoc = new Y.Doc({ gc: true })
+  readonly awareness = new AwarenessRegistry()
+  readonly members = new Set<DocumentMember>()
+  status: DocumentStatus = 'loading'
+  /** Stored updates since the last compaction, for the compaction thresholds. */
+  logUpdates = 0
+  logBytes = 0
+  private pending: PendingUpdate[] = []
+  private readonly lastPending = new Map<DocumentMember, PendingUpdate>()
+  private storedWaiters: Array<() => void> = []
+  private applyingFrom: DocumentMember | null = null
+  private applied = false
+
+  constructor (
+    readonly name: string,
+    readonly logger: Logger,
+    private readonly onPending: (doc: Document) => void
+  ) {
+    this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
+      // stored updates being loaded need nothing; remote ones were stored by their instance
+      if (this.status === 'loading') return
+      if (origin === REMOTE) return this.broadcast(writeSyncUpdate(update))
+      const item: PendingUpdate = { update, origin: this.applyingFrom, frames: this.applyingFrom === null ? 0 : 1 }
+      this.pending.push(item)
+      if (this.applyingFrom !== null) this.lastPending.set(this.applyingFrom, item)
+      this.applied = true
+      this.onPending(this)
+    })
+  }
+
+  /** Changes the lifecycle status; the one place it changes. */
+  setStatus (status: DocumentStatus): void {
+    this.logger.debug({ from: this.status, to: status }, 'document status')
+    this.status = status
+  }
+
+  /** Applies stored updates at load; they are not stored again. */
+  loadStored (updates: readonly Uint8Array[]): void {
+    Y.transact(this.ydoc, () => {
+      for (const update of updates) Y.applyUpdate(this.ydoc, update)
+    })
+    let bytes = 0
+    for (const update of updates) bytes += update.byteLength
+    this.logUpdates = updates.length
+    this.logBytes = bytes
+  }
+
+  /**
+   * Validates and applies an update sent by `from`. Throws TANDEM_ERR_INVALID_UPDATE, leaving the
+   * document untouched, when the bytes are not a Yjs update. A frame that changes nothing is
+   * acknowledged in order with the ones before it.
+   */
+  applyUpdate (update: Uint8Array, from: DocumentMember): void {
+    try {
+      Y.decodeUpdate(update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    this.applyingFrom = from
+    this.applied = false
+    try {
+      Y.applyUpdate(this.ydoc, update, from)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    } finally {
+      this.applyingFrom = null
+    }
+    if (!this.applied) {
+      const last = this.lastPending.get(from)
+      if (last !== undefined) last.frames++
+      else from.acknowledge(1)
+    }
+  }
+
+  /** Applies an update that was stored elsewhere (another instance); relayed at once. */
+  applyRemote (update: Uint8Array): void {
+    Y.applyUpdate(this.ydoc, update, REMOTE)
+  }
+
+  /** Relays a frame to every member but `except`. */
+  broadcast (frame: Uint8Array, except: DocumentMember | null = null): void {
+    for (const member of this.members) if (member !== except) member.send(frame)
+  }
+
+  /** Applies a member's awareness update and relays what changed to the others. */
+  applyAwareness (update: Uint8Array, from: DocumentMember): void {
+    const relay = this.awareness.apply(from, update)
+    if (relay !== null) this.broadcast(writeAwareness(relay), from)
+  }
+
+  /** Removes the member and the awareness states it controlled, telling the others at once. */
+  removeMember (member: DocumentMember): void {
+    this.members.delete(member)
+    const relay = this.awareness.removeOwnedBy(member)
+    if (relay !== null) this.broadcast(writeAwareness(relay))
+  }
+
+  /** True while some update is not yet stored. */
+  get hasPending (): boolean {
+    return this.pending.length > 0
+  }
+
+  /** Resolves once every update applied so far is stored. */
+  whenStored (): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve()
+    return new Promise(resolve => this.storedWaiters.push(resolve))
+  }
+
+  takePending (): { entries: Uint8Array[], batch: PendingUpdate[] } | null {
+    if (this.pending.length === 0) return null
+    const batch = this.pending
+    this.pending = []
+    return { entries: batch.map(item => item.update), batch }
+  }
+
+  stored (batch: PendingUpdate[]): void {
+    for (const item of batch) {
+      this.logUpdates++
+      this.logBytes += item.update.byteLength
+      if (item.origin !== null && this.lastPending.get(item.origin) === item) this.lastPending.delete(item.origin)
+    }
+    // one frame per update, encoded once for every recipient
+    for (const item of batch) this.broadcast(writeSyncUpdate(item.update), item.origin)
+    for (const item of batch) {
+      if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)
+    }
+    if (this.pending.length === 0) {
+      const waiters = this.storedWaiters
+      this.storedWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  requeue (batch: PendingUpdate[]): void {
+    this.pending = batch.concat(this.pending)
+  }
+
+  /** Frees the Y.Doc. */
+  destroy (): void {
+    this.ydoc.destroy()
+  }
+}

@@ -1,0 +1,115 @@
+import type { Logger } from 'pino'
+import { Document } from './document.js'
+import type { Store } from './store/store.js'
+import type { UpdateWriter } from './writer.js'
+
+/** Thresholds after which a document's update log is folded into one snapshot. */
+export interface CompactionLimits {
+  compactAfterUpdates: number
+  compactAfterBytes: number
+}
+
+/**
+ * The documents loaded in this process. A document is loaded once however many sessions join
+ * while it loads, and unloaded when its last member leaves and its updates are stored.
+ */
+export class DocumentRegistry {
+  private readonly docs = new Map<string, Document>()
+  private readonly loads = new Map<Document, Promise<void>>()
+  private readonly compacting = new Set<Document>()
+  private readonly unloads = new Set<Promise<void>>()
+
+  constructor (
+    private readonly store: Store,
+    private readonly writer: UpdateWriter,
+    private readonly limits: CompactionLimits,
+    private readonly logger: Logger
+  ) {}
+
+  /** The loaded document of that name, if any. */
+  get (name: string): Document | undefined {
+    return this.docs.get(name)
+  }
+
+  /** Every loaded document. */
+  all (): IterableIterator<Document> {
+    return this.docs.values()
+  }
+
+  /** Number of loaded documents. */
+  get size (): number {
+    return this.docs.size
+  }
+
+  /**
+   * The document of that name, loading it if needed. The returned promise resolves once it is
+   * loaded; it rejects if the store cannot load it (the document is then forgotten).
+   */
+  open (name: string): { doc: Document, loaded: Promise<void> } {
+    let doc = this.docs.get(name)
+    if (doc !== undefined && doc.status === 'unloading') doc.setStatus('ready')
+    if (doc === undefined) {
+      const created = new Document(name, this.logger.child({ doc: name }), d => this.onPending(d))
+      doc = created
+      this.docs.set(name, created)
+      const loaded = this.store.load(name).then(updates => {
+        created.loadStored(updates)
+        created.setStatus('ready')
+      }, (err: unknown) => {
+        created.setStatus('failed')
+        if (this.docs.get(name) === created) this.docs.delete(name)
+        created.destroy()
+        throw err
+      }).finally(() => this.loads.delete(created))
+      this.loads.set(created, loaded)
+    }
+    return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }
+  }
+
+  /** Call when a member left: unloads the document once it has none and everything is stored. */
+  release (doc: Document): void {
+    if (doc.members.size > 0 || doc.status !== 'ready') return
+    doc.setStatus('unloading')
+    const unload = this.unload(doc).catch((err: unknown) => {
+      doc.logger.error({ err }, 'unload failed')
+    }).finally(() => this.unloads.delete(unload))
+    this.unloads.add(unload)
+  }
+
+  /** Resolves when every unload under way has finished. */
+  async settled (): Promise<void> {
+    while (this.unloads.size > 0) await Promise.all(this.unloads)
+  }
+
+  private async unload (doc: Document): Promise<void> {
+    await doc.whenStored()
+    if (doc.status !== 'unloading') return // someone joined meanwhile
+    if (doc.logUpdates > 1) await this.compact(doc)
+    if (doc.status !== 'unloading' || doc.hasPending) return
+    this.docs.delete(doc.name)
+    doc.setStatus('unloaded')
+    doc.destroy()
+  }
+
+  private onPending (doc: Document): void {
+    this.writer.schedule(doc)
+    if (doc.logUpdates >= this.limits.compactAfterUpdates || doc.logBytes >= this.limits.compactAfterBytes) {
+      this.compact(doc).catch((err: unknown) => doc.logger.error({ err }, 'compaction failed'))
+    }
+  }
+
+  private async compact (doc: Document): Promise<void> {
+    if (this.compacting.has(doc)) return
+    this.compacting.add(doc)
+    try {
+      const before = doc.logUpdates
+      await this.store.compact(doc.name)
+      // updates stored while compacting are still separate rows
+      doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
+      doc.logBytes = 0
+      doc.logger.debug({ updates: before }, 'compacted')
+    } finally {
+      this.compacting.delete(doc)
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+/** A route handler: returns the status and JSON body (or text with a content type). */
+export type RouteResult = { status: number, body: unknown, contentType?: string }
+export type Route = (req: IncomingMessage, params: Record<string, string>) => RouteResult | Promise<RouteResult>
+
+interface CompiledRoute {
+  method: string
+  pattern: RegExp
+  keys: string[]
+  handler: Route
+}
+
+/**
+ * A tiny router for Tandem's few endpoints: `:name` segments are percent-decoded and may not
+ * contain `/` unless written `:name*`.
+ */
+export class Router {
+  private readonly routes: CompiledRoute[] = []
+
+  /** Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. */
+  add (method: string, path: string, handler: Route): this {
+    const keys: string[] = []
+    const source = path.replace(/:(\w+)(\*?)/g, (_, key: string, star: string) => {
+      keys.push(key)
+      return star === '*' ? '(.+)' : '([^/]+)'
+    })
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler })
+    return this
+  }
+
+  /** Handles a request; answers 404 or 405 when no route fits, 500 when a handler throws. */
+  async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const pathname = (req.url ?? '/').split('?')[0] as string
+    let result: RouteResult = { status: 404, body: { error: 'not found' } }
+    let pathMatched = false
+    try {
+      for (const route of this.routes) {
+        const match = route.pattern.exec(pathname)
+        if (match === null) continue
+        pathMatched = true
+        if (route.method !== req.method) continue
+        const params: Record<string, string> = {}
+        route.keys.forEach((key, i) => { params[key] = decodeURIComponent(match[i + 1] as string) })
+        result = await route.handler(req, params)
+        pathMatched = false
+        break
+      }
+      if (pathMatched) result = { status: 405, body: { error: 'method not allowed' } }
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode ?? (err instanceof URIError ? 400 : 500)
+      result = { status, body: { error: status === 500 ? 'internal error' : (err as Error).message } }
+    }
+    send(res, result)
+  }
+}
+
+function send (res: ServerResponse, result: RouteResult): void {
+  const text = result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
+  res.writeHead(result.status, {
+    'content-type': result.contentType ?? 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store'
+  })
+  res.end(text)
+}

@@ -1,0 +1,204 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { once } from 'node:events'
+import type { Logger } from 'pino'
+import type { WebSocket } from 'ws'
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config.js'
+import { createLogger } from './logger.js'
+import { openStore } from './store/open.js'
+import type { Store } from './store/store.js'
+import { UpdateWriter } from './writer.js'
+import { DocumentRegistry } from './documents.js'
+import { Session, type EndReason } from './session.js'
+import { WebSocketTransport, type UpgradeRequest } from './transport.js'
+import { anonymous, jwt, type Authenticate, type Identity } from './auth.js'
+import { Router } from './http.js'
+import { TandemError } from '../shared/errors.js'
+import { CloseCode } from '../shared/constants.js'
+
+/** Lifecycle of a server, changed only by setStatus. */
+export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
+
+/** Keepalive period for clients: well inside the stock client's 30 s watchdog. */
+const KEEPALIVE_MS = 15_000
+
+/**
+ * A Tandem server: an HTTP server whose upgrades become document sessions. `listen()` opens the
+ * store and starts accepting; `close()` drains: stop accepting, store everything, close every
+ * socket with 1012, all within the shutdown timeout.
+ */
+export class TandemServer {
+  readonly options: ResolvedOptions
+  readonly logger: Logger
+  readonly router = new Router()
+  status: ServerStatus = 'idle'
+  readonly sessions = new Set<Session>()
+  private store: Store | undefined
+  private writer: UpdateWriter | undefined
+  private registry: DocumentRegistry | undefined
+  private http: HttpServer | undefined
+  private transport: WebSocketTransport | undefined
+  private heartbeatTimer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+  private readonly authenticate: Authenticate
+
+  constructor (options: ServerOptions = {}) {
+    this.options = resolveOptions(options)
+    this.logger = this.options.logger ?? createLogger(this.options.logLevel)
+    this.authenticate = this.options.authSecret !== undefined ? jwt(this.options.authSecret) : anonymous()
+    this.router
+      .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
+      .add('GET', '/readyz', () => this.status === 'listening'
+        ? { status: 200, body: { status: 'ready' } }
+        : { status: 503, body: { status: this.status } })
+  }
+
+  /** Changes the lifecycle status; the one place it changes. */
+  private setStatus (status: ServerStatus): void {
+    this.logger.debug({ from: this.status, to: status }, 'server status')
+    this.status = status
+  }
+
+  /** The documents loaded now. */
+  get documents (): DocumentRegistry {
+    if (this.registry === undefined) throw new Error('server is not listening')
+    return this.registry
+  }
+
+  /** The address it listens on, once listening. */
+  get address (): AddressInfo {
+    const address = this.http?.address()
+    if (address === null || address === undefined || typeof address === 'string') throw new Error('server is not listening')
+    return address
+  }
+
+  /** `ws://host:port`, once listening. */
+  get url (): string {
+    const { address, port, family } = this.address
+    return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`
+  }
+
+  /** Opens the store and starts listening. Rejects with one clear message if either fails. */
+  async listen (): Promise<this> {
+    if (this.status !== 'idle') throw new Error(`cannot listen while ${this.status}`)
+    this.setStatus('starting')
+    const { options, logger } = this
+    if (options.authSecret === undefined) logger.warn('no --auth-secret: every connection is anonymous and may write')
+    try {
+      this.store = await openStore(options)
+      this.writer = new UpdateWriter(this.store, logger)
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger)
+      this.transport = new WebSocketTransport({
+        admit: request => this.admit(request),
+        connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
+      }, options, logger)
+      this.http = createHttpServer((req, res) => { void this.router.handle(req, res) })
+      this.http.on('upgrade', this.transport.handleUpgrade)
+      this.http.listen(options.port, options.host)
+      await once(this.http, 'listening')
+    } catch (err) {
+      await this.store?.close().catch(() => {})
+      this.setStatus('closed')
+      throw err
+    }
+    const tick = Math.min(options.heartbeatIntervalMs, KEEPALIVE_MS)
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), tick)
+    this.setStatus('listening')
+    logger.info({ url: this.url }, `listening on ${this.url}`)
+    return this
+  }
+
+  private async admit (request: UpgradeRequest): Promise<Identity> {
+    if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
+    return await this.authenticate(request)
+  }
+
+  private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {
+    if (this.status !== 'listening') {
+      socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
+      return
+    }
+    const { doc, loaded } = this.documents.open(request.document)
+    const session = new Session(socket, doc, identity, request.tandem, {
+      ended: (s, reason, code) => this.sessionEnded(s, reason, code)
+    }, doc.logger)
+    this.sessions.add(session)
+    socket.binaryType = 'nodebuffer'
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) session.receive(data)
+      else session.close(CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
+    })
+    socket.on('pong', () => session.touch())
+    socket.on('close', (code: number) => session.socketClosed(code))
+    socket.on('error', (err: Error) => session.logger.debug({ err: err.message }, 'socket error'))
+    loaded.then(() => session.start(), (err: unknown) => {
+      session.logger.error({ err }, 'document failed to load')
+      session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
+    })
+  }
+
+  private sessionEnded (session: Session, reason: EndReason, code: number): void {
+    this.sessions.delete(session)
+    session.logger.info({ reason, code, durationMs: Date.now() - session.startedAt }, 'session ended')
+    this.registry?.release(session.doc)
+  }
+
+  private heartbeat (): void {
+    const now = Date.now()
+    const options = { intervalMs: this.options.heartbeatIntervalMs, timeoutMs: this.options.heartbeatTimeoutMs, keepaliveMs: KEEPALIVE_MS }
+    for (const session of this.sessions) session.heartbeat(now, options)
+  }
+
+  /**
+   * Graceful shutdown: readyz turns 503, no new connections, pending updates are stored, every
+   * socket is closed with 1012. Resolves within the shutdown timeout even if the store hangs.
+   * Safe to call twice.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.drain()
+    return this.closing
+  }
+
+  private async drain (): Promise<void> {
+    if (this.status === 'idle' || this.status === 'closed') {
+      this.setStatus('closed')
+      return
+    }
+    this.setStatus('draining')
+    const started = Date.now()
+    const { logger } = this
+    clearInterval(this.heartbeatTimer)
+    this.http?.close()
+    this.transport?.close()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), this.options.shutdownTimeoutMs) })
+    const stored = (async () => {
+      await this.writer?.idle()
+      for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
+      await this.writer?.idle()
+      await this.registry?.settled()
+      return 'done' as const
+    })()
+    const outcome = await Promise.race([stored, deadline])
+    clearTimeout(timer)
+    if (outcome === 'timeout') {
+      logger.error({ timeoutMs: this.options.shutdownTimeoutMs }, 'shutdown timed out; some updates may not be stored')
+    }
+    for (const session of [...this.sessions]) {
+      session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
+      session.socket.terminate()
+    }
+    this.writer?.close()
+    this.http?.closeAllConnections()
+    await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
+      logger.error({ err }, 'store failed to close')
+    })
+    this.setStatus('closed')
+    logger.info({ ms: Date.now() - started }, 'shut down')
+  }
+}
+
+/** Creates a Tandem server; call `listen()` to start it. */
+export function createServer (options: ServerOptions = {}): TandemServer {
+  return new TandemServer(options)
+}

@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto'
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../shared/messages.js'
+import { TandemError, isTandemError } from '../shared/errors.js'
+import { CloseCode } from '../shared/constants.js'
+import type { Document, DocumentMember } from './document.js'
+import type { Identity } from './auth.js'
+import { OPEN, type WebSocketLike } from './socket.js'
+
+/** Why a session ended. */
+export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
+
+/** Lifecycle of a session, changed only by setStatus. */
+export type SessionStatus = 'waiting' | 'open' | 'ended'
+
+/** What a session reports to the server that owns it. */
+export interface SessionHooks {
+  /** The session ended; called once. */
+  ended (session: Session, reason: EndReason, code: number): void
+}
+
+/**
+ * One WebSocket connection to one document. It decodes frames, applies them to the document and
+ * sends the document's changes back. Frames that arrive while the document loads wait, in order.
+ */
+export class Session implements DocumentMember {
+  readonly id = randomUUID()
+  readonly startedAt = Date.now()
+  status: SessionStatus = 'waiting'
+  lastReceivedAt = Date.now()
+  lastSentAt = Date.now()
+  lastPingAt = Date.now()
+  private backlog: Uint8Array[] | null = []
+  readonly logger: Logger
+
+  constructor (
+    readonly socket: WebSocketLike,
+    readonly doc: Document,
+    readonly identity: Identity,
+    /** True when the client asked for Tandem messages. */
+    readonly tandem: boolean,
+    private readonly hooks: SessionHooks,
+    logger: Logger
+  ) {
+    this.logger = logger.child({ session: this.id, user: identity.userId })
+    doc.members.add(this)
+  }
+
+  /** Changes the lifecycle status; the one place it changes. */
+  private setStatus (status: SessionStatus): void {
+    this.status = status
+  }
+
+  /** True once the session has ended. */
+  isEnded (): boolean {
+    return this.status === 'ended'
+  }
+
+  /** The document finished loading: greet the client and handle what it sent meanwhile. */
+  start (): void {
+    if (this.status !== 'waiting') return
+    this.setStatus('open')
+    this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
+    const states = this.doc.awareness.encodeAll()
+    if (states !== null) this.send(writeAwareness(states))
+    const backlog = this.backlog ?? []
+    this.backlog = null
+    for (const data of backlog) {
+      if (this.isEnded()) break
+      this.handle(data)
+    }
+  }
+
+  /** A binary frame arrived. */
+  receive (data: Uint8Array): void {
+    this.lastReceivedAt = Date.now()
+    if (this.status === 'ended') return
+    if (this.backlog !== null) {
+      this.backlog.push(data)
+      return
+    }
+    this.handle(data)
+  }
+
+  /** A pong (or anything else that proves the peer alive) arrived. */
+  touch (): void {
+    this.lastReceivedAt = Date.now()
+  }
+
+  send (frame: Uint8Array): void {
+    if (this.socket.readyState !== OPEN) return
+    this.lastSentAt = Date.now()
+    this.socket.send(frame)
+  }
+
+  acknowledge (count: number): void {
+    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+  }
+
+  /**
+   * Heartbeat tick: terminate a silent peer, ping a quiet one, and send a keepalive message to a
+   * client that has received nothing for a while (the stock client's watchdog ignores pings).
+   */
+  heartbeat (now: number, options: { intervalMs: number, timeoutMs: number, keepaliveMs: number }): void {
+    if (this.status === 'ended') return
+    if (now - this.lastReceivedAt >= options.timeoutMs) {
+      this.logger.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout')
+      this.socket.terminate()
+      this.end('timeout', 1006)
+      return
+    }
+    if (now - this.lastPingAt >= options.intervalMs) {
+      this.lastPingAt = now
+      if (this.socket.readyState === OPEN) this.socket.ping()
+    }
+    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs) this.send(KEEPALIVE_FRAME)
+  }
+
+  /** Closes the socket with `code` and ends the session with `reason`. */
+  close (code: number, reason: EndReason, message = ''): void {
+    if (this.socket.readyState <= OPEN) this.socket.close(code, message.slice(0, 120))
+    this.end(reason, code)
+  }
+
+  /** The socket closed (or was terminated): ends the session. */
+  socketClosed (code: number): void {
+    this.end(code === CloseCode.NORMAL ? 'leave' : 'disconnect', code)
+  }
+
+  /**
+   * The one exit path: remove awareness and membership, then tell the server. Safe to call twice.
+   * Pending updates are stored by the writer regardless; the document unloads after that.
+   */
+  end (reason: EndReason, code: number): void {
+    if (this.status === 'ended') return
+    this.setStatus('ended')
+    this.backlog = null
+    this.doc.removeMember(this)
+    this.logger.debug({ reason, code }, 'session ended')
+    this.hooks.ended(this, reason, code)
+  }
+
+  private handle (data: Uint8Array): void {
+    try {
+      this.dispatch(readFrame(data))
+    } catch (err) {
+      const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
+      this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
+      this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
+    }
+  }
+
+  private dispatch (frame: Frame): void {
+    switch (frame.type) {
+      case 'sync-step1':
+        return this.answerStep1(frame.stateVector)
+      case 'sync-step2':
+      case 'sync-update':
+        return this.doc.applyUpdate(frame.update, this)
+      case 'awareness':
+        return this.doc.applyAwareness(frame.update, this)
+      case 'query-awareness': {
+        const states = this.doc.awareness.encodeAll()
+        return this.send(writeAwareness(states ?? Uint8Array.of(0)))
+      }
+      case 'auth-denied':
+      case 'tandem':
+        throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${frame.type} message from a client`)
+    }
+  }
+
+  private answerStep1 (stateVector: Uint8Array): void {
+    try {
+      Y.decodeStateVector(stateVector)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', 'bad state vector', { cause: err })
+    }
+    // what we send must be stored first: a client must never hold an update a crash could lose
+    const reply = (): void => {
+      if (this.status === 'open') this.send(writeSyncStep2(Y.encodeStateAsUpdate(this.doc.ydoc, stateVector)))
+    }
+    if (!this.doc.hasPending) reply()
+    else this.doc.whenStored().then(reply, () => {})
+  }
+}

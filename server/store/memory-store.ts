@@ -1,0 +1,35 @@
+import type { Store, StoreEntry } from './store.js'
+import { mergeStoredUpdates } from './merge.js'
+
+/** A Store that keeps everything in memory: for tests and throw-away demos. */
+export class MemoryStore implements Store {
+  private readonly docs = new Map<string, Uint8Array[]>()
+  private readonly tokens = new Map<string, number>()
+
+  async load (name: string): Promise<Uint8Array[]> {
+    return (this.docs.get(name) ?? []).slice()
+  }
+
+  async append (entries: readonly StoreEntry[]): Promise<void> {
+    for (const { name, update } of entries) {
+      let log = this.docs.get(name)
+      if (log === undefined) this.docs.set(name, log = [])
+      log.push(update)
+    }
+  }
+
+  async compact (name: string): Promise<void> {
+    const log = this.docs.get(name)
+    if (log === undefined || log.length < 2) return
+    this.docs.set(name, [mergeStoredUpdates(log)])
+  }
+
+  async nextFencingToken (name: string, resource: string): Promise<number> {
+    const key = JSON.stringify([name, resource])
+    const token = (this.tokens.get(key) ?? 0) + 1
+    this.tokens.set(key, token)
+    return token
+  }
+
+  async close (): Promise<void> {}
+}

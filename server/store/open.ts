@@ -1,0 +1,18 @@
+import { TandemError } from '../../shared/errors.js'
+import type { ResolvedOptions } from '../config.js'
+import type { Store } from './store.js'
+import { MemoryStore } from './memory-store.js'
+import { SqliteStore } from './sqlite-store.js'
+
+/** Opens the store the options name; rejects with one clear message if it cannot. */
+export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
+  const { persistence } = options
+  if (typeof persistence !== 'string') return persistence
+  try {
+    if (persistence === 'memory') return new MemoryStore()
+    if (persistence === 'sqlite') return new SqliteStore(options.dataDir)
+  } catch (err) {
+    throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open ${persistence} store in ${options.dataDir}: ${(err as Error).message}`, { cause: err })
+  }
+  throw new TandemError('TANDEM_ERR_INVALID_OPTION', `persistence ${persistence} is not supported yet`)
+}

@@ -1,0 +1,26 @@
+/** One update to append to a document's log. */
+export interface StoreEntry {
+  name: string
+  update: Uint8Array
+}
+
+/**
+ * Where documents live between sessions. A document is an append-only log of Yjs updates that
+ * `compact` folds into one snapshot; applying every stored update rebuilds the document, in any
+ * order. Implementations: SQLite (embedded default), PostgreSQL (shared), memory (tests, demos).
+ */
+export interface Store {
+  /** Every stored update of a document (snapshot and log); empty for a new document. */
+  load (name: string): Promise<Uint8Array[]>
+  /** Appends updates, possibly of several documents, durably and atomically. */
+  append (entries: readonly StoreEntry[]): Promise<void>
+  /**
+   * Folds the updates stored for a document into one. Updates appended while it runs are kept:
+   * only the rows it read are replaced.
+   */
+  compact (name: string): Promise<void>
+  /** The next fencing token for a lock resource: larger than any returned before, ever. */
+  nextFencingToken (name: string, resource: string): Promise<number>
+  /** Releases the store's resources; safe to call twice. */
+  close (): Promise<void>
+}

@@ -1,0 +1,112 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { documentNameFromPath } from '../shared/document-name.js'
+import { TandemError, isTandemError } from '../shared/errors.js'
+import { TANDEM_QUERY_PARAM } from '../shared/constants.js'
+import type { AuthRequest } from './auth.js'
+import type { Logger } from 'pino'
+
+/** A WebSocket request that passed the transport's checks. */
+export interface UpgradeRequest extends AuthRequest {
+  /** The client asked for Tandem messages. */
+  tandem: boolean
+  remoteAddress: string
+}
+
+/** What the transport needs from the server core. */
+export interface TransportTarget {
+  /** Throws a TandemError (or an error with statusCode) to refuse the upgrade. */
+  admit (request: UpgradeRequest): Promise<unknown>
+  /** Takes the accepted socket; `admission` is what admit returned. */
+  connect (socket: WebSocket, request: UpgradeRequest, admission: unknown): void
+}
+
+const HTTP_STATUS: Record<string, number> = {
+  TANDEM_ERR_UNAUTHENTICATED: 401,
+  TANDEM_ERR_FORBIDDEN: 403,
+  TANDEM_ERR_INVALID_DOCUMENT_NAME: 400,
+  TANDEM_ERR_SHUTTING_DOWN: 503,
+  TANDEM_ERR_OVERLOADED: 503,
+  TANDEM_ERR_RATE_LIMITED: 429
+}
+
+/**
+ * The thin binding between `ws` and the core: parses the request, refuses bad ones with an HTTP
+ * status before the upgrade, and hands accepted sockets over. Frames over maxPayload are closed
+ * by `ws` itself with 1009.
+ */
+export class WebSocketTransport {
+  readonly wss: WebSocketServer
+
+  constructor (
+    private readonly target: TransportTarget,
+    private readonly options: { maxMessageSize: number, allowedOrigins?: readonly string[] },
+    private readonly logger: Logger
+  ) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxMessageSize,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // a token sent as Sec-WebSocket-Protocol must be echoed back, or browsers fail the handshake
+      handleProtocols: protocols => protocols.values().next().value ?? false
+    })
+  }
+
+  /** The http server's 'upgrade' listener. */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy())
+    let request: UpgradeRequest
+    try {
+      request = this.parse(req)
+    } catch (err) {
+      this.refuse(socket, err)
+      return
+    }
+    this.target.admit(request).then(admission => {
+      if (socket.destroyed) return
+      this.wss.handleUpgrade(req, socket, head, ws => this.target.connect(ws, request, admission))
+    }, (err: unknown) => this.refuse(socket, err))
+  }
+
+  private parse (req: IncomingMessage): UpgradeRequest {
+    const origin = req.headers.origin
+    if (this.options.allowedOrigins !== undefined && (origin === undefined || !this.options.allowedOrigins.includes(origin))) {
+      throw new TandemError('TANDEM_ERR_FORBIDDEN', `origin ${origin ?? '(none)'} is not allowed`)
+    }
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const document = documentNameFromPath(url.pathname)
+    const protocol = req.headers['sec-websocket-protocol']
+    const protocolToken = typeof protocol === 'string' ? protocol.split(',')[0]?.trim() : undefined
+    return {
+      document,
+      token: url.searchParams.get('token') ?? protocolToken,
+      query: url.searchParams,
+      headers: req.headers,
+      tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
+      remoteAddress: req.socket.remoteAddress ?? ''
+    }
+  }
+
+  private refuse (socket: Duplex, err: unknown): void {
+    const code = isTandemError(err) ? err.code : undefined
+    const status = (code !== undefined ? HTTP_STATUS[code] : undefined) ?? (err as { statusCode?: number }).statusCode ?? 500
+    const message = status === 500 ? 'internal error' : (err as Error).message
+    if (status === 500) this.logger.error({ err }, 'upgrade failed')
+    else this.logger.info({ status, code, reason: message }, 'upgrade refused')
+    if (socket.destroyed) return
+    const body = `${message}\n`
+    socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+
+  /** Stops the WebSocket server (sockets are closed by the core). */
+  close (): void {
+    this.wss.close()
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
+}

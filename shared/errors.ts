@@ -1,0 +1,56 @@
+import { CloseCode, type CloseCodeValue } from './constants.js'
+
+/**
+ * The one registry of Tandem errors. Each has a stable code, a message that says what to change,
+ * and, where it ends a connection, the close code used. README's "Errors" table lists the same
+ * codes; a test keeps the two in step.
+ */
+export const ERRORS = Object.freeze({
+  TANDEM_ERR_MALFORMED_MESSAGE: { message: 'The message could not be decoded', closeCode: CloseCode.MALFORMED },
+  TANDEM_ERR_INVALID_UPDATE: { message: 'The Yjs update could not be decoded; it was not applied', closeCode: CloseCode.MALFORMED },
+  TANDEM_ERR_AWARENESS_NOT_OWNED: { message: 'The awareness update names a client id owned by another session', closeCode: CloseCode.MALFORMED },
+  TANDEM_ERR_MESSAGE_TOO_BIG: { message: 'The message is larger than the server accepts (--max-message-size)', closeCode: CloseCode.MESSAGE_TOO_BIG },
+  TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED },
+  TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN },
+  TANDEM_ERR_READ_ONLY: { message: 'This session has read access only; the update was not applied', closeCode: undefined },
+  TANDEM_ERR_INVALID_DOCUMENT_NAME: { message: 'Document names are 1 to 512 characters without control characters', closeCode: undefined },
+  TANDEM_ERR_INVALID_OPTION: { message: 'An option has an invalid value', closeCode: undefined },
+  TANDEM_ERR_SHUTTING_DOWN: { message: 'The server is shutting down; reconnect later', closeCode: CloseCode.SERVICE_RESTART },
+  TANDEM_ERR_RATE_LIMITED: { message: 'Too many messages; slow down and reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER },
+  TANDEM_ERR_OVERLOADED: { message: 'The server is at capacity; reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER },
+  TANDEM_ERR_STORE_UNAVAILABLE: { message: 'The store cannot be opened or reached', closeCode: undefined },
+  TANDEM_ERR_STORE_FAILED: { message: 'The store failed to write; the write will be retried', closeCode: undefined },
+  TANDEM_ERR_LOCK_HELD: { message: 'The lock is held by another session', closeCode: undefined },
+  TANDEM_ERR_LOCK_TIMEOUT: { message: 'The lock was not granted within waitMs', closeCode: undefined },
+  TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined },
+  TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined },
+  TANDEM_ERR_DISCONNECTED: { message: 'The client is not connected', closeCode: undefined },
+  TANDEM_ERR_DESTROYED: { message: 'The client was destroyed', closeCode: undefined }
+} satisfies Record<string, { message: string, closeCode: CloseCodeValue | undefined }>)
+
+/** A stable Tandem error code. */
+export type ErrorCode = keyof typeof ERRORS
+
+/** An error with a stable code; `closeCode` is set where it ends a connection. */
+export class TandemError extends Error {
+  readonly code: ErrorCode
+  readonly closeCode: CloseCodeValue | undefined
+
+  /**
+   * @param code - the registry entry
+   * @param detail - what exactly was wrong, appended to the registry's message
+   * @param options - `cause` when wrapping another error
+   */
+  constructor (code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const entry = ERRORS[code]
+    super(detail === undefined ? entry.message : `${entry.message}: ${detail}`, options)
+    this.name = 'TandemError'
+    this.code = code
+    this.closeCode = entry.closeCode
+  }
+}
+
+/** True when `err` is a TandemError, optionally with the given code. */
+export function isTandemError (err: unknown, code?: ErrorCode): err is TandemError {
+  return err instanceof TandemError && (code === undefined || err.code === code)
+}

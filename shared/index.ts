@@ -1,0 +1,10 @@
+/**
+ * `tandem/protocol`: the wire, defined once. The server and the client both import it.
+ * @packageDocumentation
+ */
+export * from './constants.js'
+export * from './errors.js'
+export * from './document-name.js'
+export * from './awareness.js'
+export * from './messages.js'
+export * from './tandem.js'
