@@ -48,6 +48,20 @@ export class AwarenessRegistry {
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
   }
 
+  /**
+   * True when applying `update` would change some state's content, not only its clock (the
+   * stock client renews an unchanged state every 15 s). False for bytes that do not decode.
+   */
+  changesState (update: Uint8Array): boolean {
+    let entries: AwarenessEntry[]
+    try {
+      entries = readAwarenessUpdate(update)
+    } catch {
+      return false
+    }
+    return entries.some(entry => this.known.get(entry.clientId)?.state !== entry.state)
+  }
+
   /** Removes every state `owner` controls; returns the removal to relay, or null if none. */
   removeOwnedBy (owner: object): Uint8Array | null {
     const relay: AwarenessEntry[] = []

@@ -13,6 +13,9 @@ import { Session, type EndReason } from './session.js'
 import { WebSocketTransport, type UpgradeRequest } from './transport.js'
 import { anonymous, jwt, type Authenticate, type Identity } from './auth.js'
 import { Router } from './http.js'
+import { Collaboration } from './collaboration.js'
+import { MemoryLockTable } from './locks.js'
+import { registerApi } from './api.js'
 import { TandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
 
@@ -36,6 +39,7 @@ export class TandemServer {
   private store: Store | undefined
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
+  private collab: Collaboration | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -51,6 +55,7 @@ export class TandemServer {
       .add('GET', '/readyz', () => this.status === 'listening'
         ? { status: 200, body: { status: 'ready' } }
         : { status: 503, body: { status: this.status } })
+    registerApi(this.router, { adminToken: this.options.adminToken, server: this })
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -63,6 +68,12 @@ export class TandemServer {
   get documents (): DocumentRegistry {
     if (this.registry === undefined) throw new Error('server is not listening')
     return this.registry
+  }
+
+  /** Presence, locks and reconnect grace, once listening. */
+  get collaboration (): Collaboration {
+    if (this.collab === undefined) throw new Error('server is not listening')
+    return this.collab
   }
 
   /** The address it listens on, once listening. */
@@ -88,6 +99,8 @@ export class TandemServer {
       this.store = await openStore(options)
       this.writer = new UpdateWriter(this.store, logger)
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger)
+      const store = this.store
+      this.collab = new Collaboration(new MemoryLockTable((doc, resource) => store.nextFencingToken(doc, resource)), options, logger)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -118,11 +131,17 @@ export class TandemServer {
       socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
       return
     }
+    const collab = this.collaboration
+    // before open(): resuming may drop a half-open socket of the same session
+    const resumeId = collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     const session = new Session(socket, doc, identity, request.tandem, {
-      ended: (s, reason, code) => this.sessionEnded(s, reason, code)
-    }, doc.logger)
+      ended: (s, reason, code) => this.sessionEnded(s, reason, code),
+      message: (s, message) => collab.message(s, message),
+      active: s => collab.activity(s)
+    }, doc.logger, resumeId)
     this.sessions.add(session)
+    collab.joined(session, resumeId !== undefined)
     socket.binaryType = 'nodebuffer'
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) session.receive(data)
@@ -137,8 +156,15 @@ export class TandemServer {
     })
   }
 
+  /**
+   * Every session ends here, once (Session.end is the single exit): its awareness states are
+   * already removed and broadcast; collaboration holds or releases its locks and presence (see
+   * Collaboration.ended); pending updates are stored by the writer and the document unloads
+   * once it has no member and nothing pending.
+   */
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
+    this.collab?.ended(session, reason)
     session.logger.info({ reason, code, durationMs: Date.now() - session.startedAt }, 'session ended')
     this.registry?.release(session.doc)
   }
@@ -175,6 +201,7 @@ export class TandemServer {
     const stored = (async () => {
       await this.writer?.idle()
       for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
+      await this.collab?.close()
       await this.writer?.idle()
       await this.registry?.settled()
       return 'done' as const
@@ -188,6 +215,8 @@ export class TandemServer {
       session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
       session.socket.terminate()
     }
+    // memoized: normally already done above; after a timeout it must not hold the exit up
+    this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
     this.writer?.close()
     this.http?.closeAllConnections()
     await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
