@@ -20,8 +20,13 @@ export class AwarenessRegistry {
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Throws TandemError on bad bytes or a client id owned by
-   * another session; nothing is applied then.
+   * or null when it changes nothing. Throws TandemError on bad bytes; nothing is applied then.
+   *
+   * The stock y-websocket provider re-broadcasts every awareness change it receives, so a
+   * session routinely sends states it does not own. Those entries are ignored, never applied:
+   * a state owned by another session, and a removed state sent again with a clock at or below
+   * the removal by a session that already owns a state (a late relay; a fresh connection whose
+   * clock is behind the removal is its owner coming back, and is accepted).
    */
   apply (owner: object, update: Uint8Array): Uint8Array | null {
     let entries: AwarenessEntry[]
@@ -30,16 +35,15 @@ export class AwarenessRegistry {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
-    for (const entry of entries) {
-      const known = this.known.get(entry.clientId)
-      if (known?.owner !== undefined && known.owner !== owner) {
-        throw new TandemError('TANDEM_ERR_AWARENESS_NOT_OWNED', `client ${entry.clientId}`)
-      }
-    }
+    const ownsOne = this.ownsAny(owner)
     const relay: AwarenessEntry[] = []
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
-      if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
+      if (known?.owner !== undefined && known.owner !== owner) continue
+      if (known !== undefined && known.owner === undefined) {
+        if (entry.state === 'null') continue
+        if (ownsOne && entry.clock <= known.clock) continue
+      }
       const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
       const removed = entry.state === 'null'
       this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
@@ -48,18 +52,26 @@ export class AwarenessRegistry {
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
   }
 
+  private ownsAny (owner: object): boolean {
+    for (const known of this.known.values()) if (known.owner === owner) return true
+    return false
+  }
+
   /**
-   * True when applying `update` would change some state's content, not only its clock (the
+   * True when applying `owner`'s `update` would change some state's content, not only its clock (the
    * stock client renews an unchanged state every 15 s). False for bytes that do not decode.
    */
-  changesState (update: Uint8Array): boolean {
+  changesState (owner: object, update: Uint8Array): boolean {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
     } catch {
       return false
     }
-    return entries.some(entry => this.known.get(entry.clientId)?.state !== entry.state)
+    return entries.some(entry => {
+      const known = this.known.get(entry.clientId)
+      return (known?.owner === undefined || known.owner === owner) && known?.state !== entry.state
+    })
   }
 
   /** Removes every state `owner` controls; returns the removal to relay, or null if none. */

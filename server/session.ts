@@ -174,7 +174,7 @@ export class Session implements DocumentMember {
         return this.hooks.active?.(this)
       case 'awareness': {
         // the stock client renews an unchanged state every 15 s: only a change is activity
-        const changed = this.hooks.active !== undefined && this.doc.awareness.changesState(frame.update)
+        const changed = this.hooks.active !== undefined && this.doc.awareness.changesState(this, frame.update)
         this.doc.applyAwareness(frame.update, this)
         if (changed) this.hooks.active?.(this)
         return
