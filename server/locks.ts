@@ -143,11 +143,11 @@ export class MemoryLockTable implements LockTable {
   }
 
   async releaseAll (doc: string, sessionId: string, reason: LockReleaseReason): Promise<LockInfo[]> {
-    this.cancelWaits(doc, sessionId)
     const resources = this.docs.get(doc)
     if (resources === undefined) return []
     const released = await Promise.all([...resources.keys()].map(resource => new Promise<LockInfo | null>(resolve => {
       this.run(doc, resource, async entry => {
+        this.dropWaiters(entry, sessionId)
         if (entry.holder?.info.sessionId !== sessionId) return resolve(null)
         resolve(await this.free(doc, resource, entry, reason))
       })
@@ -156,16 +156,19 @@ export class MemoryLockTable implements LockTable {
   }
 
   cancelWaits (doc: string, sessionId: string): void {
-    const resources = this.docs.get(doc)
-    if (resources === undefined) return
-    for (const entry of resources.values()) {
-      entry.waiters = entry.waiters.filter(waiter => {
-        if (waiter.owner.sessionId !== sessionId) return true
-        clearTimeout(waiter.timer)
-        waiter.reject(new TandemError('TANDEM_ERR_DISCONNECTED', 'the lock request was cancelled'))
-        return false
-      })
+    // on each resource's chain: a request still on its way to the queue is cancelled too
+    for (const resource of this.docs.get(doc)?.keys() ?? []) {
+      this.run(doc, resource, async entry => this.dropWaiters(entry, sessionId))
     }
+  }
+
+  private dropWaiters (entry: Resource, sessionId: string): void {
+    entry.waiters = entry.waiters.filter(waiter => {
+      if (waiter.owner.sessionId !== sessionId) return true
+      clearTimeout(waiter.timer)
+      waiter.reject(new TandemError('TANDEM_ERR_DISCONNECTED', 'the lock request was cancelled'))
+      return false
+    })
   }
 
   renew (doc: string, resource: string, sessionId: string, ttlMs: number): Promise<LockInfo | null> {
