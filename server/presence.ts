@@ -84,7 +84,9 @@ export class PresenceBoard {
     user.connections.delete(connectionId)
     if (user.connections.size > 0) return this.announce(user)
     this.users.delete(connection.userId)
-    this.onChange({ event: 'left', user: this.entry(user), reason })
+    // as last seen: with no connection left there is no status to compute
+    const last = user.announced ?? this.entry(user)
+    this.onChange({ event: 'left', user: { ...last, connections: 0 }, reason })
   }
 
   /** The connection dropped and may resume: it shows `reconnecting`. */
