@@ -124,7 +124,7 @@ describe('presence', () => {
   })
 
   test('a heartbeat timeout ends presence with timeout once the grace is over', async () => {
-    const server = await startServer({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, reconnectGraceMs: 200 })
+    const server = await startServer({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 1_000, reconnectGraceMs: 200 })
     const name = docName()
     const watcher = tandemClient(server.url, name, { user: { id: 'watcher' } })
     const events = record(watcher)
