@@ -134,6 +134,7 @@ describe('presence', () => {
     // a frozen peer: it neither reads pings nor answers them
     const socket = (ada.provider.ws as unknown as { _socket: { pause: () => void } })._socket
     socket.pause()
+    ada.provider.shouldConnect = false // and never comes back
     await waitFor(() => leftEvents(events).length === 1, 5_000, 'ada timed out')
     expect(leftEvents(events)[0]).toMatchObject({ user: { userId: 'ada' }, reason: 'timeout' })
     await waitFor(() => watcher.locks.holder('block:1') === undefined, 5_000, 'lock released')
