@@ -3,11 +3,19 @@ import type { ResolvedOptions } from '../config.js'
 import type { Store } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { SqliteStore } from './sqlite-store.js'
+import { PostgresStore } from './postgres-store.js'
 
 /** Opens the store the options name; rejects with one clear message if it cannot. */
 export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
   const { persistence } = options
   if (typeof persistence !== 'string') return persistence
+  if (/^postgres(ql)?:\/\//.test(persistence)) {
+    try {
+      return await PostgresStore.open(persistence)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open postgres store at ${redactUrl(persistence)}: ${describe(err)}`, { cause: err })
+    }
+  }
   try {
     if (persistence === 'memory') return new MemoryStore()
     if (persistence === 'sqlite') return new SqliteStore(options.dataDir)
@@ -15,4 +23,22 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
     throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open ${persistence} store in ${options.dataDir}: ${(err as Error).message}`, { cause: err })
   }
   throw new TandemError('TANDEM_ERR_INVALID_OPTION', `persistence ${persistence} is not supported yet`)
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+/** An error's message; node's AggregateError (IPv4 and IPv6 both refused) has an empty one. */
+export function describe (err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return describe(err.errors[0])
+  const message = (err as Error)?.message
+  return message === undefined || message === '' ? String((err as { code?: string })?.code ?? err) : message
 }

@@ -1,0 +1,114 @@
+import { onTestFinished, test } from 'vitest'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer as createNetServer } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
+import { Redis } from 'ioredis'
+import { waitFor } from './helpers.js'
+
+/** The test PostgreSQL (trust auth, db `test`); override with TANDEM_TEST_POSTGRES. */
+export const POSTGRES_URL = process.env.TANDEM_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test'
+/** The shared test Redis; override with TANDEM_TEST_REDIS. */
+export const REDIS_URL = process.env.TANDEM_TEST_REDIS ?? 'redis://127.0.0.1:6379'
+
+async function reachable (check: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await check()
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** True when the test PostgreSQL answers. */
+export const postgresUp = await reachable(async () => {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2_000 })
+  await client.connect()
+  await client.end()
+})
+
+/** True when the test Redis answers and redis-server can be started. */
+export const redisUp = await reachable(async () => {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  try {
+    await redis.connect()
+    await redis.ping()
+  } finally {
+    redis.disconnect()
+  }
+})
+
+/**
+ * `test`, or `test.skip` when a service is missing outside CI. Under CI=true a missing service
+ * is a failure, never a skip.
+ */
+export function testWith (up: boolean): typeof test {
+  return up || process.env.CI === 'true' ? test : test.skip
+}
+
+/** A unique schema name; the schema is dropped after the test. */
+export function pgSchema (): string {
+  const schema = `tandem_test_${randomUUID().replace(/-/g, '').slice(0, 16)}`
+  onTestFinished(async () => {
+    const client = new pg.Client({ connectionString: POSTGRES_URL })
+    await client.connect()
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await client.end()
+  })
+  return schema
+}
+
+/** A unique Redis key prefix for this test. */
+export function redisPrefix (): string {
+  return `tandem-test:${randomUUID().slice(0, 8)}:`
+}
+
+/** A TCP port free right now on 127.0.0.1. */
+export async function freePort (): Promise<number> {
+  const server = createNetServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise(resolve => server.close(resolve))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+/** A private redis-server that a test may stop and start again on the same port. */
+export interface PrivateRedis {
+  url: string
+  port: number
+  /** Kills it (SIGKILL); nothing is kept. */
+  stop (): Promise<void>
+  /** Starts it again on the same port. */
+  start (): Promise<void>
+}
+
+/** Starts a private redis-server on a free port (no persistence); killed after the test. */
+export async function privateRedis (): Promise<PrivateRedis> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  const url = `redis://127.0.0.1:${port}`
+  const start = async (): Promise<void> => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+    await waitFor(() => reachable(async () => {
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      try {
+        await redis.connect()
+        await redis.ping()
+      } finally {
+        redis.disconnect()
+      }
+    }), 5_000, `redis-server on ${port}`)
+  }
+  const stop = async (): Promise<void> => {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null) return
+    const exited = new Promise(resolve => running.once('exit', resolve))
+    running.kill('SIGKILL')
+    await exited
+  }
+  await start()
+  onTestFinished(stop)
+  return { url, port, stop, start }
+}
