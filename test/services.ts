@@ -30,6 +30,7 @@ export const postgresUp = await reachable(async () => {
 /** True when the test Redis answers and redis-server can be started. */
 export const redisUp = await reachable(async () => {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  redis.on('error', () => {})
   try {
     await redis.connect()
     await redis.ping()
@@ -92,6 +93,7 @@ export async function privateRedis (): Promise<PrivateRedis> {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
     await waitFor(() => reachable(async () => {
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      redis.on('error', () => {})
       try {
         await redis.connect()
         await redis.ping()
