@@ -1,6 +1,14 @@
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
 import { TandemError } from '../shared/errors.js'
 
+/**
+ * The owner of awareness states whose session lives on another instance (scale-out). That
+ * instance assigns their clocks; this one accepts a state only with a higher clock than it knows.
+ */
+export class RemoteOwner {
+  constructor (readonly nodeId: string) {}
+}
+
 interface Known {
   clock: number
   /** JSON text; 'null' once removed. */
@@ -17,11 +25,17 @@ interface Known {
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
+  /** The client ids each connection controls: those of its first awareness update. */
+  private readonly claims = new WeakMap<object, Set<number>>()
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Throws TandemError on bad bytes or a client id owned by
-   * another session; nothing is applied then.
+   * or null when it changes nothing. Throws TandemError on bad bytes; nothing is applied then.
+   *
+   * A connection controls the client ids of its first awareness update (the stock client sends
+   * its own state first, on open). Entries for other ids are ignored: the stock client re-sends
+   * every awareness change it hears, so they are echoes of other clients' states, and applying
+   * them would let one connection own (and on its end remove) another client's state.
    */
   apply (owner: object, update: Uint8Array): Uint8Array | null {
     let entries: AwarenessEntry[]
@@ -30,22 +44,70 @@ export class AwarenessRegistry {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
-    for (const entry of entries) {
-      const known = this.known.get(entry.clientId)
-      if (known?.owner !== undefined && known.owner !== owner) {
-        throw new TandemError('TANDEM_ERR_AWARENESS_NOT_OWNED', `client ${entry.clientId}`)
-      }
-    }
+    let own = this.claims.get(owner)
+    if (own === undefined && entries.length > 0) this.claims.set(owner, own = new Set(entries.map(entry => entry.clientId)))
     const relay: AwarenessEntry[] = []
     for (const entry of entries) {
+      if (own?.has(entry.clientId) !== true) continue
       const known = this.known.get(entry.clientId)
       if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
-      const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
+      // a client that reconnected (here, or from another instance) before its old connection's
+      // removal was sent: that removal carries the old clock plus one, so step over it
+      const step = known?.owner !== undefined && known.owner !== owner ? 2 : 1
+      // a client id this registry never saw may have been removed elsewhere with any clock (on
+      // another instance, or here before the document unloaded): start from the time in ms,
+      // above any clock a client can have reached by counting (it would need 1000 changes a second)
+      const clock = known === undefined ? Math.max(entry.clock, Date.now()) : Math.max(entry.clock, known.clock + step)
       const removed = entry.state === 'null'
       this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /**
+   * Applies awareness entries another instance relayed for states its sessions own (their clocks
+   * are already assigned there): an entry is taken only with a clock above the one known. With
+   * `snapshot`, the entries are everything `owner` controls, and any other state attributed to it
+   * is removed (its removal was missed). Returns the update to relay to local members, or null.
+   * Throws on bad bytes.
+   */
+  applyRemote (owner: RemoteOwner, update: Uint8Array, snapshot = false): Uint8Array | null {
+    const entries = readAwarenessUpdate(update)
+    const relay: AwarenessEntry[] = []
+    const listed = new Set<number>()
+    for (const entry of entries) {
+      listed.add(entry.clientId)
+      const known = this.known.get(entry.clientId)
+      if (known !== undefined && entry.clock <= known.clock) continue
+      const removed = entry.state === 'null'
+      this.known.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: removed ? undefined : owner })
+      if (known !== undefined || !removed) relay.push(entry)
+    }
+    if (snapshot) {
+      for (const [clientId, known] of this.known) {
+        if (known.owner !== owner || listed.has(clientId)) continue
+        known.clock++
+        known.state = 'null'
+        known.owner = undefined
+        relay.push({ clientId, clock: known.clock, state: 'null' })
+      }
+    }
+    return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /**
+   * Every state owned by a local session, each with its clock raised by one, for a snapshot to
+   * other instances: the raise beats any removal a peer applied while it could not hear us.
+   */
+  snapshotLocal (): Uint8Array {
+    const entries: AwarenessEntry[] = []
+    for (const [clientId, known] of this.known) {
+      if (known.owner === undefined || known.owner instanceof RemoteOwner) continue
+      known.clock++
+      entries.push({ clientId, clock: known.clock, state: known.state })
+    }
+    return writeAwarenessUpdate(entries)
   }
 
   /** Removes every state `owner` controls; returns the removal to relay, or null if none. */

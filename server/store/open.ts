@@ -13,7 +13,7 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
     try {
       return await PostgresStore.open(persistence)
     } catch (err) {
-      throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open postgres store at ${redactUrl(persistence)}: ${describe(err)}`, { cause: err })
+      throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open postgres store at ${redactUrl(persistence)}: ${errorMessage(err)}`, { cause: err })
     }
   }
   try {
@@ -37,8 +37,8 @@ export function redactUrl (url: string): string {
 }
 
 /** An error's message; node's AggregateError (IPv4 and IPv6 both refused) has an empty one. */
-export function describe (err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return describe(err.errors[0])
+export function errorMessage (err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return errorMessage(err.errors[0])
   const message = (err as Error)?.message
   return message === undefined || message === '' ? String((err as { code?: string })?.code ?? err) : message
 }
