@@ -76,6 +76,9 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     await Promise.all([synced(a.provider), synced(b.provider)])
     a.provider.awareness.setLocalStateField('user', 'ada')
     b.provider.awareness.setLocalStateField('user', 'bob')
+    // a client that leaves during the outage: its removal cannot cross now
+    ghost.provider.shouldConnect = false
+    ;(ghost.provider.ws as unknown as WebSocket).terminate()
     await waitFor(() => seesUser(b, a, 'ada') && seesUser(a, b, 'bob'), 5_000, 'both see each other')
     // a drop, not a leave: the TCP connection ends without a closing handshake
     a.provider.shouldConnect = false
@@ -127,15 +130,17 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
   })
 
   it('Redis outage: both keep serving, readyz is 503, and after Redis returns all clients converge', async () => {
-    const { redis, instances: [p1, p2] } = await deployment(2)
+    const { redis, schema, instances: [p1, p2] } = await deployment(2)
     const name = docName()
     const a = stockClient(p1!.url, name)
     const b = stockClient(p2!.url, name)
     const a2 = stockClient(p1!.url, name)
-    await Promise.all([synced(a.provider), synced(b.provider), synced(a2.provider)])
+    const ghost = stockClient(p1!.url, name)
+    await Promise.all([synced(a.provider), synced(b.provider), synced(a2.provider), synced(ghost.provider)])
     a.text.insert(0, 'before ')
     a.provider.awareness.setLocalStateField('user', 'ada')
-    await waitFor(() => b.text.toString() === 'before ' && seesUser(b, a, 'ada'), 5_000, 'b sees a before the outage')
+    ghost.provider.awareness.setLocalStateField('user', 'ghost')
+    await waitFor(() => b.text.toString() === 'before ' && seesUser(b, a, 'ada') && seesUser(b, ghost, 'ghost'), 5_000, 'b sees a before the outage')
     expect(await httpStatus(p1!.http, '/readyz')).toBe(200)
 
     await redis.stop()
@@ -143,6 +148,9 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     a.text.insert(a.text.length, 'A')
     b.text.insert(0, 'B')
     b.provider.awareness.setLocalStateField('user', 'bob')
+    // a client that leaves during the outage: its removal cannot cross now
+    ghost.provider.shouldConnect = false
+    ;(ghost.provider.ws as unknown as WebSocket).terminate()
     // clients of one instance still reach each other
     await waitFor(() => a2.text.toString() === a.text.toString(), 5_000, 'a2 sees a during the outage')
     expect(a2.text.toString()).not.toContain('B')
@@ -151,10 +159,14 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     await waitFor(async () => await httpStatus(p1!.http, '/readyz') === 200 && await httpStatus(p2!.http, '/readyz') === 200, 10_000, 'readyz 200 again')
     await waitFor(() => a.text.length === 9 && b.text.length === 9 && a2.text.length === 9, 10_000, 'all converge after the outage')
     expect(new Set([a.text.toString(), b.text.toString(), a2.text.toString()]).size).toBe(1)
-    await waitFor(() => seesUser(a, b, 'bob') && seesUser(b, a, 'ada'), 10_000, 'awareness converges')
+    await waitFor(() => seesUser(a, b, 'bob') && seesUser(b, a, 'ada') && !others(b).has(ghost.doc.clientID), 10_000, 'awareness converges')
     // and the bus works again for new edits
     b.text.insert(0, '!')
     await waitFor(() => a.text.toString().startsWith('!'), 5_000, 'new edit crosses')
+    // nothing lost: the store holds what every client shows
+    for (const c of [a, b, a2]) c.provider.shouldConnect = false
+    expect(await Promise.all([p1!.stop(), p2!.stop()])).toEqual([0, 0])
+    expect(await storedText(schema, name)).toBe(a.text.toString())
   })
 
   it('a Redis it cannot reach at start: exit 1 with one line', async () => {
