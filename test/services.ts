@@ -44,7 +44,7 @@ export const redisUp = await reachable(async () => {
  * is a failure, never a skip.
  */
 export function testWith (up: boolean): typeof test {
-  return up || process.env.CI === 'true' ? test : test.skip
+  return up || process.env.CI === 'true' ? test : test.skip as typeof test
 }
 
 /** A unique schema name; the schema is dropped after the test. */
