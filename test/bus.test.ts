@@ -77,4 +77,19 @@ describe('Redis bus', () => {
     await waitFor(() => received.length > 0, 5_000, 'b hears a after the outage')
     expect(received.map(m => m.type === 'update' ? m.update[0] : -1)).toEqual([2])
   })
+
+  testWith(redisUp)('a Redis that stops answering without closing counts as down', async () => {
+    const redis = await privateRedis()
+    const bus = new RedisBus({ url: redis.url, prefix: redisPrefix(), livenessMs: 500, logger: testLogger })
+    onTestFinished(async () => {
+      redis.resume()
+      await bus.close()
+    })
+    let readyCount = 0
+    await bus.start({ message: () => {}, ready: () => { readyCount++ }, nodeDown: () => {} })
+    redis.pause()
+    await waitFor(() => !bus.ready, 5_000, 'bus down')
+    redis.resume()
+    await waitFor(() => bus.ready && readyCount === 2, 10_000, 'bus ready again')
+  })
 })

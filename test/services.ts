@@ -82,6 +82,10 @@ export interface PrivateRedis {
   stop (): Promise<void>
   /** Starts it again on the same port. */
   start (): Promise<void>
+  /** Freezes it (SIGSTOP): connections stay open but nothing answers. */
+  pause (): void
+  /** Thaws it (SIGCONT). */
+  resume (): void
 }
 
 /** Starts a private redis-server on a free port (no persistence); killed after the test. */
@@ -112,5 +116,5 @@ export async function privateRedis (): Promise<PrivateRedis> {
   }
   await start()
   onTestFinished(stop)
-  return { url, port, stop, start }
+  return { url, port, stop, start, pause: () => child?.kill('SIGSTOP'), resume: () => child?.kill('SIGCONT') }
 }

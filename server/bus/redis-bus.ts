@@ -48,7 +48,8 @@ export class RedisBus implements Bus {
     this.livenessMs = options.livenessMs ?? 30_000
     this.logger = options.logger.child({ bus: 'redis', node: this.nodeId })
     const connection = { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy: backoff }
-    this.pub = new Redis(options.url, { ...connection, connectionName: `tandem-pub-${this.nodeId}` })
+    // a command unanswered this long means a half-open connection (no FIN ever came): see tick()
+    this.pub = new Redis(options.url, { ...connection, commandTimeout: Math.max(500, Math.floor(this.livenessMs / 5)), connectionName: `tandem-pub-${this.nodeId}` })
     this.sub = new Redis(options.url, { ...connection, connectionName: `tandem-sub-${this.nodeId}` })
   }
 
@@ -175,6 +176,12 @@ export class RedisBus implements Bus {
       })
     } catch (err) {
       this.logger.debug({ err }, 'liveness check failed')
+      if (/timed out/i.test((err as Error).message) && this.status === 'ready') {
+        // Redis stopped answering without closing: treat it as an outage and reconnect both
+        this.setStatus('down')
+        this.pub.disconnect(true)
+        this.sub.disconnect(true)
+      }
     }
   }
 
