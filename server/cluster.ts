@@ -7,7 +7,7 @@ import type { Bus, BusMessage } from './bus/bus.js'
 import { RedisBus } from './bus/redis-bus.js'
 import { writeAwareness } from '../shared/messages.js'
 import { TandemError } from '../shared/errors.js'
-import { errorMessage, redactUrl } from './store/open.js'
+import { errorMessage, redactUrl } from './error-text.js'
 import type { ResolvedOptions } from './config.js'
 
 /** The loaded documents, as the cluster looks them up. */

@@ -4,6 +4,7 @@ import type { Store } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { SqliteStore } from './sqlite-store.js'
 import { PostgresStore } from './postgres-store.js'
+import { errorMessage, redactUrl } from '../error-text.js'
 
 /** Opens the store the options name; rejects with one clear message if it cannot. */
 export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
@@ -25,20 +26,3 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
   throw new TandemError('TANDEM_ERR_INVALID_OPTION', `persistence ${persistence} is not supported yet`)
 }
 
-/** The URL without its password, for messages and logs. */
-export function redactUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparsable URL)'
-  }
-}
-
-/** An error's message; node's AggregateError (IPv4 and IPv6 both refused) has an empty one. */
-export function errorMessage (err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return errorMessage(err.errors[0])
-  const message = (err as Error)?.message
-  return message === undefined || message === '' ? String((err as { code?: string })?.code ?? err) : message
-}
