@@ -15,6 +15,8 @@ interface Known {
   state: string
   /** The owner's key (a session), or undefined once removed. */
   owner: object | undefined
+  /** Members the server sent this state to: their echoes of it are not claims. */
+  seenBy: WeakSet<object>
 }
 
 /**
@@ -25,41 +27,47 @@ interface Known {
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
-  /** The client ids each connection controls: those of its first awareness update. */
-  private readonly claims = new WeakMap<object, Set<number>>()
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Throws TandemError on bad bytes; nothing is applied then.
+   * or null when it changes nothing. `recipients` are the members the relay goes to.
    *
-   * A connection controls the client ids of its first awareness update (the stock client sends
-   * its own state first, on open). Entries for other ids are ignored: the stock client re-sends
-   * every awareness change it hears, so they are echoes of other clients' states, and applying
-   * them would let one connection own (and on its end remove) another client's state.
+   * The stock client re-sends every awareness change it receives, so entries for client ids
+   * that another session controls, or that this session was sent before they were removed, are
+   * echoes and are skipped. A client that reconnects claims its id again through a new session,
+   * which was never sent that id's state; so does a client that moved here from another
+   * instance while that instance still owns its state.
+   * Throws TandemError on bad bytes; nothing is applied then.
    */
-  apply (owner: object, update: Uint8Array): Uint8Array | null {
+  apply (owner: object, update: Uint8Array, recipients: Iterable<object>): Uint8Array | null {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
-    let own = this.claims.get(owner)
-    if (own === undefined && entries.length > 0) this.claims.set(owner, own = new Set(entries.map(entry => entry.clientId)))
     const relay: AwarenessEntry[] = []
+    let seenBy: WeakSet<object> | undefined
     for (const entry of entries) {
-      if (own?.has(entry.clientId) !== true) continue
       const known = this.known.get(entry.clientId)
-      if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
-      // a client that reconnected (here, or from another instance) before its old connection's
-      // removal was sent: that removal carries the old clock plus one, so step over it
-      const step = known?.owner !== undefined && known.owner !== owner ? 2 : 1
-      // a client id this registry never saw may have been removed elsewhere with any clock (on
-      // another instance, or here before the document unloaded): start from the time in ms,
-      // above any clock a client can have reached by counting (it would need 1000 changes a second)
-      const clock = known === undefined ? Math.max(entry.clock, Date.now()) : Math.max(entry.clock, known.clock + step)
+      if (known !== undefined && known.owner !== owner) {
+        const local = known.owner !== undefined && !(known.owner instanceof RemoteOwner)
+        if (local || entry.state === 'null' || known.seenBy.has(owner)) continue
+      }
+      let clock: number
+      if (known === undefined) {
+        // an id this registry never saw may have been removed elsewhere with any clock (on another
+        // instance, or here before the document unloaded): start from the time in ms, above any
+        // clock a client can reach by counting (it would need 1000 changes a second)
+        clock = Math.max(entry.clock, Date.now())
+      } else {
+        // taking over from another instance, whose removal will carry its clock plus one: step over it
+        const step = known.owner instanceof RemoteOwner ? 2 : 1
+        clock = Math.max(entry.clock, known.clock + step)
+      }
       const removed = entry.state === 'null'
-      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
+      seenBy ??= new WeakSet(recipients)
+      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -72,16 +80,18 @@ export class AwarenessRegistry {
    * is removed (its removal was missed). Returns the update to relay to local members, or null.
    * Throws on bad bytes.
    */
-  applyRemote (owner: RemoteOwner, update: Uint8Array, snapshot = false): Uint8Array | null {
+  applyRemote (owner: RemoteOwner, update: Uint8Array, recipients: Iterable<object>, snapshot = false): Uint8Array | null {
     const entries = readAwarenessUpdate(update)
     const relay: AwarenessEntry[] = []
+    let seenBy: WeakSet<object> | undefined
     const listed = new Set<number>()
     for (const entry of entries) {
       listed.add(entry.clientId)
       const known = this.known.get(entry.clientId)
       if (known !== undefined && entry.clock <= known.clock) continue
       const removed = entry.state === 'null'
-      this.known.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: removed ? undefined : owner })
+      seenBy ??= new WeakSet(recipients)
+      this.known.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
       if (known !== undefined || !removed) relay.push(entry)
     }
     if (snapshot) {
@@ -130,11 +140,13 @@ export class AwarenessRegistry {
     return ids
   }
 
-  /** Every live state, as one update for a joining client; null when there is none. */
-  encodeAll (): Uint8Array | null {
+  /** Every live state, as one update for `recipient`; null when there is none. */
+  encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
-      if (known.owner !== undefined) entries.push({ clientId, clock: known.clock, state: known.state })
+      if (known.owner === undefined) continue
+      known.seenBy.add(recipient)
+      entries.push({ clientId, clock: known.clock, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)
   }

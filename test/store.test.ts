@@ -1,44 +1,72 @@
 import { describe, expect, test } from 'vitest'
-import { spawnSync } from 'node:child_process'
+import * as Y from 'yjs'
 import { MemoryStore } from '../server/store/memory-store.js'
 import { SqliteStore } from '../server/store/sqlite-store.js'
-import { PostgresStore } from '../server/store/postgres-store.js'
-import { openStore } from '../server/store/open.js'
-import { storeContract } from './store-contract.js'
-import { tempDir } from './helpers.js'
-import { POSTGRES_URL, pgSchema, postgresUp, testWith } from './services.js'
+import type { Store } from '../server/store/store.js'
+import { tempDir, docName } from './helpers.js'
 
-storeContract('memory', async () => ({ open: async () => new MemoryStore(), durable: false, shared: false }))
+function edits (count: number): { doc: Y.Doc, updates: Uint8Array[] } {
+  const doc = new Y.Doc()
+  const updates: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => updates.push(u))
+  for (let i = 0; i < count; i++) doc.getText('t').insert(i, String(i % 10))
+  return { doc, updates }
+}
 
-storeContract('sqlite', async () => {
-  const dir = tempDir()
-  return { open: async () => new SqliteStore(dir), durable: true, shared: true }
+function rebuild (stored: Uint8Array[]): Y.Doc {
+  const doc = new Y.Doc()
+  for (const u of stored) Y.applyUpdate(doc, u)
+  return doc
+}
+
+const stores: Array<[string, (dir: string) => Store]> = [
+  ['memory', () => new MemoryStore()],
+  ['sqlite', dir => new SqliteStore(dir)]
+]
+
+describe.each(stores)('%s store', (_, create) => {
+  test('append, load, compact, keep what comes after', async () => {
+    const store = create(tempDir())
+    const name = docName()
+    const { doc, updates } = edits(50)
+    await store.append(updates.slice(0, 30).map(update => ({ name, update })))
+    await store.append(updates.slice(30).map(update => ({ name, update })))
+    expect(await store.load(name)).toHaveLength(50)
+    await store.compact(name)
+    const compacted = await store.load(name)
+    expect(compacted).toHaveLength(1)
+    expect(rebuild(compacted).getText('t').toString()).toBe(doc.getText('t').toString())
+    doc.getText('t').insert(0, '!')
+    await store.append([{ name, update: updates[updates.length - 1]! }])
+    expect(await store.load(name)).toHaveLength(2)
+    expect(await store.load(docName())).toEqual([])
+    await store.close()
+    await store.close()
+  })
+
+  test('fencing tokens only grow, per resource', async () => {
+    const store = create(tempDir())
+    const name = docName()
+    expect(await store.nextFencingToken(name, 'a')).toBe(1)
+    expect(await store.nextFencingToken(name, 'a')).toBe(2)
+    expect(await store.nextFencingToken(name, 'b')).toBe(1)
+    expect(await store.nextFencingToken(name, 'a')).toBe(3)
+    await store.close()
+  })
 })
 
-storeContract('postgres', async () => {
-  const schema = pgSchema()
-  return { open: () => PostgresStore.open(POSTGRES_URL, { schema }), durable: true, shared: true }
-}, postgresUp || process.env.CI === 'true')
-
-describe('opening a PostgreSQL store', () => {
-  testWith(postgresUp)('takes the schema from the URL', async () => {
-    const schema = pgSchema()
-    const store = await openStore({ persistence: `${POSTGRES_URL}?schema=${schema}`, dataDir: '' })
-    await store.append([{ name: 'x', update: Uint8Array.of(0, 0) }])
-    const other = await PostgresStore.open(POSTGRES_URL, { schema })
-    expect(await other.load('x')).toEqual([Uint8Array.of(0, 0)])
-    await Promise.all([store.close(), other.close()])
-  })
-
-  test('an unreachable server is one clear error', async () => {
-    await expect(openStore({ persistence: 'postgres://postgres@127.0.0.1:1/test', dataDir: '' }))
-      .rejects.toThrow(/^The store cannot be opened or reached: cannot open postgres store at postgres:\/\/postgres@127\.0\.0\.1:1\/test: .*ECONNREFUSED/)
-  })
-
-  test('the binary exits non-zero with one line when the store is unreachable', () => {
-    const result = spawnSync(process.execPath, ['dist/server/cli.js', '--port', '0', '--persistence', 'postgres://postgres@127.0.0.1:1/test'], { encoding: 'utf8', timeout: 20_000 })
-    expect(result.status).toBe(1)
-    expect(result.stderr.trim().split('\n')).toHaveLength(1)
-    expect(result.stderr).toMatch(/^tandem: The store cannot be opened or reached: .*ECONNREFUSED/)
+describe('sqlite store durability', () => {
+  test('updates and fencing tokens survive a reopen', async () => {
+    const dir = tempDir()
+    const name = docName()
+    const { doc, updates } = edits(10)
+    const first = new SqliteStore(dir)
+    await first.append(updates.map(update => ({ name, update })))
+    await first.nextFencingToken(name, 'r')
+    await first.close()
+    const second = new SqliteStore(dir)
+    expect(rebuild(await second.load(name)).getText('t').toString()).toBe(doc.getText('t').toString())
+    expect(await second.nextFencingToken(name, 'r')).toBe(2)
+    await second.close()
   })
 })
