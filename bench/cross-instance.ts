@@ -5,13 +5,15 @@
  * and dropped here) and one Redis (a unique key prefix), connects stock y-websocket clients, and
  * times one edit at a time from a writer's insert to the moment a reader's document has it:
  * reader on the writer's instance (single-instance path: store, then relay) and reader on the
- * other instance (store, publish, Redis, apply, relay). Bounded: SAMPLES edits per path, 60 s.
+ * other instance (store, publish, Redis, apply, relay), alternating so that both paths see the
+ * same machine load. Bounded: SAMPLES edits per path, 60 s. With BENCH_PERSISTENCE=memory each
+ * instance keeps its own memory store, which isolates what the bus adds.
  *
  *   npm run build && npx tsc -p bench/tsconfig.cross-instance.json
  *   node dist/bench-cross-instance/bench/cross-instance.js
  *
  * Environment: BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432/test), BENCH_REDIS
- * (redis://127.0.0.1:6379), BENCH_SAMPLES (300).
+ * (redis://127.0.0.1:6379), BENCH_SAMPLES (300), BENCH_PERSISTENCE (postgres | memory).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -24,6 +26,7 @@ import pg from 'pg'
 const POSTGRES = process.env.BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test'
 const REDIS = process.env.BENCH_REDIS ?? 'redis://127.0.0.1:6379'
 const SAMPLES = Math.min(2_000, Number(process.env.BENCH_SAMPLES ?? 300))
+const PERSISTENCE = process.env.BENCH_PERSISTENCE === 'memory' ? 'memory' : 'postgres'
 const DEADLINE = Date.now() + 60_000
 
 const children: ChildProcess[] = []
@@ -57,26 +60,35 @@ function until (condition: () => boolean): Promise<void> {
   })
 }
 
-/** Times SAMPLES edits, one at a time, from the writer's insert to the reader having it. */
-async function measure (writer: Y.Doc, reader: Y.Doc, count = SAMPLES): Promise<number[]> {
-  const times: number[] = []
-  const wText = writer.getText('t')
+/** Times one edit from the writer's insert to the reader having it. */
+async function once (writer: Y.Doc, reader: Y.Doc): Promise<number> {
   const rText = reader.getText('t')
+  const want = rText.length + 1
+  const arrived = new Promise<number>(resolve => {
+    const onUpdate = (): void => {
+      if (rText.length < want) return
+      reader.off('update', onUpdate)
+      resolve(performance.now())
+    }
+    reader.on('update', onUpdate)
+  })
+  const started = performance.now()
+  writer.getText('t').insert(0, 'x')
+  const done = await arrived
+  return done - started
+}
+
+/** Alternates single- and cross-instance edits, `count` of each. */
+async function measure (writer: Y.Doc, local: Y.Doc, remote: Y.Doc, count: number): Promise<{ single: number[], cross: number[] }> {
+  const single: number[] = []
+  const cross: number[] = []
   for (let i = 0; i < count && Date.now() < DEADLINE; i++) {
-    const want = rText.length + 1
-    const arrived = new Promise<number>(resolve => {
-      const onUpdate = (): void => {
-        if (rText.length < want) return
-        reader.off('update', onUpdate)
-        resolve(performance.now())
-      }
-      reader.on('update', onUpdate)
-    })
-    const started = performance.now()
-    wText.insert(wText.length, 'x')
-    times.push(await arrived - started)
+    single.push(await once(writer, local))
+    await until(() => remote.getText('t').length === writer.getText('t').length)
+    cross.push(await once(writer, remote))
+    await until(() => local.getText('t').length === writer.getText('t').length)
   }
-  return times
+  return { single, cross }
 }
 
 function percentile (sorted: number[], p: number): number {
@@ -91,7 +103,8 @@ function report (label: string, times: number[]): void {
 async function main (): Promise<void> {
   const schema = `tandem_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`
   const prefix = `tandem-bench:${randomUUID().slice(0, 8)}:`
-  const common = ['--persistence', `${POSTGRES}?schema=${schema}`, '--redis', REDIS, '--redis-prefix', prefix]
+  const persistence = PERSISTENCE === 'memory' ? 'memory' : `${POSTGRES}?schema=${schema}`
+  const common = ['--persistence', persistence, '--redis', REDIS, '--redis-prefix', prefix]
   try {
     const [one, two] = [await tandem(common), await tandem(common)]
     const name = `bench-${randomUUID()}`
@@ -99,11 +112,9 @@ async function main (): Promise<void> {
     const local = client(one, name)
     const remote = client(two, name)
     await until(() => writer.provider.synced && local.provider.synced && remote.provider.synced)
-    // warm up both paths
-    await measure(writer.doc, remote.doc, 20)
-    const single = await measure(writer.doc, local.doc)
-    const cross = await measure(writer.doc, remote.doc)
-    console.log(`cross-instance latency, stock y-websocket clients, PostgreSQL store, Redis bus, loopback (node ${process.version})`)
+    await measure(writer.doc, local.doc, remote.doc, 20) // warm-up
+    const { single, cross } = await measure(writer.doc, local.doc, remote.doc, SAMPLES)
+    console.log(`update latency, stock y-websocket clients, ${PERSISTENCE} store, Redis bus, loopback (node ${process.version})`)
     report('single-instance', single)
     report('cross-instance', cross)
     for (const c of [writer, local, remote]) c.provider.destroy()
