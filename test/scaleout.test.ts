@@ -151,17 +151,24 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     // clients of one instance still reach each other
     await waitFor(() => a2.text.toString() === a.text.toString(), 5_000, 'a2 sees a during the outage')
     expect(a2.text.toString()).not.toContain('B')
+    // a document first opened during the outage loads on both instances
+    const fresh = docName()
+    const [c1, c2] = [stockClient(p1!.url, fresh), stockClient(p2!.url, fresh)]
+    await Promise.all([synced(c1.provider), synced(c2.provider)])
+    c1.text.insert(0, 'one')
+    c2.text.insert(0, 'two')
 
     await redis.start()
     await waitFor(async () => await httpStatus(p1!.http, '/readyz') === 200 && await httpStatus(p2!.http, '/readyz') === 200, 10_000, 'readyz 200 again')
     await waitFor(() => a.text.length === 9 && b.text.length === 9 && a2.text.length === 9, 10_000, 'all converge after the outage')
     expect(new Set([a.text.toString(), b.text.toString(), a2.text.toString()]).size).toBe(1)
+    await waitFor(() => c1.text.length === 6 && c2.text.toString() === c1.text.toString(), 10_000, 'the fresh document converges')
     await waitFor(() => seesUser(a, b, 'bob') && seesUser(b, a, 'ada') && !others(b).has(ghost.doc.clientID), 10_000, 'awareness converges')
     // and the bus works again for new edits
     b.text.insert(0, '!')
     await waitFor(() => a.text.toString().startsWith('!'), 5_000, 'new edit crosses')
     // nothing lost: the store holds what every client shows
-    for (const c of [a, b, a2]) c.provider.shouldConnect = false
+    for (const c of [a, b, a2, c1, c2]) c.provider.shouldConnect = false
     expect(await Promise.all([p1!.stop(), p2!.stop()])).toEqual([0, 0])
     expect(await storedText(schema, name)).toBe(a.text.toString())
   })

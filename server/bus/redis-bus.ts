@@ -40,6 +40,8 @@ export class RedisBus implements Bus {
   /** Peers heard from: the ones whose liveness this node watches. */
   private readonly peers = new Set<string>()
   private readySince = 0
+  /** Subscriptions waiting for Redis: released when the bus goes down. */
+  private readonly interrupted = new Set<() => void>()
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
 
@@ -72,6 +74,7 @@ export class RedisBus implements Bus {
     const was = this.status
     this.status = status
     if (status === 'down') this.logger.error('redis unreachable; serving local clients only until it returns')
+    if (status === 'down' || status === 'closed') for (const release of [...this.interrupted]) release()
     if (status === 'ready' && was === 'down') this.logger.info('redis reachable again; resynchronising')
   }
 
@@ -124,9 +127,17 @@ export class RedisBus implements Bus {
 
   async subscribe (doc: string): Promise<void> {
     this.topics.add(doc)
-    if (this.sub.status !== 'ready') return
-    // a failure here means a reconnect is coming, and it subscribes every topic again
-    await this.sub.subscribe(this.channel(doc)).catch(() => {})
+    if (this.status !== 'ready' || this.sub.status !== 'ready') return
+    // done when Redis confirms, or when the bus goes down: a document must not wait for Redis to
+    // load, and the reconnect that follows subscribes every topic again and resynchronises
+    await new Promise<void>(resolve => {
+      const done = (): void => {
+        this.interrupted.delete(done)
+        resolve()
+      }
+      this.interrupted.add(done)
+      this.sub.subscribe(this.channel(doc)).then(done, done)
+    })
   }
 
   unsubscribe (doc: string): void {
