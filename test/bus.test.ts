@@ -6,7 +6,7 @@ import type { BusMessage } from '../server/bus/bus.js'
 import { decodeBusMessage, encodeBusMessage } from '../server/bus/bus-codec.js'
 import { busContract } from './bus-contract.js'
 import { docName, testLogger, waitFor } from './helpers.js'
-import { REDIS_URL, privateRedis, redisPrefix, redisUp, testWith } from './services.js'
+import { REDIS_URL, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith } from './services.js'
 
 busContract('in-process', async () => {
   const hub = new LocalHub()
@@ -16,6 +16,12 @@ busContract('in-process', async () => {
 busContract('redis', async () => {
   const prefix = redisPrefix()
   return () => new RedisBus({ url: REDIS_URL, prefix, livenessMs: 500, logger: testLogger })
+}, redisUp || process.env.CI === 'true')
+
+busContract('redis cluster', async () => {
+  const url = await privateRedisCluster()
+  const prefix = redisPrefix()
+  return () => new RedisBus({ url, prefix, livenessMs: 500, logger: testLogger })
 }, redisUp || process.env.CI === 'true')
 
 describe('bus message codec', () => {

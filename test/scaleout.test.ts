@@ -4,7 +4,7 @@ import * as Y from 'yjs'
 import type WebSocket from 'ws'
 import { PostgresStore } from '../server/store/postgres-store.js'
 import { docName, stockClient, synced, waitFor, type StockClient } from './helpers.js'
-import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith, type PrivateRedis } from './services.js'
+import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith, type PrivateRedis } from './services.js'
 import { httpStatus, startTandem, type TandemProcess } from './processes.js'
 
 const it = testWith(postgresUp && redisUp)
@@ -171,6 +171,24 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     for (const c of [a, b, a2, c1, c2]) c.provider.shouldConnect = false
     expect(await Promise.all([p1!.stop(), p2!.stop()])).toEqual([0, 0])
     expect(await storedText(schema, name)).toBe(a.text.toString())
+  })
+
+  it('a Redis Cluster works too, given any of its nodes', async () => {
+    const url = await privateRedisCluster()
+    const schema = pgSchema()
+    const args = ['--persistence', `${POSTGRES_URL}?schema=${schema}`, '--redis', url, ...HEARTBEAT]
+    const [p1, p2] = [await startTandem(args), await startTandem(args)]
+    expect(p1.logs.some(line => line.includes('redis is a cluster'))).toBe(true)
+    const name = docName()
+    const a = stockClient(p1.url, name)
+    const b = stockClient(p2.url, name)
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    a.text.insert(0, 'cluster')
+    a.provider.awareness.setLocalStateField('user', 'ada')
+    await waitFor(() => b.text.toString() === 'cluster' && seesUser(b, a, 'ada'), 5_000, 'b sees a through the cluster')
+    a.provider.shouldConnect = false
+    ;(a.provider.ws as unknown as WebSocket).terminate()
+    await waitFor(() => !others(b).has(a.doc.clientID), 1_000, 'a removed on the other instance')
   })
 
   it('a Redis it cannot reach at start: exit 1 with one line', async () => {

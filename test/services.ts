@@ -1,5 +1,8 @@
 import { onTestFinished, test } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer as createNetServer } from 'node:net'
 import { randomUUID } from 'node:crypto'
 import pg from 'pg'
@@ -117,4 +120,33 @@ export async function privateRedis (): Promise<PrivateRedis> {
   await start()
   onTestFinished(stop)
   return { url, port, stop, start, pause: () => child?.kill('SIGSTOP'), resume: () => child?.kill('SIGCONT') }
+}
+
+/**
+ * A private three-node Redis Cluster (no replicas, no persistence) on free ports; killed after
+ * the test. Resolves with the URL of its first node once every slot is served.
+ */
+export async function privateRedisCluster (): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-redis-cluster-'))
+  const children: ChildProcess[] = []
+  onTestFinished(async () => {
+    await Promise.all(children.map(child => new Promise(resolve => {
+      if (child.exitCode !== null) return resolve(null)
+      child.once('exit', resolve)
+      child.kill('SIGKILL')
+    })))
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const ports = [await freePort(), await freePort(), await freePort()]
+  for (const port of ports) {
+    children.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
+  }
+  const ping = (port: number): boolean => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG'
+  await waitFor(() => ports.every(ping), 5_000, 'cluster nodes up')
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+  const ok = (port: number): boolean => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)
+  await waitFor(() => ports.every(ok), 10_000, 'cluster state ok')
+  return `redis://127.0.0.1:${ports[0]}`
 }

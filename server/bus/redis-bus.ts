@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandlers, BusMessage, BusStatus } from './bus.js'
 import { decodeBusMessage, encodeBusMessage } from './bus-codec.js'
@@ -30,8 +30,9 @@ function backoff (attempt: number): number {
 export class RedisBus implements Bus {
   readonly nodeId = randomUUID()
   private status: BusStatus = 'idle'
-  private readonly pub: Redis
-  private readonly sub: Redis
+  private readonly url: string
+  private pub: Redis | Cluster
+  private sub: Redis | Cluster
   private readonly prefix: string
   private readonly livenessMs: number
   private readonly logger: Logger
@@ -49,10 +50,37 @@ export class RedisBus implements Bus {
     this.prefix = options.prefix ?? 'tandem:'
     this.livenessMs = options.livenessMs ?? 30_000
     this.logger = options.logger.child({ bus: 'redis', node: this.nodeId })
-    const connection = { lazyConnect: true, enableOfflineQueue: false, autoResubscribe: false, maxRetriesPerRequest: null, retryStrategy: backoff }
-    // a command unanswered this long means a half-open connection (no FIN ever came): see tick()
-    this.pub = new Redis(options.url, { ...connection, commandTimeout: Math.max(500, Math.floor(this.livenessMs / 5)), connectionName: `tandem-pub-${this.nodeId}` })
-    this.sub = new Redis(options.url, { ...connection, connectionName: `tandem-sub-${this.nodeId}` })
+    this.url = options.url
+    this.pub = this.connection('pub', false)
+    this.sub = this.connection('sub', false)
+  }
+
+  /**
+   * A connection to a single Redis, or to a Redis Cluster seeded from the URL. Commands are never
+   * queued while disconnected; a publish command unanswered for a fifth of livenessMs means a
+   * half-open connection (no FIN ever came): see tick().
+   */
+  private connection (role: 'pub' | 'sub', cluster: boolean): Redis | Cluster {
+    const options: RedisOptions = {
+      lazyConnect: true,
+      autoResubscribe: false,
+      maxRetriesPerRequest: null,
+      connectionName: `tandem-${role}-${this.nodeId}`,
+      commandTimeout: role === 'pub' ? Math.max(500, Math.floor(this.livenessMs / 5)) : undefined
+    }
+    if (!cluster) return new Redis(this.url, { ...options, enableOfflineQueue: false, retryStrategy: backoff })
+    const { hostname, port, username, password, protocol } = new URL(this.url)
+    return new Cluster([{ host: hostname, port: port === '' ? 6379 : Number(port) }], {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: backoff,
+      redisOptions: {
+        ...options,
+        username: username === '' ? undefined : decodeURIComponent(username),
+        password: password === '' ? undefined : decodeURIComponent(password),
+        tls: protocol === 'rediss:' ? {} : undefined
+      }
+    })
   }
 
   get ready (): boolean {
@@ -90,7 +118,18 @@ export class RedisBus implements Bus {
     this.pub.on('error', onError)
     this.sub.on('error', onError)
     try {
-      await Promise.all([this.pub.connect(), this.sub.connect()])
+      await this.pub.connect()
+      // any node of a Redis Cluster will do as the URL: switch to cluster clients if it is one
+      if ((this.pub as Redis).isCluster === false && /cluster_enabled:1/.test(await this.pub.info('cluster'))) {
+        this.pub.disconnect()
+        this.sub = this.connection('sub', true)
+        this.pub = this.connection('pub', true)
+        this.pub.on('error', onError)
+        this.sub.on('error', onError)
+        await this.pub.connect()
+        this.logger.info('redis is a cluster; using cluster clients')
+      }
+      await this.sub.connect()
     } catch (err) {
       this.setStatus('closed')
       this.pub.disconnect()
@@ -147,9 +186,19 @@ export class RedisBus implements Bus {
 
   publish (message: BusMessage): void {
     if (this.status !== 'ready' || this.pub.status !== 'ready') return
-    this.pub.publish(this.channel(message.doc), Buffer.from(encodeBusMessage(message))).catch((err: unknown) => {
+    this.publisher().publish(this.channel(message.doc), Buffer.from(encodeBusMessage(message))).catch((err: unknown) => {
       this.logger.debug({ err, type: message.type }, 'publish failed; the resync after reconnect covers it')
     })
+  }
+
+  /**
+   * Where to send PUBLISH. It has no key, so a cluster client sends each one to a random node and
+   * they can arrive out of order; sent through one node they stay in order (the cluster forwards
+   * every message to every node).
+   */
+  private publisher (): Redis | Cluster {
+    if (!(this.pub instanceof Cluster)) return this.pub
+    return this.pub.nodes('master')[0] ?? this.pub
   }
 
   private receive (bytes: Buffer): void {
