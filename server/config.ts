@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
 import { TandemError } from '../shared/errors.js'
 import type { Store } from './store/store.js'
+import type { Bus } from './bus/bus.js'
 
 /** Options of {@link createServer}. Every field is optional; defaults are in DEFAULT_OPTIONS. */
 export interface ServerOptions {
@@ -14,6 +15,10 @@ export interface ServerOptions {
   persistence?: string | Store
   /** Redis URL; several instances then share documents, presence and locks. @default undefined */
   redis?: string
+  /** Prefix of every Redis key and channel, so deployments (or tests) can share a Redis. @default 'tandem:' */
+  redisPrefix?: string
+  /** A Bus to share documents with other servers instead of Redis (e.g. in-process). @default undefined */
+  bus?: Bus
   /** HS256 secret for JWTs; without it every connection is anonymous. @default undefined */
   authSecret?: string
   /** Bearer token for the admin HTTP endpoints. @default undefined */
@@ -45,7 +50,7 @@ export interface ServerOptions {
 }
 
 /** Options after defaults and validation: every field present, frozen. */
-export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, 'redis' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>> & Readonly<Pick<ServerOptions, 'redis' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>
+export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>> & Readonly<Pick<ServerOptions, 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>
 
 /** The defaults, with units in the numbers. */
 export const DEFAULT_OPTIONS = Object.freeze({
@@ -53,6 +58,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   host: '127.0.0.1',
   dataDir: './data',
   persistence: 'sqlite',
+  redisPrefix: 'tandem:',
   heartbeatIntervalMs: 10_000,
   heartbeatTimeoutMs: 30_000,
   reconnectGraceMs: 10_000,
@@ -75,6 +81,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     dataDir: options.dataDir ?? DEFAULT_OPTIONS.dataDir,
     persistence: options.persistence ?? DEFAULT_OPTIONS.persistence,
     redis: options.redis,
+    redisPrefix: options.redisPrefix ?? DEFAULT_OPTIONS.redisPrefix,
+    bus: options.bus,
     authSecret: options.authSecret,
     adminToken: options.adminToken,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_OPTIONS.heartbeatIntervalMs,
@@ -110,6 +118,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (resolved.redis !== undefined && !/^rediss?:\/\//.test(resolved.redis)) {
     throw invalid('redis', resolved.redis, 'a redis:// or rediss:// URL')
   }
+  if (resolved.redisPrefix.length > 256) throw invalid('redisPrefix', resolved.redisPrefix, 'at most 256 characters')
   return Object.freeze(resolved)
 }
 

@@ -12,6 +12,15 @@ export interface DocumentMember {
   acknowledge (count: number): void
 }
 
+/**
+ * Hears what other instances must learn about a document (scale-out): updates once stored, and
+ * awareness changes (clocks assigned) once applied.
+ */
+export interface DocumentObserver {
+  stored (doc: Document, update: Uint8Array): void
+  awareness (doc: Document, update: Uint8Array): void
+}
+
 const REMOTE = Symbol('remote')
 
 interface PendingUpdate {
@@ -49,7 +58,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   constructor (
     readonly name: string,
     readonly logger: Logger,
-    private readonly onPending: (doc: Document) => void
+    private readonly onPending: (doc: Document) => void,
+    private readonly observer: DocumentObserver | null = null
   ) {
     this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
       // stored updates being loaded need nothing; remote ones were stored by their instance
@@ -121,14 +131,18 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Applies a member's awareness update and relays what changed to the others. */
   applyAwareness (update: Uint8Array, from: DocumentMember): void {
     const relay = this.awareness.apply(from, update, this.members)
-    if (relay !== null) this.broadcast(writeAwareness(relay), from)
+    if (relay === null) return
+    this.broadcast(writeAwareness(relay), from)
+    this.observer?.awareness(this, relay)
   }
 
   /** Removes the member and the awareness states it controlled, telling the others at once. */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
     const relay = this.awareness.removeOwnedBy(member)
-    if (relay !== null) this.broadcast(writeAwareness(relay))
+    if (relay === null) return
+    this.broadcast(writeAwareness(relay))
+    this.observer?.awareness(this, relay)
   }
 
   /** True while some update is not yet stored (waiting, or being written). */
@@ -158,6 +172,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     }
     // one frame per update, encoded once for every recipient
     for (const item of batch) this.broadcast(writeSyncUpdate(item.update), item.origin)
+    if (this.observer !== null && batch.length > 0) {
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
+    }
     for (const item of batch) {
       if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)
       for (const member of item.also ?? []) if (this.members.has(member)) member.acknowledge(1)

@@ -16,6 +16,7 @@ import { Router } from './http.js'
 import { Collaboration } from './collaboration.js'
 import { MemoryLockTable } from './locks.js'
 import { registerApi } from './api.js'
+import { openCluster, type Cluster } from './cluster.js'
 import { TandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
 
@@ -40,6 +41,7 @@ export class TandemServer {
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
+  private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -52,9 +54,12 @@ export class TandemServer {
     this.authenticate = this.options.authSecret !== undefined ? jwt(this.options.authSecret) : anonymous()
     this.router
       .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
-      .add('GET', '/readyz', () => this.status === 'listening'
-        ? { status: 200, body: { status: 'ready' } }
-        : { status: 503, body: { status: this.status } })
+      .add('GET', '/readyz', () => {
+        if (this.status !== 'listening') return { status: 503, body: { status: this.status } }
+        // local clients are still served while Redis is away, but a balancer should prefer peers
+        if (this.cluster !== undefined && !this.cluster.ready) return { status: 503, body: { status: 'redis-unreachable' } }
+        return { status: 200, body: { status: 'ready' } }
+      })
     registerApi(this.router, { adminToken: this.options.adminToken, server: this })
   }
 
@@ -97,8 +102,17 @@ export class TandemServer {
     if (options.authSecret === undefined) logger.warn('no --auth-secret: every connection is anonymous and may write')
     try {
       this.store = await openStore(options)
+      if (options.redis !== undefined || options.bus !== undefined) {
+        if (options.persistence === 'sqlite' || options.persistence === 'memory') {
+          logger.warn(`--redis with the ${options.persistence} store: each instance stores only its own clients' edits; use --persistence postgres://... so every instance loads every edit`)
+        }
+        this.cluster = await openCluster(options, {
+          get: name => this.registry?.get(name),
+          all: () => this.registry?.all() ?? []
+        }, logger)
+      }
       this.writer = new UpdateWriter(this.store, logger)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger)
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
       const store = this.store
       this.collab = new Collaboration(new MemoryLockTable((doc, resource) => store.nextFencingToken(doc, resource)), options, logger)
       this.transport = new WebSocketTransport({
@@ -110,6 +124,7 @@ export class TandemServer {
       this.http.listen(options.port, options.host)
       await once(this.http, 'listening')
     } catch (err) {
+      await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
       this.setStatus('closed')
       throw err
@@ -219,6 +234,10 @@ export class TandemServer {
     this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
     this.writer?.close()
     this.http?.closeAllConnections()
+    // after the sessions closed, so their awareness removals reach the other instances
+    await Promise.race([this.cluster?.close(), new Promise(resolve => setTimeout(resolve, 1_000).unref())]).catch((err: unknown) => {
+      logger.error({ err }, 'bus failed to close')
+    })
     await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
       logger.error({ err }, 'store failed to close')
     })
