@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { createServer as createHttpServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
+import { spawn } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { extname, join, normalize } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -161,6 +162,18 @@ describe('examples/editor in a browser (headless Chromium)', () => {
     await ada.screenshot({ path: join(SCREENSHOTS, 'ada.png'), animations: 'disabled' })
     await bob.screenshot({ path: join(SCREENSHOTS, 'bob.png'), animations: 'disabled' })
 
+    // Bob hides his tab: his avatar turns "away" on Ada's page, and "active" when he is back
+    const setHidden = (hidden: boolean): Promise<void> => bob.evaluate((value) => {
+      Object.defineProperty(document, 'visibilityState', { value: value ? 'hidden' : 'visible', configurable: true })
+      document.dispatchEvent(new Event('visibilitychange'))
+    }, hidden)
+    const bobStatus = (): Promise<string | null> => ada.locator('[data-testid=avatar][data-user=Bob]').getAttribute('data-status')
+    await setHidden(true)
+    await waitFor(async () => await bobStatus() === 'away', 10_000, 'bob is away')
+    expect(await ada.locator('[data-testid=avatar][data-user=Bob] small').innerText()).toBe('away')
+    await setHidden(false)
+    await waitFor(async () => await bobStatus() === 'active', 10_000, 'bob is back')
+
     // unlocking gives the section back to everyone
     await ada.locator('.block[data-block=risks] [data-testid=lock-button]').click()
     await waitFor(async () => await bob.locator('.block[data-block=risks]').getAttribute('data-lock') === 'free', 10_000, 'bob sees the lock released')
@@ -212,5 +225,36 @@ describe('examples/editor in a browser (headless Chromium)', () => {
     expect(reader.doc.getText('block:intro').toString()).toBe('Written online. Written offline.')
     expect(reader.doc.getText('block:notes').toString()).toBe('Also offline.')
     expect(reader.doc.getText('block:plan').toString()).toBe('Bob, offline too.')
+  })
+
+  run('`npm run example:editor` starts the server and the dev server; the URL it prints opens a working editor', async () => {
+    // ports 0: the script then prints the real ones; ./data goes to a private folder
+    const child = spawn(process.execPath, [join(EXAMPLE, 'run.js')], {
+      cwd: tempDir(),
+      env: { ...process.env, TANDEM_PORT: '0', EDITOR_PORT: '0', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let output = ''
+    child.stdout.on('data', chunk => { output += chunk })
+    child.stderr.on('data', chunk => { output += chunk })
+    const exited = once(child, 'exit')
+    onTestFinished(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    await waitFor(() => /Editor\s+http:\S+/.test(output), 20_000, `the script prints the URL (output: ${output})`)
+    const url = /Editor\s+(http:\S+)/.exec(output)![1]!
+    expect(url).toContain('server=ws')
+
+    const context = await browser!.newContext()
+    onTestFinished(() => context.close())
+    const page = await context.newPage()
+    await page.goto(url)
+    await waitForSaveState(page, 'Saved', 20_000)
+    await typeInto(page, 'intro', 'Hello from the dev server.')
+    await waitForSaveState(page, 'Saved')
+    expect(await avatars(page)).toHaveLength(1)
+    await context.close()
+
+    child.kill('SIGINT')
+    const [code] = await exited
+    expect(code).toBe(0)
   })
 })

@@ -1,6 +1,6 @@
 // `npm run example:editor`: a Tandem server on its embedded default (SQLite under ./data) and
 // Vite's dev server for the page, in one process. Ctrl-C stops both.
-//   TANDEM_PORT=4000 npm run example:editor    another port for the Tandem server
+//   TANDEM_PORT=4000 EDITOR_PORT=8080 npm run example:editor    other ports (0 picks a free one)
 import { fileURLToPath } from 'node:url'
 import { createServer as createTandem } from 'tandem/server'
 import { createServer as createVite } from 'vite'
@@ -12,7 +12,7 @@ const { address, port } = tandem.address
 
 const vite = await createVite({
   configFile: fileURLToPath(new URL('./vite.config.js', import.meta.url)),
-  server: { host: '127.0.0.1', port: 5173 }
+  server: { host: '127.0.0.1', port: Number(process.env.EDITOR_PORT ?? 5173) }
 })
 await vite.listen()
 
