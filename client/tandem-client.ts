@@ -163,12 +163,12 @@ export class TandemClient {
     if (options.user?.name !== undefined || options.user?.color !== undefined) {
       this.awareness.setLocalStateField('user', { name: options.user?.name, color: options.user?.color })
     }
+    const people = this.people
     this.presence = {
-      list: () => this.people.list(),
-      get self () { return selfOf() },
+      list: () => people.list(),
+      get self () { return people.self },
       setStatus: status => this.setStatus(status)
     }
-    const selfOf = (): ReturnType<PresenceBook['list']>[number] | undefined => this.people.self
     this.locks = {
       acquire: (resource, acquireOptions) => this.acquire(resource, acquireOptions ?? {}),
       list: () => this.book.list(),

@@ -7,6 +7,8 @@ interface Known {
   state: string
   /** The owner's key (a session), or undefined once removed. */
   owner: object | undefined
+  /** Members the server sent this state to: their echoes of it are not claims. */
+  seenBy: WeakSet<object>
 }
 
 /**
@@ -20,46 +22,41 @@ export class AwarenessRegistry {
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Throws TandemError on bad bytes; nothing is applied then.
+   * or null when it changes nothing. `recipients` are the members the relay goes to.
    *
-   * The stock y-websocket provider re-broadcasts every awareness change it receives, so a
-   * session routinely sends states it does not own. Those entries are ignored, never applied:
-   * a state owned by another session, and a removed state sent again with a clock at or below
-   * the removal by a session that already owns a state (a late relay; a fresh connection whose
-   * clock is behind the removal is its owner coming back, and is accepted).
+   * The stock client re-sends every awareness change it receives, so entries for client ids
+   * that another session controls, or that this session was sent before they were removed, are
+   * echoes and are skipped. A client that reconnects claims its id again through a new session,
+   * which was never sent that id's state.
+   * Throws TandemError on bad bytes; nothing is applied then.
    */
-  apply (owner: object, update: Uint8Array): Uint8Array | null {
+  apply (owner: object, update: Uint8Array, recipients: Iterable<object>): Uint8Array | null {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
-    const ownsOne = this.ownsAny(owner)
     const relay: AwarenessEntry[] = []
+    let seenBy: WeakSet<object> | undefined
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
-      if (known?.owner !== undefined && known.owner !== owner) continue
-      if (known !== undefined && known.owner === undefined) {
-        if (entry.state === 'null') continue
-        if (ownsOne && entry.clock <= known.clock) continue
+      if (known !== undefined && known.owner !== owner) {
+        if (known.owner !== undefined || entry.state === 'null' || known.seenBy.has(owner)) continue
       }
       const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
       const removed = entry.state === 'null'
-      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
+      seenBy ??= new WeakSet(recipients)
+      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
   }
 
-  private ownsAny (owner: object): boolean {
-    for (const known of this.known.values()) if (known.owner === owner) return true
-    return false
-  }
-
   /**
-   * True when applying `owner`'s `update` would change some state's content, not only its clock (the
-   * stock client renews an unchanged state every 15 s). False for bytes that do not decode.
+   * True when applying `owner`'s `update` would change some state's content, not only its clock
+   * (the stock client renews an unchanged state every 15 s, and echoes other clients' states:
+   * neither is activity). False for bytes that do not decode.
    */
   changesState (owner: object, update: Uint8Array): boolean {
     let entries: AwarenessEntry[]
@@ -70,7 +67,9 @@ export class AwarenessRegistry {
     }
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
-      return (known?.owner === undefined || known.owner === owner) && known?.state !== entry.state
+      if (known === undefined) return true
+      if (known.owner !== owner && (known.owner !== undefined || entry.state === 'null' || known.seenBy.has(owner))) return false
+      return known.state !== entry.state
     })
   }
 
@@ -94,11 +93,13 @@ export class AwarenessRegistry {
     return ids
   }
 
-  /** Every live state, as one update for a joining client; null when there is none. */
-  encodeAll (): Uint8Array | null {
+  /** Every live state, as one update for `recipient`; null when there is none. */
+  encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
-      if (known.owner !== undefined) entries.push({ clientId, clock: known.clock, state: known.state })
+      if (known.owner === undefined) continue
+      known.seenBy.add(recipient)
+      entries.push({ clientId, clock: known.clock, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)
   }

@@ -262,7 +262,14 @@ export class MemoryLockTable implements LockTable {
   private expiryTimer (doc: string, resource: string, info: LockInfo, ttlMs: number): ReturnType<typeof setTimeout> {
     const timer = setTimeout(() => {
       this.run(doc, resource, async entry => {
-        if (entry.holder?.info !== info || info.expiresAt > this.now()) return
+        const held = entry.holder
+        if (held === null || held.info !== info || held.timer !== timer) return
+        const left = info.expiresAt - this.now()
+        // timers may fire a little before the clock says so: wait out the rest
+        if (left > 0) {
+          held.timer = this.expiryTimer(doc, resource, info, left)
+          return
+        }
         await this.free(doc, resource, entry, 'expired')
       })
     }, ttlMs)

@@ -93,8 +93,8 @@ describe.each(implementations)('LockTable contract: %s', (_name, create) => {
   test('a lease not renewed expires; a renewed one does not', async () => {
     const { table, doc, changes } = setup()
     await table.acquire(doc, 'short', owner('a'), { ttlMs: 100, waitMs: 0 })
-    const renewed = await table.acquire(doc, 'renewed', owner('a'), { ttlMs: 150, waitMs: 0 })
-    const timer = setInterval(() => { void table.renew(doc, 'renewed', 'session-a', 150) }, 40)
+    const renewed = await table.acquire(doc, 'renewed', owner('a'), { ttlMs: 600, waitMs: 0 })
+    const timer = setInterval(() => { void table.renew(doc, 'renewed', 'session-a', 600) }, 50)
     onTestFinished(() => clearInterval(timer))
     await waitFor(() => changes.some(c => c.event === 'released' && c.lock.resource === 'short'), 5_000, 'short lease expired')
     expect(changes.find(c => c.event === 'released')).toMatchObject({ reason: 'expired' })

@@ -93,7 +93,7 @@ describe('edit locks between clients', () => {
     const name = docName()
     const ada = tandemClient(server.url, name, { user: { id: 'ada' } })
     await ada.synced()
-    const lock = await ada.locks.acquire('r', { ttlMs: 150 })
+    const lock = await ada.locks.acquire('r', { ttlMs: 600 })
     const deadline = lock.info.expiresAt + 300
     await waitFor(() => Date.now() > deadline, 5_000, 'well past the first lease')
     const [held] = await server.collaboration.locks.list(name)

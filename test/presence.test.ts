@@ -1,7 +1,8 @@
 import { describe, expect, test, vi } from 'vitest'
 import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, closed } from './helpers.js'
 import { tandemClient, record, dropSocket, leftEvents } from './tandem-helpers.js'
-import { writeAwareness } from '../shared/messages.js'
+import { readFrame, writeAwareness } from '../shared/messages.js'
+import type { TandemMessage } from '../shared/tandem.js'
 
 describe('presence', () => {
   test('two clients see each other, with identity from the query parameters', async () => {
@@ -100,6 +101,44 @@ describe('presence', () => {
     await waitFor(() => watcher.locks.holder('block:1') === undefined, 5_000, 'released after resume')
   })
 
+  test('resuming needs the secret, the same user and document; a half-open socket is replaced', async () => {
+    const server = await startServer({ reconnectGraceMs: 10_000 })
+    const name = docName()
+    const watcher = tandemClient(server.url, name, { user: { id: 'watcher' } })
+    const events = record(watcher)
+    await watcher.synced()
+    const welcomeOf = async (ws: ReturnType<typeof rawClient>): Promise<Extract<TandemMessage, { type: 'welcome' }>> => {
+      return await new Promise(resolve => ws.on('message', (data: Buffer) => {
+        const frame = readFrame(data)
+        if (frame.type === 'tandem' && frame.message.type === 'welcome') resolve(frame.message)
+      }))
+    }
+    const first = rawClient(`${server.url}/${name}?tandem=1&user=ada`)
+    const hello = await welcomeOf(first)
+    expect(hello.resumed).toBe(false)
+    const resumeUrl = (secret: string, user = 'ada', doc = name): string =>
+      `${server.url}/${doc}?tandem=1&user=${user}&session=${hello.sessionId}&resume=${secret}`
+    // a wrong secret, another user or another document: a fresh session, the first untouched
+    for (const url of [resumeUrl('wrong'), resumeUrl(hello.secret, 'eve'), resumeUrl(hello.secret, 'ada', `${name}-other`)]) {
+      const other = rawClient(url)
+      const welcome = await welcomeOf(other)
+      expect(welcome.resumed).toBe(false)
+      expect(welcome.sessionId).not.toBe(hello.sessionId)
+      other.close(1000)
+      await closed(other)
+    }
+    expect(first.readyState).toBe(first.OPEN)
+    // the right secret while the first socket still looks open: it is dropped, the session moves
+    const second = rawClient(resumeUrl(hello.secret))
+    const welcome = await welcomeOf(second)
+    expect(welcome).toMatchObject({ resumed: true, sessionId: hello.sessionId, userId: 'ada' })
+    expect(welcome.secret).not.toBe(hello.secret)
+    await closed(first)
+    await waitFor(() => watcher.presence.list().find(u => u.userId === 'ada')?.status === 'active', 5_000, 'ada active')
+    expect(leftEvents(events).filter(e => e.user.userId === 'ada')).toEqual([])
+    expect(watcher.presence.list().find(u => u.userId === 'ada')?.connections).toBe(1)
+  })
+
   test('a drop not resumed within the grace releases locks and emits left with disconnect', async () => {
     const server = await startServer({ reconnectGraceMs: 300 })
     const name = docName()
@@ -124,7 +163,7 @@ describe('presence', () => {
   })
 
   test('a heartbeat timeout ends presence with timeout once the grace is over', async () => {
-    const server = await startServer({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300, reconnectGraceMs: 200 })
+    const server = await startServer({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 1_000, reconnectGraceMs: 200 })
     const name = docName()
     const watcher = tandemClient(server.url, name, { user: { id: 'watcher' } })
     const events = record(watcher)
@@ -134,6 +173,7 @@ describe('presence', () => {
     // a frozen peer: it neither reads pings nor answers them
     const socket = (ada.provider.ws as unknown as { _socket: { pause: () => void } })._socket
     socket.pause()
+    ada.provider.shouldConnect = false // and never comes back
     await waitFor(() => leftEvents(events).length === 1, 5_000, 'ada timed out')
     expect(leftEvents(events)[0]).toMatchObject({ user: { userId: 'ada' }, reason: 'timeout' })
     await waitFor(() => watcher.locks.holder('block:1') === undefined, 5_000, 'lock released')
