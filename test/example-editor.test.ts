@@ -73,13 +73,14 @@ function serveStatic (root: string): Server {
 }
 
 /** Opens the editor as `user` on `document`; waits until it shows "Saved". */
-async function openEditor (serverUrl: string, document: string, user: { name: string, color: string }): Promise<Page> {
+async function openEditor (serverUrl: string, document: string, user: { name: string, color: string }, prepare?: (page: Page) => Promise<void>): Promise<Page> {
   const context = await browser!.newContext({ viewport: { width: 1180, height: 640 }, deviceScaleFactor: 1 })
   onTestFinished(() => context.close())
   const page = await context.newPage()
   const errors: Error[] = []
   page.on('pageerror', err => errors.push(err))
   onTestFinished(() => { if (errors.length > 0) throw errors[0] })
+  await prepare?.(page)
   const query = new URLSearchParams({ doc: document, server: serverUrl, name: user.name, color: user.color })
   await page.goto(`${origin}?${query}`)
   await waitForSaveState(page, 'Saved')
@@ -119,7 +120,7 @@ async function typeInto (page: Page, block: string, text: string): Promise<void>
   await page.keyboard.type(text)
 }
 
-describe('examples/editor in a browser (headless Chromium)', () => {
+describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }, () => {
   run('two pages edit together, see each other\'s avatars and locks; closing one removes its avatar at once', async () => {
     // a long grace: only the page's clean leave can make the avatar go at once
     const server = await startServer({ reconnectGraceMs: 60_000 })
@@ -256,5 +257,38 @@ describe('examples/editor in a browser (headless Chromium)', () => {
     child.kill('SIGINT')
     const [code] = await exited
     expect(code).toBe(0)
+  })
+
+  run('avatars show "idle" after a quiet spell and "reconnecting" while a page\'s connection is blocked; its edits arrive after', async () => {
+    const server = await startServer({ idleAfterMs: 1_500, reconnectGraceMs: 60_000 })
+    const name = 'statuses'
+    // Bob's WebSocket goes through a route that can cut it, like a network that drops
+    let blocked = false
+    let cut = (): void => {}
+    const bob = await openEditor(server.url, name, BOB, page => page.routeWebSocket(/.*/, ws => {
+      if (blocked) return ws.close({ code: 1011, reason: 'blocked by the test' })
+      const toServer = ws.connectToServer()
+      cut = () => toServer.close({ code: 4000, reason: 'cut by the test' })
+    }))
+    const ada = await openEditor(server.url, name, ADA)
+    const bobOnAda = ada.locator('[data-testid=avatar][data-user=Bob]')
+    await waitFor(async () => await bobOnAda.getAttribute('data-status') === 'idle', 10_000, 'bob turns idle')
+    await typeInto(bob, 'intro', 'Bob is back.')
+    await waitFor(async () => await bobOnAda.getAttribute('data-status') === 'active', 10_000, 'bob is active again')
+
+    blocked = true
+    cut()
+    await waitFor(async () => await bobOnAda.getAttribute('data-status') === 'reconnecting', 10_000, 'bob shows as reconnecting')
+    expect(await bobOnAda.locator('small').innerText()).toBe('reconnecting…')
+    await waitForSaveState(bob, /^Offline/)
+    await typeInto(bob, 'intro', ' Typed while cut off.')
+    await waitForSaveState(bob, /^Offline, \d+ changes? pending$/)
+
+    blocked = false
+    await waitForSaveState(bob, 'Saved', 20_000)
+    await waitFor(async () => await bobOnAda.getAttribute('data-status') === 'active', 10_000, 'bob resumed')
+    await waitFor(async () => (await blockText(ada, 'intro')) === 'Bob is back. Typed while cut off.', 10_000, 'ada gets bob\'s offline edit')
+    // the session resumed within the grace: Bob never left
+    expect(await avatars(ada)).toEqual(['Bob', 'Ada'])
   })
 })
