@@ -247,11 +247,15 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     const context = await browser!.newContext()
     onTestFinished(() => context.close())
     const page = await context.newPage()
+    const messages: string[] = []
+    page.on('console', message => messages.push(message.text()))
     await page.goto(url)
     await waitForSaveState(page, 'Saved', 20_000)
     await typeInto(page, 'intro', 'Hello from the dev server.')
     await waitForSaveState(page, 'Saved')
     expect(await avatars(page)).toHaveLength(1)
+    // one copy of Yjs in the dev server's pre-bundled dependencies, as in the build
+    expect(messages.filter(text => /already imported/i.test(text))).toEqual([])
     await context.close()
 
     child.kill('SIGINT')

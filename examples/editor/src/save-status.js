@@ -17,8 +17,7 @@ export function showSaveStatus (client, element) {
   client.on('synced', () => { synced = true; render() })
   client.doc.on('update', render)
   // acknowledgements change the count without an event of their own: look a few times a second
-  const timer = setInterval(render, 200)
-  window.addEventListener('pagehide', () => clearInterval(timer))
+  setInterval(render, 200)
   render()
 }
 
