@@ -7,6 +7,7 @@ import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, MAX_RESOURCE_NAME_LENGTH, CloseCode
 import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import { writeTandem } from '../shared/messages.js'
+import { validateDocumentName } from '../shared/document-name.js'
 import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
 import { Emitter } from './emitter.js'
 import { UnsyncedCounter } from './unsynced.js'
@@ -131,19 +132,7 @@ export class TandemClient {
   private readonly waiters = { welcome: new Set<Waiter>(), synced: new Set<Waiter>(), flushed: new Set<Waiter>() }
 
   constructor (options: TandemClientOptions) {
-    this.options = {
-      url: options.url,
-      document: options.document,
-      token: options.token,
-      user: options.user,
-      connect: options.connect ?? DEFAULT_CLIENT_OPTIONS.connect,
-      warnBeforeUnload: options.warnBeforeUnload ?? DEFAULT_CLIENT_OPTIONS.warnBeforeUnload,
-      offline: options.offline ?? DEFAULT_CLIENT_OPTIONS.offline,
-      leaveTimeoutMs: options.leaveTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.leaveTimeoutMs,
-      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.connectTimeoutMs,
-      maxBackoffTimeMs: options.maxBackoffTimeMs ?? DEFAULT_CLIENT_OPTIONS.maxBackoffTimeMs,
-      broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel
-    }
+    this.options = resolveClientOptions(options)
     this.doc = options.doc ?? new Y.Doc()
     const params: Record<string, string> = { ...options.params, [TANDEM_QUERY_PARAM]: '1' }
     if (options.token !== undefined) params.token = options.token
@@ -151,7 +140,9 @@ export class TandemClient {
     if (options.user?.name !== undefined) params.name = options.user.name
     if (options.user?.color !== undefined) params.color = options.user.color
     if (this.options.offline) this.persistence = new IndexeddbPersistence(`tandem:${options.document}`, this.doc)
-    this.provider = new WebsocketProvider(options.url, options.document, this.doc, {
+    // the provider puts the room name into the URL as it is: encode it, keeping the slashes
+    const room = options.document.split('/').map(encodeURIComponent).join('/')
+    this.provider = new WebsocketProvider(options.url, room, this.doc, {
       connect: false,
       params,
       WebSocketPolyfill: this.trackingSocketClass(options.WebSocketPolyfill ?? globalThis.WebSocket),
@@ -555,6 +546,34 @@ export class TandemClient {
     for (const waiter of set) waiter.resolve()
     set.clear()
   }
+}
+
+/** Merges the options with the defaults (`??`), validates and freezes them. */
+function resolveClientOptions (options: TandemClientOptions): TandemClient['options'] {
+  if (typeof options.url !== 'string' || !/^(wss?|https?):\/\//.test(options.url)) {
+    throw new TandemError('TANDEM_ERR_INVALID_OPTION', `url is ${JSON.stringify(options.url)}, expected a ws://, wss://, http:// or https:// URL`)
+  }
+  validateDocumentName(options.document)
+  const resolved = {
+    url: options.url,
+    document: options.document,
+    token: options.token,
+    user: options.user,
+    connect: options.connect ?? DEFAULT_CLIENT_OPTIONS.connect,
+    warnBeforeUnload: options.warnBeforeUnload ?? DEFAULT_CLIENT_OPTIONS.warnBeforeUnload,
+    offline: options.offline ?? DEFAULT_CLIENT_OPTIONS.offline,
+    leaveTimeoutMs: options.leaveTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.leaveTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.connectTimeoutMs,
+    maxBackoffTimeMs: options.maxBackoffTimeMs ?? DEFAULT_CLIENT_OPTIONS.maxBackoffTimeMs,
+    broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel
+  }
+  for (const key of ['leaveTimeoutMs', 'connectTimeoutMs', 'maxBackoffTimeMs'] as const) {
+    const value = resolved[key]
+    if (!Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
+      throw new TandemError('TANDEM_ERR_INVALID_OPTION', `${key} is ${JSON.stringify(value)}, expected an integer from 0 to ${2 ** 31 - 1}`)
+    }
+  }
+  return Object.freeze(resolved)
 }
 
 interface Waiter {

@@ -84,6 +84,19 @@ describe('TandemClient against a server that refuses its edits', () => {
 })
 
 describe('TandemClient lifecycle', () => {
+  test('options are validated; document names with any characters reach the server intact', async () => {
+    const server = await startServer()
+    expect(() => tandemClient('localhost:1234', 'x')).toThrow(/url/)
+    expect(() => tandemClient(server.url, '')).toThrow(/Document names/)
+    expect(() => tandemClient(server.url, 'x', { leaveTimeoutMs: -1 })).toThrow(/leaveTimeoutMs/)
+    const name = `team/${docName()}/50% done? #1 é`
+    const client = tandemClient(server.url, name, { user: { id: 'x' } })
+    await client.synced()
+    client.doc.getText('t').insert(0, 'ok')
+    await client.flushed()
+    expect(server.documents.get(name)?.ydoc.getText('t').toString()).toBe('ok')
+  })
+
   test('destroy() rejects what waits, and events are typed and isolated', async () => {
     const server = await startServer()
     const client = tandemClient(server.url, docName(), { connect: false, user: { id: 'x' } })
