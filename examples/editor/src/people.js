@@ -8,9 +8,14 @@ const STATUS_LABEL = { active: 'active', idle: 'idle', away: 'away', reconnectin
  * @param {HTMLElement} list
  */
 export function showPeople (client, list) {
+  let shown = ''
   const render = () => {
     const selfId = client.presence.self?.userId
     const users = client.presence.list().sort((a, b) => a.joinedAt - b.joinedAt)
+    // presence updates arrive with every bit of activity (lastActiveAt); redraw only what shows
+    const key = JSON.stringify(users.map(u => [u.userId, u.name, u.color, u.status, u.connections, u.userId === selfId]))
+    if (key === shown) return
+    shown = key
     list.replaceChildren(...users.map(user => avatar(user, user.userId === selfId)))
   }
   client.on('presence', render)
