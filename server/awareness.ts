@@ -93,12 +93,18 @@ export class AwarenessRegistry {
     return ids
   }
 
-  /** Every live state, as one update for `recipient`; null when there is none. */
+  /**
+   * Every live state, as one update for `recipient`; null when there is none. Each clock is
+   * bumped first: a client that reconnects still remembers the clocks it saw before its drop, and
+   * y-protocols ignores a state whose clock is not newer, so it would see nobody until their next
+   * renewal (up to 15 s). Members holding the older clock accept the next relay all the same.
+   */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.seenBy.add(recipient)
+      known.clock++
       entries.push({ clientId, clock: known.clock, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)

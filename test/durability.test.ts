@@ -5,6 +5,30 @@ import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import { startServer, waitFor, docName, tempDir } from './helpers.js'
 import { tandemClient, dropSocket } from './tandem-helpers.js'
+import { MemoryStore } from '../server/store/memory-store.js'
+import type { StoreEntry } from '../server/store/store.js'
+
+/** A real MemoryStore whose writes wait until the test opens the gate. */
+class GatedStore extends MemoryStore {
+  appended = 0
+  private gate: Promise<void> | null = null
+  private open: () => void = () => {}
+
+  close_ (): void {
+    this.gate = new Promise(resolve => { this.open = resolve })
+  }
+
+  open_ (): void {
+    this.gate = null
+    this.open()
+  }
+
+  override async append (entries: readonly StoreEntry[]): Promise<void> {
+    if (this.gate !== null) await this.gate
+    await super.append(entries)
+    this.appended += entries.length
+  }
+}
 
 const CLI = fileURLToPath(new URL('../dist/server/cli.js', import.meta.url))
 
@@ -111,6 +135,38 @@ describe('durable acknowledgements', () => {
     await done
     expect(client.unsyncedChanges).toBe(0)
     expect(server.documents.get(name)?.ydoc.getText('t').toString()).toBe('abcd')
+  })
+
+  test('after a reconnect, a step 2 that repeats an unstored update is acknowledged only once that is stored', async () => {
+    const store = new GatedStore()
+    const server = await startServer({ persistence: store, reconnectGraceMs: 5_000 })
+    const name = docName()
+    const watcher = tandemClient(server.url, name, { user: { id: 'watcher' } })
+    watcher.awareness.setLocalStateField('here', true)
+    const client = tandemClient(server.url, name, { user: { id: 'ada' }, maxBackoffTimeMs: 50 })
+    await Promise.all([watcher.synced(), client.synced()])
+    const seesWatcher = (): boolean => client.awareness.getStates().get(watcher.doc.clientID)?.here === true
+    await waitFor(seesWatcher, 5_000, 'ada sees the watcher')
+    store.close_()
+    client.doc.getText('t').insert(0, 'precious')
+    // the server has applied it (and the writer holds it) but not stored it
+    await waitFor(() => server.documents.get(name)?.ydoc.getText('t').toString() === 'precious', 5_000, 'applied')
+    const before = client.provider.ws
+    dropSocket(client)
+    // the awareness states come right after the server's step 1: once they are back, the client
+    // has answered with its step 2, which changes nothing on the server
+    await waitFor(() => client.provider.ws !== before && client.provider.wsconnected && seesWatcher(), 5_000, 'reconnected')
+    let flushed = false
+    const done = client.flushed().then(() => { flushed = true })
+    // a lock reply is sent after the server handled every earlier frame, the step 2 included
+    await client.locks.acquire('barrier')
+    await new Promise(resolve => setImmediate(resolve))
+    expect(flushed).toBe(false)
+    expect(client.unsyncedChanges).toBe(1)
+    expect(store.appended).toBe(0)
+    store.open_()
+    await done
+    expect((await store.load(name)).length).toBeGreaterThan(0)
   })
 
   test('leave() gives up waiting after its timeout when the server is gone', async () => {

@@ -78,6 +78,7 @@ describe('presence', () => {
     const server = await startServer({ reconnectGraceMs: 10_000 })
     const name = docName()
     const watcher = tandemClient(server.url, name, { user: { id: 'watcher' } })
+    watcher.awareness.setLocalStateField('here', true)
     const events = record(watcher)
     const ada = tandemClient(server.url, name, { user: { id: 'ada' }, maxBackoffTimeMs: 100 })
     await Promise.all([watcher.synced(), ada.synced()])
@@ -97,6 +98,8 @@ describe('presence', () => {
     expect(watcher.locks.holder('block:1')).toMatchObject({ userId: 'ada', token: lock.token })
     expect(lock.released).toBe(false)
     await waitFor(() => watcher.awareness.getStates().get(ada.doc.clientID)?.cursor === 3, 5_000, 'cursor back after resume')
+    // and the resumed client sees the others' states again at once, not after their 15 s renewal
+    await waitFor(() => ada.awareness.getStates().get(watcher.doc.clientID)?.here === true, 5_000, 'ada sees the watcher again')
     await lock.release()
     await waitFor(() => watcher.locks.holder('block:1') === undefined, 5_000, 'released after resume')
   })
