@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, type BenchOptions } from './options.js'
 import { serverSpecs, startServer, ROOT, type ServerSpec, type RunningServer } from './servers.js'
@@ -71,6 +72,7 @@ async function main (): Promise<void> {
     process.exitCode = 1
     return
   }
+  if (options.nice !== undefined) os.setPriority(options.nice)
   const machine = describeMachine()
   const specs = serverSpecs().filter(spec => options.servers.includes(spec.key))
   const unknown = options.servers.filter(key => !specs.some(spec => spec.key === key))
@@ -79,6 +81,10 @@ async function main (): Promise<void> {
   const results = new Results()
   const loadgen = await LoadGenerator.start()
   log(`bench ${options.quick ? 'quick' : 'full'}: ${options.runs} run(s), servers ${specs.map(s => s.key).join(', ')}`)
+
+  const loadNote = (what: string, before: number): void => {
+    results.notes.push(`${what}: load average (1 min) ${before.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`)
+  }
 
   const attempt = async (what: string, spec: ServerSpec, work: () => Promise<void>): Promise<void> => {
     try {
@@ -92,6 +98,7 @@ async function main (): Promise<void> {
 
   try {
     if (options.workloads.includes('fanout')) {
+      const load = os.loadavg()[0]!
       for (const [docs, perDoc] of options.shapes) {
         const name = `fan-out ${docs}×${perDoc}`
         const workload = `${name}, ${options.rate} edits/s per client`
@@ -119,9 +126,11 @@ async function main (): Promise<void> {
           }
         }
       }
+      loadNote('fan-out', load)
     }
 
     if (options.workloads.includes('ladder')) {
+      const load = os.loadavg()[0]!
       const { rates, limitMs } = options.ladder
       const workload = `highest sustained rate, fan-out 1×50 (p99 ≤ ${limitMs} ms, nothing lost; per-client rates ${rates.join(', ')}/s)`
       results.metric({ key: 'ladder-sent', workload, label: 'edits/s sent (all clients)', better: 'higher', digits: 0 })
@@ -142,9 +151,11 @@ async function main (): Promise<void> {
           }))
         }
       }
+      loadNote('rate ladder', load)
     }
 
     if (options.workloads.includes('idle')) {
+      const load = os.loadavg()[0]!
       const { connections, perDoc, quietMs, maxWaitMs } = options.idle
       const workload = `${connections} idle connections holding awareness states (${perDoc} per document)`
       results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
@@ -170,9 +181,11 @@ async function main (): Promise<void> {
           }))
         }
       }
+      loadNote('idle memory', load)
     }
 
     if (options.workloads.includes('sync')) {
+      const load = os.loadavg()[0]!
       const workload = `new client syncs a ${Math.round(options.sync.bytes / 1024)} KiB document from storage (server restarted the document)`
       results.metric({ key: 'sync-ms', workload, label: 'connect to document received, ms', better: 'lower', digits: 1 })
       for (let run = 0; run < options.runs; run++) {
@@ -188,10 +201,12 @@ async function main (): Promise<void> {
           }))
         }
       }
+      loadNote('sync from storage', load)
     }
 
     if (options.workloads.includes('storage')) {
-      const workload = `storage throughput: one writer, ${options.storage.window} edits in flight, one observer`
+      const load = os.loadavg()[0]!
+      const workload = `storage throughput: one writer (${options.storage.authors} Yjs authors), ${options.storage.window} edits in flight, one observer`
       results.metric({ key: 'storage-rate', workload, label: 'edits stored and relayed/s', better: 'higher', digits: 0 })
       for (let run = 0; run < options.runs; run++) {
         log(`storage throughput run ${run + 1}/${options.runs}`)
@@ -205,6 +220,7 @@ async function main (): Promise<void> {
           }))
         }
       }
+      loadNote('storage throughput', load)
       for (const spec of specs) results.notes.push(`storage, ${spec.label}: ${spec.durability}`)
     }
   } finally {
@@ -246,7 +262,7 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
   const peers = specs.filter(spec => spec.peer)
   const lines: string[] = []
   lines.push(`### Results ${new Date().toISOString().slice(0, 10)} (${options.quick ? 'quick mode' : 'full mode'}, ${options.runs} run${options.runs > 1 ? 's' : ''}: median (min–max))`, '')
-  lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}. Took ${seconds} s.`, '')
+  lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}${options.nice === undefined ? '' : `; bench processes at nice ${options.nice}`}. Took ${seconds} s.`, '')
   const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor']
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
   let lastWorkload = ''
