@@ -108,20 +108,24 @@ async function main (): Promise<void> {
         results.metric({ key: p50, workload, label: 'p50 latency, ms', better: 'lower', digits: 2 })
         results.metric({ key: p99, workload, label: 'p99 latency, ms', better: 'lower', digits: 2 })
         results.metric({ key: delivered, workload, label: 'updates delivered/s', better: 'higher', digits: 0 })
+        const cpu = `fanout-${docs}x${perDoc}-cpu`
+        results.metric({ key: cpu, workload, label: 'server CPU per delivered update, µs', better: 'lower', digits: 2 })
         for (let run = 0; run < options.runs; run++) {
           log(`${name} run ${run + 1}/${options.runs}`)
           for (const spec of rotated(specs, run)) {
             await attempt(name, spec, () => withServer(spec, async server => {
               const result = await loadgen.run<FanoutResult>({
                 cmd: 'fanout',
-                target: { url: server.url, dialect: spec.dialect },
+                target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
                 spec: { docs, perDoc, rate: options.rate, ...options.fanout, seed: options.seed + run, prefix: `fanout-${docs}x${perDoc}-${run}` }
               })
               results.add(p50, spec.key, result.p50)
               results.add(p99, spec.key, result.p99)
               results.add(delivered, spec.key, result.deliveredPerSec)
+              const cpuPerDelivery = result.cpuPerDelivery
+              results.add(cpu, spec.key, cpuPerDelivery)
               if (result.lost > 0 || result.duplicates > 0) results.notes.push(`${name} run ${run + 1}, ${spec.label}: ${result.lost} of ${result.expected} deliveries lost, ${result.duplicates} duplicated`)
-              log(`  ${spec.key.padEnd(12)} p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}`)
+              log(`  ${spec.key.padEnd(12)} p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery`)
             }))
           }
         }
@@ -141,7 +145,7 @@ async function main (): Promise<void> {
           await attempt('rate ladder', spec, () => withServer(spec, async server => {
             const { best, steps } = await loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[] }>({
               cmd: 'ladder',
-              target: { url: server.url, dialect: spec.dialect },
+              target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
               spec: { docs: 1, perDoc: 50, ...options.ladder, seed: options.seed + run, prefix: `ladder-${run}` }
             })
             results.add('ladder-sent', spec.key, best === null ? 0 : best.rate * 50)
@@ -194,7 +198,7 @@ async function main (): Promise<void> {
           if (!spec.storage) continue
           await attempt('sync from storage', spec, () => withServer(spec, async server => {
             const result = await loadgen.run<{ ms: number, docBytes: number, frameBytes: number }>({
-              cmd: 'sync', target: { url: server.url, dialect: spec.dialect }, spec: { ...options.sync, seed: options.seed, prefix: `sync-${run}` }
+              cmd: 'sync', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid }, spec: { ...options.sync, seed: options.seed, prefix: `sync-${run}` }
             })
             results.add('sync-ms', spec.key, result.ms)
             log(`  ${spec.key.padEnd(12)} ${result.ms.toFixed(1)} ms (document ${result.docBytes} bytes, frame ${result.frameBytes} bytes)`)
@@ -208,15 +212,18 @@ async function main (): Promise<void> {
       const load = os.loadavg()[0]!
       const workload = `storage throughput: one writer (${options.storage.authors} Yjs authors), ${options.storage.window} edits in flight, one observer`
       results.metric({ key: 'storage-rate', workload, label: 'edits stored and relayed/s', better: 'higher', digits: 0 })
+      results.metric({ key: 'storage-cpu', workload, label: 'server CPU per edit, µs', better: 'lower', digits: 1 })
       for (let run = 0; run < options.runs; run++) {
         log(`storage throughput run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
           await attempt('storage throughput', spec, () => withServer(spec, async server => {
-            const result = await loadgen.run<{ perSec: number }>({
-              cmd: 'storage', target: { url: server.url, dialect: spec.dialect }, spec: { ...options.storage, seed: options.seed + run, prefix: `storage-${run}` }
+            const result = await loadgen.run<{ perSec: number, cpuPerEdit: number }>({
+              cmd: 'storage', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid }, spec: { ...options.storage, seed: options.seed + run, prefix: `storage-${run}` }
             })
             results.add('storage-rate', spec.key, result.perSec)
-            log(`  ${spec.key.padEnd(12)} ${Math.round(result.perSec)} edits/s`)
+            const cpuPerEdit = result.cpuPerEdit
+            results.add('storage-cpu', spec.key, cpuPerEdit)
+            log(`  ${spec.key.padEnd(12)} ${Math.round(result.perSec)} edits/s, CPU ${cpuPerEdit.toFixed(1)} µs/edit`)
           }))
         }
       }

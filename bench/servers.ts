@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Dialect } from './wire.js'
+import { rssBytes } from './procfs.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 /** The repository root (this file runs from bench/dist/bench/). */
@@ -134,10 +135,7 @@ export class RunningServer {
 
   /** Resident set size of the server process in bytes (Linux /proc). */
   rss (): number {
-    const status = readFileSync(`/proc/${this.child.pid}/status`, 'utf8')
-    const match = /VmRSS:\s+(\d+) kB/.exec(status)
-    if (match === null) throw new Error('no VmRSS')
-    return Number(match[1]) * 1024
+    return rssBytes(this.child.pid as number)
   }
 
   /** The last lines the server printed, for error messages. */

@@ -2,9 +2,15 @@ import { LoadClient, inBatches } from './client.js'
 import { insertUpdate, marker, bigDocument } from './updates.js'
 import { percentile, prng } from './stats.js'
 import type { Dialect } from './wire.js'
+import { cpuMicros } from './procfs.js'
 
 /** Where the load generator points its clients. */
-export interface Target { url: string, dialect: Dialect }
+export interface Target {
+  url: string
+  dialect: Dialect
+  /** The server's process id, to read its CPU time over measured windows; none when in-process. */
+  pid?: number
+}
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 const CONNECT_CONCURRENCY = 64
@@ -13,6 +19,20 @@ const CONNECT_CONCURRENCY = 64
 async function quiet (last: () => number, quietMs: number, maxMs: number): Promise<void> {
   const deadline = performance.now() + maxMs
   while (performance.now() < deadline && performance.now() - last() < quietMs) await sleep(20)
+}
+
+/**
+ * The CPU time process `pid` uses between two performance.now() times, in µs; resolves after
+ * `end` (NaN without a pid).
+ */
+function cpuWindow (pid: number | undefined, start: number, end: number): Promise<number> {
+  if (pid === undefined) return Promise.resolve(NaN)
+  return new Promise(resolve => {
+    setTimeout(() => {
+      const before = cpuMicros(pid)
+      setTimeout(() => resolve(cpuMicros(pid) - before), Math.max(0, end - performance.now()))
+    }, Math.max(0, start - performance.now()))
+  })
 }
 
 /** Distinct non-zero Yjs client ids, seeded. */
@@ -39,6 +59,7 @@ class Ledger {
   windowStart = Infinity
   windowEnd = Infinity
   deliveredInWindow = 0
+  deliveredTotal = 0
   duplicates = 0
   private readonly counts: Uint16Array[] = []
 
@@ -66,6 +87,7 @@ class Ledger {
     const times = this.sendTimes[sender]
     const counts = this.counts[sender]
     if (times === undefined || counts === undefined || seq >= times.length) return
+    this.deliveredTotal++
     if (now >= this.windowStart && now < this.windowEnd) this.deliveredInWindow++
     if (++(counts[seq] as number) > this.recipients) { this.duplicates++; return }
     const sentAt = times[seq] as number
@@ -84,6 +106,10 @@ export interface FanoutResult {
   p50: number
   p99: number
   max: number
+  /** Server CPU time (user + system) in the measured window per delivery in it, µs; NaN without a pid. */
+  cpuPerDelivery: number
+  /** Every receipt at another client during the phase, warm-up and drain included. */
+  deliveredTotal: number
   /** Deliveries of measured edits that never arrived (after the drain). */
   lost: number
   expected: number
@@ -96,7 +122,7 @@ export class FanoutGroup {
   private readonly ledger: Ledger
   private lastFrame = 0
 
-  constructor (target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
+  constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
     this.ledger = new Ledger(docs * perDoc, perDoc - 1)
     const ids = clientIds(docs * perDoc, seed)
     for (let d = 0; d < docs; d++) {
@@ -137,9 +163,11 @@ export class FanoutGroup {
     const start = performance.now() + 20
     ledger.latencies = []
     ledger.deliveredInWindow = 0
+    ledger.deliveredTotal = 0
     ledger.duplicates = 0
     ledger.windowStart = start + warmupMs
     ledger.windowEnd = start + warmupMs + durationMs
+    const window = cpuWindow(this.target.pid, ledger.windowStart, ledger.windowEnd)
     let sentInWindow = 0
     let measured = 0
     let next = 0
@@ -166,12 +194,14 @@ export class FanoutGroup {
     while (ledger.latencies.length < expected && performance.now() < drainUntil) await sleep(10)
     const seconds = durationMs / 1000
     return {
+      cpuPerDelivery: (await window) / ledger.deliveredInWindow,
       rate,
       sentPerSec: sentInWindow / seconds,
       deliveredPerSec: ledger.deliveredInWindow / seconds,
       p50: percentile(ledger.latencies, 0.5),
       p99: percentile(ledger.latencies, 0.99),
       max: percentile(ledger.latencies, 1),
+      deliveredTotal: ledger.deliveredTotal,
       lost: expected - ledger.latencies.length,
       expected,
       duplicates: ledger.duplicates
@@ -315,7 +345,7 @@ export async function syncFromStorage (target: Target, spec: { bytes: number, se
  * one ever longer merged Yjs item, and every server that encodes its transactions (all three
  * do) would pay O(item length) per edit flattening its string: that measures Yjs, not storage.
  */
-export async function storageThroughput (target: Target, spec: { window: number, authors: number, warmupMs: number, durationMs: number, seed: number, prefix: string }): Promise<{ perSec: number, received: number }> {
+export async function storageThroughput (target: Target, spec: { window: number, authors: number, warmupMs: number, durationMs: number, seed: number, prefix: string }): Promise<{ perSec: number, received: number, cpuPerEdit: number }> {
   const document = `${spec.prefix}-store`
   const ids = clientIds(spec.authors + 1, spec.seed)
   const seqs = new Array<number>(spec.authors).fill(0)
@@ -350,10 +380,11 @@ export async function storageThroughput (target: Target, spec: { window: number,
     const start = performance.now()
     windowStart = start + spec.warmupMs
     windowEnd = windowStart + spec.durationMs
+    const window = cpuWindow(target.pid, windowStart, windowEnd)
     pump()
-    await sleep(spec.warmupMs + spec.durationMs)
+    const cpu = await window
     stopped = true
-    return { perSec: received / (spec.durationMs / 1000), received }
+    return { perSec: received / (spec.durationMs / 1000), received, cpuPerEdit: cpu / received }
   } finally {
     await writer.close()
     await observer.close()
