@@ -44,8 +44,8 @@ const QUICK: BenchOptions = {
   ...FULL,
   quick: true,
   runs: 1,
-  fanout: { warmupMs: 300, durationMs: 1_000, drainMs: 1_000 },
-  ladder: { rates: [10, 20, 40, 60], warmupMs: 200, durationMs: 800, drainMs: 1_000, limitMs: 100 },
+  fanout: { warmupMs: 300, durationMs: 1_000, drainMs: 500 },
+  ladder: { rates: [10, 20, 40], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
   idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
   sync: { bytes: 1024 * 1024, settleMs: 800 },
   storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 }
