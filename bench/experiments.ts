@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+import { ROOT } from './servers.js'
+import { LoadGenerator } from './loadgen-client.js'
+import type { FanoutResult } from './workloads.js'
+
+/**
+ * `npm run bench:experiments -- [DOCSxCLIENTS] [RATE] [SECONDS]`: what-if runs for the optimisation
+ * proposals, without touching server/: the built Tandem runs in this process under variants made
+ * from the outside, and each is measured by server CPU time per delivered update in the measured
+ * window (user + system: steadier than latency on a busy machine) and by latency.
+ *
+ *   baseline        as shipped
+ *   cork            every `ws` send in the same tick to the same socket goes out in one write
+ *                   (socket.cork, uncork on nextTick): what batching a broadcast's frames would give
+ *   no-compaction   compactAfterUpdates set out of reach: what compaction costs on the hot path
+ *   both
+ */
+
+interface TandemModule {
+  createServer (options: Record<string, unknown>): { listen (): Promise<unknown>, close (): Promise<void>, url: string }
+}
+interface CorkableSocket { cork (): void, uncork (): void }
+interface WsPrototype { send: (this: { _socket: CorkableSocket, __corked?: boolean }, ...args: unknown[]) => void }
+
+const variants = ['baseline', 'cork', 'no-compaction', 'both'] as const
+
+async function main (): Promise<void> {
+  const [shape = '1x50', rateArg = '20', secondsArg = '6'] = process.argv.slice(2)
+  const [docs, perDoc] = shape.split('x').map(Number) as [number, number]
+  const tandem = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'index.js')).href) as TandemModule
+  // the ws module instance the built server uses
+  const ws = createRequire(join(ROOT, 'dist', 'server', 'transport.js'))('ws') as { WebSocket: { prototype: WsPrototype } }
+  const proto = ws.WebSocket.prototype
+  const plainSend = proto.send
+  const corkedSend: WsPrototype['send'] = function (...args) {
+    if (this.__corked !== true && this._socket !== undefined) {
+      this.__corked = true
+      this._socket.cork()
+      process.nextTick(() => { this.__corked = false; this._socket.uncork() })
+    }
+    plainSend.apply(this, args)
+  }
+  const loadgen = await LoadGenerator.start()
+  try {
+    // two rounds, the second in reverse order, so that drift in the machine's load evens out
+    for (const variant of [...variants, ...[...variants].reverse()]) {
+      proto.send = variant === 'cork' || variant === 'both' ? corkedSend : plainSend
+      const dir = mkdtempSync(join(tmpdir(), 'bench-exp-'))
+      const server = tandem.createServer({
+        port: 0, dataDir: dir, logLevel: 'warn', ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
+      })
+      await server.listen()
+      try {
+        const result = await loadgen.run<FanoutResult>({
+          cmd: 'fanout',
+          target: { url: server.url, dialect: 'y-websocket', pid: process.pid },
+          spec: { docs, perDoc, rate: Number(rateArg), warmupMs: 1_000, durationMs: Number(secondsArg) * 1000, drainMs: 2_000, seed: 1, prefix: `exp-${variant}` }
+        })
+        console.log(`${variant.padEnd(14)} CPU ${result.cpuPerDelivery.toFixed(2)} µs per delivery  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  lost ${result.lost}`)
+      } finally {
+        await server.close()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }
+  } finally {
+    proto.send = plainSend
+    loadgen.stop()
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exitCode = 1
+})

@@ -1,0 +1,105 @@
+/** What one bench invocation runs, from its command line. */
+export interface BenchOptions {
+  quick: boolean
+  /** Repetitions of every workload; the table gives the median with min and max. */
+  runs: number
+  /** Server keys to run, in order. */
+  servers: string[]
+  /** Workload keys to run. */
+  workloads: string[]
+  /** Per-client edit rate of the fixed-rate fan-outs, edits per second. */
+  rate: number
+  /** documents × clients of the fixed-rate fan-outs. */
+  shapes: Array<[number, number]>
+  fanout: { warmupMs: number, durationMs: number, drainMs: number }
+  /** Per-client rates the ladder climbs, on 1 × 50. */
+  ladder: { rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number }
+  idle: { connections: number, perDoc: number, quietMs: number, maxWaitMs: number }
+  sync: { bytes: number, settleMs: number }
+  storage: { window: number, authors: number, warmupMs: number, durationMs: number }
+  seed: number
+  /** Scheduling priority (nice) for the runner, which its servers and load generator inherit. */
+  nice: number | undefined
+}
+
+export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage'] as const
+
+const FULL: BenchOptions = {
+  quick: false,
+  runs: 3,
+  servers: ['tandem', 'y-websocket', 'hocuspocus', 'floor'],
+  workloads: [...WORKLOADS],
+  rate: 5,
+  shapes: [[1, 50], [10, 20], [100, 5]],
+  fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
+  ladder: { rates: [10, 20, 30, 40, 50, 60, 70, 80, 100], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
+  idle: { connections: 5_000, perDoc: 50, quietMs: 500, maxWaitMs: 20_000 },
+  sync: { bytes: 1024 * 1024, settleMs: 1_500 },
+  storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
+  seed: 20_261_121,
+  nice: undefined
+}
+
+const QUICK: BenchOptions = {
+  ...FULL,
+  quick: true,
+  runs: 1,
+  fanout: { warmupMs: 300, durationMs: 1_000, drainMs: 500 },
+  ladder: { rates: [10, 20, 40], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
+  idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
+  sync: { bytes: 1024 * 1024, settleMs: 800 },
+  storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 }
+}
+
+export const USAGE = `npm run bench -- [options]
+  --quick              about a minute: one run, short phases, 500 idle connections
+  --runs N             repetitions of every workload (default 3, quick 1)
+  --servers a,b        any of tandem,y-websocket,hocuspocus,floor (default all)
+  --workloads a,b      any of ${WORKLOADS.join(',')} (default all)
+  --connections N      idle connections for the memory workload (default 5000, quick 500)
+  --shapes AxB,...     documents x clients of the fixed-rate fan-outs (default 1x50,10x20,100x5)
+  --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
+  --nice N             run the bench at this scheduling priority (-20..19; below 0 needs root):
+                       on a shared machine, e.g. -5 keeps other work from distorting the figures
+  --seed N             base seed (default ${FULL.seed})
+`
+
+/** Parses the command line; throws with a message naming the bad flag. */
+export function parseArgs (argv: string[]): BenchOptions {
+  const quick = argv.includes('--quick')
+  const options: BenchOptions = structuredClone(quick ? QUICK : FULL)
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i] as string
+    if (flag === '--quick') continue
+    if (flag === '--help' || flag === '-h') throw new Error(USAGE)
+    const value = argv[++i]
+    if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`)
+    const int = (): number => {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer, got ${value}`)
+      return n
+    }
+    switch (flag) {
+      case '--runs': options.runs = int(); break
+      case '--connections': options.idle.connections = int(); break
+      case '--rate': options.rate = int(); break
+      case '--seed': options.seed = int(); break
+      case '--nice': {
+        const n = Number(value)
+        if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--nice must be an integer from -20 to 19, got ${value}`)
+        options.nice = n
+        break
+      }
+      case '--servers': options.servers = value.split(','); break
+      case '--workloads': options.workloads = value.split(','); break
+      case '--shapes': options.shapes = value.split(',').map(shape => {
+        const match = /^(\d+)x(\d+)$/.exec(shape)
+        if (match === null || Number(match[2]) < 2) throw new Error(`--shapes takes DOCSxCLIENTS (at least 2 clients), got ${shape}`)
+        return [Number(match[1]), Number(match[2])] as [number, number]
+      }); break
+      default: throw new Error(`unknown flag ${flag}\n${USAGE}`)
+    }
+  }
+  for (const w of options.workloads) if (!(WORKLOADS as readonly string[]).includes(w)) throw new Error(`unknown workload ${w}`)
+  return options
+}

@@ -1,0 +1,303 @@
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { parseArgs, type BenchOptions } from './options.js'
+import { serverSpecs, startServer, ROOT, type ServerSpec, type RunningServer } from './servers.js'
+import { LoadGenerator } from './loadgen-client.js'
+import { describeMachine, type Machine } from './machine.js'
+import { summarise } from './stats.js'
+import type { FanoutResult } from './workloads.js'
+
+/**
+ * `npm run bench`: starts each server in turn on loopback, drives the same workloads from one
+ * load-generator process, and prints a markdown table (median, min-max over the runs, ratios of
+ * Tandem to the better Yjs peer and to the bare ws floor). Results also go to bench/results/.
+ */
+
+interface Metric {
+  key: string
+  workload: string
+  label: string
+  better: 'lower' | 'higher'
+  digits: number
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+class Results {
+  readonly metrics: Metric[] = []
+  readonly values = new Map<string, Map<string, number[]>>()
+  readonly notes: string[] = []
+
+  metric (metric: Metric): void {
+    if (!this.metrics.some(m => m.key === metric.key)) this.metrics.push(metric)
+  }
+
+  add (metric: string, server: string, value: number): void {
+    let byServer = this.values.get(metric)
+    if (byServer === undefined) this.values.set(metric, byServer = new Map())
+    let list = byServer.get(server)
+    if (list === undefined) byServer.set(server, list = [])
+    list.push(value)
+  }
+}
+
+function log (line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`)
+}
+
+/** The servers of one run in a rotated order, so that drift in the machine's load falls on each in turn. */
+function rotated<T> (items: readonly T[], by: number): T[] {
+  const k = by % items.length
+  return [...items.slice(k), ...items.slice(0, k)]
+}
+
+async function withServer<T> (spec: ServerSpec, work: (server: RunningServer) => Promise<T>): Promise<T> {
+  const server = await startServer(spec)
+  try {
+    return await work(server)
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- ${spec.label} said:\n${server.tail()}`)
+  } finally {
+    await server.stop()
+  }
+}
+
+async function main (): Promise<void> {
+  let options: BenchOptions
+  try {
+    options = parseArgs(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`)
+    process.exitCode = 1
+    return
+  }
+  if (options.nice !== undefined) os.setPriority(options.nice)
+  const machine = describeMachine()
+  const specs = serverSpecs().filter(spec => options.servers.includes(spec.key))
+  const unknown = options.servers.filter(key => !specs.some(spec => spec.key === key))
+  if (unknown.length > 0) throw new Error(`unknown server ${unknown.join(', ')}`)
+  const started = Date.now()
+  const results = new Results()
+  const loadgen = await LoadGenerator.start()
+  log(`bench ${options.quick ? 'quick' : 'full'}: ${options.runs} run(s), servers ${specs.map(s => s.key).join(', ')}`)
+
+  const loadNote = (what: string, before: number): void => {
+    results.notes.push(`${what}: load average (1 min) ${before.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`)
+  }
+
+  const attempt = async (what: string, spec: ServerSpec, work: () => Promise<void>): Promise<void> => {
+    try {
+      await work()
+    } catch (err) {
+      const message = (err as Error).message.split('\n').slice(0, 3).join(' / ')
+      results.notes.push(`${what}, ${spec.label}: failed: ${message}`)
+      log(`  ${spec.key}: FAILED ${message}`)
+    }
+  }
+
+  try {
+    if (options.workloads.includes('fanout')) {
+      const load = os.loadavg()[0]!
+      for (const [docs, perDoc] of options.shapes) {
+        const name = `fan-out ${docs}×${perDoc}`
+        const workload = `${name}, ${options.rate} edits/s per client`
+        const p50 = `fanout-${docs}x${perDoc}-p50`
+        const p99 = `fanout-${docs}x${perDoc}-p99`
+        const delivered = `fanout-${docs}x${perDoc}-delivered`
+        results.metric({ key: p50, workload, label: 'p50 latency, ms', better: 'lower', digits: 2 })
+        results.metric({ key: p99, workload, label: 'p99 latency, ms', better: 'lower', digits: 2 })
+        results.metric({ key: delivered, workload, label: 'updates delivered/s', better: 'higher', digits: 0 })
+        const cpu = `fanout-${docs}x${perDoc}-cpu`
+        results.metric({ key: cpu, workload, label: 'server CPU per delivered update, µs', better: 'lower', digits: 2 })
+        for (let run = 0; run < options.runs; run++) {
+          log(`${name} run ${run + 1}/${options.runs}`)
+          for (const spec of rotated(specs, run)) {
+            await attempt(name, spec, () => withServer(spec, async server => {
+              const result = await loadgen.run<FanoutResult>({
+                cmd: 'fanout',
+                target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
+                spec: { docs, perDoc, rate: options.rate, ...options.fanout, seed: options.seed + run, prefix: `fanout-${docs}x${perDoc}-${run}` }
+              })
+              results.add(p50, spec.key, result.p50)
+              results.add(p99, spec.key, result.p99)
+              results.add(delivered, spec.key, result.deliveredPerSec)
+              const cpuPerDelivery = result.cpuPerDelivery
+              results.add(cpu, spec.key, cpuPerDelivery)
+              if (result.lost > 0 || result.duplicates > 0) results.notes.push(`${name} run ${run + 1}, ${spec.label}: ${result.lost} of ${result.expected} deliveries lost, ${result.duplicates} duplicated`)
+              log(`  ${spec.key.padEnd(12)} p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery`)
+            }))
+          }
+        }
+      }
+      loadNote('fan-out', load)
+    }
+
+    if (options.workloads.includes('ladder')) {
+      const load = os.loadavg()[0]!
+      const { rates, limitMs } = options.ladder
+      const workload = `highest sustained rate, fan-out 1×50 (p99 ≤ ${limitMs} ms, nothing lost; per-client rates ${rates.join(', ')}/s)`
+      results.metric({ key: 'ladder-sent', workload, label: 'edits/s sent (all clients)', better: 'higher', digits: 0 })
+      results.metric({ key: 'ladder-delivered', workload, label: 'updates delivered/s', better: 'higher', digits: 0 })
+      for (let run = 0; run < options.runs; run++) {
+        log(`rate ladder run ${run + 1}/${options.runs}`)
+        for (const spec of rotated(specs, run)) {
+          await attempt('rate ladder', spec, () => withServer(spec, async server => {
+            const { best, steps } = await loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[] }>({
+              cmd: 'ladder',
+              target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
+              spec: { docs: 1, perDoc: 50, ...options.ladder, seed: options.seed + run, prefix: `ladder-${run}` }
+            })
+            results.add('ladder-sent', spec.key, best === null ? 0 : best.rate * 50)
+            results.add('ladder-delivered', spec.key, best === null ? 0 : best.deliveredPerSec)
+            if (best !== null && best.rate === rates[rates.length - 1]) results.notes.push(`rate ladder run ${run + 1}, ${spec.label}: passed the top rate (${best.rate}/s per client); its limit is higher`)
+            log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${s.rate}/s: p99 ${s.p99.toFixed(1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
+          }))
+        }
+      }
+      loadNote('rate ladder', load)
+    }
+
+    if (options.workloads.includes('idle')) {
+      const load = os.loadavg()[0]!
+      const { connections, perDoc, quietMs, maxWaitMs } = options.idle
+      const workload = `${connections} idle connections holding awareness states (${perDoc} per document)`
+      results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
+      for (let run = 0; run < options.runs; run++) {
+        log(`idle memory run ${run + 1}/${options.runs}`)
+        for (const spec of rotated(specs, run)) {
+          await attempt('idle memory', spec, () => withServer(spec, async server => {
+            const target = { url: server.url, dialect: spec.dialect }
+            // warm the server's code paths, so the baseline already includes what any first client costs
+            await loadgen.run({ cmd: 'idle-open', target, count: perDoc, perDoc, quietMs: 200, maxWaitMs: 3_000, prefix: `warm-${run}`, seed: options.seed })
+            await loadgen.run({ cmd: 'idle-close' })
+            await sleep(1_000)
+            const before = server.rss()
+            const opened = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-open', target, count: connections, perDoc, quietMs, maxWaitMs, prefix: `idle-${run}`, seed: options.seed + run })
+            const samples: number[] = []
+            for (let i = 0; i < 3; i++) { samples.push(server.rss()); await sleep(200) }
+            const after = summarise(samples).median
+            await loadgen.run({ cmd: 'idle-close' })
+            if (opened.connected < connections) results.notes.push(`idle memory run ${run + 1}, ${spec.label}: only ${opened.connected} of ${connections} connections stayed open`)
+            const kib = (after - before) / opened.connected / 1024
+            results.add('idle-kib', spec.key, kib)
+            log(`  ${spec.key.padEnd(12)} ${kib.toFixed(1)} KiB/connection (RSS ${(before / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${opened.connected} open in ${Math.round(opened.openMs)} ms)`)
+          }))
+        }
+      }
+      loadNote('idle memory', load)
+    }
+
+    if (options.workloads.includes('sync')) {
+      const load = os.loadavg()[0]!
+      const workload = `new client syncs a ${Math.round(options.sync.bytes / 1024)} KiB document from storage (server restarted the document)`
+      results.metric({ key: 'sync-ms', workload, label: 'connect to document received, ms', better: 'lower', digits: 1 })
+      for (let run = 0; run < options.runs; run++) {
+        log(`sync from storage run ${run + 1}/${options.runs}`)
+        for (const spec of rotated(specs, run)) {
+          if (!spec.storage) continue
+          await attempt('sync from storage', spec, () => withServer(spec, async server => {
+            const result = await loadgen.run<{ ms: number, docBytes: number, frameBytes: number }>({
+              cmd: 'sync', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid }, spec: { ...options.sync, seed: options.seed, prefix: `sync-${run}` }
+            })
+            results.add('sync-ms', spec.key, result.ms)
+            log(`  ${spec.key.padEnd(12)} ${result.ms.toFixed(1)} ms (document ${result.docBytes} bytes, frame ${result.frameBytes} bytes)`)
+          }))
+        }
+      }
+      loadNote('sync from storage', load)
+    }
+
+    if (options.workloads.includes('storage')) {
+      const load = os.loadavg()[0]!
+      const workload = `storage throughput: one writer (${options.storage.authors} Yjs authors), ${options.storage.window} edits in flight, one observer`
+      results.metric({ key: 'storage-rate', workload, label: 'edits stored and relayed/s', better: 'higher', digits: 0 })
+      results.metric({ key: 'storage-cpu', workload, label: 'server CPU per edit, µs', better: 'lower', digits: 1 })
+      for (let run = 0; run < options.runs; run++) {
+        log(`storage throughput run ${run + 1}/${options.runs}`)
+        for (const spec of rotated(specs, run)) {
+          await attempt('storage throughput', spec, () => withServer(spec, async server => {
+            const result = await loadgen.run<{ perSec: number, cpuPerEdit: number }>({
+              cmd: 'storage', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid }, spec: { ...options.storage, seed: options.seed + run, prefix: `storage-${run}` }
+            })
+            results.add('storage-rate', spec.key, result.perSec)
+            const cpuPerEdit = result.cpuPerEdit
+            results.add('storage-cpu', spec.key, cpuPerEdit)
+            log(`  ${spec.key.padEnd(12)} ${Math.round(result.perSec)} edits/s, CPU ${cpuPerEdit.toFixed(1)} µs/edit`)
+          }))
+        }
+      }
+      loadNote('storage throughput', load)
+      for (const spec of specs) results.notes.push(`storage, ${spec.label}: ${spec.durability}`)
+    }
+  } finally {
+    loadgen.stop()
+  }
+
+  const seconds = Math.round((Date.now() - started) / 1000)
+  const markdown = render(results, specs, options, machine, seconds)
+  process.stdout.write(markdown)
+  const dir = join(ROOT, 'bench', 'results')
+  mkdirSync(dir, { recursive: true })
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  writeFileSync(join(dir, `bench-${stamp}.md`), markdown)
+  writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify({ machine, options, values: Object.fromEntries([...results.values].map(([k, v]) => [k, Object.fromEntries(v)])), notes: results.notes }, null, 2))
+  log(`done in ${seconds} s; results in bench/results/bench-${stamp}.md`)
+}
+
+function format (value: number, digits: number): string {
+  if (Number.isNaN(value)) return 'n/a'
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+function cell (values: number[] | undefined, digits: number): string {
+  if (values === undefined || values.length === 0) return '–'
+  const s = summarise(values)
+  if (s.runs === 0) return 'n/a'
+  if (s.runs === 1) return format(s.median, digits)
+  return `${format(s.median, digits)} (${format(s.min, digits)}–${format(s.max, digits)})`
+}
+
+/** Tandem's median over the reference's, as "N.NN×"; for lower-is-better figures too, so read with the metric's direction. */
+function ratio (tandem: number, reference: number): string {
+  if (!Number.isFinite(tandem) || !Number.isFinite(reference) || reference === 0) return '–'
+  return `${(tandem / reference).toFixed(2)}×`
+}
+
+function render (results: Results, specs: ServerSpec[], options: BenchOptions, machine: Machine, seconds: number): string {
+  const median = (metric: string, server: string): number => summarise(results.values.get(metric)?.get(server) ?? []).median
+  const peers = specs.filter(spec => spec.peer)
+  const lines: string[] = []
+  lines.push(`### Results ${new Date().toISOString().slice(0, 10)} (${options.quick ? 'quick mode' : 'full mode'}, ${options.runs} run${options.runs > 1 ? 's' : ''}: median (min–max))`, '')
+  lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}${options.nice === undefined ? '' : `; bench processes at nice ${options.nice}`}. Took ${seconds} s.`, '')
+  const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor']
+  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
+  let lastWorkload = ''
+  for (const metric of results.metrics) {
+    const byServer = results.values.get(metric.key)
+    const peerMedians = peers.map(p => median(metric.key, p.key)).filter(Number.isFinite)
+    const best = peerMedians.length === 0 ? NaN : metric.better === 'lower' ? Math.min(...peerMedians) : Math.max(...peerMedians)
+    const tandem = median(metric.key, 'tandem')
+    const row = [
+      metric.workload === lastWorkload ? '' : metric.workload,
+      `${metric.label} (${metric.better} is better)`,
+      ...specs.map(spec => cell(byServer?.get(spec.key), metric.digits)),
+      ratio(tandem, best),
+      ratio(tandem, median(metric.key, 'floor'))
+    ]
+    lastWorkload = metric.workload
+    lines.push(`| ${row.join(' | ')} |`)
+  }
+  lines.push('')
+  if (results.notes.length > 0) {
+    lines.push('Notes:', '')
+    for (const note of results.notes) lines.push(`- ${note}`)
+    lines.push('')
+  }
+  return lines.join('\n') + '\n'
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exitCode = 1
+})

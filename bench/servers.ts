@@ -1,0 +1,182 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, connect } from 'node:net'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Dialect } from './wire.js'
+import { rssBytes } from './procfs.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+/** The repository root (this file runs from bench/dist/bench/). */
+export const ROOT = join(here, '..', '..', '..')
+
+/** One server under test: how to start it and how to talk to it. */
+export interface ServerSpec {
+  /** Short key, as given to --servers. */
+  key: string
+  /** Name with version, for the table. */
+  label: string
+  dialect: Dialect
+  /** True for the Yjs peers Tandem is compared against. */
+  peer: boolean
+  /** Whether documents outlive their last client in durable storage. */
+  storage: boolean
+  /** What "stored" means for this server, for the storage row's footnote. */
+  durability: string
+  /** Command line and environment, given a free port and a fresh data folder. */
+  command (port: number, dataDir: string): { args: string[], env: Record<string, string> }
+}
+
+/** The installed version of a package (read from node_modules: some packages do not export package.json). */
+function versionOf (pkg: string): string {
+  return (JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version
+}
+
+/** The servers, in table order. */
+export function serverSpecs (): ServerSpec[] {
+  const legacyDir = join(ROOT, 'node_modules', 'y-websocket-legacy')
+  return [
+    {
+      key: 'tandem',
+      label: `Tandem ${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}`,
+      dialect: 'y-websocket',
+      peer: false,
+      storage: true,
+      durability: 'each update committed to SQLite (WAL) before it is relayed or acknowledged',
+      command: (port, dataDir) => ({
+        args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn'],
+        env: {}
+      })
+    },
+    {
+      key: 'y-websocket',
+      label: `y-websocket ${versionOf('y-websocket-legacy')}`,
+      dialect: 'y-websocket',
+      peer: true,
+      storage: true,
+      durability: 'each update queued to LevelDB (y-leveldb) after it is relayed; never awaited',
+      command: (port, dataDir) => ({
+        args: [join(legacyDir, 'bin', 'server.js')],
+        env: { PORT: String(port), HOST: '127.0.0.1', YPERSISTENCE: dataDir }
+      })
+    },
+    {
+      key: 'hocuspocus',
+      label: `Hocuspocus ${versionOf('@hocuspocus/server')}`,
+      dialect: 'hocuspocus',
+      peer: true,
+      storage: true,
+      durability: 'whole document written to SQLite 2-10 s after changes (debounced), relayed at once',
+      command: (port, dataDir) => ({
+        args: [join(here, 'hocuspocus-server.js')],
+        env: { PORT: String(port), HOST: '127.0.0.1', DATA: dataDir }
+      })
+    },
+    {
+      key: 'floor',
+      label: 'ws floor',
+      dialect: 'raw',
+      peer: false,
+      storage: false,
+      durability: 'none (relays only)',
+      command: port => ({
+        args: [join(here, 'floor-server.js')],
+        env: { PORT: String(port), HOST: '127.0.0.1' }
+      })
+    }
+  ]
+}
+
+/** A free TCP port on loopback (bound, then released for the server to take). */
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const probe = createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      probe.close(() => resolve(port))
+    })
+  })
+}
+
+async function accepts (port: number): Promise<boolean> {
+  return await new Promise(resolve => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+/** A started server process. */
+export class RunningServer {
+  private output = ''
+  private exited = false
+
+  constructor (
+    readonly spec: ServerSpec,
+    readonly port: number,
+    readonly dataDir: string,
+    readonly child: ChildProcess
+  ) {
+    const keep = (chunk: Buffer): void => { this.output = (this.output + chunk.toString()).slice(-4000) }
+    child.stdout?.on('data', keep)
+    child.stderr?.on('data', keep)
+    child.once('exit', () => { this.exited = true })
+  }
+
+  /** ws://127.0.0.1:port */
+  get url (): string {
+    return `ws://127.0.0.1:${this.port}`
+  }
+
+  /** Resident set size of the server process in bytes (Linux /proc). */
+  rss (): number {
+    return rssBytes(this.child.pid as number)
+  }
+
+  /** The last lines the server printed, for error messages. */
+  tail (): string {
+    return this.output.trim().split('\n').slice(-8).join('\n')
+  }
+
+  /** SIGTERM, then SIGKILL after 5 s; removes the data folder. */
+  async stop (): Promise<void> {
+    if (!this.exited) {
+      this.child.kill('SIGTERM')
+      for (let i = 0; i < 100 && !this.exited; i++) await sleep(50)
+      if (!this.exited) {
+        this.child.kill('SIGKILL')
+        for (let i = 0; i < 40 && !this.exited; i++) await sleep(50)
+      }
+    }
+    rmSync(this.dataDir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Starts a server on a free loopback port with a fresh data folder, and waits until it accepts
+ * TCP connections (at most 15 s). `nodeArgs` go before the script (e.g. --cpu-prof).
+ */
+export async function startServer (spec: ServerSpec, nodeArgs: string[] = []): Promise<RunningServer> {
+  const port = await freePort()
+  const dataDir = mkdtempSync(join(tmpdir(), `bench-${spec.key}-`))
+  const { args, env } = spec.command(port, dataDir)
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, NODE_ENV: 'production', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const server = new RunningServer(spec, port, dataDir, child)
+  const deadline = Date.now() + 15_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break
+    if (await accepts(port)) return server
+    await sleep(50)
+  }
+  await server.stop()
+  throw new Error(`${spec.label} did not start on port ${port}:\n${server.tail()}`)
+}
