@@ -2,8 +2,8 @@ import { describe, expect, onTestFinished } from 'vitest'
 import { Redis } from 'ioredis'
 import type { PresenceEntry } from '../shared/tandem.js'
 import { docName, waitFor } from './helpers.js'
-import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from './services.js'
-import { startTandem, type TandemProcess } from './processes.js'
+import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith, type PrivateRedis } from './services.js'
+import { httpStatus, startTandem, type TandemProcess } from './processes.js'
 import { dropSocket, leftEvents, record, tandemClient } from './tandem-helpers.js'
 import type { TandemClient } from '../client/index.js'
 
@@ -14,15 +14,24 @@ const HEARTBEAT_TIMEOUT_MS = 2_000
 const HEARTBEAT = ['--heartbeat-interval', '500', '--heartbeat-timeout', String(HEARTBEAT_TIMEOUT_MS)]
 
 /** Two tandem processes sharing a private redis-server and a fresh PostgreSQL schema. */
-async function pair (graceMs: number): Promise<[TandemProcess, TandemProcess, (doc: string, resource: string) => Promise<number>]> {
+interface Pair {
+  p1: TandemProcess
+  p2: TandemProcess
+  redis: PrivateRedis
+  /** Length of a resource's queue of waiters in Redis. */
+  queued: (doc: string, resource: string) => Promise<number>
+}
+
+async function pair (graceMs: number): Promise<Pair> {
   const redis = await privateRedis()
   const schema = pgSchema()
   const prefix = redisPrefix()
   const args = ['--persistence', `${POSTGRES_URL}?schema=${schema}`, '--redis', redis.url, '--redis-prefix', prefix, '--reconnect-grace', String(graceMs), ...HEARTBEAT]
   const client = new Redis(redis.url)
+  client.on('error', () => {}) // the outage test kills this Redis
   onTestFinished(() => { client.disconnect() })
   const queued = (doc: string, resource: string): Promise<number> => client.llen(`${prefix}{${encodeURIComponent(doc)}}:q:${resource}`)
-  return [await startTandem(args), await startTandem(args), queued]
+  return { p1: await startTandem(args), p2: await startTandem(args), redis, queued }
 }
 
 function entryOf (client: TandemClient, userId: string): PresenceEntry | undefined {
@@ -41,7 +50,7 @@ function figure (what: string, startedAt: number): void {
 
 describe('presence and locks across tandem processes', () => {
   it('presence: one entry per user across instances, events everywhere, removal within 1 s of a drop (grace 0)', async () => {
-    const [p1, p2] = await pair(0)
+    const { p1, p2 } = await pair(0)
     const name = docName()
     const watcher1 = tandemClient(p1.url, name, { user: { id: 'w1', name: 'W1' } })
     const watcher2 = tandemClient(p2.url, name, { user: { id: 'w2', name: 'W2' } })
@@ -83,7 +92,7 @@ describe('presence and locks across tandem processes', () => {
   })
 
   it('resume within the grace on the same instance keeps presence and locks; the other instance sees reconnecting, never left', async () => {
-    const [p1, p2] = await pair(5_000)
+    const { p1, p2 } = await pair(5_000)
     const name = docName()
     const ada = tandemClient(p1.url, name, { user: { id: 'ada', name: 'Ada' } })
     const bob = tandemClient(p2.url, name, { user: { id: 'bob', name: 'Bob' } })
@@ -104,7 +113,7 @@ describe('presence and locks across tandem processes', () => {
   })
 
   it('locks: exclusion and fencing across instances, a FIFO waiter on the other instance, admin release on the other instance', async () => {
-    const [p1, p2, queued] = await pair(0)
+    const { p1, p2, queued } = await pair(0)
     const name = docName()
     const ada = tandemClient(p1.url, name, { user: { id: 'ada' } })
     const bob = tandemClient(p2.url, name, { user: { id: 'bob' } })
@@ -143,7 +152,7 @@ describe('presence and locks across tandem processes', () => {
   })
 
   it('SIGKILL of the instance holding a lock: the lock is released and the holder\'s presence removed within the heartbeat timeout; the waiter on the other instance gets it', async () => {
-    const [p1, p2, queued] = await pair(5_000)
+    const { p1, p2, queued } = await pair(5_000)
     const name = docName()
     const ada = tandemClient(p1.url, name, { user: { id: 'ada', name: 'Ada' } })
     const bob = tandemClient(p2.url, name, { user: { id: 'bob', name: 'Bob' } })
@@ -168,5 +177,40 @@ describe('presence and locks across tandem processes', () => {
     expect(['timeout', 'disconnect']).toContain(leftEvents(seen).find(e => e.user.userId === 'ada')?.reason)
     expect(seen.locks.find(e => e.type === 'released')).toMatchObject({ reason: 'timeout', lock: { userId: 'ada' } })
     expect(watcher.locks.holder('block:1')?.userId).toBe('bob')
+  })
+
+  it('Redis outage: new acquisitions are refused with TANDEM_ERR_REDIS_UNAVAILABLE, documents keep working; afterwards held locks are put back and tokens keep growing', async () => {
+    const { p1, p2, redis } = await pair(5_000)
+    const name = docName()
+    const ada = tandemClient(p1.url, name, { user: { id: 'ada' } })
+    const bob = tandemClient(p2.url, name, { user: { id: 'bob' } })
+    await Promise.all([ada.synced(), bob.synced()])
+    const held = await ada.locks.acquire('block:1')
+    await waitFor(() => bob.locks.holder('block:1')?.userId === 'ada', 5_000, 'bob sees the lock')
+
+    await redis.stop() // a restart loses every key: no persistence
+    await waitFor(async () => await httpStatus(p1.http, '/readyz') === 503 && await httpStatus(p2.http, '/readyz') === 503, 5_000, 'readyz 503')
+    const refused = await bob.locks.acquire('block:2').catch((err: unknown) => err) as { code: string }
+    expect(refused.code).toBe('TANDEM_ERR_REDIS_UNAVAILABLE')
+    const local = tandemClient(p2.url, name, { user: { id: 'carol' } })
+    await local.synced()
+    bob.doc.getText('t').insert(0, 'still editing')
+    await waitFor(() => local.doc.getText('t').toString() === 'still editing', 5_000, 'documents are served during the outage')
+
+    await redis.start()
+    await waitFor(async () => await httpStatus(p1.http, '/readyz') === 200 && await httpStatus(p2.http, '/readyz') === 200, 10_000, 'readyz 200 again')
+    // the holder's instance puts its lock back: same token, same holder
+    await waitFor(async () => {
+      const response = await fetch(`${p2.http}/api/documents/${encodeURIComponent(name)}/locks`)
+      const locks = await response.json() as Array<{ token: number, userId: string }>
+      return locks.length === 1 && locks[0]!.token === held.token && locks[0]!.userId === 'ada'
+    }, 10_000, 'the lock is back in Redis')
+    const refusal = await bob.locks.acquire('block:1').catch((err: unknown) => err) as { code: string }
+    expect(refusal.code).toBe('TANDEM_ERR_LOCK_HELD')
+    expect(ada.locks.holder('block:1')?.token).toBe(held.token)
+    await held.release()
+    // Redis forgot the last token; the store did not
+    const next = await bob.locks.acquire('block:1')
+    expect(next.token).toBeGreaterThan(held.token)
   })
 })
