@@ -170,7 +170,8 @@ return reply({ status = 'granted', lock = grant(waiter.owner, waiter.ttl, token,
 export const CANCEL = PRELUDE + `
 local raw = ARGV[5]
 local waiter = cjson.decode(raw)
-if redis.call('LREM', queue, 1, raw) > 0 then return reply({ status = 'cancelled' }) end
+-- advance: a reservation left by an instance that died while handing over is cleared here
+if redis.call('LREM', queue, 1, raw) > 0 then return reply({ status = 'cancelled', next = advance() }) end
 local r = reserved()
 if r and r.id == waiter.id then
   redis.call('HDEL', reserve, resource)

@@ -66,6 +66,8 @@ function backoff (attempt: number): number {
 
 /** Tokens a grant may fetch before giving up (each retry means another instance raced it). */
 const MAX_TOKEN_TRIES = 20
+/** How long an announcement of ours may take to come back through the channel. */
+const HEARD_WITHIN_MS = 1_000
 /** Remembered sequence numbers, per resource, before the memory is cleared. */
 const MAX_SEQS = 50_000
 
@@ -98,6 +100,8 @@ export class RedisLockTable implements LockTable {
   private readonly pending = new Map<string, Pending>()
   /** Last sequence number delivered, per document and resource. */
   private readonly seqs = new Map<string, number>()
+  /** Our own announcements waiting to come through the channel. */
+  private readonly hearing = new Map<string, Set<{ seq: number, done: () => void }>>()
   /** Locks held by this instance's sessions, with their lease timers. */
   private readonly owned = new Map<string, { doc: string, lock: LockInfo, ttl: number, timer: ReturnType<typeof setTimeout> }>()
   private ticker: ReturnType<typeof setInterval> | undefined
@@ -210,8 +214,34 @@ export class RedisLockTable implements LockTable {
       throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `locks need Redis: ${(err as Error).message}`, { cause: err })
     }
     const reply = JSON.parse(raw) as Reply
-    for (const payload of Array.isArray(reply.events) ? reply.events : []) this.deliver(payload)
+    await Promise.all((Array.isArray(reply.events) ? reply.events : []).map(payload => this.heard(payload)))
     return reply
+  }
+
+  /**
+   * Resolves once an announcement a script of ours made was delivered. The channel delivers it,
+   * so that listeners get every change of a resource in order, whoever made it; if it has not
+   * come after a moment (the subscription is reconnecting), it is delivered from the reply.
+   */
+  private heard (payload: string): Promise<void> {
+    const { doc, lock, seq } = JSON.parse(payload) as Announcement
+    const key = JSON.stringify([doc, lock.resource])
+    if ((this.seqs.get(key) ?? 0) >= seq) return Promise.resolve()
+    return new Promise(resolve => {
+      const waiter = { seq, done: (): void => {
+        clearTimeout(timer)
+        this.hearing.get(key)?.delete(waiter)
+        if (this.hearing.get(key)?.size === 0) this.hearing.delete(key)
+        resolve()
+      } }
+      const timer = setTimeout(() => {
+        this.deliver(payload)
+        waiter.done()
+      }, HEARD_WITHIN_MS)
+      let waiters = this.hearing.get(key)
+      if (waiters === undefined) this.hearing.set(key, waiters = new Set())
+      waiters.add(waiter)
+    })
   }
 
   acquire (doc: string, resource: string, owner: LockOwner, options: AcquireOptions): Promise<LockInfo> {
@@ -265,7 +295,12 @@ export class RedisLockTable implements LockTable {
         const token = await this.options.nextToken(doc, resource)
         const reply = await this.run('tandemLockGrant', doc, resource, waiter.id, token)
         if (reply.status === 'stale') continue
-        if (reply.status === 'granted') await this.index(waiter.node, doc, resource, true)
+        if (reply.status !== 'granted') return
+        await this.index(waiter.node, doc, resource, true)
+        // its instance was reaped meanwhile (after reading its index): release the lock now
+        if (waiter.node !== this.nodeId && await this.client.zscore(this.nodesKey, waiter.node) === null) {
+          await this.releaseWhere(doc, resource, 'node', waiter.node, 'timeout')
+        }
         return
       }
     } catch (err) {
@@ -396,6 +431,7 @@ export class RedisLockTable implements LockTable {
       : { doc, event: 'released', lock, reason: change.reason as LockReleaseReason }
     for (const listener of this.listeners) listener(out)
     if (change.event === 'acquired' && change.waiter !== '') this.settle(change.waiter)?.resolve(lock)
+    for (const waiter of [...this.hearing.get(key) ?? []]) if (waiter.seq <= change.seq) waiter.done()
   }
 
   /** A lock of this instance: its lease is timed here (the owner expires it when renewals stop). */
