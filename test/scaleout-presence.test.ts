@@ -179,14 +179,35 @@ describe('presence and locks across tandem processes', () => {
     expect(watcher.locks.holder('block:1')?.userId).toBe('bob')
   })
 
+  it('graceful shutdown of one instance: its users leave with shutdown and its locks go to the waiters on the other', async () => {
+    const { p1, p2, queued } = await pair(5_000)
+    const name = docName()
+    const ada = tandemClient(p1.url, name, { user: { id: 'ada' } })
+    const bob = tandemClient(p2.url, name, { user: { id: 'bob' } })
+    const seen = record(bob)
+    await Promise.all([ada.synced(), bob.synced()])
+    const held = await ada.locks.acquire('block:1')
+    const waiting = bob.locks.acquire('block:1', { waitMs: 10_000 })
+    await waitFor(async () => await queued(name, 'block:1') === 1, 5_000, 'bob queued')
+    expect(await p1.stop('SIGTERM')).toBe(0)
+    ada.destroy()
+    const lock = await waiting
+    expect(lock.token).toBeGreaterThan(held.token)
+    await waitFor(() => leftEvents(seen).some(e => e.user.userId === 'ada'), 5_000, 'ada left')
+    expect(leftEvents(seen).find(e => e.user.userId === 'ada')?.reason).toBe('shutdown')
+    expect(seen.locks.find(e => e.type === 'released')).toMatchObject({ reason: 'shutdown', lock: { userId: 'ada' } })
+  })
+
   it('Redis outage: new acquisitions are refused with TANDEM_ERR_REDIS_UNAVAILABLE, documents keep working; afterwards held locks are put back and tokens keep growing', async () => {
     const { p1, p2, redis } = await pair(5_000)
     const name = docName()
     const ada = tandemClient(p1.url, name, { user: { id: 'ada' } })
     const bob = tandemClient(p2.url, name, { user: { id: 'bob' } })
     await Promise.all([ada.synced(), bob.synced()])
+    const ghost = tandemClient(p1.url, name, { user: { id: 'ghost' } })
+    await ghost.synced()
     const held = await ada.locks.acquire('block:1')
-    await waitFor(() => bob.locks.holder('block:1')?.userId === 'ada', 5_000, 'bob sees the lock')
+    await waitFor(() => bob.locks.holder('block:1')?.userId === 'ada' && entryOf(bob, 'ghost') !== undefined, 5_000, 'bob sees the lock and ghost')
 
     await redis.stop() // a restart loses every key: no persistence
     await waitFor(async () => await httpStatus(p1.http, '/readyz') === 503 && await httpStatus(p2.http, '/readyz') === 503, 5_000, 'readyz 503')
@@ -194,11 +215,17 @@ describe('presence and locks across tandem processes', () => {
     expect(refused.code).toBe('TANDEM_ERR_REDIS_UNAVAILABLE')
     const local = tandemClient(p2.url, name, { user: { id: 'carol' } })
     await local.synced()
+    // a user leaving instance one meanwhile: the other instance cannot hear it now
+    await ghost.leave()
+    expect(entryOf(bob, 'ghost')).toBeDefined()
     bob.doc.getText('t').insert(0, 'still editing')
     await waitFor(() => local.doc.getText('t').toString() === 'still editing', 5_000, 'documents are served during the outage')
 
     await redis.start()
     await waitFor(async () => await httpStatus(p1.http, '/readyz') === 200 && await httpStatus(p2.http, '/readyz') === 200, 10_000, 'readyz 200 again')
+    // presence converges: each instance's snapshot replaces what the other had
+    await waitFor(() => bob.presence.list().map(e => e.userId).sort().join() === 'ada,bob,carol' &&
+      ada.presence.list().map(e => e.userId).sort().join() === 'ada,bob,carol', 10_000, 'presence converges')
     // the holder's instance puts its lock back: same token, same holder
     await waitFor(async () => {
       const response = await fetch(`${p2.http}/api/documents/${encodeURIComponent(name)}/locks`)
