@@ -217,3 +217,15 @@ redis.call('HSET', fence, resource, lock.token)
 redis.call('HSET', holders, resource, cjson.encode({ lock = lock, node = node, ttl = ttl }))
 return reply({ status = 'restored', lock = lock })
 `
+
+/**
+ * KEYS 1 the sorted set of live instances. ARGV 1 this instance, 2 how old a score may get (ms).
+ * Scores are Redis's own clock, so instances with skewed clocks do not reap each other.
+ * Refreshes this instance's score; returns the instances whose score is older than allowed.
+ */
+export const BEAT = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+`

@@ -5,7 +5,7 @@ import { TandemError, isTandemError } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import type { LockInfo, LockReleaseReason } from '../shared/tandem.js'
 import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './locks.js'
-import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './locks-redis-scripts.js'
+import { ACQUIRE, BEAT, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './locks-redis-scripts.js'
 
 /** Options of {@link RedisLockTable}. */
 export interface RedisLockTableOptions {
@@ -184,6 +184,7 @@ export class RedisLockTable implements LockTable {
   private define (): void {
     const scripts = { tandemLockAcquire: ACQUIRE, tandemLockRelease: RELEASE, tandemLockGrant: GRANT, tandemLockCancel: CANCEL, tandemLockRenew: RENEW, tandemLockRestore: RESTORE }
     for (const [name, lua] of Object.entries(scripts)) this.client.defineCommand(name, { numberOfKeys: 4, lua })
+    this.client.defineCommand('tandemNodeBeat', { numberOfKeys: 1, lua: BEAT })
   }
 
   private get channel (): string {
@@ -474,18 +475,19 @@ export class RedisLockTable implements LockTable {
     }
   }
 
-  private register (): Promise<unknown> {
-    return this.client.zadd(this.nodesKey, Date.now(), this.nodeId)
+  /** Refreshes this instance's score; resolves with the instances whose score is too old. */
+  private register (): Promise<string[]> {
+    const beat = (this.client as unknown as { tandemNodeBeat: (...args: Array<string | number>) => Promise<string[]> }).tandemNodeBeat
+    return beat.call(this.client, this.nodesKey, this.nodeId, Math.floor(this.livenessMs * 3 / 5))
   }
 
   /** Refreshes this instance's score; releases the locks of instances whose score is too old. */
   private async tick (): Promise<void> {
     if (this.closed || this.client.status !== 'ready') return
     try {
-      await this.register()
+      const dead = await this.register()
       // after an outage every score is old: give the others a turn to refresh theirs
       if (Date.now() - this.readySince < this.livenessMs * 3 / 5) return
-      const dead = await this.client.zrangebyscore(this.nodesKey, '-inf', Date.now() - Math.floor(this.livenessMs * 3 / 5))
       for (const nodeId of dead) {
         if (nodeId === this.nodeId || await this.client.zrem(this.nodesKey, nodeId) === 0) continue
         await this.reap(nodeId)
