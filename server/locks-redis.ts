@@ -98,6 +98,10 @@ export class RedisLockTable implements LockTable {
   private sub: Redis | Cluster
   private readonly listeners = new Set<(change: LockChange) => void>()
   private readonly pending = new Map<string, Pending>()
+  /** Queued requests whose acquire script has not answered yet. */
+  private readonly inFlight = new Set<string>()
+  /** Of those, the ones given up meanwhile (cancelled, timed out): undone when it answers. */
+  private readonly abandoned = new Set<string>()
   /** Last sequence number delivered, per document and resource. */
   private readonly seqs = new Map<string, number>()
   /** Our own announcements waiting to come through the channel. */
@@ -255,7 +259,11 @@ export class RedisLockTable implements LockTable {
         const timer = setTimeout(() => { void this.cancel(id, 'timeout') }, options.waitMs)
         this.pending.set(id, { doc, resource, owner, raw, resolve, reject, timer })
       }
+      if (id !== '') this.inFlight.add(id)
       this.tryAcquire(doc, resource, owner, options.ttlMs, raw).then(reply => {
+        this.inFlight.delete(id)
+        // cancelled or timed out while on its way: undo what the script did
+        if (this.abandoned.delete(id)) return void this.undo(doc, resource, owner.sessionId, raw, reply)
         if (reply.status === 'granted' || reply.status === 'renewed') {
           this.settle(id)
           if (reply.status === 'renewed') this.own(doc, reply.lock as LockInfo, options.ttlMs)
@@ -264,10 +272,26 @@ export class RedisLockTable implements LockTable {
         if (reply.status === 'held') return reject(new LockDeniedError('TANDEM_ERR_LOCK_HELD', resource, reply.holder ?? null))
         // queued: resolved by the announcement of its grant, or by its timer
       }, (err: unknown) => {
+        this.inFlight.delete(id)
+        this.abandoned.delete(id)
         this.settle(id)
         reject(err)
       })
     })
+  }
+
+  /** A request given up before its script ran: its grant is released, its queue entry removed. */
+  private async undo (doc: string, resource: string, sessionId: string, raw: string, reply: Reply): Promise<void> {
+    try {
+      if (reply.status === 'granted') await this.release(doc, resource, sessionId, 'leave')
+      if (reply.status === 'queued') {
+        const cancelled = await this.run('tandemLockCancel', doc, resource, raw)
+        if (cancelled.next !== undefined) await this.handoff(doc, resource, cancelled.next)
+        if (cancelled.status === 'granted') await this.release(doc, resource, sessionId, 'leave')
+      }
+    } catch (err) {
+      this.logger.debug({ err, doc, resource }, 'cannot undo an abandoned lock request')
+    }
   }
 
   /** Fetches a token and asks; a stale token (another instance was faster) is fetched again. */
@@ -315,6 +339,11 @@ export class RedisLockTable implements LockTable {
     const pending = this.pending.get(id)
     if (pending === undefined) return
     const { doc, resource, owner } = pending
+    if (this.inFlight.has(id)) {
+      // its script has not answered yet: acquire() undoes what it did once it does
+      this.abandoned.add(id)
+      return await this.refuse(id, why)
+    }
     try {
       const reply = await this.run('tandemLockCancel', doc, resource, pending.raw)
       if (reply.next !== undefined) void this.handoff(doc, resource, reply.next)
@@ -328,11 +357,16 @@ export class RedisLockTable implements LockTable {
     } catch (err) {
       this.logger.debug({ err, doc, resource }, 'cannot cancel a queued lock request')
     }
+    await this.refuse(id, why)
+  }
+
+  /** Rejects a queued request: DISCONNECTED when cancelled, LOCK_TIMEOUT naming the holder. */
+  private async refuse (id: string, why: 'timeout' | 'cancel'): Promise<void> {
     const settled = this.settle(id)
     if (settled === undefined) return
     if (why === 'cancel') return settled.reject(new TandemError('TANDEM_ERR_DISCONNECTED', 'the lock request was cancelled'))
-    const holder = (await this.list(doc).catch(() => [])).find(lock => lock.resource === resource) ?? null
-    settled.reject(new LockDeniedError('TANDEM_ERR_LOCK_TIMEOUT', resource, holder))
+    const holder = (await this.list(settled.doc).catch(() => [])).find(lock => lock.resource === settled.resource) ?? null
+    settled.reject(new LockDeniedError('TANDEM_ERR_LOCK_TIMEOUT', settled.resource, holder))
   }
 
   /** Forgets a queued request; returns it if it was still pending. */

@@ -137,6 +137,17 @@ describe.each(implementations)('LockTable contract: %s', (_name, create) => {
     expect(changes.filter(c => c.event === 'released').map(c => c.event === 'released' && c.reason)).toEqual(['disconnect', 'disconnect'])
   })
 
+  test('a queued request cancelled while still on its way is never granted', async () => {
+    const { table, doc } = await setup()
+    await table.acquire(doc, 'r', owner('a'), LONG)
+    const queued = table.acquire(doc, 'r', owner('x'), { ttlMs: 60_000, waitMs: 10_000 }).catch((e: unknown) => e)
+    table.cancelWaits(doc, 'session-x')
+    expect(isTandemError(await queued, 'TANDEM_ERR_DISCONNECTED')).toBe(true)
+    await table.release(doc, 'r', 'session-a', 'release')
+    const next = await table.acquire(doc, 'r', owner('b'), { ttlMs: 60_000, waitMs: 5_000 })
+    expect(next.sessionId).toBe('session-b')
+  })
+
   test('forceRelease releases whoever holds it and hands it on', async () => {
     const { table, doc, changes } = await setup()
     await table.acquire(doc, 'r', owner('a'), LONG)
