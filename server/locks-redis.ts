@@ -5,7 +5,8 @@ import { TandemError, isTandemError } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import type { LockInfo, LockReleaseReason } from '../shared/tandem.js'
 import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './locks.js'
-import { ACQUIRE, BEAT, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './locks-redis-scripts.js'
+import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './locks-redis-scripts.js'
+import { LiveInstances } from './instances.js'
 
 /** Options of {@link RedisLockTable}. */
 export interface RedisLockTableOptions {
@@ -92,6 +93,7 @@ const MAX_SEQS = 50_000
 export class RedisLockTable implements LockTable {
   readonly nodeId: string
   private readonly prefix: string
+  private readonly instances: LiveInstances
   private readonly livenessMs: number
   private readonly logger: Logger
   private client: Redis | Cluster
@@ -121,6 +123,7 @@ export class RedisLockTable implements LockTable {
     this.logger = options.logger.child({ locks: 'redis', node: this.nodeId })
     this.client = this.connection(false, 'locks')
     this.sub = this.connection(false, 'locks-sub')
+    this.instances = new LiveInstances(() => this.client, this.prefix, this.nodeId, Math.floor(this.livenessMs * 3 / 5), this.logger)
   }
 
   private connection (cluster: boolean, role: string): Redis | Cluster {
@@ -179,7 +182,7 @@ export class RedisLockTable implements LockTable {
     this.sub.on('message', (_channel: string, payload: string) => this.deliver(payload))
     this.client.on('close', () => { this.wasDown = true })
     this.client.on('ready', () => { void this.reconnected() })
-    await this.register()
+    await this.instances.beat()
     this.readySince = Date.now()
     this.ticker = setInterval(() => { void this.tick() }, Math.max(10, Math.floor(this.livenessMs / 5)))
     this.ticker.unref?.()
@@ -188,19 +191,11 @@ export class RedisLockTable implements LockTable {
   private define (): void {
     const scripts = { tandemLockAcquire: ACQUIRE, tandemLockRelease: RELEASE, tandemLockGrant: GRANT, tandemLockCancel: CANCEL, tandemLockRenew: RENEW, tandemLockRestore: RESTORE }
     for (const [name, lua] of Object.entries(scripts)) this.client.defineCommand(name, { numberOfKeys: 4, lua })
-    this.client.defineCommand('tandemNodeBeat', { numberOfKeys: 1, lua: BEAT })
+    this.instances.define(this.client)
   }
 
   private get channel (): string {
     return `${this.prefix}locks`
-  }
-
-  private get nodesKey (): string {
-    return `${this.prefix}nodes`
-  }
-
-  private nodeLocksKey (nodeId: string): string {
-    return `${this.prefix}{node:${nodeId}}:locks`
   }
 
   /** The four keys of a resource; the document is the hash tag, as for the bus channel. */
@@ -299,7 +294,7 @@ export class RedisLockTable implements LockTable {
     for (let tries = 0; tries < MAX_TOKEN_TRIES; tries++) {
       const token = await this.options.nextToken(doc, resource)
       const reply = await this.run('tandemLockAcquire', doc, resource, JSON.stringify(owner), this.nodeId, ttl, token, waiter)
-      if (reply.status === 'granted') void this.index(this.nodeId, doc, resource, true)
+      if (reply.status === 'granted') void this.instances.index(this.nodeId, doc, resource, true)
       if (reply.next !== undefined) void this.handoff(doc, resource, reply.next)
       if (reply.status !== 'stale') return { ...reply, next: undefined }
     }
@@ -310,8 +305,7 @@ export class RedisLockTable implements LockTable {
   private async handoff (doc: string, resource: string, next: string): Promise<void> {
     const waiter = JSON.parse(next) as { id: string, node: string }
     try {
-      const alive = waiter.node === this.nodeId || await this.client.zscore(this.nodesKey, waiter.node) !== null
-      if (!alive) {
+      if (!await this.instances.alive(waiter.node)) {
         const reply = await this.run('tandemLockCancel', doc, resource, next)
         if (reply.next !== undefined) return await this.handoff(doc, resource, reply.next)
         return
@@ -321,9 +315,9 @@ export class RedisLockTable implements LockTable {
         const reply = await this.run('tandemLockGrant', doc, resource, waiter.id, token)
         if (reply.status === 'stale') continue
         if (reply.status !== 'granted') return
-        await this.index(waiter.node, doc, resource, true)
+        await this.instances.index(waiter.node, doc, resource, true)
         // its instance was reaped meanwhile (after reading its index): release the lock now
-        if (waiter.node !== this.nodeId && await this.client.zscore(this.nodesKey, waiter.node) === null) {
+        if (!await this.instances.alive(waiter.node)) {
           await this.releaseWhere(doc, resource, 'node', waiter.node, 'timeout')
         }
         return
@@ -386,7 +380,7 @@ export class RedisLockTable implements LockTable {
 
   private async releaseWhere (doc: string, resource: string, mode: string, value: string, reason: LockReleaseReason | ''): Promise<Reply> {
     const reply = await this.run('tandemLockRelease', doc, resource, mode, value, reason)
-    if (reply.status === 'released' && reply.node !== undefined) void this.index(reply.node, doc, resource, false)
+    if (reply.status === 'released' && reply.node !== undefined) void this.instances.index(reply.node, doc, resource, false)
     if (reply.next !== undefined) await this.handoff(doc, resource, reply.next)
     return reply
   }
@@ -498,32 +492,15 @@ export class RedisLockTable implements LockTable {
     }
   }
 
-  /** Remembers (or forgets) which instance holds a lock, so its death releases it. */
-  private async index (nodeId: string, doc: string, resource: string, add: boolean): Promise<void> {
-    const member = JSON.stringify([doc, resource])
-    try {
-      if (add) await this.client.sadd(this.nodeLocksKey(nodeId), member)
-      else await this.client.srem(this.nodeLocksKey(nodeId), member)
-    } catch (err) {
-      this.logger.debug({ err }, 'cannot update the lock index of an instance')
-    }
-  }
-
-  /** Refreshes this instance's score; resolves with the instances whose score is too old. */
-  private register (): Promise<string[]> {
-    const beat = (this.client as unknown as { tandemNodeBeat: (...args: Array<string | number>) => Promise<string[]> }).tandemNodeBeat
-    return beat.call(this.client, this.nodesKey, this.nodeId, Math.floor(this.livenessMs * 3 / 5))
-  }
-
   /** Refreshes this instance's score; releases the locks of instances whose score is too old. */
   private async tick (): Promise<void> {
     if (this.closed || this.client.status !== 'ready') return
     try {
-      const dead = await this.register()
+      const dead = await this.instances.beat()
       // after an outage every score is old: give the others a turn to refresh theirs
       if (Date.now() - this.readySince < this.livenessMs * 3 / 5) return
       for (const nodeId of dead) {
-        if (nodeId === this.nodeId || await this.client.zrem(this.nodesKey, nodeId) === 0) continue
+        if (!await this.instances.claim(nodeId)) continue
         await this.reap(nodeId)
       }
     } catch (err) {
@@ -533,15 +510,14 @@ export class RedisLockTable implements LockTable {
 
   /** Releases every lock of a dead instance, handing each to its next waiter. */
   private async reap (nodeId: string, reason: LockReleaseReason = 'timeout'): Promise<void> {
-    const members = await this.client.smembers(this.nodeLocksKey(nodeId))
-    if (nodeId !== this.nodeId) this.logger.info({ peer: nodeId, locks: members.length }, 'instance is gone; releasing its locks')
-    for (const member of members) {
-      const [doc, resource] = JSON.parse(member) as [string, string]
+    const locks = await this.instances.locks(nodeId)
+    if (nodeId !== this.nodeId) this.logger.info({ peer: nodeId, locks: locks.length }, 'instance is gone; releasing its locks')
+    for (const [doc, resource] of locks) {
       await this.releaseWhere(doc, resource, 'node', nodeId, reason).catch((err: unknown) => {
         this.logger.warn({ err, doc, resource }, 'cannot release a lock of a dead instance')
       })
     }
-    await this.client.del(this.nodeLocksKey(nodeId))
+    await this.instances.forget(nodeId)
   }
 
   /** Redis is back: register again, then check (or put back) the locks of this instance. */
@@ -550,11 +526,11 @@ export class RedisLockTable implements LockTable {
     this.wasDown = false
     this.readySince = Date.now()
     try {
-      await this.register()
+      await this.instances.beat()
       for (const [key, owned] of [...this.owned]) {
         const reply = await this.run('tandemLockRestore', owned.doc, owned.lock.resource, JSON.stringify(owned.lock), this.nodeId, owned.ttl)
         if (reply.status === 'restored') {
-          await this.index(this.nodeId, owned.doc, owned.lock.resource, true)
+          await this.instances.index(this.nodeId, owned.doc, owned.lock.resource, true)
           this.own(owned.doc, reply.lock as LockInfo, owned.ttl)
         } else if (reply.status === 'lost') {
           clearTimeout(owned.timer)
@@ -583,7 +559,7 @@ export class RedisLockTable implements LockTable {
     this.owned.clear()
     if (this.client.status === 'ready') {
       await this.reap(this.nodeId, 'shutdown').catch(() => {})
-      await this.client.zrem(this.nodesKey, this.nodeId).catch(() => {})
+      await this.instances.leave().catch(() => {})
     }
     this.closed = true
     this.listeners.clear()
