@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import { TandemError, isTandemError } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
@@ -7,6 +7,7 @@ import type { LockInfo, LockReleaseReason } from '../shared/tandem.js'
 import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './locks.js'
 import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './locks-redis-scripts.js'
 import { LiveInstances } from './instances.js'
+import { isClusterNode, redisClient } from './redis-client.js'
 
 /** Options of {@link RedisLockTable}. */
 export interface RedisLockTableOptions {
@@ -59,11 +60,6 @@ interface Pending {
 
 type Script = (...args: Array<string | number>) => Promise<string>
 type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGrant' | 'tandemLockCancel' | 'tandemLockRenew' | 'tandemLockRestore', Script>
-
-/** Redis reconnect backoff: 50 ms doubling to 2 s, forever. */
-function backoff (attempt: number): number {
-  return Math.min(2_000, 50 * 2 ** Math.min(attempt, 6))
-}
 
 /** Tokens a grant may fetch before giving up (each retry means another instance raced it). */
 const MAX_TOKEN_TRIES = 20
@@ -127,27 +123,12 @@ export class RedisLockTable implements LockTable {
   }
 
   private connection (cluster: boolean, role: string): Redis | Cluster {
-    const options: RedisOptions = {
-      lazyConnect: true,
-      autoResubscribe: true,
-      maxRetriesPerRequest: null,
-      enableOfflineQueue: false,
-      connectionName: `tandem-${role}-${this.nodeId}`,
-      commandTimeout: Math.max(500, Math.floor(this.livenessMs / 5))
-    }
-    if (!cluster) return new Redis(this.options.url, { ...options, retryStrategy: backoff })
-    const { hostname, port, username, password, protocol } = new URL(this.options.url)
-    return new Cluster([{ host: hostname, port: port === '' ? 6379 : Number(port) }], {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      clusterRetryStrategy: backoff,
-      redisOptions: {
-        ...options,
-        username: username === '' ? undefined : decodeURIComponent(username),
-        password: password === '' ? undefined : decodeURIComponent(password),
-        tls: protocol === 'rediss:' ? {} : undefined
-      }
-    })
+    return redisClient({
+      url: this.options.url,
+      name: `tandem-${role}-${this.nodeId}`,
+      commandTimeoutMs: Math.max(500, Math.floor(this.livenessMs / 5)),
+      autoResubscribe: true
+    }, cluster)
   }
 
   /** True while Redis answers. */
@@ -162,7 +143,7 @@ export class RedisLockTable implements LockTable {
     this.sub.on('error', onError)
     try {
       await this.client.connect()
-      if ((this.client as Redis).isCluster === false && /cluster_enabled:1/.test(await this.client.info('cluster'))) {
+      if (await isClusterNode(this.client)) {
         this.client.disconnect()
         this.sub.disconnect()
         this.client = this.connection(true, 'locks')
