@@ -66,7 +66,7 @@ describe('PresenceMerge', () => {
 })
 
 /** Two servers in this process: one store, an in-process bus, and locks in the test Redis. */
-async function pair (options: { reconnectGraceMs?: number } = {}, prefix = redisPrefix()): Promise<Array<Awaited<ReturnType<typeof startServer>>>> {
+async function pair (options: { reconnectGraceMs?: number, heartbeatIntervalMs?: number, heartbeatTimeoutMs?: number } = {}, prefix = redisPrefix()): Promise<Array<Awaited<ReturnType<typeof startServer>>>> {
   const hub = new LocalHub()
   const store = new MemoryStore()
   const shared = { persistence: store, redis: REDIS_URL, redisPrefix: prefix, ...options }
@@ -135,5 +135,26 @@ describe('presence and locks across servers in one process', () => {
     expect(third.token).toBeGreaterThan(second.token)
     await waitFor(() => watcher.locks.holder('block:1')?.userId === 'carol', 5_000, 'watcher sees carol')
     expect(seen.locks.filter(e => e.type === 'released').map(e => e.type === 'released' && e.reason)).toEqual(['admin', 'release'])
+  })
+
+  it('a heartbeat timeout on one server: the other sees left with timeout and the lock released with timeout', async () => {
+    const [one, two] = await pair({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 1_000, reconnectGraceMs: 200 })
+    const name = docName()
+    const watcher = tandemClient(two!.url, name, { user: { id: 'watcher' } })
+    const events = record(watcher)
+    const ada = tandemClient(one!.url, name, { user: { id: 'ada' } })
+    await Promise.all([watcher.synced(), ada.synced()])
+    await ada.locks.acquire('block:1')
+    await waitFor(() => watcher.locks.holder('block:1')?.userId === 'ada', 5_000, 'watcher sees the lock')
+    // a frozen peer: it neither reads pings nor answers them
+    const socket = (ada.provider.ws as unknown as { _socket: { pause: () => void } })._socket
+    socket.pause()
+    ada.provider.shouldConnect = false
+    await waitFor(() => leftEvents(events).length === 1, 5_000, 'ada timed out')
+    expect(leftEvents(events)[0]).toMatchObject({ user: { userId: 'ada' }, reason: 'timeout' })
+    await waitFor(() => watcher.locks.holder('block:1') === undefined, 5_000, 'lock released')
+    expect(events.locks.find(e => e.type === 'released')).toMatchObject({ reason: 'timeout' })
+    expect(events.presence.some(e => e.type === 'updated' && e.user.userId === 'ada' && e.user.status === 'reconnecting')).toBe(true)
+    ada.destroy()
   })
 })
