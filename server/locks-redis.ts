@@ -459,8 +459,10 @@ export class RedisLockTable implements LockTable {
     try {
       const reply = await this.releaseWhere(doc, resource, 'expire', sessionId, 'expired')
       if (reply.status === 'renewed' && reply.lock !== undefined) return this.own(doc, reply.lock, this.owned.get(key)?.ttl ?? 0)
-      if (reply.status === 'none') {
-        clearTimeout(this.owned.get(key)?.timer)
+      const owned = this.owned.get(key)
+      // not that session's any more (released meanwhile): forget it, unless it is a newer lock of ours
+      if (reply.status === 'none' && owned?.lock.sessionId === sessionId) {
+        clearTimeout(owned.timer)
         this.owned.delete(key)
       }
     } catch (err) {
