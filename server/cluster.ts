@@ -9,6 +9,16 @@ import { writeAwareness } from '../shared/messages.js'
 import { TandemError } from '../shared/errors.js'
 import { errorMessage, redactUrl } from './error-text.js'
 import type { ResolvedOptions } from './config.js'
+import type { LeaveReason, PresenceEntry } from '../shared/tandem.js'
+import type { PresencePeers } from './collaboration.js'
+
+/** What the cluster needs of presence (Collaboration). */
+export interface PresenceNode {
+  ownPresence (doc: string): PresenceEntry[]
+  peerPresence (node: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void
+  peerSnapshot (node: string, doc: string, entries: PresenceEntry[]): void
+  peerDown (node: string): void
+}
 
 /** The loaded documents, as the cluster looks them up. */
 export interface LoadedDocuments {
@@ -22,8 +32,9 @@ export interface LoadedDocuments {
  * applies what peers publish, catches a document up from peers when it loads and every loaded
  * document when the bus reconnects, and removes the awareness states of a peer that died.
  */
-export class Cluster implements Replication {
+export class Cluster implements Replication, PresencePeers {
   private readonly remotes = new Map<string, RemoteOwner>()
+  private presenceNode: PresenceNode | undefined
   /** Peers reported down: hearing from one again means it was only cut off, so resync. */
   private readonly gone = new Set<string>()
   private closing: Promise<void> | undefined
@@ -71,6 +82,21 @@ export class Cluster implements Replication {
 
   awareness (doc: Document, update: Uint8Array): void {
     this.bus.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
+  }
+
+  /** Where peers' presence goes (the instance's Collaboration). */
+  bindPresence (node: PresenceNode): void {
+    this.presenceNode = node
+  }
+
+  publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
+    this.bus.publish({ type: 'presence', from: this.nodeId, doc, userId, entry, reason })
+  }
+
+  refreshPresence (name: string): void {
+    // a document still loading asks its peers once loaded; the answers carry their presence
+    const doc = this.docs.get(name)
+    if (doc !== undefined && (doc.status === 'ready' || doc.status === 'unloading')) this.askPeers(doc, '')
   }
 
   /** Leaves the bus. Safe to call twice. */
@@ -126,6 +152,11 @@ export class Cluster implements Replication {
         return this.answer(doc, message)
       case 'sync-reply':
         if (message.to === this.nodeId) doc.applyRemote(message.update)
+        return
+      case 'presence':
+        return this.presenceNode?.peerPresence(message.from, message.doc, message.userId, message.entry, message.reason)
+      case 'presence-snapshot':
+        return this.presenceNode?.peerSnapshot(message.from, message.doc, message.entries)
     }
   }
 
@@ -134,6 +165,7 @@ export class Cluster implements Replication {
     Y.decodeStateVector(message.stateVector) // throws on bad bytes before anything is sent
     if (message.to === '') this.askPeers(doc, message.from)
     this.bus.publish({ type: 'awareness-snapshot', from: this.nodeId, doc: doc.name, update: doc.awareness.snapshotLocal() })
+    this.bus.publish({ type: 'presence-snapshot', from: this.nodeId, doc: doc.name, entries: this.presenceNode?.ownPresence(doc.name) ?? [] })
     // what we send must be stored first, as for a client's sync step 1
     doc.whenStored().then(() => {
       if (doc.status !== 'ready' && doc.status !== 'unloading') return
@@ -146,6 +178,7 @@ export class Cluster implements Replication {
   private nodeDown (nodeId: string): void {
     const owner = this.remotes.get(nodeId)
     this.gone.add(nodeId)
+    this.presenceNode?.peerDown(nodeId)
     if (owner === undefined) return
     this.remotes.delete(nodeId)
     for (const doc of this.docs.all()) {

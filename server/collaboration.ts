@@ -5,6 +5,7 @@ import { isTandemError } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import type { LeaveReason, LockInfo, PresenceEntry, TandemMessage } from '../shared/tandem.js'
 import { PresenceBoard, type PresenceChange } from './presence.js'
+import { PresenceMerge } from './cluster-presence.js'
 import type { LockChange, LockTable } from './locks.js'
 import { ResumeTable, newResumeSecret, sameSecret } from './resume.js'
 import type { Identity } from './auth.js'
@@ -38,8 +39,19 @@ export const MAX_LOCK_WAIT_MS = 10 * 60_000
 /** Longest lease a client may ask for. */
 export const MAX_LOCK_TTL_MS = 24 * 60 * 60_000
 
+/** How presence reaches the other instances (the cluster); absent on a single instance. */
+export interface PresencePeers {
+  /** This instance's entry of a user changed (null: its last connection here ended). */
+  publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void
+  /** Asks the peers for their presence of a document (a room was just created here). */
+  refreshPresence (doc: string): void
+}
+
 interface Room {
+  /** This instance's connections. */
   board: PresenceBoard
+  /** The board merged with the peers' entries: what clients and the API see. */
+  merge: PresenceMerge
   /** Live sessions of the document. */
   live: Set<Participant>
   /** Live Tandem sessions: they receive presence and lock messages. */
@@ -76,7 +88,8 @@ export class Collaboration {
   constructor (
     readonly locks: LockTable,
     private readonly options: CollaborationOptions,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    private readonly peers?: PresencePeers
   ) {
     this.unsubscribe = locks.subscribe(change => this.lockChanged(change))
   }
@@ -120,7 +133,7 @@ export class Collaboration {
     session.send(writeTandem({
       type: 'welcome', sessionId: session.id, secret, resumed, userId: identity.userId, name: identity.name, color: identity.color, access: identity.access
     }))
-    session.send(writeTandem({ type: 'presence', users: room.board.list() }))
+    session.send(writeTandem({ type: 'presence', users: room.merge.list() }))
     room.tandem.add(session)
     this.lockBacklog.set(session, [])
     this.locks.list(session.doc.name).then(locks => {
@@ -174,14 +187,34 @@ export class Collaboration {
     this.finish(session.id, doc, reason === 'error' ? 'kicked' : reason)
   }
 
-  /** The presence of a document (empty when nobody is there). */
+  /** The presence of a document, on every instance (empty when nobody is there). */
   presence (doc: string): PresenceEntry[] {
-    return this.rooms.get(doc)?.board.list() ?? []
+    return this.rooms.get(doc)?.merge.list() ?? []
   }
 
-  /** Documents with presence: their live session count and user count. */
+  /** Documents with presence here: their live session count here and user count everywhere. */
   documents (): Array<{ name: string, sessions: number, users: number }> {
-    return [...this.rooms].map(([name, room]) => ({ name, sessions: room.live.size, users: room.board.size }))
+    return [...this.rooms].map(([name, room]) => ({ name, sessions: room.live.size, users: room.merge.size }))
+  }
+
+  /** This instance's own entries of a document, for a peer that asks. */
+  ownPresence (doc: string): PresenceEntry[] {
+    return this.rooms.get(doc)?.merge.own() ?? []
+  }
+
+  /** A peer's entry of one user changed (null: its last connection there ended). */
+  peerPresence (node: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
+    this.rooms.get(doc)?.merge.set(node, userId, entry, reason === '' ? 'disconnect' : reason)
+  }
+
+  /** Everything a peer has of a document; what it does not list any more left (`disconnect`). */
+  peerSnapshot (node: string, doc: string, entries: PresenceEntry[]): void {
+    this.rooms.get(doc)?.merge.replace(node, entries, 'disconnect')
+  }
+
+  /** A peer died: its users leave every document (`timeout`) unless still here or elsewhere. */
+  peerDown (node: string): void {
+    for (const room of this.rooms.values()) room.merge.drop(node, 'timeout')
   }
 
   /** Number of sessions within their reconnect grace. */
@@ -220,6 +253,7 @@ export class Collaboration {
     if (room === undefined) return
     room.held.delete(sessionId)
     room.board.disconnect(sessionId, reason)
+    // peers' entries go with the room: a room made again asks the peers afresh
     if (room.live.size === 0 && room.held.size === 0 && room.board.size === 0) {
       room.board.close()
       this.rooms.delete(doc)
@@ -230,15 +264,24 @@ export class Collaboration {
     let room = this.rooms.get(doc)
     if (room === undefined) {
       const created: Room = {
-        board: new PresenceBoard(this.options.idleAfterMs, change => this.presenceChanged(created, change)),
+        board: new PresenceBoard(this.options.idleAfterMs, change => this.localPresence(doc, created, change)),
+        merge: new PresenceMerge(change => this.presenceChanged(created, change)),
         live: new Set(),
         tandem: new Set(),
         held: new Set()
       }
       room = created
       this.rooms.set(doc, room)
+      this.peers?.refreshPresence(doc)
     }
     return room
+  }
+
+  /** The board changed: merged for clients here, told to the peers. */
+  private localPresence (doc: string, room: Room, change: PresenceChange): void {
+    room.merge.local(change)
+    if (change.event === 'left') this.peers?.publishPresence(doc, change.user.userId, null, change.reason)
+    else this.peers?.publishPresence(doc, change.user.userId, change.user, '')
   }
 
   private presenceChanged (room: Room, change: PresenceChange): void {

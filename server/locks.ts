@@ -50,7 +50,10 @@ export interface LockTable {
   list (doc: string): Promise<LockInfo[]>
   /** Calls `listener` on every change; returns the function that unsubscribes. */
   subscribe (listener: (change: LockChange) => void): () => void
-  /** Clears every timer and cancels queued requests; held locks are forgotten, not announced. */
+  /**
+   * Clears every timer and cancels queued requests. In memory, held locks are forgotten, not
+   * announced; in Redis, this instance's locks are released (reason `shutdown`).
+   */
   close (): Promise<void>
 }
 

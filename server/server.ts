@@ -14,7 +14,7 @@ import { WebSocketTransport, type UpgradeRequest } from './transport.js'
 import { anonymous, jwt, type Authenticate, type Identity } from './auth.js'
 import { Router } from './http.js'
 import { Collaboration } from './collaboration.js'
-import { MemoryLockTable } from './locks.js'
+import { openLockTable } from './open-locks.js'
 import { registerApi } from './api.js'
 import { openCluster, type Cluster } from './cluster.js'
 import { TandemError } from '../shared/errors.js'
@@ -113,8 +113,9 @@ export class TandemServer {
       }
       this.writer = new UpdateWriter(this.store, logger)
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
-      const store = this.store
-      this.collab = new Collaboration(new MemoryLockTable((doc, resource) => store.nextFencingToken(doc, resource)), options, logger)
+      const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
+      this.collab = new Collaboration(locks, options, logger, this.cluster)
+      this.cluster?.bindPresence(this.collab)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -124,6 +125,7 @@ export class TandemServer {
       this.http.listen(options.port, options.host)
       await once(this.http, 'listening')
     } catch (err) {
+      await this.collab?.close().catch(() => {})
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
       this.setStatus('closed')

@@ -30,7 +30,11 @@ describe('bus message codec', () => {
     { type: 'awareness', from: 'n1', doc: 'd', update: new Uint8Array(0) },
     { type: 'sync', from: 'n2', doc: 'd', to: '', stateVector: Uint8Array.of(0) },
     { type: 'sync-reply', from: 'n2', doc: 'd', to: 'n1', update: Uint8Array.of(0, 0) },
-    { type: 'awareness-snapshot', from: 'n3', doc: '{x}', update: Uint8Array.of(0) }
+    { type: 'awareness-snapshot', from: 'n3', doc: '{x}', update: Uint8Array.of(0) },
+    { type: 'presence', from: 'n1', doc: 'd', userId: 'u', entry: { userId: 'u', name: 'Ada', color: '#f80', status: 'idle', connections: 2, joinedAt: 1_732_000_000_000, lastActiveAt: 1_732_000_000_500 }, reason: '' },
+    { type: 'presence', from: 'n1', doc: 'd', userId: 'u', entry: null, reason: 'timeout' },
+    { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [] },
+    { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [{ userId: 'a', name: '', color: '', status: 'reconnecting', connections: 1, joinedAt: 0, lastActiveAt: 0 }, { userId: 'b', name: 'B', color: 'c', status: 'away', connections: 3, joinedAt: 5, lastActiveAt: 6 }] }
   ]
 
   test('round-trips every message type', () => {
@@ -39,6 +43,34 @@ describe('bus message codec', () => {
 
   test('fixed bytes for an update', () => {
     expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) })]).toEqual([1, 0, 1, 110, 1, 100, 1, 7])
+  })
+
+  test('fixed bytes for a presence removal', () => {
+    expect([...encodeBusMessage({ type: 'presence', from: 'n', doc: 'd', userId: 'u', entry: null, reason: 'leave' })])
+      .toEqual([1, 5, 1, 110, 1, 100, 1, 117, 0, 5, 108, 101, 97, 118, 101])
+  })
+
+  test('bad presence bytes throw', () => {
+    const removal = [1, 5, 1, 110, 1, 100, 1, 117, 0]
+    expect(() => decodeBusMessage(Uint8Array.of(...removal, 3, 98, 97, 100))).toThrow(/leave reason/)
+    expect(() => decodeBusMessage(Uint8Array.of(1, 5, 1, 110, 1, 100, 1, 117, 2, 0))).toThrow(/presence flag/)
+    expect(() => decodeBusMessage(Uint8Array.of(1, 6, 1, 110, 1, 100, 100))).toThrow(/count/)
+    const withEntry = encodeBusMessage(messages[5] as BusMessage)
+    expect(() => decodeBusMessage(withEntry.slice(0, withEntry.length - 3))).toThrow()
+  })
+
+  test('seeded random presence messages round-trip', () => {
+    const seed = Date.now() % 100_000
+    let state = seed
+    const next = (): number => (state = (state * 1_103_515_245 + 12_345) % 2_147_483_648)
+    const statuses = ['active', 'idle', 'away', 'reconnecting'] as const
+    for (let i = 0; i < 200; i++) {
+      const entries = Array.from({ length: next() % 4 }, (_, j) => ({
+        userId: `u${next() % 1000}-${j}`, name: 'n'.repeat(next() % 5), color: `#${next() % 999}`, status: statuses[next() % 4]!, connections: next() % 9, joinedAt: next() * 1000, lastActiveAt: next()
+      }))
+      const message: BusMessage = { type: 'presence-snapshot', from: `n${next()}`, doc: `d${next()}`, entries }
+      expect(decodeBusMessage(encodeBusMessage(message)), `seed ${seed}`).toEqual(message)
+    }
   })
 
   test('bad bytes throw', () => {

@@ -1,10 +1,12 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import type { BusMessage } from './bus.js'
+import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason } from '../../shared/tandem.js'
 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 1
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'] as const
+/** Appended only: a type's index is its byte on the wire. */
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
 
 /**
  * Encodes a bus message. Byte layout:
@@ -12,6 +14,9 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  *   update | awareness | awareness-snapshot: varUint8Array update
  *   sync:       varString to, varUint8Array stateVector
  *   sync-reply: varString to, varUint8Array update
+ *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
+ *   presence-snapshot: varUint n, n × PresenceEntry
+ * (PresenceEntry as in shared/tandem.ts.)
  */
 export function encodeBusMessage (message: BusMessage): Uint8Array {
   const encoder = encoding.createEncoder()
@@ -27,6 +32,16 @@ export function encodeBusMessage (message: BusMessage): Uint8Array {
     case 'sync-reply':
       encoding.writeVarString(encoder, message.to)
       encoding.writeVarUint8Array(encoder, message.update)
+      break
+    case 'presence':
+      encoding.writeVarString(encoder, message.userId)
+      encoding.writeVarUint(encoder, message.entry === null ? 0 : 1)
+      if (message.entry !== null) writePresenceEntry(encoder, message.entry)
+      encoding.writeVarString(encoder, message.reason)
+      break
+    case 'presence-snapshot':
+      encoding.writeVarUint(encoder, message.entries.length)
+      for (const entry of message.entries) writePresenceEntry(encoder, entry)
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -55,6 +70,25 @@ export function decodeBusMessage (bytes: Uint8Array): BusMessage {
     case 'awareness-snapshot':
       message = { type, from, doc, update: decoding.readVarUint8Array(decoder) }
       break
+    case 'presence': {
+      const userId = decoding.readVarString(decoder)
+      const hasEntry = decoding.readVarUint(decoder)
+      if (hasEntry > 1) throw new RangeError('bad presence flag')
+      const entry = hasEntry === 1 ? readPresenceEntry(decoder) : null
+      const reason = decoding.readVarString(decoder)
+      if (reason !== '' && !LEAVE_REASONS.includes(reason as LeaveReason)) throw new RangeError(`unknown leave reason ${reason}`)
+      message = { type, from, doc, userId, entry, reason: reason as LeaveReason | '' }
+      break
+    }
+    case 'presence-snapshot': {
+      const count = decoding.readVarUint(decoder)
+      // each entry takes at least 7 bytes: a count beyond what is left is a lie
+      if (count > bytes.length) throw new RangeError('presence snapshot count exceeds the message')
+      const entries = []
+      for (let i = 0; i < count; i++) entries.push(readPresenceEntry(decoder))
+      message = { type, from, doc, entries }
+      break
+    }
     default:
       throw new RangeError('unknown bus message type')
   }

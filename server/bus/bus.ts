@@ -1,3 +1,5 @@
+import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
+
 /**
  * What one instance tells the others about a document. Every message names its sender so that a
  * node drops its own echo, and the document it is about (its topic).
@@ -9,6 +11,10 @@
  * - `sync-reply`: what the addressee lacked, all of it already stored by the sender.
  * - `awareness-snapshot`: every awareness state the sender owns for the document; the receiver
  *   drops any other state it attributed to the sender (it missed the removal).
+ * - `presence`: the sender's own entry of one user (made of its connections only), or null when
+ *   the user's last connection there ended, with the reason; receivers merge it with theirs.
+ * - `presence-snapshot`: every entry the sender has of its own for the document (sent with the
+ *   answer to a `sync`); the receiver replaces what it had from the sender.
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array }
@@ -16,6 +22,8 @@ export type BusMessage =
   | { type: 'sync', from: string, doc: string, to: string, stateVector: Uint8Array }
   | { type: 'sync-reply', from: string, doc: string, to: string, update: Uint8Array }
   | { type: 'awareness-snapshot', from: string, doc: string, update: Uint8Array }
+  | { type: 'presence', from: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | '' }
+  | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandlers, BusMessage, BusStatus } from './bus.js'
 import { decodeBusMessage, encodeBusMessage } from './bus-codec.js'
+import { isClusterNode, redisClient } from '../redis-client.js'
 
 /** Options of {@link RedisBus}. */
 export interface RedisBusOptions {
@@ -13,11 +14,6 @@ export interface RedisBusOptions {
   /** A peer silent this long (its liveness key expired) is reported down. @default 30_000 */
   livenessMs?: number
   logger: Logger
-}
-
-/** Reconnect backoff: 50 ms doubling to 2 s, forever (an outage must not need a restart). */
-function backoff (attempt: number): number {
-  return Math.min(2_000, 50 * 2 ** Math.min(attempt, 6))
 }
 
 /**
@@ -56,31 +52,15 @@ export class RedisBus implements Bus {
   }
 
   /**
-   * A connection to a single Redis, or to a Redis Cluster seeded from the URL. Commands are never
-   * queued while disconnected; a publish command unanswered for a fifth of livenessMs means a
-   * half-open connection (no FIN ever came): see tick().
+   * A connection (single Redis or cluster). A publish command unanswered for a fifth of
+   * livenessMs means a half-open connection (no FIN ever came): see tick().
    */
   private connection (role: 'pub' | 'sub', cluster: boolean): Redis | Cluster {
-    const options: RedisOptions = {
-      lazyConnect: true,
-      autoResubscribe: false,
-      maxRetriesPerRequest: null,
-      connectionName: `tandem-${role}-${this.nodeId}`,
-      commandTimeout: role === 'pub' ? Math.max(500, Math.floor(this.livenessMs / 5)) : undefined
-    }
-    if (!cluster) return new Redis(this.url, { ...options, enableOfflineQueue: false, retryStrategy: backoff })
-    const { hostname, port, username, password, protocol } = new URL(this.url)
-    return new Cluster([{ host: hostname, port: port === '' ? 6379 : Number(port) }], {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      clusterRetryStrategy: backoff,
-      redisOptions: {
-        ...options,
-        username: username === '' ? undefined : decodeURIComponent(username),
-        password: password === '' ? undefined : decodeURIComponent(password),
-        tls: protocol === 'rediss:' ? {} : undefined
-      }
-    })
+    return redisClient({
+      url: this.url,
+      name: `tandem-${role}-${this.nodeId}`,
+      commandTimeoutMs: role === 'pub' ? Math.max(500, Math.floor(this.livenessMs / 5)) : undefined
+    }, cluster)
   }
 
   get ready (): boolean {
@@ -120,7 +100,7 @@ export class RedisBus implements Bus {
     try {
       await this.pub.connect()
       // any node of a Redis Cluster will do as the URL: switch to cluster clients if it is one
-      if ((this.pub as Redis).isCluster === false && /cluster_enabled:1/.test(await this.pub.info('cluster'))) {
+      if (await isClusterNode(this.pub)) {
         this.pub.disconnect()
         this.sub = this.connection('sub', true)
         this.pub = this.connection('pub', true)
