@@ -20,8 +20,8 @@ export class AwarenessRegistry {
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Throws TandemError on bad bytes or a client id owned by
-   * another session; nothing is applied then.
+   * or null when it changes nothing. Entries for a client id owned by another session are
+   * skipped. Throws TandemError on bad bytes; nothing is applied then.
    */
   apply (owner: object, update: Uint8Array): Uint8Array | null {
     let entries: AwarenessEntry[]
@@ -30,15 +30,13 @@ export class AwarenessRegistry {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
-    for (const entry of entries) {
-      const known = this.known.get(entry.clientId)
-      if (known?.owner !== undefined && known.owner !== owner) {
-        throw new TandemError('TANDEM_ERR_AWARENESS_NOT_OWNED', `client ${entry.clientId}`)
-      }
-    }
     const relay: AwarenessEntry[] = []
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
+      // the stock provider echoes every awareness change it receives back to the server, so a
+      // state owned by another session is expected here: it is ignored, never applied, which
+      // also keeps a client from overwriting or removing someone else's state
+      if (known?.owner !== undefined && known.owner !== owner) continue
       if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
       const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
       const removed = entry.state === 'null'

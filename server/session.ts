@@ -7,6 +7,7 @@ import { CloseCode } from '../shared/constants.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type WebSocketLike } from './socket.js'
+import { changesDocument } from './read-only.js'
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -157,6 +158,7 @@ export class Session implements DocumentMember {
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
       case 'sync-update':
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
       case 'awareness':
         return this.doc.applyAwareness(frame.update, this)
@@ -168,6 +170,23 @@ export class Session implements DocumentMember {
       case 'tandem':
         throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${frame.type} message from a client`)
     }
+  }
+
+  /**
+   * A read-only session sent an update: it never reaches the document, the store or the others.
+   * The socket stays open (the stock client keeps syncing); a Tandem client is told, unless the
+   * frame would have changed nothing, which is acknowledged like any no-op.
+   */
+  private refuseUpdate (update: Uint8Array): void {
+    let changes: boolean
+    try {
+      changes = changesDocument(this.doc.ydoc, update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    if (!changes) return this.acknowledge(1)
+    this.logger.debug('update refused: read-only session')
+    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
   }
 
   private answerStep1 (stateVector: Uint8Array): void {
