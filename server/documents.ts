@@ -52,7 +52,8 @@ export class DocumentRegistry {
       const created = new Document(name, this.logger.child({ doc: name }), d => this.onPending(d))
       doc = created
       this.docs.set(name, created)
-      const loaded = this.store.load(name).then(updates => {
+      // a Store that throws instead of rejecting must not leave the document registered forever
+      const loaded = Promise.resolve().then(() => this.store.load(name)).then(updates => {
         created.loadStored(updates)
         created.setStatus('ready')
       }, (err: unknown) => {

@@ -1,6 +1,7 @@
 import { onTestFinished } from 'vitest'
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
+import { readFrame, type Frame } from '../shared/messages.js'
 
 /** Signs an HS256 JWT for tests; `exp` in seconds from now (negative: already expired). */
 export async function signToken (secret: string, claims: Record<string, unknown>, expInSeconds = 3600): Promise<string> {
@@ -39,4 +40,20 @@ export function docUrl (base: string, doc: string, query: Record<string, string>
   const path = doc.split('/').map(encodeURIComponent).join('/')
   const search = new URLSearchParams(query).toString()
   return `${base}/${path}${search === '' ? '' : `?${search}`}`
+}
+
+/** Collects every frame a raw client receives from the moment it is called (call it before 'open'). */
+export function collectFrames (ws: WebSocket): { all: Frame[], next: () => Promise<Frame> } {
+  const all: Frame[] = []
+  let read = 0
+  const waiters: Array<() => void> = []
+  ws.on('message', (data: Buffer) => {
+    all.push(readFrame(data))
+    waiters.shift()?.()
+  })
+  const next = async (): Promise<Frame> => {
+    if (read >= all.length) await new Promise<void>(resolve => waiters.push(resolve))
+    return all[read++] as Frame
+  }
+  return { all, next }
 }
