@@ -28,3 +28,26 @@ export function changesDocument (ydoc: Y.Doc, update: Uint8Array): boolean {
   }
   return false
 }
+
+/**
+ * The document's state as an update for a client with `stateVector`, without the structs and
+ * deletions Yjs keeps pending (waiting for content the server does not have). Y.encodeStateAsUpdate
+ * includes them; a client that receives them in one piece may integrate what the server never
+ * did, and would then see a document no other client sees and the store never got. Hostile
+ * updates can leave such content behind, so the server only ever hands out what it integrated;
+ * pending content that resolves later is relayed and stored then, like any update.
+ */
+export function encodeIntegratedState (ydoc: Y.Doc, stateVector?: Uint8Array): Uint8Array {
+  const { store } = ydoc
+  const { pendingStructs, pendingDs } = store
+  if (pendingStructs === null && pendingDs === null) return Y.encodeStateAsUpdate(ydoc, stateVector)
+  // synchronous: nothing can observe the store while the pending fields are set aside
+  store.pendingStructs = null
+  store.pendingDs = null
+  try {
+    return Y.encodeStateAsUpdate(ydoc, stateVector)
+  } finally {
+    store.pendingStructs = pendingStructs
+    store.pendingDs = pendingDs
+  }
+}

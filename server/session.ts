@@ -7,7 +7,7 @@ import { CloseCode } from '../shared/constants.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type WebSocketLike } from './socket.js'
-import { changesDocument } from './read-only.js'
+import { changesDocument, encodeIntegratedState } from './read-only.js'
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -197,7 +197,7 @@ export class Session implements DocumentMember {
     }
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
-      if (this.status === 'open') this.send(writeSyncStep2(Y.encodeStateAsUpdate(this.doc.ydoc, stateVector)))
+      if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))
     }
     if (!this.doc.hasPending) reply()
     else this.doc.whenStored().then(reply, () => {})

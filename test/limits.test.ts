@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { TokenBucket, ConnectionCounter, withTimeout } from '../server/limits.js'
 import { BoundedSocket } from '../server/bounded-socket.js'
-import { changesDocument } from '../server/read-only.js'
+import { changesDocument, encodeIntegratedState } from '../server/read-only.js'
 import type { WebSocketLike } from '../server/socket.js'
 
 describe('TokenBucket', () => {
@@ -119,5 +119,26 @@ describe('changesDocument (read-only sessions)', () => {
     expect(changesDocument(server, updates[1]!)).toBe(true)
     Y.applyUpdate(server, updates[0]!)
     expect(changesDocument(server, updates[0]!)).toBe(false)
+  })
+})
+
+describe('encodeIntegratedState', () => {
+  test('leaves out what Yjs keeps pending, so no client gets content the server never integrated', () => {
+    const author = new Y.Doc()
+    const updates: Uint8Array[] = []
+    author.on('update', (u: Uint8Array) => updates.push(u))
+    author.getText('t').insert(0, 'first')
+    author.getText('t').insert(5, ' second')
+    const server = new Y.Doc()
+    Y.applyUpdate(server, updates[1]!) // the second without the first: pending
+    expect(server.getText('t').toString()).toBe('')
+    const fresh = new Y.Doc()
+    Y.applyUpdate(fresh, encodeIntegratedState(server))
+    Y.applyUpdate(fresh, updates[0]!)
+    expect(fresh.getText('t').toString()).toBe('first') // the pending part never reached it
+    expect(server.store.pendingStructs).not.toBeNull() // and the server still waits for it
+    Y.applyUpdate(server, updates[0]!)
+    expect(server.getText('t').toString()).toBe('first second')
+    expect(Y.encodeStateAsUpdate(server)).toEqual(encodeIntegratedState(server))
   })
 })
