@@ -1,6 +1,9 @@
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
 import { TandemError } from '../shared/errors.js'
 
+/** Awareness client ids one session may ever claim; a stock client needs one. */
+export const MAX_CLIENT_IDS_PER_OWNER = 4
+
 interface Known {
   clock: number
   /** JSON text; 'null' once removed. */
@@ -17,6 +20,8 @@ interface Known {
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
+  /** Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER). */
+  private readonly claimed = new WeakMap<object, Set<number>>()
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
@@ -38,12 +43,30 @@ export class AwarenessRegistry {
       // also keeps a client from overwriting or removing someone else's state
       if (known?.owner !== undefined && known.owner !== owner) continue
       if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
+      if (!this.claim(owner, entry.clientId)) continue
       const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
       const removed = entry.state === 'null'
       this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /**
+   * True when `owner` may control `clientId`. A real client uses one id per document; a session
+   * may claim a few, so that no one can fill the registry and every client's screen with
+   * thousands of invented cursors, each kept until the session ends.
+   */
+  private claim (owner: object, clientId: number): boolean {
+    let ids = this.claimed.get(owner)
+    if (ids === undefined) {
+      ids = new Set()
+      this.claimed.set(owner, ids)
+    }
+    if (ids.has(clientId)) return true
+    if (ids.size >= MAX_CLIENT_IDS_PER_OWNER) return false
+    ids.add(clientId)
+    return true
   }
 
   /** Removes every state `owner` controls; returns the removal to relay, or null if none. */

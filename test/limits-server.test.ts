@@ -4,6 +4,8 @@ import type { Socket } from 'node:net'
 import { DEFAULT_OPTIONS, MemoryStore, type Store } from '../server/index.js'
 import { writeAwareness, writeQueryAwareness, writeSyncUpdate } from '../shared/messages.js'
 import { CloseCode } from '../shared/constants.js'
+import { writeAwarenessUpdate } from '../shared/awareness.js'
+import { MAX_CLIENT_IDS_PER_OWNER } from '../server/awareness.js'
 import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, closed } from './helpers.js'
 import { upgrade, docUrl, collectFrames } from './security-helpers.js'
 
@@ -160,6 +162,26 @@ describe('a client that stops reading', () => {
     expect(maxSeen).toBeLessThanOrEqual(maxBufferedBytes + 21 * (chunk.length + 64))
     expect(writer.readyState).toBe(writer.OPEN)
     expect(server.sessions.size).toBe(1)
+  })
+})
+
+describe('awareness states per session', () => {
+  test('a session cannot invent thousands of cursors: it controls at most a few client ids', async () => {
+    const server = await startServer()
+    const name = docName()
+    const watcher = stockClient(server.url, name)
+    await synced(watcher.provider)
+    const ws = rawClient(docUrl(server.url, name))
+    await opened(ws)
+    const entries = Array.from({ length: 1_000 }, (_, i) => ({ clientId: 1_000_000 + i, clock: 1, state: '{"user":{"name":"fake"}}' }))
+    ws.send(writeAwareness(writeAwarenessUpdate(entries)))
+    ws.send(writeAwareness(writeAwarenessUpdate([{ clientId: 5, clock: 1, state: '{}' }])))
+    await waitFor(() => watcher.provider.awareness.getStates().size >= 1 + MAX_CLIENT_IDS_PER_OWNER, 5_000, 'the allowed states arrive')
+    ws.send(writeQueryAwareness())
+    await waitFor(() => server.documents.get(name)!.awareness.size === 1 + MAX_CLIENT_IDS_PER_OWNER, 5_000, 'server holds the watcher state and four')
+    expect(watcher.provider.awareness.getStates().size).toBe(1 + MAX_CLIENT_IDS_PER_OWNER)
+    ws.close(1000)
+    await waitFor(() => watcher.provider.awareness.getStates().size === 1, 5_000, 'removed when the session ends')
   })
 })
 
