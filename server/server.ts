@@ -173,6 +173,10 @@ export class TandemServer {
     loaded.then(() => session.start(), (err: unknown) => {
       session.logger.error({ err }, 'document failed to load')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
+    }).catch((err: unknown) => {
+      // an unhandled rejection would end the process
+      session.logger.error({ err }, 'session failed to start')
+      session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
     })
   }
 
