@@ -10,6 +10,8 @@ interface Known {
   state: string
   /** The owner's key (a session), or undefined once removed. */
   owner: object | undefined
+  /** Members the server sent this state to: their echoes of it are not claims. */
+  seenBy: WeakSet<object>
 }
 
 /**
@@ -25,10 +27,15 @@ export class AwarenessRegistry {
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. Entries for a client id owned by another session are
-   * skipped. Throws TandemError on bad bytes; nothing is applied then.
+   * or null when it changes nothing. `recipients` are the members the relay goes to.
+   *
+   * The stock client re-sends every awareness change it receives, so entries for client ids
+   * that another session controls, or that this session was sent before they were removed, are
+   * echoes and are skipped. A client that reconnects claims its id again through a new session,
+   * which was never sent that id's state.
+   * Throws TandemError on bad bytes; nothing is applied then.
    */
-  apply (owner: object, update: Uint8Array): Uint8Array | null {
+  apply (owner: object, update: Uint8Array, recipients: Iterable<object>): Uint8Array | null {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
@@ -36,17 +43,17 @@ export class AwarenessRegistry {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
     const relay: AwarenessEntry[] = []
+    let seenBy: WeakSet<object> | undefined
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
-      // the stock provider echoes every awareness change it receives back to the server, so a
-      // state owned by another session is expected here: it is ignored, never applied, which
-      // also keeps a client from overwriting or removing someone else's state
-      if (known?.owner !== undefined && known.owner !== owner) continue
-      if (known !== undefined && known.owner === undefined && entry.state === 'null') continue
+      if (known !== undefined && known.owner !== owner) {
+        if (known.owner !== undefined || entry.state === 'null' || known.seenBy.has(owner)) continue
+      }
       if (!this.claim(owner, entry.clientId)) continue
       const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
       const removed = entry.state === 'null'
-      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner })
+      seenBy ??= new WeakSet(recipients)
+      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -89,11 +96,13 @@ export class AwarenessRegistry {
     return ids
   }
 
-  /** Every live state, as one update for a joining client; null when there is none. */
-  encodeAll (): Uint8Array | null {
+  /** Every live state, as one update for `recipient`; null when there is none. */
+  encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
-      if (known.owner !== undefined) entries.push({ clientId, clock: known.clock, state: known.state })
+      if (known.owner === undefined) continue
+      known.seenBy.add(recipient)
+      entries.push({ clientId, clock: known.clock, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)
   }

@@ -116,7 +116,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Applies a member's awareness update and relays what changed to the others. */
   applyAwareness (update: Uint8Array, from: DocumentMember): void {
-    const relay = this.awareness.apply(from, update)
+    const relay = this.awareness.apply(from, update, this.members)
     if (relay !== null) this.broadcast(writeAwareness(relay), from)
   }
 

@@ -63,7 +63,7 @@ export class Session implements DocumentMember {
     if (this.status !== 'waiting') return
     this.setStatus('open')
     this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
-    const states = this.doc.awareness.encodeAll()
+    const states = this.doc.awareness.encodeAll(this)
     if (states !== null) this.send(writeAwareness(states))
     const backlog = this.backlog ?? []
     this.backlog = null
@@ -163,7 +163,7 @@ export class Session implements DocumentMember {
       case 'awareness':
         return this.doc.applyAwareness(frame.update, this)
       case 'query-awareness': {
-        const states = this.doc.awareness.encodeAll()
+        const states = this.doc.awareness.encodeAll(this)
         return this.send(writeAwareness(states ?? Uint8Array.of(0)))
       }
       case 'auth-denied':

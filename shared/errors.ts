@@ -8,7 +8,6 @@ import { CloseCode, type CloseCodeValue } from './constants.js'
 export const ERRORS = Object.freeze({
   TANDEM_ERR_MALFORMED_MESSAGE: { message: 'The message could not be decoded', closeCode: CloseCode.MALFORMED },
   TANDEM_ERR_INVALID_UPDATE: { message: 'The Yjs update could not be decoded; it was not applied', closeCode: CloseCode.MALFORMED },
-  TANDEM_ERR_AWARENESS_NOT_OWNED: { message: 'The awareness update names a client id owned by another session', closeCode: CloseCode.MALFORMED },
   TANDEM_ERR_MESSAGE_TOO_BIG: { message: 'The message is larger than the server accepts (--max-message-size)', closeCode: CloseCode.MESSAGE_TOO_BIG },
   TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED },
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN },

@@ -1,0 +1,72 @@
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { MemoryStore } from '../server/store/memory-store.js'
+import { SqliteStore } from '../server/store/sqlite-store.js'
+import type { Store } from '../server/store/store.js'
+import { tempDir, docName } from './helpers.js'
+
+function edits (count: number): { doc: Y.Doc, updates: Uint8Array[] } {
+  const doc = new Y.Doc()
+  const updates: Uint8Array[] = []
+  doc.on('update', (u: Uint8Array) => updates.push(u))
+  for (let i = 0; i < count; i++) doc.getText('t').insert(i, String(i % 10))
+  return { doc, updates }
+}
+
+function rebuild (stored: Uint8Array[]): Y.Doc {
+  const doc = new Y.Doc()
+  for (const u of stored) Y.applyUpdate(doc, u)
+  return doc
+}
+
+const stores: Array<[string, (dir: string) => Store]> = [
+  ['memory', () => new MemoryStore()],
+  ['sqlite', dir => new SqliteStore(dir)]
+]
+
+describe.each(stores)('%s store', (_, create) => {
+  test('append, load, compact, keep what comes after', async () => {
+    const store = create(tempDir())
+    const name = docName()
+    const { doc, updates } = edits(50)
+    await store.append(updates.slice(0, 30).map(update => ({ name, update })))
+    await store.append(updates.slice(30).map(update => ({ name, update })))
+    expect(await store.load(name)).toHaveLength(50)
+    await store.compact(name)
+    const compacted = await store.load(name)
+    expect(compacted).toHaveLength(1)
+    expect(rebuild(compacted).getText('t').toString()).toBe(doc.getText('t').toString())
+    doc.getText('t').insert(0, '!')
+    await store.append([{ name, update: updates[updates.length - 1]! }])
+    expect(await store.load(name)).toHaveLength(2)
+    expect(await store.load(docName())).toEqual([])
+    await store.close()
+    await store.close()
+  })
+
+  test('fencing tokens only grow, per resource', async () => {
+    const store = create(tempDir())
+    const name = docName()
+    expect(await store.nextFencingToken(name, 'a')).toBe(1)
+    expect(await store.nextFencingToken(name, 'a')).toBe(2)
+    expect(await store.nextFencingToken(name, 'b')).toBe(1)
+    expect(await store.nextFencingToken(name, 'a')).toBe(3)
+    await store.close()
+  })
+})
+
+describe('sqlite store durability', () => {
+  test('updates and fencing tokens survive a reopen', async () => {
+    const dir = tempDir()
+    const name = docName()
+    const { doc, updates } = edits(10)
+    const first = new SqliteStore(dir)
+    await first.append(updates.map(update => ({ name, update })))
+    await first.nextFencingToken(name, 'r')
+    await first.close()
+    const second = new SqliteStore(dir)
+    expect(rebuild(await second.load(name)).getText('t').toString()).toBe(doc.getText('t').toString())
+    expect(await second.nextFencingToken(name, 'r')).toBe(2)
+    await second.close()
+  })
+})
