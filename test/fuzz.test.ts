@@ -31,7 +31,8 @@ async function check (name: string, property: fc.IProperty<[Uint8Array]> | fc.IA
   const result = await fc.check(property, { seed: SEED, numRuns })
   if (result.failed) {
     console.error(`fuzz "${name}" failed: replay with FUZZ_SEED=${SEED} FUZZ_RUNS=${numRuns}`)
-    throw new Error(fc.defaultReportMessage(result) ?? `fuzz "${name}" failed with seed ${SEED}`)
+    const cause = result.errorInstance instanceof Error ? result.errorInstance.message : String(result.errorInstance)
+    throw new Error(`${fc.defaultReportMessage(result) ?? `fuzz "${name}" failed with seed ${SEED}`}\n${cause}`)
   }
   return result.numRuns
 }
