@@ -4,6 +4,14 @@ import { TandemError } from '../shared/errors.js'
 /** Awareness client ids one session may ever claim; a stock client needs one. */
 export const MAX_CLIENT_IDS_PER_OWNER = 4
 
+/**
+ * The owner of awareness states whose session lives on another instance (scale-out). That
+ * instance assigns their clocks; this one accepts a state only with a higher clock than it knows.
+ */
+export class RemoteOwner {
+  constructor (readonly nodeId: string) {}
+}
+
 interface Known {
   clock: number
   /** JSON text; 'null' once removed. */
@@ -12,6 +20,17 @@ interface Known {
   owner: object | undefined
   /** Members the server sent this state to: their echoes of it are not claims. */
   seenBy: WeakSet<object>
+}
+
+/**
+ * True when `owner` sending `entry` is only an echo (the stock client re-sends every change it
+ * receives): the id is controlled by another local session, or is a removal, or was sent to
+ * `owner` before it was removed. States owned by another instance may be taken over (a move).
+ */
+function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry): boolean {
+  if (known === undefined || known.owner === owner) return false
+  const local = known.owner !== undefined && !(known.owner instanceof RemoteOwner)
+  return local || entry.state === 'null' || known.seenBy.has(owner)
 }
 
 /**
@@ -32,7 +51,8 @@ export class AwarenessRegistry {
    * The stock client re-sends every awareness change it receives, so entries for client ids
    * that another session controls, or that this session was sent before they were removed, are
    * echoes and are skipped. A client that reconnects claims its id again through a new session,
-   * which was never sent that id's state.
+   * which was never sent that id's state; so does a client that moved here from another
+   * instance while that instance still owns its state.
    * Throws TandemError on bad bytes; nothing is applied then.
    */
   apply (owner: object, update: Uint8Array, recipients: Iterable<object>): Uint8Array | null {
@@ -46,11 +66,19 @@ export class AwarenessRegistry {
     let seenBy: WeakSet<object> | undefined
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
-      if (known !== undefined && known.owner !== owner) {
-        if (known.owner !== undefined || entry.state === 'null' || known.seenBy.has(owner)) continue
-      }
+      if (isEcho(known, owner, entry)) continue
       if (!this.claim(owner, entry.clientId)) continue
-      const clock = known === undefined ? entry.clock : Math.max(entry.clock, known.clock + 1)
+      let clock: number
+      if (known === undefined) {
+        // an id this registry never saw may have been removed elsewhere with any clock (on another
+        // instance, or here before the document unloaded): start from the time in ms, above any
+        // clock a client can reach by counting (it would need 1000 changes a second)
+        clock = Math.max(entry.clock, Date.now())
+      } else {
+        // taking over from another instance, whose removal will carry its clock plus one: step over it
+        const step = known.owner instanceof RemoteOwner ? 2 : 1
+        clock = Math.max(entry.clock, known.clock + step)
+      }
       const removed = entry.state === 'null'
       seenBy ??= new WeakSet(recipients)
       this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
@@ -76,6 +104,71 @@ export class AwarenessRegistry {
     return true
   }
 
+  /**
+   * True when applying `owner`'s `update` would change some state's content, not only its clock
+   * (the stock client renews an unchanged state every 15 s, and echoes other clients' states:
+   * neither is activity). False for bytes that do not decode.
+   */
+  changesState (owner: object, update: Uint8Array): boolean {
+    let entries: AwarenessEntry[]
+    try {
+      entries = readAwarenessUpdate(update)
+    } catch {
+      return false
+    }
+    return entries.some(entry => {
+      const known = this.known.get(entry.clientId)
+      return known === undefined || (!isEcho(known, owner, entry) && known.state !== entry.state)
+    })
+  }
+
+  /**
+   * Applies awareness entries another instance relayed for states its sessions own (their clocks
+   * are already assigned there): an entry is taken only with a clock above the one known. With
+   * `snapshot`, the entries are everything `owner` controls, and any other state attributed to it
+   * is removed (its removal was missed). Returns the update to relay to local members, or null.
+   * Throws on bad bytes.
+   */
+  applyRemote (owner: RemoteOwner, update: Uint8Array, recipients: Iterable<object>, snapshot = false): Uint8Array | null {
+    const entries = readAwarenessUpdate(update)
+    const relay: AwarenessEntry[] = []
+    let seenBy: WeakSet<object> | undefined
+    const listed = new Set<number>()
+    for (const entry of entries) {
+      listed.add(entry.clientId)
+      const known = this.known.get(entry.clientId)
+      if (known !== undefined && entry.clock <= known.clock) continue
+      const removed = entry.state === 'null'
+      seenBy ??= new WeakSet(recipients)
+      this.known.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
+      if (known !== undefined || !removed) relay.push(entry)
+    }
+    if (snapshot) {
+      for (const [clientId, known] of this.known) {
+        if (known.owner !== owner || listed.has(clientId)) continue
+        known.clock++
+        known.state = 'null'
+        known.owner = undefined
+        relay.push({ clientId, clock: known.clock, state: 'null' })
+      }
+    }
+    return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /**
+   * Every state owned by a local session, each with its clock raised by one, for a snapshot to
+   * other instances: the raise beats any removal a peer applied while it could not hear us.
+   */
+  snapshotLocal (): Uint8Array {
+    const entries: AwarenessEntry[] = []
+    for (const [clientId, known] of this.known) {
+      if (known.owner === undefined || known.owner instanceof RemoteOwner) continue
+      known.clock++
+      entries.push({ clientId, clock: known.clock, state: known.state })
+    }
+    return writeAwarenessUpdate(entries)
+  }
+
   /** Removes every state `owner` controls; returns the removal to relay, or null if none. */
   removeOwnedBy (owner: object): Uint8Array | null {
     const relay: AwarenessEntry[] = []
@@ -96,12 +189,18 @@ export class AwarenessRegistry {
     return ids
   }
 
-  /** Every live state, as one update for `recipient`; null when there is none. */
+  /**
+   * Every live state, as one update for `recipient`; null when there is none. Each clock is
+   * bumped first: a client that reconnects still remembers the clocks it saw before its drop, and
+   * y-protocols ignores a state whose clock is not newer, so it would see nobody until their next
+   * renewal (up to 15 s). Members holding the older clock accept the next relay all the same.
+   */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.seenBy.add(recipient)
+      known.clock++
       entries.push({ clientId, clock: known.clock, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)

@@ -11,6 +11,7 @@ export const FLAGS = Object.freeze({
   data: { option: 'dataDir', env: 'TANDEM_DATA', kind: 'string' },
   persistence: { option: 'persistence', env: 'TANDEM_PERSISTENCE', kind: 'string' },
   redis: { option: 'redis', env: 'REDIS_URL', kind: 'string' },
+  'redis-prefix': { option: 'redisPrefix', env: 'TANDEM_REDIS_PREFIX', kind: 'string' },
   'auth-secret': { option: 'authSecret', env: 'TANDEM_AUTH_SECRET', kind: 'string' },
   'admin-token': { option: 'adminToken', env: 'TANDEM_ADMIN_TOKEN', kind: 'string' },
   'heartbeat-interval': { option: 'heartbeatIntervalMs', env: 'TANDEM_HEARTBEAT_INTERVAL', kind: 'int' },

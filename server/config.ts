@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { TandemError } from '../shared/errors.js'
 import type { Store } from './store/store.js'
 import type { AuthenticateHook } from './auth.js'
+import type { Bus } from './bus/bus.js'
 
 /** Options of {@link createServer}. Every field is optional; defaults are in DEFAULT_OPTIONS. */
 export interface ServerOptions {
@@ -17,6 +18,10 @@ export interface ServerOptions {
   persistence?: string | Store
   /** Redis URL; several instances then share documents, presence and locks. @default undefined */
   redis?: string
+  /** Prefix of every Redis key and channel, so deployments (or tests) can share a Redis. @default 'tandem:' */
+  redisPrefix?: string
+  /** A Bus to share documents with other servers instead of Redis (e.g. in-process). @default undefined */
+  bus?: Bus
   /** HS256 secret for JWTs; without it every connection is anonymous. @default undefined */
   authSecret?: string
   /**
@@ -74,7 +79,7 @@ export interface ServerOptions {
 }
 
 /** Options after defaults and validation: every field present, frozen. */
-type OptionalOption = 'redis' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger' | 'authenticate' | 'server'
+type OptionalOption = 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger' | 'authenticate' | 'server'
 export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, OptionalOption>>> & Readonly<Pick<ServerOptions, OptionalOption>>
 
 /** The defaults, with units in the numbers. */
@@ -83,6 +88,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   host: '127.0.0.1',
   dataDir: './data',
   persistence: 'sqlite',
+  redisPrefix: 'tandem:',
   heartbeatIntervalMs: 10_000,
   heartbeatTimeoutMs: 30_000,
   reconnectGraceMs: 10_000,
@@ -111,6 +117,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     dataDir: options.dataDir ?? DEFAULT_OPTIONS.dataDir,
     persistence: options.persistence ?? DEFAULT_OPTIONS.persistence,
     redis: options.redis,
+    redisPrefix: options.redisPrefix ?? DEFAULT_OPTIONS.redisPrefix,
+    bus: options.bus,
     authSecret: options.authSecret,
     adminToken: options.adminToken,
     authenticate: options.authenticate,
@@ -164,6 +172,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (resolved.redis !== undefined && !/^rediss?:\/\//.test(resolved.redis)) {
     throw invalid('redis', resolved.redis, 'a redis:// or rediss:// URL')
   }
+  if (resolved.redisPrefix.length > 256) throw invalid('redisPrefix', resolved.redisPrefix, 'at most 256 characters')
   return Object.freeze(resolved)
 }
 

@@ -13,6 +13,15 @@ export interface DocumentMember {
   acknowledge (count: number): void
 }
 
+/**
+ * Hears what other instances must learn about a document (scale-out): updates once stored, and
+ * awareness changes (clocks assigned) once applied.
+ */
+export interface DocumentObserver {
+  stored (doc: Document, update: Uint8Array): void
+  awareness (doc: Document, update: Uint8Array): void
+}
+
 const REMOTE = Symbol('remote')
 
 interface PendingUpdate {
@@ -20,6 +29,8 @@ interface PendingUpdate {
   origin: DocumentMember | null
   /** Sync frames of the origin this update acknowledges once stored. */
   frames: number
+  /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
+  also?: DocumentMember[]
 }
 
 /** Lifecycle of a loaded document, changed only by setStatus. */
@@ -39,7 +50,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   logUpdates = 0
   logBytes = 0
   private pending: PendingUpdate[] = []
-  private readonly lastPending = new Map<DocumentMember, PendingUpdate>()
+  /** The batch the writer is storing now: applied, relayed to nobody yet, not durable yet. */
+  private inflight: PendingUpdate[] = []
   private storedWaiters: Array<() => void> = []
   private applyingFrom: DocumentMember | null = null
   private applied = false
@@ -47,7 +59,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   constructor (
     readonly name: string,
     readonly logger: Logger,
-    private readonly onPending: (doc: Document) => void
+    private readonly onPending: (doc: Document) => void,
+    private readonly observer: DocumentObserver | null = null
   ) {
     this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
       // stored updates being loaded need nothing; remote ones were stored by their instance
@@ -55,7 +68,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
       if (origin === REMOTE) return this.broadcast(writeSyncUpdate(update))
       const item: PendingUpdate = { update, origin: this.applyingFrom, frames: this.applyingFrom === null ? 0 : 1 }
       this.pending.push(item)
-      if (this.applyingFrom !== null) this.lastPending.set(this.applyingFrom, item)
       this.applied = true
       this.onPending(this)
     })
@@ -81,7 +93,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /**
    * Validates and applies an update sent by `from`. Throws TANDEM_ERR_INVALID_UPDATE, leaving the
    * document untouched, when the bytes are not a Yjs update. A frame that changes nothing is
-   * acknowledged in order with the ones before it.
+   * acknowledged once every update applied before it is stored: its content may be one of them
+   * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
+   * acknowledgement could promise what a crash would still lose.
    */
   applyUpdate (update: Uint8Array, from: DocumentMember): void {
     let decoded: ReturnType<typeof Y.decodeUpdate>
@@ -103,8 +117,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.applyingFrom = null
     }
     if (!this.applied) {
-      const last = this.lastPending.get(from)
-      if (last !== undefined) last.frames++
+      const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
+      if (tail !== undefined) (tail.also ??= []).push(from)
       else from.acknowledge(1)
     }
   }
@@ -122,24 +136,28 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Applies a member's awareness update and relays what changed to the others. */
   applyAwareness (update: Uint8Array, from: DocumentMember): void {
     const relay = this.awareness.apply(from, update, this.members)
-    if (relay !== null) this.broadcast(writeAwareness(relay), from)
+    if (relay === null) return
+    this.broadcast(writeAwareness(relay), from)
+    this.observer?.awareness(this, relay)
   }
 
   /** Removes the member and the awareness states it controlled, telling the others at once. */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
     const relay = this.awareness.removeOwnedBy(member)
-    if (relay !== null) this.broadcast(writeAwareness(relay))
+    if (relay === null) return
+    this.broadcast(writeAwareness(relay))
+    this.observer?.awareness(this, relay)
   }
 
-  /** True while some update is not yet stored. */
+  /** True while some update is not yet stored (waiting, or being written). */
   get hasPending (): boolean {
-    return this.pending.length > 0
+    return this.pending.length > 0 || this.inflight.length > 0
   }
 
   /** Resolves once every update applied so far is stored. */
   whenStored (): Promise<void> {
-    if (this.pending.length === 0) return Promise.resolve()
+    if (!this.hasPending) return Promise.resolve()
     return new Promise(resolve => this.storedWaiters.push(resolve))
   }
 
@@ -147,21 +165,26 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (this.pending.length === 0) return null
     const batch = this.pending
     this.pending = []
+    this.inflight = batch
     return { entries: batch.map(item => item.update), batch }
   }
 
   stored (batch: PendingUpdate[]): void {
+    if (this.inflight === batch) this.inflight = []
     for (const item of batch) {
       this.logUpdates++
       this.logBytes += item.update.byteLength
-      if (item.origin !== null && this.lastPending.get(item.origin) === item) this.lastPending.delete(item.origin)
     }
     // one frame per update, encoded once for every recipient
     for (const item of batch) this.broadcast(writeSyncUpdate(item.update), item.origin)
+    if (this.observer !== null && batch.length > 0) {
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
+    }
     for (const item of batch) {
       if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)
+      for (const member of item.also ?? []) if (this.members.has(member)) member.acknowledge(1)
     }
-    if (this.pending.length === 0) {
+    if (!this.hasPending) {
       const waiters = this.storedWaiters
       this.storedWaiters = []
       for (const resolve of waiters) resolve()
@@ -169,6 +192,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
   }
 
   requeue (batch: PendingUpdate[]): void {
+    if (this.inflight === batch) this.inflight = []
     this.pending = batch.concat(this.pending)
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { Document } from './document.js'
+import { Document, type DocumentObserver } from './document.js'
 import type { Store } from './store/store.js'
 import type { UpdateWriter } from './writer.js'
 
@@ -7,6 +7,20 @@ import type { UpdateWriter } from './writer.js'
 export interface CompactionLimits {
   compactAfterUpdates: number
   compactAfterBytes: number
+}
+
+/**
+ * How loaded documents stay in step with other instances (scale-out). Besides observing each
+ * document, it hears about a document before it loads (so nothing published meanwhile is
+ * missed), once it has loaded (to catch up from peers), and after it unloads.
+ */
+export interface Replication extends DocumentObserver {
+  /** Start hearing about `name`; resolves once messages about it are heard. */
+  attach (name: string): Promise<void>
+  /** The document loaded from the store: ask peers for what the store did not have yet. */
+  loaded (doc: Document): void
+  /** Stop hearing about `name`. */
+  detach (name: string): void
 }
 
 /**
@@ -23,7 +37,8 @@ export class DocumentRegistry {
     private readonly store: Store,
     private readonly writer: UpdateWriter,
     private readonly limits: CompactionLimits,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    private readonly replication: Replication | null = null
   ) {}
 
   /** The loaded document of that name, if any. */
@@ -49,16 +64,23 @@ export class DocumentRegistry {
     let doc = this.docs.get(name)
     if (doc !== undefined && doc.status === 'unloading') doc.setStatus('ready')
     if (doc === undefined) {
-      const created = new Document(name, this.logger.child({ doc: name }), d => this.onPending(d))
+      const created = new Document(name, this.logger.child({ doc: name }), d => this.onPending(d), this.replication)
       doc = created
       this.docs.set(name, created)
+      const { replication } = this
+      // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
+      const attached = replication === null ? Promise.resolve() : replication.attach(name)
       // a Store that throws instead of rejecting must not leave the document registered forever
-      const loaded = Promise.resolve().then(() => this.store.load(name)).then(updates => {
+      const loaded = attached.then(() => this.store.load(name)).then(updates => {
         created.loadStored(updates)
         created.setStatus('ready')
+        replication?.loaded(created)
       }, (err: unknown) => {
         created.setStatus('failed')
-        if (this.docs.get(name) === created) this.docs.delete(name)
+        if (this.docs.get(name) === created) {
+          this.docs.delete(name)
+          replication?.detach(name)
+        }
         created.destroy()
         throw err
       }).finally(() => this.loads.delete(created))
@@ -88,6 +110,7 @@ export class DocumentRegistry {
     if (doc.logUpdates > 1) await this.compact(doc)
     if (doc.status !== 'unloading' || doc.hasPending) return
     this.docs.delete(doc.name)
+    this.replication?.detach(doc.name)
     doc.setStatus('unloaded')
     doc.destroy()
   }

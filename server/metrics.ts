@@ -41,7 +41,6 @@ export class Metrics {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry })
     const gauge = (name: string, help: string, read: () => number): void => {
-      // eslint-disable-next-line no-new -- registered on creation
       new Gauge({ name, help, registers, collect () { this.set(read()) } })
     }
     gauge('tandem_connections_open', 'WebSocket connections open now', () => source.connections())

@@ -17,6 +17,10 @@ import { Router } from './http.js'
 import { adminGuard } from './admin.js'
 import { BoundedSocket } from './bounded-socket.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
+import { Collaboration } from './collaboration.js'
+import { MemoryLockTable } from './locks.js'
+import { registerApi } from './api.js'
+import { openCluster, type Cluster } from './cluster.js'
 import { TandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
 
@@ -40,6 +44,8 @@ export class TandemServer {
   private store: Store | undefined
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
+  private collab: Collaboration | undefined
+  private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -54,9 +60,13 @@ export class TandemServer {
     if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
     this.router
       .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
-      .add('GET', '/readyz', () => this.status === 'listening'
-        ? { status: 200, body: { status: 'ready' } }
-        : { status: 503, body: { status: this.status } })
+      .add('GET', '/readyz', () => {
+        if (this.status !== 'listening') return { status: 503, body: { status: this.status } }
+        // local clients are still served while Redis is away, but a balancer should prefer peers
+        if (this.cluster !== undefined && !this.cluster.ready) return { status: 503, body: { status: 'redis-unreachable' } }
+        return { status: 200, body: { status: 'ready' } }
+      })
+    registerApi(this.router, { adminToken: this.options.adminToken, server: this })
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -69,6 +79,12 @@ export class TandemServer {
   get documents (): DocumentRegistry {
     if (this.registry === undefined) throw new Error('server is not listening')
     return this.registry
+  }
+
+  /** Presence, locks and reconnect grace, once listening. */
+  get collaboration (): Collaboration {
+    if (this.collab === undefined) throw new Error('server is not listening')
+    return this.collab
   }
 
   /** The address it listens on, once listening. */
@@ -99,8 +115,19 @@ export class TandemServer {
     if (options.authSecret === undefined && options.authenticate === undefined) logger.warn('no --auth-secret: every connection is anonymous and may write')
     try {
       this.store = await openStore(options)
+      if (options.redis !== undefined || options.bus !== undefined) {
+        if (options.persistence === 'sqlite' || options.persistence === 'memory') {
+          logger.warn(`--redis with the ${options.persistence} store: each instance stores only its own clients' edits; use --persistence postgres://... so every instance loads every edit`)
+        }
+        this.cluster = await openCluster(options, {
+          get: name => this.registry?.get(name),
+          all: () => this.registry?.all() ?? []
+        }, logger)
+      }
       this.writer = new UpdateWriter(this.store, logger)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger)
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
+      const store = this.store
+      this.collab = new Collaboration(new MemoryLockTable((doc, resource) => store.nextFencingToken(doc, resource)), options, logger)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -112,6 +139,7 @@ export class TandemServer {
         await once(this.http, 'listening')
       }
     } catch (err) {
+      await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
       this.setStatus('closed')
       throw err
@@ -148,15 +176,21 @@ export class TandemServer {
       socket.close(CloseCode.TRY_AGAIN_LATER, 'TANDEM_ERR_OVERLOADED')
       return
     }
+    const collab = this.collaboration
+    // before open(): resuming may drop a half-open socket of the same session
+    const resumeId = collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     const bounded = new BoundedSocket(socket, this.options.maxBufferedBytes, bufferedBytes => {
       session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
       session.end('error', CloseCode.TRY_AGAIN_LATER)
     })
     const session = new Session(bounded, doc, identity, request.tandem, {
-      ended: (s, reason, code) => this.sessionEnded(s, reason, code)
-    }, doc.logger)
+      ended: (s, reason, code) => this.sessionEnded(s, reason, code),
+      message: (s, message) => collab.message(s, message),
+      active: s => collab.activity(s)
+    }, doc.logger, resumeId)
     this.sessions.add(session)
+    collab.joined(session, resumeId !== undefined)
     const { maxMessagesPerSecond, messageBurst } = this.options
     const bucket = maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined
     socket.binaryType = 'nodebuffer'
@@ -199,8 +233,15 @@ export class TandemServer {
     }
   }
 
+  /**
+   * Every session ends here, once (Session.end is the single exit): its awareness states are
+   * already removed and broadcast; collaboration holds or releases its locks and presence (see
+   * Collaboration.ended); pending updates are stored by the writer and the document unloads
+   * once it has no member and nothing pending.
+   */
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
+    this.collab?.ended(session, reason)
     session.logger.info({ reason, code, durationMs: Date.now() - session.startedAt }, 'session ended')
     this.registry?.release(session.doc)
   }
@@ -239,6 +280,7 @@ export class TandemServer {
     const stored = (async () => {
       await this.writer?.idle()
       for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
+      await this.collab?.close()
       await this.writer?.idle()
       await this.registry?.settled()
       return 'done' as const
@@ -252,8 +294,14 @@ export class TandemServer {
       session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
       session.socket.terminate()
     }
+    // memoized: normally already done above; after a timeout it must not hold the exit up
+    this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
     this.writer?.close()
     if (this.options.server === undefined) this.http?.closeAllConnections()
+    // after the sessions closed, so their awareness removals reach the other instances
+    await Promise.race([this.cluster?.close(), new Promise(resolve => setTimeout(resolve, 1_000).unref())]).catch((err: unknown) => {
+      logger.error({ err }, 'bus failed to close')
+    })
     await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
       logger.error({ err }, 'store failed to close')
     })

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../shared/messages.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
+import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type WebSocketLike } from './socket.js'
@@ -19,6 +20,10 @@ export type SessionStatus = 'waiting' | 'open' | 'ended'
 export interface SessionHooks {
   /** The session ended; called once. */
   ended (session: Session, reason: EndReason, code: number): void
+  /** A Tandem message from a client that opted in; throwing closes the session as malformed. */
+  message? (session: Session, message: TandemMessage): void
+  /** The client edited the document or changed its awareness state (presence activity). */
+  active? (session: Session): void
 }
 
 /**
@@ -26,7 +31,6 @@ export interface SessionHooks {
  * sends the document's changes back. Frames that arrive while the document loads wait, in order.
  */
 export class Session implements DocumentMember {
-  readonly id = randomUUID()
   readonly startedAt = Date.now()
   status: SessionStatus = 'waiting'
   lastReceivedAt = Date.now()
@@ -42,7 +46,9 @@ export class Session implements DocumentMember {
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,
-    logger: Logger
+    logger: Logger,
+    /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
+    readonly id: string = randomUUID()
   ) {
     this.logger = logger.child({ session: this.id, user: identity.userId })
     doc.members.add(this)
@@ -124,6 +130,12 @@ export class Session implements DocumentMember {
     this.end(reason, code)
   }
 
+  /** Drops the connection without a closing handshake (a half-open socket being replaced). */
+  drop (): void {
+    this.socket.terminate()
+    this.end('disconnect', 1006)
+  }
+
   /** The socket closed (or was terminated): ends the session. */
   socketClosed (code: number): void {
     this.end(code === CloseCode.NORMAL ? 'leave' : 'disconnect', code)
@@ -157,17 +169,29 @@ export class Session implements DocumentMember {
       case 'sync-step1':
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
-      case 'sync-update':
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
-      case 'awareness':
-        return this.doc.applyAwareness(frame.update, this)
+      case 'sync-update':
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
+        this.doc.applyUpdate(frame.update, this)
+        return this.hooks.active?.(this)
+      case 'awareness': {
+        // the stock client renews an unchanged state every 15 s: only a change is activity
+        const changed = this.hooks.active !== undefined && this.doc.awareness.changesState(this, frame.update)
+        this.doc.applyAwareness(frame.update, this)
+        if (changed) this.hooks.active?.(this)
+        return
+      }
       case 'query-awareness': {
         const states = this.doc.awareness.encodeAll(this)
         return this.send(writeAwareness(states ?? Uint8Array.of(0)))
       }
-      case 'auth-denied':
       case 'tandem':
+        if (!this.tandem || this.hooks.message === undefined || !CLIENT_MESSAGE_TYPES.has(frame.message.type)) {
+          throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected tandem ${frame.message.type} message`)
+        }
+        return this.hooks.message(this, frame.message)
+      case 'auth-denied':
         throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${frame.type} message from a client`)
     }
   }

@@ -20,6 +20,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_OVERLOADED: { message: 'The server is at capacity; reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER },
   TANDEM_ERR_STORE_UNAVAILABLE: { message: 'The store cannot be opened or reached', closeCode: undefined },
   TANDEM_ERR_STORE_FAILED: { message: 'The store failed to write; the write will be retried', closeCode: undefined },
+  TANDEM_ERR_REDIS_UNAVAILABLE: { message: 'Redis cannot be reached (--redis)', closeCode: undefined },
   TANDEM_ERR_LOCK_HELD: { message: 'The lock is held by another session', closeCode: undefined },
   TANDEM_ERR_LOCK_TIMEOUT: { message: 'The lock was not granted within waitMs', closeCode: undefined },
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined },

@@ -3,11 +3,20 @@ import type { ResolvedOptions } from '../config.js'
 import type { Store } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { SqliteStore } from './sqlite-store.js'
+import { PostgresStore } from './postgres-store.js'
+import { errorMessage, redactUrl } from '../error-text.js'
 
 /** Opens the store the options name; rejects with one clear message if it cannot. */
 export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
   const { persistence } = options
   if (typeof persistence !== 'string') return persistence
+  if (/^postgres(ql)?:\/\//.test(persistence)) {
+    try {
+      return await PostgresStore.open(persistence)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open postgres store at ${redactUrl(persistence)}: ${errorMessage(err)}`, { cause: err })
+    }
+  }
   try {
     if (persistence === 'memory') return new MemoryStore()
     if (persistence === 'sqlite') return new SqliteStore(options.dataDir)
@@ -16,3 +25,4 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
   }
   throw new TandemError('TANDEM_ERR_INVALID_OPTION', `persistence ${persistence} is not supported yet`)
 }
+

@@ -1,0 +1,177 @@
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import type { Document } from './document.js'
+import type { Replication } from './documents.js'
+import { RemoteOwner } from './awareness.js'
+import type { Bus, BusMessage } from './bus/bus.js'
+import { RedisBus } from './bus/redis-bus.js'
+import { writeAwareness } from '../shared/messages.js'
+import { TandemError } from '../shared/errors.js'
+import { errorMessage, redactUrl } from './error-text.js'
+import type { ResolvedOptions } from './config.js'
+
+/** The loaded documents, as the cluster looks them up. */
+export interface LoadedDocuments {
+  get (name: string): Document | undefined
+  all (): Iterable<Document>
+}
+
+/**
+ * This instance's part in a group of instances sharing documents through a Bus. It publishes what
+ * its sessions change (updates once stored, awareness with the clocks this instance assigned),
+ * applies what peers publish, catches a document up from peers when it loads and every loaded
+ * document when the bus reconnects, and removes the awareness states of a peer that died.
+ */
+export class Cluster implements Replication {
+  private readonly remotes = new Map<string, RemoteOwner>()
+  /** Peers reported down: hearing from one again means it was only cut off, so resync. */
+  private readonly gone = new Set<string>()
+  private closing: Promise<void> | undefined
+
+  constructor (
+    private readonly bus: Bus,
+    private readonly docs: LoadedDocuments,
+    private readonly logger: Logger
+  ) {}
+
+  /** This instance's node id on the bus. */
+  get nodeId (): string {
+    return this.bus.nodeId
+  }
+
+  /** True while the bus is connected. */
+  get ready (): boolean {
+    return this.bus.ready
+  }
+
+  /** Connects the bus; rejects when it cannot. */
+  start (): Promise<void> {
+    return this.bus.start({
+      message: message => this.receive(message),
+      ready: () => this.resync(),
+      nodeDown: nodeId => this.nodeDown(nodeId)
+    })
+  }
+
+  attach (name: string): Promise<void> {
+    return this.bus.subscribe(name)
+  }
+
+  detach (name: string): void {
+    this.bus.unsubscribe(name)
+  }
+
+  loaded (doc: Document): void {
+    this.askPeers(doc, '')
+  }
+
+  stored (doc: Document, update: Uint8Array): void {
+    this.bus.publish({ type: 'update', from: this.nodeId, doc: doc.name, update })
+  }
+
+  awareness (doc: Document, update: Uint8Array): void {
+    this.bus.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
+  }
+
+  /** Leaves the bus. Safe to call twice. */
+  close (): Promise<void> {
+    this.closing ??= this.bus.close()
+    return this.closing
+  }
+
+  /** Every loaded document asks its peers for what it missed (after an outage). */
+  private resync (): void {
+    for (const doc of this.docs.all()) if (doc.status === 'ready' || doc.status === 'unloading') this.askPeers(doc, '')
+  }
+
+  private askPeers (doc: Document, to: string): void {
+    this.bus.publish({ type: 'sync', from: this.nodeId, doc: doc.name, to, stateVector: Y.encodeStateVector(doc.ydoc) })
+  }
+
+  private owner (nodeId: string): RemoteOwner {
+    let owner = this.remotes.get(nodeId)
+    if (owner === undefined) this.remotes.set(nodeId, owner = new RemoteOwner(nodeId))
+    return owner
+  }
+
+  private receive (message: BusMessage): void {
+    if (this.gone.delete(message.from)) {
+      this.logger.info({ peer: message.from }, 'peer node is back; resynchronising')
+      this.resync()
+    }
+    const doc = this.docs.get(message.doc)
+    if (doc === undefined || doc.status === 'failed' || doc.status === 'unloaded') return
+    try {
+      this.dispatch(doc, message)
+    } catch (err) {
+      doc.logger.warn({ err, type: message.type, peer: message.from }, 'ignoring a bus message that cannot be applied')
+    }
+  }
+
+  private dispatch (doc: Document, message: BusMessage): void {
+    switch (message.type) {
+      case 'update':
+        // applied even while loading: Yjs merges it with the stored updates read meanwhile
+        return doc.applyRemote(message.update)
+      case 'awareness':
+      case 'awareness-snapshot': {
+        const relay = doc.awareness.applyRemote(this.owner(message.from), message.update, doc.members, message.type === 'awareness-snapshot')
+        if (relay !== null) doc.broadcast(writeAwareness(relay))
+        return
+      }
+      case 'sync':
+        if (message.to !== '' && message.to !== this.nodeId) return
+        // a document still loading asks its peers itself once loaded
+        if (doc.status === 'loading') return
+        return this.answer(doc, message)
+      case 'sync-reply':
+        if (message.to === this.nodeId) doc.applyRemote(message.update)
+    }
+  }
+
+  /** A peer's state vector: send it what it lacks (once stored), our awareness, and ask back. */
+  private answer (doc: Document, message: Extract<BusMessage, { type: 'sync' }>): void {
+    Y.decodeStateVector(message.stateVector) // throws on bad bytes before anything is sent
+    if (message.to === '') this.askPeers(doc, message.from)
+    this.bus.publish({ type: 'awareness-snapshot', from: this.nodeId, doc: doc.name, update: doc.awareness.snapshotLocal() })
+    // what we send must be stored first, as for a client's sync step 1
+    doc.whenStored().then(() => {
+      if (doc.status !== 'ready' && doc.status !== 'unloading') return
+      const update = Y.encodeStateAsUpdate(doc.ydoc, message.stateVector)
+      this.bus.publish({ type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update })
+    }, () => {})
+  }
+
+  /** A peer died: the states its sessions owned go, on every document, told to local members. */
+  private nodeDown (nodeId: string): void {
+    const owner = this.remotes.get(nodeId)
+    this.gone.add(nodeId)
+    if (owner === undefined) return
+    this.remotes.delete(nodeId)
+    for (const doc of this.docs.all()) {
+      const relay = doc.awareness.removeOwnedBy(owner)
+      if (relay !== null) doc.broadcast(writeAwareness(relay))
+    }
+  }
+}
+
+/**
+ * Connects this instance to its peers: the Bus given in the options, or Redis at `redis`.
+ * Rejects with one clear message when Redis cannot be reached.
+ */
+export async function openCluster (options: ResolvedOptions, docs: LoadedDocuments, logger: Logger): Promise<Cluster> {
+  const bus = options.bus ?? new RedisBus({
+    url: options.redis as string,
+    prefix: options.redisPrefix,
+    livenessMs: options.heartbeatTimeoutMs,
+    logger
+  })
+  const cluster = new Cluster(bus, docs, logger.child({ node: bus.nodeId }))
+  try {
+    await cluster.start()
+  } catch (err) {
+    await cluster.close().catch(() => {})
+    throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `cannot reach Redis at ${redactUrl(options.redis ?? '')}: ${errorMessage(err)}`, { cause: err })
+  }
+  return cluster
+}

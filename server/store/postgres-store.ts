@@ -1,0 +1,145 @@
+import pg from 'pg'
+import type { Store, StoreEntry } from './store.js'
+import { mergeStoredUpdates } from './merge.js'
+
+/** Options of {@link PostgresStore.open}. */
+export interface PostgresStoreOptions {
+  /**
+   * Schema holding Tandem's tables, created if missing. Overrides a `schema` query parameter of
+   * the URL. @default 'public'
+   */
+  schema?: string
+  /** Connections in the pool. @default 10 */
+  poolSize?: number
+  /** Give up connecting after this long. @default 5_000 */
+  connectTimeoutMs?: number
+}
+
+/** A schema name we can quote safely: letters, digits, underscore, not starting with a digit. */
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+
+/**
+ * The shared Store: PostgreSQL, for several instances serving the same documents. Every write is
+ * an insert of new rows, so instances appending to one document at once never overwrite each
+ * other; compaction deletes exactly the rows it read and merged, so an update appended while it
+ * runs stays. A commit is durable (synchronous_commit) before `append` resolves.
+ */
+export class PostgresStore implements Store {
+  private closed: Promise<void> | undefined
+
+  private constructor (private readonly pool: pg.Pool, private readonly schema: string) {}
+
+  /**
+   * Connects, creates the schema and tables if missing, and returns the store. Rejects with the
+   * driver's error when the server cannot be reached.
+   * @param url - `postgres://user@host:port/db`, optionally with `?schema=name`
+   */
+  static async open (url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const parsed = new URL(url)
+    const schema = options.schema ?? parsed.searchParams.get('schema') ?? 'public'
+    parsed.searchParams.delete('schema')
+    if (!SCHEMA_NAME.test(schema)) throw new Error(`schema ${JSON.stringify(schema)} must be letters, digits and _`)
+    const pool = new pg.Pool({
+      connectionString: parsed.toString(),
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000
+    })
+    // an idle client that loses its connection must not crash the process; the next query retries
+    pool.on('error', () => {})
+    const store = new PostgresStore(pool, schema)
+    try {
+      await store.migrate()
+    } catch (err) {
+      await pool.end().catch(() => {})
+      throw err
+    }
+    return store
+  }
+
+  private get t (): { updates: string, fencing: string } {
+    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing` }
+  }
+
+  private async migrate (): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      // instances starting together would race on CREATE ... IF NOT EXISTS (it is not atomic)
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [`tandem-migrate:${this.schema}`])
+      try {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.updates} (
+            id BIGSERIAL PRIMARY KEY,
+            doc TEXT NOT NULL,
+            data BYTEA NOT NULL
+          )`)
+        await client.query(`CREATE INDEX IF NOT EXISTS updates_doc ON ${this.t.updates} (doc, id)`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.fencing} (
+            doc TEXT NOT NULL,
+            resource TEXT NOT NULL,
+            token BIGINT NOT NULL,
+            PRIMARY KEY (doc, resource)
+          )`)
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
+      }
+    } finally {
+      client.release()
+    }
+  }
+
+  async load (name: string): Promise<Uint8Array[]> {
+    const { rows } = await this.pool.query<{ data: Buffer }>(`SELECT data FROM ${this.t.updates} WHERE doc = $1 ORDER BY id`, [name])
+    return rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength))
+  }
+
+  async append (entries: readonly StoreEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    // one multi-row insert is one statement, hence atomic without an explicit transaction
+    const names = entries.map(entry => entry.name)
+    const data = entries.map(entry => Buffer.from(entry.update.buffer, entry.update.byteOffset, entry.update.byteLength))
+    await this.pool.query(`INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])`, [names, data])
+  }
+
+  async compact (name: string): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      // one compaction per document at a time, across instances; a second one has nothing to do
+      const { rows: [lock] } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`tandem-compact:${this.schema}:${name}`])
+      if (lock?.ok !== true) {
+        await client.query('ROLLBACK')
+        return
+      }
+      const { rows } = await client.query<{ id: string, data: Buffer }>(`SELECT id, data FROM ${this.t.updates} WHERE doc = $1 ORDER BY id`, [name])
+      if (rows.length < 2) {
+        await client.query('ROLLBACK')
+        return
+      }
+      const merged = mergeStoredUpdates(rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)))
+      // exactly the rows read: an update another instance appended meanwhile has an id we did not read
+      await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
+      await client.query(`INSERT INTO ${this.t.updates} (doc, data) VALUES ($1, $2)`, [name, Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)])
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+  }
+
+  async nextFencingToken (name: string, resource: string): Promise<number> {
+    const { rows: [row] } = await this.pool.query<{ token: string }>(`
+      INSERT INTO ${this.t.fencing} (doc, resource, token) VALUES ($1, $2, 1)
+      ON CONFLICT (doc, resource) DO UPDATE SET token = ${this.t.fencing}.token + 1
+      RETURNING token`, [name, resource])
+    return Number(row?.token)
+  }
+
+  close (): Promise<void> {
+    this.closed ??= this.pool.end()
+    return this.closed
+  }
+}
