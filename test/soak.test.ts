@@ -10,7 +10,7 @@ import { once } from 'node:events'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import WebSocket from 'ws'
-import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
+import { writeSyncUpdate, writeAwareness, writeTandem, readFrame } from '../shared/messages.js'
 import { writeAwarenessUpdate } from '../shared/awareness.js'
 import { CloseCode } from '../shared/constants.js'
 import { startServer, tempDir, waitFor } from './helpers.js'
@@ -37,9 +37,19 @@ function timers (): number {
   return process.getActiveResourcesInfo().filter(r => r === 'Timeout').length
 }
 
-/** One client's whole life: join, receive sync step 1, edit, set awareness, leave with 1000. */
+/** True for a Tandem lock-reply frame. */
+function isLockReply (data: Buffer): boolean {
+  const frame = readFrame(data)
+  return frame.type === 'tandem' && frame.message.type === 'lock-reply'
+}
+
+/**
+ * One client's whole life: join, receive sync step 1, edit, set awareness, leave with 1000.
+ * Every other client is a Tandem client that also takes an edit lock and waits for the grant.
+ */
 async function cycle (url: string, doc: string, n: number): Promise<void> {
-  const ws = new WebSocket(`${url}/${doc}`)
+  const tandem = n % 2 === 0
+  const ws = new WebSocket(`${url}/${doc}${tandem ? '?tandem=1' : ''}`)
   ws.on('error', () => {})
   const first = once(ws, 'message')
   await once(ws, 'open')
@@ -50,6 +60,11 @@ async function cycle (url: string, doc: string, n: number): Promise<void> {
   ws.send(writeSyncUpdate(Y.encodeStateAsUpdate(ydoc)))
   ws.send(writeAwareness(writeAwarenessUpdate([{ clientId: n + 1, clock: 1, state: JSON.stringify({ user: { name: `u${n}` } }) }])))
   ydoc.destroy()
+  if (tandem) {
+    const replied = new Promise<void>(resolve => ws.on('message', (data: Buffer) => { if (isLockReply(data)) resolve() }))
+    ws.send(writeTandem({ type: 'lock-acquire', id: 1, resource: `block:${n % 7}`, ttlMs: 0, waitMs: 0 }))
+    await replied
+  }
   const closed = once(ws, 'close')
   ws.close(CloseCode.NORMAL)
   await closed
@@ -70,8 +85,9 @@ test(`soak: ${CYCLES} join/leave cycles over ${DOCS} documents leave nothing beh
   const server = await startServer({ persistence: 'sqlite', dataDir: tempDir(), maxMessagesPerSecond: 0 })
   const prefix = `soak-${Date.now()}`
   const settled = async (): Promise<void> => {
-    await waitFor(() => server.sessions.size === 0 && server.documents.size === 0 && server.connections.size === 0,
-      30_000, 'every session, document and connection slot released')
+    await waitFor(() => server.sessions.size === 0 && server.documents.size === 0 && server.connections.size === 0 &&
+      server.collaboration.documents().length === 0 && server.collaboration.held === 0,
+      30_000, 'every session, document, presence entry, grace and connection slot released')
   }
 
   await run(server.url, 0, WARMUP, prefix)
@@ -90,6 +106,8 @@ test(`soak: ${CYCLES} join/leave cycles over ${DOCS} documents leave nothing beh
   expect(server.sessions.size).toBe(0)
   expect(server.documents.size).toBe(0)
   expect(server.connections.size).toBe(0)
+  expect(server.collaboration.documents()).toEqual([])
+  for (let d = 0; d < DOCS; d++) expect(await server.collaboration.locks.list(`${prefix}-${d}`)).toEqual([])
   expect(after.timers).toBeLessThanOrEqual(baseline.timers)
   expect(after.listeners).toBeLessThanOrEqual(baseline.listeners)
   // the heap may wander by allocator noise, not by what thousands of sessions would leak
