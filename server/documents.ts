@@ -70,7 +70,6 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
-      // a Store that throws instead of rejecting must not leave the document registered forever
       const loaded = attached.then(() => this.store.load(name)).then(updates => {
         created.loadStored(updates)
         created.setStatus('ready')
