@@ -1,6 +1,9 @@
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
 import { TandemError } from '../shared/errors.js'
 
+/** Awareness client ids one session may ever claim; a stock client needs one. */
+export const MAX_CLIENT_IDS_PER_OWNER = 4
+
 /**
  * The owner of awareness states whose session lives on another instance (scale-out). That
  * instance assigns their clocks; this one accepts a state only with a higher clock than it knows.
@@ -38,6 +41,8 @@ function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry)
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
+  /** Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER). */
+  private readonly claimed = new WeakMap<object, Set<number>>()
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
@@ -62,6 +67,7 @@ export class AwarenessRegistry {
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
       if (isEcho(known, owner, entry)) continue
+      if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
         // an id this registry never saw may have been removed elsewhere with any clock (on another
@@ -79,6 +85,23 @@ export class AwarenessRegistry {
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /**
+   * True when `owner` may control `clientId`. A real client uses one id per document; a session
+   * may claim a few, so that no one can fill the registry and every client's screen with
+   * thousands of invented cursors, each kept until the session ends.
+   */
+  private claim (owner: object, clientId: number): boolean {
+    let ids = this.claimed.get(owner)
+    if (ids === undefined) {
+      ids = new Set()
+      this.claimed.set(owner, ids)
+    }
+    if (ids.has(clientId)) return true
+    if (ids.size >= MAX_CLIENT_IDS_PER_OWNER) return false
+    ids.add(clientId)
+    return true
   }
 
   /**

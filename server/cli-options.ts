@@ -21,6 +21,12 @@ export const FLAGS = Object.freeze({
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },
+  'auth-timeout': { option: 'authTimeoutMs', env: 'TANDEM_AUTH_TIMEOUT', kind: 'int' },
+  'max-messages-per-second': { option: 'maxMessagesPerSecond', env: 'TANDEM_MAX_MESSAGES_PER_SECOND', kind: 'int' },
+  'message-burst': { option: 'messageBurst', env: 'TANDEM_MESSAGE_BURST', kind: 'int' },
+  'max-connections-per-ip': { option: 'maxConnectionsPerIp', env: 'TANDEM_MAX_CONNECTIONS_PER_IP', kind: 'int' },
+  'max-documents': { option: 'maxDocuments', env: 'TANDEM_MAX_DOCUMENTS', kind: 'int' },
+  'max-buffered-bytes': { option: 'maxBufferedBytes', env: 'TANDEM_MAX_BUFFERED_BYTES', kind: 'int' },
   'shutdown-timeout': { option: 'shutdownTimeoutMs', env: 'TANDEM_SHUTDOWN_TIMEOUT', kind: 'int' },
   'log-level': { option: 'logLevel', env: 'LOG_LEVEL', kind: 'string' }
 } satisfies Record<string, { option: keyof ServerOptions, env: string, kind: Kind }>)
@@ -57,6 +63,6 @@ function convert (raw: string, kind: Kind, source: string): unknown {
 
 /** The --help text. */
 export function usage (): string {
-  const lines = Object.entries(FLAGS).map(([flag, spec]) => `  --${flag.padEnd(20)} ${spec.env}`)
+  const lines = Object.entries(FLAGS).map(([flag, spec]) => `  --${flag.padEnd(24)} ${spec.env}`)
   return `Usage: tandem [flags]\n\nFlags (each also read from the environment variable shown; the flag wins):\n${lines.join('\n')}\n`
 }

@@ -1,6 +1,9 @@
+import type { Server as HttpServer } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
 import { TandemError } from '../shared/errors.js'
 import type { Store } from './store/store.js'
+import type { AuthenticateHook } from './auth.js'
 import type { Bus } from './bus/bus.js'
 
 /** Options of {@link createServer}. Every field is optional; defaults are in DEFAULT_OPTIONS. */
@@ -21,7 +24,17 @@ export interface ServerOptions {
   bus?: Bus
   /** HS256 secret for JWTs; without it every connection is anonymous. @default undefined */
   authSecret?: string
-  /** Bearer token for the admin HTTP endpoints. @default undefined */
+  /**
+   * Your own access check (session cookies, API keys...), used instead of the JWT check. It gets
+   * the request's document, token, query, headers (cookies included) and remote address, and
+   * returns the identity and access, or null/false to refuse with 401; throw a TandemError
+   * (TANDEM_ERR_FORBIDDEN for 403) to choose the refusal. Any other error is logged and refused
+   * with 500. It must settle within `authTimeoutMs`. @default undefined
+   */
+  authenticate?: AuthenticateHook
+  /** A connection whose authentication takes longer is refused with 503. 0: no limit. @default 10_000 */
+  authTimeoutMs?: number
+  /** Bearer token for the admin HTTP endpoints (`/api/*`). @default undefined */
   adminToken?: string
   /** Ping every connection this often. @default 10_000 */
   heartbeatIntervalMs?: number
@@ -37,6 +50,22 @@ export interface ServerOptions {
   maxMessageSize?: number
   /** Origin allow-list; undefined allows any. @default undefined */
   allowedOrigins?: readonly string[]
+  /** Sustained messages per second one connection may send; faster closes it with 1013. 0: no limit. @default 100 */
+  maxMessagesPerSecond?: number
+  /** Messages one connection may send in a burst above the sustained rate. @default 1_000 */
+  messageBurst?: number
+  /** Open connections (and handshakes) per remote address; more are refused with 429. 0: no limit. @default 100 */
+  maxConnectionsPerIp?: number
+  /** Documents loaded at once; a connection to another one is refused with 503. 0: no limit. @default 10_000 */
+  maxDocuments?: number
+  /** Bytes queued for a client that does not read; past this it is terminated. @default 16_777_216 */
+  maxBufferedBytes?: number
+  /**
+   * An existing http or https server to attach to instead of creating one: Tandem handles its
+   * WebSocket upgrades and leaves its requests to you (mount `router.handle` for /healthz...).
+   * `listen()` makes it listen unless it already does; `close()` never closes it. @default undefined
+   */
+  server?: HttpServer | HttpsServer
   /** The most a graceful shutdown may take. @default 10_000 */
   shutdownTimeoutMs?: number
   /** Compact a document's update log once it holds this many updates. @default 500 */
@@ -50,7 +79,8 @@ export interface ServerOptions {
 }
 
 /** Options after defaults and validation: every field present, frozen. */
-export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>> & Readonly<Pick<ServerOptions, 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger'>>
+type OptionalOption = 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger' | 'authenticate' | 'server'
+export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, OptionalOption>>> & Readonly<Pick<ServerOptions, OptionalOption>>
 
 /** The defaults, with units in the numbers. */
 export const DEFAULT_OPTIONS = Object.freeze({
@@ -65,6 +95,12 @@ export const DEFAULT_OPTIONS = Object.freeze({
   idleAfterMs: 60_000,
   lockTtlMs: 30_000,
   maxMessageSize: 16 * 1024 * 1024,
+  authTimeoutMs: 10_000,
+  maxMessagesPerSecond: 100,
+  messageBurst: 1_000,
+  maxConnectionsPerIp: 100,
+  maxDocuments: 10_000,
+  maxBufferedBytes: 16 * 1024 * 1024,
   shutdownTimeoutMs: 10_000,
   compactAfterUpdates: 500,
   compactAfterBytes: 4 * 1024 * 1024,
@@ -85,6 +121,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     bus: options.bus,
     authSecret: options.authSecret,
     adminToken: options.adminToken,
+    authenticate: options.authenticate,
+    authTimeoutMs: options.authTimeoutMs ?? DEFAULT_OPTIONS.authTimeoutMs,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_OPTIONS.heartbeatIntervalMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_OPTIONS.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
@@ -92,6 +130,12 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     allowedOrigins: options.allowedOrigins,
+    maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_OPTIONS.maxMessagesPerSecond,
+    messageBurst: options.messageBurst ?? DEFAULT_OPTIONS.messageBurst,
+    maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_OPTIONS.maxConnectionsPerIp,
+    maxDocuments: options.maxDocuments ?? DEFAULT_OPTIONS.maxDocuments,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_OPTIONS.maxBufferedBytes,
+    server: options.server,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_OPTIONS.shutdownTimeoutMs,
     compactAfterUpdates: options.compactAfterUpdates ?? DEFAULT_OPTIONS.compactAfterUpdates,
     compactAfterBytes: options.compactAfterBytes ?? DEFAULT_OPTIONS.compactAfterBytes,
@@ -106,6 +150,16 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
   checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)
+  checkInteger('authTimeoutMs', resolved.authTimeoutMs, 0, 2 ** 31 - 1)
+  checkInteger('maxMessagesPerSecond', resolved.maxMessagesPerSecond, 0, 2 ** 31 - 1)
+  checkInteger('messageBurst', resolved.messageBurst, 1, 2 ** 31 - 1)
+  checkInteger('maxConnectionsPerIp', resolved.maxConnectionsPerIp, 0, 2 ** 31 - 1)
+  checkInteger('maxDocuments', resolved.maxDocuments, 0, 2 ** 31 - 1)
+  checkInteger('maxBufferedBytes', resolved.maxBufferedBytes, 1024, 2 ** 53)
+  if (resolved.authenticate !== undefined && typeof resolved.authenticate !== 'function') {
+    throw invalid('authenticate', typeof resolved.authenticate, 'a function')
+  }
+  if (resolved.adminToken === '') throw invalid('adminToken', '', 'a non-empty token')
   checkInteger('compactAfterUpdates', resolved.compactAfterUpdates, 1, 2 ** 31 - 1)
   checkInteger('compactAfterBytes', resolved.compactAfterBytes, 1, 2 ** 53)
   if (!LOG_LEVELS.includes(resolved.logLevel)) {

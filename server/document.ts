@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'
+import { findInconsistency } from './update-guard.js'
 import { TandemError } from '../shared/errors.js'
 import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
@@ -97,11 +98,15 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * acknowledgement could promise what a crash would still lose.
    */
   applyUpdate (update: Uint8Array, from: DocumentMember): void {
+    let decoded: ReturnType<typeof Y.decodeUpdate>
     try {
-      Y.decodeUpdate(update)
+      decoded = Y.decodeUpdate(update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
+    // Yjs trusts its peers; a forged update could corrupt the document for everyone
+    const inconsistency = findInconsistency(this.ydoc, decoded)
+    if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
     this.applyingFrom = from
     this.applied = false
     try {

@@ -1,8 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** A route handler: returns the status and JSON body (or text with a content type). */
-export type RouteResult = { status: number, body: unknown, contentType?: string }
+export type RouteResult = { status: number, body: unknown, contentType?: string, headers?: Record<string, string> }
 export type Route = (req: IncomingMessage, params: Record<string, string>) => RouteResult | Promise<RouteResult>
+/** Runs before the routes under its prefix: returns a result to answer with, or undefined to pass. */
+export type Guard = (req: IncomingMessage) => RouteResult | undefined
 
 interface CompiledRoute {
   method: string
@@ -17,6 +19,16 @@ interface CompiledRoute {
  */
 export class Router {
   private readonly routes: CompiledRoute[] = []
+  private readonly guards: Array<{ prefix: string, check: Guard }> = []
+
+  /**
+   * Guards every path equal to `prefix` or under `prefix/`, routed or not (so an unauthorized
+   * caller cannot even learn which routes exist).
+   */
+  guard (prefix: string, check: Guard): this {
+    this.guards.push({ prefix, check })
+    return this
+  }
 
   /** Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. */
   add (method: string, path: string, handler: Route): this {
@@ -35,6 +47,11 @@ export class Router {
     let result: RouteResult = { status: 404, body: { error: 'not found' } }
     let pathMatched = false
     try {
+      for (const { prefix, check } of this.guards) {
+        if (pathname !== prefix && !pathname.startsWith(`${prefix}/`)) continue
+        const refusal = check(req)
+        if (refusal !== undefined) return send(res, refusal)
+      }
       for (const route of this.routes) {
         const match = route.pattern.exec(pathname)
         if (match === null) continue
@@ -60,7 +77,8 @@ function send (res: ServerResponse, result: RouteResult): void {
   res.writeHead(result.status, {
     'content-type': result.contentType ?? 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store'
+    'cache-control': 'no-store',
+    ...result.headers
   })
   res.end(text)
 }

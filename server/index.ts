@@ -11,7 +11,7 @@ export { PostgresStore, type PostgresStoreOptions } from './store/postgres-store
 export type { Bus, BusHandlers, BusMessage, BusStatus } from './bus/bus.js'
 export { LocalHub, LocalBus } from './bus/local-bus.js'
 export { RedisBus, type RedisBusOptions } from './bus/redis-bus.js'
-export type { Identity, Authenticate, AuthRequest } from './auth.js'
+export type { Identity, Authenticate, AuthRequest, AuthenticateHook, HookIdentity } from './auth.js'
 export type { WebSocketLike } from './socket.js'
 export type { EndReason } from './session.js'
 export { MemoryLockTable, type LockTable, type LockChange, type LockOwner, type AcquireOptions } from './locks.js'

@@ -1,6 +1,7 @@
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
+import { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config.js'
@@ -11,8 +12,11 @@ import { UpdateWriter } from './writer.js'
 import { DocumentRegistry } from './documents.js'
 import { Session, type EndReason } from './session.js'
 import { WebSocketTransport, type UpgradeRequest } from './transport.js'
-import { anonymous, jwt, type Authenticate, type Identity } from './auth.js'
+import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth.js'
 import { Router } from './http.js'
+import { adminGuard } from './admin.js'
+import { BoundedSocket } from './bounded-socket.js'
+import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
 import { Collaboration } from './collaboration.js'
 import { openLockTable } from './open-locks.js'
 import { registerApi } from './api.js'
@@ -51,7 +55,9 @@ export class TandemServer {
   constructor (options: ServerOptions = {}) {
     this.options = resolveOptions(options)
     this.logger = this.options.logger ?? createLogger(this.options.logLevel)
-    this.authenticate = this.options.authSecret !== undefined ? jwt(this.options.authSecret) : anonymous()
+    const { authenticate, authSecret, adminToken } = this.options
+    this.authenticate = authenticate !== undefined ? fromHook(authenticate) : authSecret !== undefined ? jwt(authSecret) : anonymous()
+    if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
     this.router
       .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
       .add('GET', '/readyz', () => {
@@ -88,10 +94,17 @@ export class TandemServer {
     return address
   }
 
-  /** `ws://host:port`, once listening. */
+  /** `ws://host:port` (`wss://` on an https server), once listening. */
   get url (): string {
     const { address, port, family } = this.address
-    return `ws://${family === 'IPv6' ? `[${address}]` : address}:${port}`
+    const scheme = this.http instanceof TlsServer ? 'wss' : 'ws'
+    return `${scheme}://${family === 'IPv6' ? `[${address}]` : address}:${port}`
+  }
+
+  /** Open connections and handshakes per remote address, once listening. */
+  get connections (): ConnectionCounter {
+    if (this.transport === undefined) throw new Error('server is not listening')
+    return this.transport.connections
   }
 
   /** Opens the store and starts listening. Rejects with one clear message if either fails. */
@@ -99,7 +112,7 @@ export class TandemServer {
     if (this.status !== 'idle') throw new Error(`cannot listen while ${this.status}`)
     this.setStatus('starting')
     const { options, logger } = this
-    if (options.authSecret === undefined) logger.warn('no --auth-secret: every connection is anonymous and may write')
+    if (options.authSecret === undefined && options.authenticate === undefined) logger.warn('no --auth-secret: every connection is anonymous and may write')
     try {
       this.store = await openStore(options)
       if (options.redis !== undefined || options.bus !== undefined) {
@@ -120,10 +133,12 @@ export class TandemServer {
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
       }, options, logger)
-      this.http = createHttpServer((req, res) => { void this.router.handle(req, res) })
+      this.http = options.server ?? createHttpServer((req, res) => { void this.router.handle(req, res) })
       this.http.on('upgrade', this.transport.handleUpgrade)
-      this.http.listen(options.port, options.host)
-      await once(this.http, 'listening')
+      if (!this.http.listening) {
+        this.http.listen(options.port, options.host)
+        await once(this.http, 'listening')
+      }
     } catch (err) {
       await this.collab?.close().catch(() => {})
       await this.cluster?.close().catch(() => {})
@@ -140,7 +155,17 @@ export class TandemServer {
 
   private async admit (request: UpgradeRequest): Promise<Identity> {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
-    return await this.authenticate(request)
+    const { authTimeoutMs } = this.options
+    const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
+      () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+    if (this.atDocumentLimit(request.document)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    return identity
+  }
+
+  /** True when opening `name` would load one document more than maxDocuments. */
+  private atDocumentLimit (name: string): boolean {
+    const { maxDocuments } = this.options
+    return maxDocuments > 0 && this.documents.get(name) === undefined && this.documents.size >= maxDocuments
   }
 
   private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {
@@ -148,29 +173,66 @@ export class TandemServer {
       socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
       return
     }
+    // admitted sessions may have loaded other documents meanwhile
+    if (this.atDocumentLimit(request.document)) {
+      socket.close(CloseCode.TRY_AGAIN_LATER, 'TANDEM_ERR_OVERLOADED')
+      return
+    }
     const collab = this.collaboration
     // before open(): resuming may drop a half-open socket of the same session
     const resumeId = collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
-    const session = new Session(socket, doc, identity, request.tandem, {
+    const bounded = new BoundedSocket(socket, this.options.maxBufferedBytes, bufferedBytes => {
+      session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
+      session.end('error', CloseCode.TRY_AGAIN_LATER)
+    })
+    const session = new Session(bounded, doc, identity, request.tandem, {
       ended: (s, reason, code) => this.sessionEnded(s, reason, code),
       message: (s, message) => collab.message(s, message),
       active: s => collab.activity(s)
     }, doc.logger, resumeId)
     this.sessions.add(session)
     collab.joined(session, resumeId !== undefined)
+    const { maxMessagesPerSecond, messageBurst } = this.options
+    const bucket = maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined
     socket.binaryType = 'nodebuffer'
-    socket.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) session.receive(data)
+    socket.on('message', this.guarded(session, (data: Buffer, isBinary: boolean) => {
+      if (bucket !== undefined && !bucket.take()) {
+        session.logger.warn({ maxMessagesPerSecond, messageBurst }, 'rate limit exceeded')
+        session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
+      } else if (isBinary) session.receive(data)
       else session.close(CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
-    })
+    }))
     socket.on('pong', () => session.touch())
-    socket.on('close', (code: number) => session.socketClosed(code))
+    socket.on('close', this.guarded(session, (code: number) => session.socketClosed(code)))
     socket.on('error', (err: Error) => session.logger.debug({ err: err.message }, 'socket error'))
     loaded.then(() => session.start(), (err: unknown) => {
       session.logger.error({ err }, 'document failed to load')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
+    }).catch((err: unknown) => {
+      // an unhandled rejection would end the process
+      session.logger.error({ err }, 'session failed to start')
+      session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
     })
+  }
+
+  /**
+   * A socket listener that cannot crash the process: an unexpected error is logged and ends
+   * that session alone (1013: the client may retry).
+   */
+  private guarded<A extends unknown[]> (session: Session, listener: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        listener(...args)
+      } catch (err) {
+        session.logger.error({ err }, 'unexpected error handling a socket event')
+        try {
+          session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
+        } catch (closeErr) {
+          session.logger.error({ err: closeErr }, 'could not close the session')
+        }
+      }
+    }
   }
 
   /**
@@ -211,7 +273,9 @@ export class TandemServer {
     const started = Date.now()
     const { logger } = this
     clearInterval(this.heartbeatTimer)
-    this.http?.close()
+    // an attached server is the embedder's: Tandem only stops taking its upgrades
+    if (this.options.server === undefined) this.http?.close()
+    else if (this.transport !== undefined) this.http?.off('upgrade', this.transport.handleUpgrade)
     this.transport?.close()
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), this.options.shutdownTimeoutMs) })
@@ -235,7 +299,7 @@ export class TandemServer {
     // memoized: normally already done above; after a timeout it must not hold the exit up
     this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
     this.writer?.close()
-    this.http?.closeAllConnections()
+    if (this.options.server === undefined) this.http?.closeAllConnections()
     // after the sessions closed, so their awareness removals reach the other instances
     await Promise.race([this.cluster?.close(), new Promise(resolve => setTimeout(resolve, 1_000).unref())]).catch((err: unknown) => {
       logger.error({ err }, 'bus failed to close')

@@ -8,6 +8,7 @@ import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type WebSocketLike } from './socket.js'
+import { changesDocument, encodeIntegratedState } from './read-only.js'
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -168,8 +169,10 @@ export class Session implements DocumentMember {
       case 'sync-step1':
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
       case 'sync-update':
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.doc.applyUpdate(frame.update, this)
         return this.hooks.active?.(this)
       case 'awareness': {
@@ -193,6 +196,23 @@ export class Session implements DocumentMember {
     }
   }
 
+  /**
+   * A read-only session sent an update: it never reaches the document, the store or the others.
+   * The socket stays open (the stock client keeps syncing); a Tandem client is told, unless the
+   * frame would have changed nothing, which is acknowledged like any no-op.
+   */
+  private refuseUpdate (update: Uint8Array): void {
+    let changes: boolean
+    try {
+      changes = changesDocument(this.doc.ydoc, update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    if (!changes) return this.acknowledge(1)
+    this.logger.debug('update refused: read-only session')
+    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
+  }
+
   private answerStep1 (stateVector: Uint8Array): void {
     try {
       Y.decodeStateVector(stateVector)
@@ -201,7 +221,7 @@ export class Session implements DocumentMember {
     }
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
-      if (this.status === 'open') this.send(writeSyncStep2(Y.encodeStateAsUpdate(this.doc.ydoc, stateVector)))
+      if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))
     }
     if (!this.doc.hasPending) reply()
     else this.doc.whenStored().then(reply, () => {})

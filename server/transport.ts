@@ -4,14 +4,23 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { documentNameFromPath } from '../shared/document-name.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
 import { TANDEM_QUERY_PARAM } from '../shared/constants.js'
+import { CloseCode } from '../shared/constants.js'
 import type { AuthRequest } from './auth.js'
+import { ConnectionCounter } from './limits.js'
 import type { Logger } from 'pino'
 
 /** A WebSocket request that passed the transport's checks. */
 export interface UpgradeRequest extends AuthRequest {
   /** The client asked for Tandem messages. */
   tandem: boolean
-  remoteAddress: string
+}
+
+/** The transport's own limits and checks. */
+export interface TransportOptions {
+  maxMessageSize: number
+  allowedOrigins?: readonly string[]
+  /** Open connections and handshakes per remote address; 0: no limit. */
+  maxConnectionsPerIp: number
 }
 
 /** What the transport needs from the server core. */
@@ -28,6 +37,7 @@ const HTTP_STATUS: Record<string, number> = {
   TANDEM_ERR_INVALID_DOCUMENT_NAME: 400,
   TANDEM_ERR_SHUTTING_DOWN: 503,
   TANDEM_ERR_OVERLOADED: 503,
+  TANDEM_ERR_AUTH_TIMEOUT: 503,
   TANDEM_ERR_RATE_LIMITED: 429
 }
 
@@ -38,12 +48,15 @@ const HTTP_STATUS: Record<string, number> = {
  */
 export class WebSocketTransport {
   readonly wss: WebSocketServer
+  /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
+  readonly connections: ConnectionCounter
 
   constructor (
     private readonly target: TransportTarget,
-    private readonly options: { maxMessageSize: number, allowedOrigins?: readonly string[] },
+    private readonly options: TransportOptions,
     private readonly logger: Logger
   ) {
+    this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxMessageSize,
@@ -64,9 +77,24 @@ export class WebSocketTransport {
       this.refuse(socket, err)
       return
     }
+    // counted from the handshake on, so slow handshakes count too; released by the TCP socket
+    // itself, so no path (refusal, failed handshake, close) can leak a slot
+    const release = this.connections.acquire(request.remoteAddress)
+    if (release === null) {
+      this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`))
+      return
+    }
+    socket.once('close', release)
     this.target.admit(request).then(admission => {
       if (socket.destroyed) return
-      this.wss.handleUpgrade(req, socket, head, ws => this.target.connect(ws, request, admission))
+      this.wss.handleUpgrade(req, socket, head, ws => {
+        try {
+          this.target.connect(ws, request, admission)
+        } catch (err) {
+          this.logger.error({ err }, 'connect failed')
+          ws.close(CloseCode.TRY_AGAIN_LATER, 'internal error')
+        }
+      })
     }, (err: unknown) => this.refuse(socket, err))
   }
 
@@ -85,15 +113,16 @@ export class WebSocketTransport {
       query: url.searchParams,
       headers: req.headers,
       tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
+      // behind a reverse proxy this is the proxy's address: see README "Security"
       remoteAddress: req.socket.remoteAddress ?? ''
     }
   }
 
   private refuse (socket: Duplex, err: unknown): void {
     const code = isTandemError(err) ? err.code : undefined
-    const status = (code !== undefined ? HTTP_STATUS[code] : undefined) ?? (err as { statusCode?: number }).statusCode ?? 500
-    const message = status === 500 ? 'internal error' : (err as Error).message
-    if (status === 500) this.logger.error({ err }, 'upgrade failed')
+    const status = (code !== undefined ? HTTP_STATUS[code] : undefined) ?? errorStatus(err)
+    const message = status >= 500 && code === undefined ? 'internal error' : err instanceof Error ? err.message : (STATUS_TEXT[status] ?? 'refused')
+    if (status >= 500 && code === undefined) this.logger.error({ err, status }, 'upgrade failed')
     else this.logger.info({ status, code, reason: message }, 'upgrade refused')
     if (socket.destroyed) return
     const body = `${message}\n`
@@ -105,6 +134,12 @@ export class WebSocketTransport {
   close (): void {
     this.wss.close()
   }
+}
+
+/** An error's own `statusCode` when it is a refusal (4xx or 5xx), else 500: never a 1xx-3xx. */
+function errorStatus (err: unknown): number {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode
+  return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status <= 599 ? status : 500
 }
 
 const STATUS_TEXT: Record<number, string> = {

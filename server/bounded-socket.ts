@@ -1,0 +1,50 @@
+import type { WebSocketLike } from './socket.js'
+
+/**
+ * A WebSocketLike that refuses to grow without bound: when more than `maxBufferedBytes` are
+ * already queued for a peer that stopped reading, the next send terminates the connection
+ * instead of queueing more. A single frame is always queued on a buffer under the limit, so a
+ * large first sync of a big document still goes through.
+ */
+export class BoundedSocket implements WebSocketLike {
+  private overflowed = false
+
+  constructor (
+    private readonly socket: WebSocketLike,
+    private readonly maxBufferedBytes: number,
+    /** Called once, after the socket was terminated, with the bytes that were queued. */
+    private readonly onOverflow: (bufferedBytes: number) => void
+  ) {}
+
+  get readyState (): number {
+    return this.socket.readyState
+  }
+
+  get bufferedAmount (): number {
+    return this.socket.bufferedAmount
+  }
+
+  send (data: Uint8Array): void {
+    if (this.overflowed) return
+    const buffered = this.socket.bufferedAmount
+    if (buffered > this.maxBufferedBytes) {
+      this.overflowed = true
+      this.socket.terminate()
+      this.onOverflow(buffered)
+      return
+    }
+    this.socket.send(data)
+  }
+
+  close (code?: number, reason?: string): void {
+    this.socket.close(code, reason)
+  }
+
+  ping (): void {
+    this.socket.ping()
+  }
+
+  terminate (): void {
+    this.socket.terminate()
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Small, transport-free building blocks for the server's limits. Each takes its clock or its
+ * numbers from the caller, so it can be tested without a server.
+ */
+
+/**
+ * A token bucket: holds up to `capacity` tokens and gains `ratePerSecond` a second. Taking one
+ * per message absorbs a burst of `capacity` messages; a sender that keeps going faster than the
+ * rate drains it and is refused.
+ */
+export class TokenBucket {
+  private tokens: number
+  private updatedAt: number
+
+  constructor (
+    private readonly capacity: number,
+    private readonly ratePerSecond: number,
+    now: number = Date.now()
+  ) {
+    this.tokens = capacity
+    this.updatedAt = now
+  }
+
+  /** Takes one token; false when the bucket is empty (the message should be refused). */
+  take (now: number = Date.now()): boolean {
+    const elapsedMs = Math.max(0, now - this.updatedAt)
+    this.updatedAt = now
+    this.tokens = Math.min(this.capacity, this.tokens + elapsedMs * this.ratePerSecond / 1000)
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+
+  /** Tokens left now (fractional). */
+  get available (): number {
+    return this.tokens
+  }
+}
+
+/**
+ * Counts open things per key (connections per IP address). `acquire` returns a release function
+ * that is safe to call twice, or null when the key is at `max`. `max` 0 means no limit.
+ */
+export class ConnectionCounter {
+  private readonly counts = new Map<string, number>()
+
+  constructor (private readonly max: number) {}
+
+  /** Takes a slot for `key`; null when it has `max` already. */
+  acquire (key: string): (() => void) | null {
+    const count = this.counts.get(key) ?? 0
+    if (this.max > 0 && count >= this.max) return null
+    this.counts.set(key, count + 1)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      const left = (this.counts.get(key) ?? 1) - 1
+      // keys are dropped at zero, so the map holds only addresses with open connections
+      if (left <= 0) this.counts.delete(key)
+      else this.counts.set(key, left)
+    }
+  }
+
+  /** Open slots held by `key`. */
+  count (key: string): number {
+    return this.counts.get(key) ?? 0
+  }
+
+  /** Number of keys holding at least one slot. */
+  get size (): number {
+    return this.counts.size
+  }
+}
+
+/**
+ * Settles like `work`, or rejects with `onTimeout()` after `ms`; the timer is always cleared, so
+ * a settled race leaves nothing behind. `ms` 0 means no limit.
+ */
+export async function withTimeout<T> (work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  if (ms <= 0) return await work
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms)
+  })
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
