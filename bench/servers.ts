@@ -45,7 +45,10 @@ export function serverSpecs (): ServerSpec[] {
       storage: true,
       durability: 'each update committed to SQLite (WAL) before it is relayed or acknowledged',
       command: (port, dataDir) => ({
-        args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn'],
+        // every load-generator socket comes from 127.0.0.1: lift the per-address connection cap,
+        // which the peers do not have (all other limits stay at their defaults)
+        args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn',
+          '--max-connections-per-ip', '0'],
         env: {}
       })
     },

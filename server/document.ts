@@ -24,6 +24,11 @@ export interface DocumentObserver {
 
 const REMOTE = Symbol('remote')
 
+/** A Buffer view of a frame, made once per broadcast rather than by `ws` once per recipient. */
+function asBuffer (frame: Uint8Array): Uint8Array {
+  return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+}
+
 interface PendingUpdate {
   update: Uint8Array
   origin: DocumentMember | null
@@ -65,7 +70,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
       // stored updates being loaded need nothing; remote ones were stored by their instance
       if (this.status === 'loading') return
-      if (origin === REMOTE) return this.broadcast(writeSyncUpdate(update))
+      if (origin === REMOTE) return this.broadcast(asBuffer(writeSyncUpdate(update)))
       const item: PendingUpdate = { update, origin: this.applyingFrom, frames: this.applyingFrom === null ? 0 : 1 }
       this.pending.push(item)
       this.applied = true
@@ -175,10 +180,17 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.logUpdates++
       this.logBytes += item.update.byteLength
     }
-    // one frame per update, encoded once for every recipient
-    for (const item of batch) this.broadcast(writeSyncUpdate(item.update), item.origin)
-    if (this.observer !== null && batch.length > 0) {
-      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
+    // one frame for the whole batch, encoded once for every recipient. A lone update skips its
+    // sender; a merged one goes to everyone, senders too: Yjs ignores what it already has, and
+    // one merged frame per member beats one frame per update per member under load
+    if (batch.length === 1) {
+      const { update, origin } = batch[0] as PendingUpdate
+      this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
+      this.observer?.stored(this, update)
+    } else if (batch.length > 1) {
+      const merged = Y.mergeUpdates(batch.map(item => item.update))
+      this.broadcast(asBuffer(writeSyncUpdate(merged)))
+      this.observer?.stored(this, merged)
     }
     for (const item of batch) {
       if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)

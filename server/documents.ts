@@ -1,3 +1,4 @@
+import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { Document, type DocumentObserver } from './document.js'
 import type { Store } from './store/store.js'
@@ -117,7 +118,13 @@ export class DocumentRegistry {
   private onPending (doc: Document): void {
     this.writer.schedule(doc)
     if (doc.logUpdates >= this.limits.compactAfterUpdates || doc.logBytes >= this.limits.compactAfterBytes) {
-      this.compact(doc).catch((err: unknown) => doc.logger.error({ err }, 'compaction failed'))
+      // never inside the update being applied: in a later turn, after the pending batch is stored
+      if (this.compacting.has(doc)) return
+      this.compacting.add(doc)
+      setImmediate(() => {
+        this.compacting.delete(doc)
+        this.compact(doc).catch((err: unknown) => doc.logger.error({ err }, 'compaction failed'))
+      })
     }
   }
 
@@ -126,7 +133,8 @@ export class DocumentRegistry {
     this.compacting.add(doc)
     try {
       const before = doc.logUpdates
-      await this.store.compact(doc.name)
+      // the in-memory state holds every update this process stored (a shared store ignores it)
+      await this.store.compact(doc.name, () => Y.encodeStateAsUpdate(doc.ydoc))
       // updates stored while compacting are still separate rows
       doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
       doc.logBytes = 0

@@ -18,10 +18,10 @@ export class MemoryStore implements Store {
     }
   }
 
-  async compact (name: string): Promise<void> {
+  async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
     const log = this.docs.get(name)
     if (log === undefined || log.length < 2) return
-    this.docs.set(name, [mergeStoredUpdates(log)])
+    this.docs.set(name, [snapshot?.() ?? mergeStoredUpdates(log)])
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

@@ -14,7 +14,7 @@ export class SqliteStore implements Store {
   private readonly insert: Database.Statement<[string, Uint8Array]>
   private readonly select: Database.Statement<[string], { id: number, data: Uint8Array }>
   private readonly appendAll: (entries: readonly StoreEntry[]) => void
-  private readonly compactOne: (name: string) => void
+  private readonly compactOne: (name: string, snapshot: (() => Uint8Array) | undefined) => void
   private readonly nextToken: (name: string, resource: string) => number
   private closed = false
 
@@ -56,13 +56,20 @@ export class SqliteStore implements Store {
     this.appendAll = this.db.transaction((entries: readonly StoreEntry[]) => {
       for (const entry of entries) this.insert.run(entry.name, entry.update)
     })
-    this.compactOne = this.db.transaction((name: string) => {
+    const lastId = this.db.prepare<[string], { id: number, n: number }>('SELECT max(id) AS id, count(*) AS n FROM updates WHERE doc = ?')
+    this.compactOne = this.db.transaction((name: string, snapshot: (() => Uint8Array) | undefined) => {
+      // SQLite has one writer: nothing can be appended between the reads and the delete
+      if (snapshot !== undefined) {
+        const last = lastId.get(name)
+        if (last === undefined || last.n < 2) return
+        remove.run(name, last.id)
+        this.insert.run(name, snapshot())
+        return
+      }
       const rows = this.select.all(name)
       if (rows.length < 2) return
-      const merged = mergeStoredUpdates(rows.map(row => row.data))
-      // SQLite has one writer: nothing can be appended between the select and the delete
       remove.run(name, (rows[rows.length - 1] as { id: number }).id)
-      this.insert.run(name, merged)
+      this.insert.run(name, mergeStoredUpdates(rows.map(row => row.data)))
     })
     this.nextToken = (name, resource) => (bump.get(name, resource) as { token: number }).token
   }
@@ -75,8 +82,8 @@ export class SqliteStore implements Store {
     this.appendAll(entries)
   }
 
-  async compact (name: string): Promise<void> {
-    this.compactOne(name)
+  async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
+    this.compactOne(name, snapshot)
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

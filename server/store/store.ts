@@ -17,8 +17,13 @@ export interface Store {
   /**
    * Folds the updates stored for a document into one. Updates appended while it runs are kept:
    * only the rows it read are replaced.
+   *
+   * `snapshot`, when given, returns the state of the in-memory document, which every update
+   * this process stored went through. A store only this process writes (SQLite, memory) may
+   * store that in place of merging the rows, which is much cheaper; a store shared by several
+   * instances must not, since another instance's rows may not be in it yet.
    */
-  compact (name: string): Promise<void>
+  compact (name: string, snapshot?: () => Uint8Array): Promise<void>
   /** The next fencing token for a lock resource: larger than any returned before, ever. */
   nextFencingToken (name: string, resource: string): Promise<number>
   /** Releases the store's resources; safe to call twice. */
