@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Store, StoreEntry } from './store.js'
 import { mergeStoredUpdates } from './merge.js'
+import { Checkpointer } from './sqlite-checkpointer.js'
 
 /**
  * The embedded default Store: one SQLite file in WAL mode. A commit reaches the operating system
@@ -16,6 +17,7 @@ export class SqliteStore implements Store {
   private readonly appendAll: (entries: readonly StoreEntry[]) => void
   private readonly compactOne: (name: string, snapshot: (() => Uint8Array) | undefined) => void
   private readonly nextToken: (name: string, resource: string) => number
+  private readonly checkpointer: Checkpointer | undefined
   private closed = false
 
   /**
@@ -32,6 +34,12 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`)
     this.db.pragma('busy_timeout = 5000')
+    if (file !== ':memory:') {
+      // a worker thread does most checkpointing, off the event loop (see Checkpointer); the
+      // automatic checkpoint stays on to bound the WAL under constant writes, and finds little
+      // left to copy
+      this.checkpointer = new Checkpointer(file, 250)
+    }
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS updates (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -93,6 +101,7 @@ export class SqliteStore implements Store {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    await this.checkpointer?.close()
     this.db.close()
   }
 }
