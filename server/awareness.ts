@@ -6,14 +6,27 @@ export const MAX_CLIENT_IDS_PER_OWNER = 4
 
 /**
  * The owner of awareness states whose session lives on another instance (scale-out). That
- * instance assigns their clocks; this one accepts a state only with a higher clock than it knows.
+ * instance assigns their clocks; this one accepts a state only with a higher clock than it knows,
+ * and never advances that clock itself (see Known.sent).
  */
 export class RemoteOwner {
   constructor (readonly nodeId: string) {}
 }
 
 interface Known {
+  /**
+   * The clock of the state as its owner assigned it: this instance's for its sessions' states,
+   * the owning instance's for a remote state (as last heard on the bus). Only the owner advances
+   * it; a peer's clocks are compared with it, so a raise made here alone would hide the owner's
+   * next states until its clock overtook ours.
+   */
   clock: number
+  /**
+   * The highest clock sent to this instance's members for the id. It runs ahead of a remote
+   * owner's clock whenever this instance raises clocks for its members only (encodeAll, a dead
+   * peer's removal, a snapshot's missed removal); what members are sent is always above it.
+   */
+  sent: number
   /** JSON text; 'null' once removed. */
   state: string
   /** The owner's key (a session), or undefined once removed. */
@@ -31,6 +44,11 @@ function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry)
   if (known === undefined || known.owner === owner) return false
   const local = known.owner !== undefined && !(known.owner instanceof RemoteOwner)
   return local || entry.state === 'null' || known.seenBy.has(owner)
+}
+
+/** The clock to send members with a state clocked `clock`: above every clock they were sent for it. */
+function nextSent (known: Known | undefined, clock: number): number {
+  return known === undefined ? clock : Math.max(clock, known.sent + 1)
 }
 
 /**
@@ -76,12 +94,13 @@ export class AwarenessRegistry {
         clock = Math.max(entry.clock, Date.now())
       } else {
         // taking over from another instance, whose removal will carry its clock plus one: step over it
+        // (members and peers get the same clock: above what members were sent, too)
         const step = known.owner instanceof RemoteOwner ? 2 : 1
-        clock = Math.max(entry.clock, known.clock + step)
+        clock = nextSent(known, Math.max(entry.clock, known.clock + step))
       }
       const removed = entry.state === 'null'
       seenBy ??= new WeakSet(recipients)
-      this.known.set(entry.clientId, { clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
+      this.known.set(entry.clientId, { clock, sent: clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -126,8 +145,8 @@ export class AwarenessRegistry {
    * Applies awareness entries another instance relayed for states its sessions own (their clocks
    * are already assigned there): an entry is taken only with a clock above the one known. With
    * `snapshot`, the entries are everything `owner` controls, and any other state attributed to it
-   * is removed (its removal was missed). Returns the update to relay to local members, or null.
-   * Throws on bad bytes.
+   * is removed (its removal was missed). Returns the update to relay to local members (clocks
+   * raised above what they were sent), or null. Throws on bad bytes.
    */
   applyRemote (owner: RemoteOwner, update: Uint8Array, recipients: Iterable<object>, snapshot = false): Uint8Array | null {
     const entries = readAwarenessUpdate(update)
@@ -139,17 +158,15 @@ export class AwarenessRegistry {
       const known = this.known.get(entry.clientId)
       if (known !== undefined && entry.clock <= known.clock) continue
       const removed = entry.state === 'null'
+      const sent = nextSent(known, entry.clock)
       seenBy ??= new WeakSet(recipients)
-      this.known.set(entry.clientId, { clock: entry.clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
-      if (known !== undefined || !removed) relay.push(entry)
+      this.known.set(entry.clientId, { clock: entry.clock, sent, state: entry.state, owner: removed ? undefined : owner, seenBy })
+      if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
     if (snapshot) {
       for (const [clientId, known] of this.known) {
         if (known.owner !== owner || listed.has(clientId)) continue
-        known.clock++
-        known.state = 'null'
-        known.owner = undefined
-        relay.push({ clientId, clock: known.clock, state: 'null' })
+        relay.push(this.removeForMembers(clientId, known))
       }
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -157,7 +174,8 @@ export class AwarenessRegistry {
 
   /**
    * Every state owned by a local session, each with its clock raised by one, for a snapshot to
-   * other instances: the raise beats any removal a peer applied while it could not hear us.
+   * other instances: the raise beats a peer that holds our last clock with a removal of its own
+   * (made while it could not hear us), since such a removal leaves that clock as it was.
    */
   snapshotLocal (): Uint8Array {
     const entries: AwarenessEntry[] = []
@@ -169,17 +187,34 @@ export class AwarenessRegistry {
     return writeAwarenessUpdate(entries)
   }
 
-  /** Removes every state `owner` controls; returns the removal to relay, or null if none. */
+  /**
+   * Removes every state `owner` controls; returns the removal to relay, or null if none. A local
+   * session's removal is this instance's word (its clock goes to peers too); a remote owner's
+   * (a dead peer) is for local members only, and leaves that owner's clock as it was, so the
+   * owner's snapshot, should it only have been cut off, is taken again.
+   */
   removeOwnedBy (owner: object): Uint8Array | null {
     const relay: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
       if (known.owner !== owner) continue
-      known.clock++
+      if (owner instanceof RemoteOwner) {
+        relay.push(this.removeForMembers(clientId, known))
+        continue
+      }
+      known.clock = known.sent = nextSent(known, known.clock + 1)
       known.state = 'null'
       known.owner = undefined
       relay.push({ clientId, clock: known.clock, state: 'null' })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+  }
+
+  /** Removes a remote owner's state for local members only: its clock stays the owner's. */
+  private removeForMembers (clientId: number, known: Known): AwarenessEntry {
+    known.sent = nextSent(known, known.clock)
+    known.state = 'null'
+    known.owner = undefined
+    return { clientId, clock: known.sent, state: 'null' }
   }
 
   /** Client ids whose state `owner` controls. */
@@ -190,18 +225,20 @@ export class AwarenessRegistry {
   }
 
   /**
-   * Every live state, as one update for `recipient`; null when there is none. Each clock is
+   * Every live state, as one update for `recipient`; null when there is none. Each clock sent is
    * bumped first: a client that reconnects still remembers the clocks it saw before its drop, and
    * y-protocols ignores a state whose clock is not newer, so it would see nobody until their next
    * renewal (up to 15 s). Members holding the older clock accept the next relay all the same.
+   * Only the clock sent moves: the owner's clock stays, so an owner on another instance, which
+   * never hears of this bump, still has its next state taken.
    */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.seenBy.add(recipient)
-      known.clock++
-      entries.push({ clientId, clock: known.clock, state: known.state })
+      known.sent = nextSent(known, known.clock)
+      entries.push({ clientId, clock: known.sent, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)
   }

@@ -57,6 +57,31 @@ describe('AwarenessRegistry across instances', () => {
     expect(registry.size).toBe(1)
   })
 
+  test('greeting a member here does not hide the remote owner\'s next state', () => {
+    // the owner (another instance) never hears of the clocks this instance sends its own members
+    const registry = new AwarenessRegistry()
+    const node = new RemoteOwner('n1')
+    const [first, joiner] = [{}, {}]
+    registry.applyRemote(node, update({ clientId: 5, clock: 10, state: '{}' }), [first])
+    const [greeted] = read(registry.encodeAll(joiner))
+    expect(greeted!.clock).toBe(11)
+    // the owner's next clock is 11: taken, and sent above what the joiner holds
+    expect(read(registry.applyRemote(node, update({ clientId: 5, clock: 11, state: '{"u":"bob"}' }), [first, joiner])))
+      .toEqual([{ clientId: 5, clock: 12, state: '{"u":"bob"}' }])
+  })
+
+  test('a peer removed as dead is seen again from its snapshot raised by one', () => {
+    // Redis was away: this instance reported the peer dead; the peer only lost its connection
+    const registry = new AwarenessRegistry()
+    const node = new RemoteOwner('n1')
+    registry.applyRemote(node, update({ clientId: 5, clock: 10, state: '{"u":"bob"}' }), [])
+    expect(read(registry.removeOwnedBy(node))).toEqual([{ clientId: 5, clock: 11, state: 'null' }])
+    // the peer's snapshotLocal raises its clock 10 by one
+    expect(read(registry.applyRemote(node, update({ clientId: 5, clock: 11, state: '{"u":"bob"}' }), [], true)))
+      .toEqual([{ clientId: 5, clock: 12, state: '{"u":"bob"}' }])
+    expect(registry.ownedBy(node)).toEqual([5])
+  })
+
   test('a local snapshot raises the clocks of local states only', () => {
     const registry = new AwarenessRegistry()
     const session = {}
