@@ -37,7 +37,7 @@ export class Session implements DocumentMember {
   lastSentAt = Date.now()
   lastPingAt = Date.now()
   private backlog: Uint8Array[] | null = []
-  readonly logger: Logger
+  private childLogger: Logger | undefined
 
   constructor (
     readonly socket: WebSocketLike,
@@ -46,12 +46,17 @@ export class Session implements DocumentMember {
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,
-    logger: Logger,
+    private readonly parentLogger: Logger,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomUUID()
   ) {
-    this.logger = logger.child({ session: this.id, user: identity.userId })
     doc.members.add(this)
+  }
+
+  /** This session's child logger, made on first use: most idle sessions never log. */
+  get logger (): Logger {
+    this.childLogger ??= this.parentLogger.child({ session: this.id, user: this.identity.userId })
+    return this.childLogger
   }
 
   /** Changes the lifecycle status; the one place it changes. */

@@ -69,7 +69,9 @@ export class WebSocketTransport {
 
   /** The http server's 'upgrade' listener. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', () => socket.destroy())
+    // a named function, not a closure here: this listener lives as long as the connection, and a
+    // closure would keep this whole scope (the request, its headers, the URL) alive with it
+    socket.on('error', destroyOnError)
     let request: UpgradeRequest
     try {
       request = this.parse(req)
@@ -144,4 +146,8 @@ function errorStatus (err: unknown): number {
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
+}
+
+function destroyOnError (this: Duplex): void {
+  this.destroy()
 }
