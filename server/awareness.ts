@@ -31,8 +31,10 @@ interface Known {
   state: string
   /** The owner's key (a session), or undefined once removed. */
   owner: object | undefined
-  /** Members the server sent this state to: their echoes of it are not claims. */
-  seenBy: WeakSet<object>
+  /** The registry's sequence number when this version of the state was relayed. */
+  relayedAt: number
+  /** The sequence number when it was removed; Infinity while live. */
+  removedAt: number
 }
 
 /**
@@ -40,10 +42,10 @@ interface Known {
  * receives): the id is controlled by another local session, or is a removal, or was sent to
  * `owner` before it was removed. States owned by another instance may be taken over (a move).
  */
-function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry): boolean {
+function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry, seen: (member: object, known: Known) => boolean): boolean {
   if (known === undefined || known.owner === owner) return false
   const local = known.owner !== undefined && !(known.owner instanceof RemoteOwner)
-  return local || entry.state === 'null' || known.seenBy.has(owner)
+  return local || entry.state === 'null' || seen(owner, known)
 }
 
 /** The clock to send members with a state clocked `clock`: above every clock they were sent for it. */
@@ -61,10 +63,32 @@ export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
   /** Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER). */
   private readonly claimed = new WeakMap<object, Set<number>>()
+  /**
+   * Which member was sent which state is derived from sequence numbers rather than kept per
+   * state: a member saw a state if it was a member when the state was relayed, or was greeted
+   * (sent every live state) while it was live. Two numbers per member, where a set of members
+   * per state cost kilobytes per connection.
+   */
+  private seq = 0
+  private readonly joinedAt = new WeakMap<object, number>()
+  private readonly greetedAt = new WeakMap<object, number>()
+
+  /** A member joined the document: it receives every relay from now on. */
+  register (member: object): void {
+    this.joinedAt.set(member, ++this.seq)
+  }
+
+  /** True when `member` was sent this version of the state. */
+  private readonly seen = (member: object, known: Known): boolean => {
+    const joined = this.joinedAt.get(member)
+    if (joined !== undefined && joined < known.relayedAt) return true
+    const greeted = this.greetedAt.get(member)
+    return greeted !== undefined && known.relayedAt <= greeted && greeted < known.removedAt
+  }
 
   /**
    * Applies an awareness update sent by `owner`; returns the update to relay (clocks rewritten),
-   * or null when it changes nothing. `recipients` are the members the relay goes to.
+   * or null when it changes nothing.
    *
    * The stock client re-sends every awareness change it receives, so entries for client ids
    * that another session controls, or that this session was sent before they were removed, are
@@ -73,7 +97,7 @@ export class AwarenessRegistry {
    * instance while that instance still owns its state.
    * Throws TandemError on bad bytes; nothing is applied then.
    */
-  apply (owner: object, update: Uint8Array, recipients: Iterable<object>): Uint8Array | null {
+  apply (owner: object, update: Uint8Array): Uint8Array | null {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
@@ -81,10 +105,10 @@ export class AwarenessRegistry {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
     const relay: AwarenessEntry[] = []
-    let seenBy: WeakSet<object> | undefined
+    let relayedAt = 0
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
-      if (isEcho(known, owner, entry)) continue
+      if (isEcho(known, owner, entry, this.seen)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
@@ -99,8 +123,8 @@ export class AwarenessRegistry {
         clock = nextSent(known, Math.max(entry.clock, known.clock + step))
       }
       const removed = entry.state === 'null'
-      seenBy ??= new WeakSet(recipients)
-      this.known.set(entry.clientId, { clock, sent: clock, state: entry.state, owner: removed ? undefined : owner, seenBy })
+      if (relayedAt === 0) relayedAt = ++this.seq
+      this.known.set(entry.clientId, { clock, sent: clock, state: entry.state, owner: removed ? undefined : owner, relayedAt, removedAt: removed ? relayedAt : Infinity })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -137,7 +161,7 @@ export class AwarenessRegistry {
     }
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
-      return known === undefined || (!isEcho(known, owner, entry) && known.state !== entry.state)
+      return known === undefined || (!isEcho(known, owner, entry, this.seen) && known.state !== entry.state)
     })
   }
 
@@ -148,10 +172,10 @@ export class AwarenessRegistry {
    * is removed (its removal was missed). Returns the update to relay to local members (clocks
    * raised above what they were sent), or null. Throws on bad bytes.
    */
-  applyRemote (owner: RemoteOwner, update: Uint8Array, recipients: Iterable<object>, snapshot = false): Uint8Array | null {
+  applyRemote (owner: RemoteOwner, update: Uint8Array, snapshot = false): Uint8Array | null {
     const entries = readAwarenessUpdate(update)
     const relay: AwarenessEntry[] = []
-    let seenBy: WeakSet<object> | undefined
+    let relayedAt = 0
     const listed = new Set<number>()
     for (const entry of entries) {
       listed.add(entry.clientId)
@@ -159,8 +183,8 @@ export class AwarenessRegistry {
       if (known !== undefined && entry.clock <= known.clock) continue
       const removed = entry.state === 'null'
       const sent = nextSent(known, entry.clock)
-      seenBy ??= new WeakSet(recipients)
-      this.known.set(entry.clientId, { clock: entry.clock, sent, state: entry.state, owner: removed ? undefined : owner, seenBy })
+      if (relayedAt === 0) relayedAt = ++this.seq
+      this.known.set(entry.clientId, { clock: entry.clock, sent, state: entry.state, owner: removed ? undefined : owner, relayedAt, removedAt: removed ? relayedAt : Infinity })
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
     if (snapshot) {
@@ -204,6 +228,7 @@ export class AwarenessRegistry {
       known.clock = known.sent = nextSent(known, known.clock + 1)
       known.state = 'null'
       known.owner = undefined
+      known.removedAt = ++this.seq
       relay.push({ clientId, clock: known.clock, state: 'null' })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -214,6 +239,7 @@ export class AwarenessRegistry {
     known.sent = nextSent(known, known.clock)
     known.state = 'null'
     known.owner = undefined
+    known.removedAt = ++this.seq
     return { clientId, clock: known.sent, state: 'null' }
   }
 
@@ -234,9 +260,9 @@ export class AwarenessRegistry {
    */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
+    if (!this.greetedAt.has(recipient)) this.greetedAt.set(recipient, ++this.seq)
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
-      known.seenBy.add(recipient)
       known.sent = nextSent(known, known.clock)
       entries.push({ clientId, clock: known.sent, state: known.state })
     }

@@ -141,7 +141,7 @@ export class Cluster implements Replication, PresencePeers {
         return doc.applyRemote(message.update)
       case 'awareness':
       case 'awareness-snapshot': {
-        const relay = doc.awareness.applyRemote(this.owner(message.from), message.update, doc.members, message.type === 'awareness-snapshot')
+        const relay = doc.awareness.applyRemote(this.owner(message.from), message.update, message.type === 'awareness-snapshot')
         if (relay !== null) doc.broadcast(writeAwareness(relay))
         return
       }

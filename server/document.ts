@@ -140,10 +140,16 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Applies a member's awareness update and relays what changed to the others. */
   applyAwareness (update: Uint8Array, from: DocumentMember): void {
-    const relay = this.awareness.apply(from, update, this.members)
+    const relay = this.awareness.apply(from, update)
     if (relay === null) return
     this.broadcast(writeAwareness(relay), from)
     this.observer?.awareness(this, relay)
+  }
+
+  /** Adds a member: it receives every relay from now on. */
+  addMember (member: DocumentMember): void {
+    this.members.add(member)
+    this.awareness.register(member)
   }
 
   /** Removes the member and the awareness states it controlled, telling the others at once. */

@@ -50,7 +50,7 @@ export class Session implements DocumentMember {
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomUUID()
   ) {
-    doc.members.add(this)
+    doc.addMember(this)
   }
 
   /** This session's child logger, made on first use: most idle sessions never log. */
