@@ -3,6 +3,7 @@ import { sameSecret } from './resume.js'
 import type { Router, Route, RouteResult } from './http.js'
 import type { Collaboration } from './collaboration.js'
 import type { DocumentRegistry } from './documents.js'
+import type { StatsSummary } from './stats.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
 export interface ApiSource {
@@ -12,6 +13,7 @@ export interface ApiSource {
     readonly sessions: ReadonlySet<{ readonly doc: { readonly name: string } }>
     readonly documents: DocumentRegistry
     readonly collaboration: Collaboration
+    readonly stats: { summary (): StatsSummary }
   }
 }
 
@@ -23,6 +25,7 @@ export interface ApiSource {
  *   GET    /api/documents/:name/presence        [PresenceEntry]
  *   GET    /api/documents/:name/locks           [LockInfo]
  *   DELETE /api/documents/:name/locks/:resource { released: LockInfo }, 404 when not held
+ *   GET    /api/stats                           StatsSummary (sessions over a recent window)
  */
 export function registerApi (router: Router, source: ApiSource): void {
   const guarded = (route: Route): Route => (req, params) => {
@@ -41,6 +44,7 @@ export function registerApi (router: Router, source: ApiSource): void {
     .add('GET', '/api/documents/:name*/locks', guarded(async (_req, { name }) => ({
       status: 200, body: await source.server.collaboration.locks.list(name as string)
     })))
+    .add('GET', '/api/stats', guarded(() => ({ status: 200, body: source.server.stats.summary() })))
     .add('DELETE', '/api/documents/:name*/locks/:resource', guarded(async (_req, { name, resource }) => {
       const released = await source.server.collaboration.locks.forceRelease(name as string, resource as string)
       return released === null
