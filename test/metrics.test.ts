@@ -10,6 +10,7 @@ import { parsePrometheusText, sampleValue, labelValues, type Family } from './pr
 import { frameKind, MESSAGE_KINDS } from '../server/metrics.js'
 import { KEEPALIVE_FRAME, writeSyncStep1, writeSyncStep2 } from '../shared/messages.js'
 import type { TandemServer } from '../server/index.js'
+import { readFileSync } from 'node:fs'
 
 async function scrape (server: TandemServer): Promise<Map<string, Family>> {
   const res = await fetch(`http://127.0.0.1:${server.address.port}/metrics`)
@@ -188,5 +189,13 @@ describe('GET /metrics', () => {
     expect(sampleValue(m2, 'tandem_bus_lag_seconds_count')).toBe(sampleValue(m2, 'tandem_bus_messages_total', { direction: 'in' }))
     expect(sampleValue(m2, 'tandem_bus_reconnects_total')).toBe(0)
     expectNoNames(m2, [name])
+  })
+
+  test('README lists every Tandem metric with its type', async () => {
+    const server = await startServer()
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    const families = [...(await scrape(server)).values()].filter(f => f.name.startsWith('tandem_'))
+    expect(families.length).toBeGreaterThanOrEqual(20)
+    for (const family of families) expect(readme).toContain(`| \`${family.name}\` | ${family.type} |`)
   })
 })
