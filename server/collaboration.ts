@@ -366,10 +366,11 @@ export class Collaboration {
     const ttlMs = Math.min(request.ttlMs === 0 ? this.options.lockTtlMs : request.ttlMs, MAX_LOCK_TTL_MS)
     const waitMs = Math.min(request.waitMs, MAX_LOCK_WAIT_MS)
     const { identity } = session
-    if (waitMs > 0) this.observer.lock?.('waited')
     let result: Promise<LockInfo>
     try {
-      result = this.locks.acquire(doc, request.resource, { sessionId: session.id, userId: identity.userId, name: identity.name, color: identity.color }, { ttlMs, waitMs })
+      result = this.locks.acquire(doc, request.resource, { sessionId: session.id, userId: identity.userId, name: identity.name, color: identity.color }, {
+        ttlMs, waitMs, onQueued: () => this.observer.lock?.('waited')
+      })
     } catch (err) {
       result = Promise.reject(err)
     }

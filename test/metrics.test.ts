@@ -153,23 +153,28 @@ describe('GET /metrics', () => {
     expectNoNames(m, [name, readerId, writerId])
   })
 
-  test('lock expiry and waits are counted', async () => {
+  test('lock waits, time-outs and releases are counted', async () => {
     const server = await startServer()
-    const name = docName('expiry')
+    const name = docName('waits')
     const ada = tandemClient(server.url, name, { user: { id: 'ada', name: 'Ada' } })
     const bob = tandemClient(server.url, name, { user: { id: 'bob', name: 'Bob' } })
     await Promise.all([ada.synced(), bob.synced()])
     await ada.locks.acquire('block:1')
     const timedOut = await bob.locks.acquire('block:1', { waitMs: 50 }).catch((err: unknown) => err)
     expect((timedOut as LockDeniedError).code).toBe('TANDEM_ERR_LOCK_TIMEOUT')
+    // a request that may wait but finds the lock free does not wait
+    await bob.locks.acquire('block:2', { waitMs: 1_000 })
+    const queued = bob.locks.acquire('block:1', { waitMs: 5_000 })
+    await waitFor(async () => sampleValue(await scrape(server), 'tandem_lock_events_total', { event: 'waited' }) === 2, 5_000, 'second wait queued')
     await ada.leave()
-    await bob.locks.acquire('block:1', { waitMs: 1_000 })
+    await queued
     const m = await scrape(server)
     expect(sampleValue(m, 'tandem_lock_events_total', { event: 'timed_out' })).toBe(1)
     expect(sampleValue(m, 'tandem_lock_events_total', { event: 'waited' })).toBe(2)
-    expect(sampleValue(m, 'tandem_lock_events_total', { event: 'granted' })).toBe(2)
-    // released on leave, counted once by the holder's instance
+    expect(sampleValue(m, 'tandem_lock_events_total', { event: 'granted' })).toBe(3)
+    // ada's lock, released when she left, counted once by the holder's instance
     expect(sampleValue(m, 'tandem_lock_events_total', { event: 'released' })).toBe(1)
+    expect(sampleValue(m, 'tandem_locks_held')).toBe(2)
   })
 
   test('bus messages and lag between instances', async () => {
