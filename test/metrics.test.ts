@@ -11,6 +11,23 @@ import { frameKind, MESSAGE_KINDS } from '../server/metrics.js'
 import { KEEPALIVE_FRAME, writeSyncStep1, writeSyncStep2 } from '../shared/messages.js'
 import type { TandemServer } from '../server/index.js'
 import { readFileSync } from 'node:fs'
+import { MemoryStore } from '../server/store/memory-store.js'
+import type { StoreEntry } from '../server/store/store.js'
+
+/** A real in-memory store whose first `failures` writes fail, as a store that is briefly away. */
+class FlakyStore extends MemoryStore {
+  constructor (private failures: number) {
+    super()
+  }
+
+  override async append (entries: readonly StoreEntry[]): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--
+      throw new Error('store away')
+    }
+    return super.append(entries)
+  }
+}
 
 async function scrape (server: TandemServer): Promise<Map<string, Family>> {
   const res = await fetch(`http://127.0.0.1:${server.address.port}/metrics`)
@@ -175,6 +192,23 @@ describe('GET /metrics', () => {
     // ada's lock, released when she left, counted once by the holder's instance
     expect(sampleValue(m, 'tandem_lock_events_total', { event: 'released' })).toBe(1)
     expect(sampleValue(m, 'tandem_locks_held')).toBe(2)
+  })
+
+  test('store failures and retries, then the write that succeeds', async () => {
+    const server = await startServer({ persistence: new FlakyStore(2) })
+    const name = docName('flaky')
+    const a = stockClient(server.url, name)
+    const b = stockClient(server.url, name)
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    a.text.insert(0, 'eventually')
+    // relayed only once stored: b seeing it means the third write went through
+    await waitFor(() => b.text.toString() === 'eventually', 5_000, 'stored after retries')
+    const m = await scrape(server)
+    expect(sampleValue(m, 'tandem_store_failures_total')).toBe(2)
+    expect(sampleValue(m, 'tandem_store_retries_total')).toBe(2)
+    expect(sampleValue(m, 'tandem_updates_applied_total')).toBe(1)
+    expect(sampleValue(m, 'tandem_store_batch_updates_count')).toBe(1)
+    expect(sampleValue(m, 'tandem_store_write_seconds_count')).toBe(1)
   })
 
   test('bus messages and lag between instances', async () => {
