@@ -117,9 +117,9 @@ export class Cluster implements Replication, PresencePeers {
     if (doc !== undefined && (doc.status === 'ready' || doc.status === 'unloading')) this.askPeers(doc, '')
   }
 
-  /** Publishes to the peers, counted. */
+  /** Publishes to the peers, counted (a bus that is down drops the message: not counted). */
   private publish (message: BusMessage): void {
-    this.observer.message?.('out')
+    if (this.bus.ready) this.observer.message?.('out')
     this.bus.publish(message)
   }
 
