@@ -3,15 +3,22 @@ import { sameSecret } from './resume.js'
 import type { Router, Route, RouteResult } from './http.js'
 import type { Collaboration } from './collaboration.js'
 import type { DocumentRegistry } from './documents.js'
+import type { StatsSummary } from './stats.js'
+import { ERRORS } from '../shared/errors.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
 export interface ApiSource {
   adminToken: string | undefined
   server: {
     readonly status: string
-    readonly sessions: ReadonlySet<{ readonly doc: { readonly name: string } }>
+    readonly sessions: ReadonlySet<{
+      readonly doc: { readonly name: string }
+      readonly identity: { readonly userId: string }
+      close (code: number, reason: 'kicked', message?: string): void
+    }>
     readonly documents: DocumentRegistry
     readonly collaboration: Collaboration
+    readonly stats: { summary (): StatsSummary }
   }
 }
 
@@ -23,6 +30,9 @@ export interface ApiSource {
  *   GET    /api/documents/:name/presence        [PresenceEntry]
  *   GET    /api/documents/:name/locks           [LockInfo]
  *   DELETE /api/documents/:name/locks/:resource { released: LockInfo }, 404 when not held
+ *   DELETE /api/documents/:name/users/:userId     { kicked: n }: closes that user's connections
+ *                                                here with 4403 (session end reason `kicked`); 404 when none
+ *   GET    /api/stats                           StatsSummary (sessions over a recent window)
  */
 export function registerApi (router: Router, source: ApiSource): void {
   const guarded = (route: Route): Route => (req, params) => {
@@ -41,6 +51,16 @@ export function registerApi (router: Router, source: ApiSource): void {
     .add('GET', '/api/documents/:name*/locks', guarded(async (_req, { name }) => ({
       status: 200, body: await source.server.collaboration.locks.list(name as string)
     })))
+    .add('DELETE', '/api/documents/:name*/users/:userId', guarded((_req, { name, userId }) => {
+      let kicked = 0
+      for (const session of [...source.server.sessions]) {
+        if (session.doc.name !== name || session.identity.userId !== userId) continue
+        session.close(ERRORS.TANDEM_ERR_KICKED.closeCode, 'kicked', 'TANDEM_ERR_KICKED')
+        kicked++
+      }
+      return kicked === 0 ? { status: 404, body: { error: 'no connection of that user here' } } : { status: 200, body: { kicked } }
+    }))
+    .add('GET', '/api/stats', guarded(() => ({ status: 200, body: source.server.stats.summary() })))
     .add('DELETE', '/api/documents/:name*/locks/:resource', guarded(async (_req, { name, resource }) => {
       const released = await source.server.collaboration.locks.forceRelease(name as string, resource as string)
       return released === null

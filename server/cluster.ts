@@ -20,6 +20,14 @@ export interface PresenceNode {
   peerDown (node: string): void
 }
 
+/** What the cluster reports (metrics). */
+export interface ClusterObserver {
+  /** A message went out to the peers, or came in from one `lagSeconds` after it was sent. */
+  message? (direction: 'in' | 'out', lagSeconds?: number): void
+  /** The bus connected again after an outage. */
+  reconnected? (): void
+}
+
 /** The loaded documents, as the cluster looks them up. */
 export interface LoadedDocuments {
   get (name: string): Document | undefined
@@ -38,11 +46,13 @@ export class Cluster implements Replication, PresencePeers {
   /** Peers reported down: hearing from one again means it was only cut off, so resync. */
   private readonly gone = new Set<string>()
   private closing: Promise<void> | undefined
+  private connectedOnce = false
 
   constructor (
     private readonly bus: Bus,
     private readonly docs: LoadedDocuments,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    private readonly observer: ClusterObserver = {}
   ) {}
 
   /** This instance's node id on the bus. */
@@ -58,8 +68,16 @@ export class Cluster implements Replication, PresencePeers {
   /** Connects the bus; rejects when it cannot. */
   start (): Promise<void> {
     return this.bus.start({
-      message: message => this.receive(message),
-      ready: () => this.resync(),
+      message: (message, sentAt) => {
+        // clocks of different hosts may disagree a little: never a negative lag
+        this.observer.message?.('in', Math.max(0, Date.now() - sentAt) / 1000)
+        this.receive(message)
+      },
+      ready: () => {
+        if (this.connectedOnce) this.observer.reconnected?.()
+        this.connectedOnce = true
+        this.resync()
+      },
       nodeDown: nodeId => this.nodeDown(nodeId)
     })
   }
@@ -77,11 +95,11 @@ export class Cluster implements Replication, PresencePeers {
   }
 
   stored (doc: Document, update: Uint8Array): void {
-    this.bus.publish({ type: 'update', from: this.nodeId, doc: doc.name, update })
+    this.publish({ type: 'update', from: this.nodeId, doc: doc.name, update })
   }
 
   awareness (doc: Document, update: Uint8Array): void {
-    this.bus.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
+    this.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
   }
 
   /** Where peers' presence goes (the instance's Collaboration). */
@@ -90,13 +108,19 @@ export class Cluster implements Replication, PresencePeers {
   }
 
   publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
-    this.bus.publish({ type: 'presence', from: this.nodeId, doc, userId, entry, reason })
+    this.publish({ type: 'presence', from: this.nodeId, doc, userId, entry, reason })
   }
 
   refreshPresence (name: string): void {
     // a document still loading asks its peers once loaded; the answers carry their presence
     const doc = this.docs.get(name)
     if (doc !== undefined && (doc.status === 'ready' || doc.status === 'unloading')) this.askPeers(doc, '')
+  }
+
+  /** Publishes to the peers, counted (a bus that is down drops the message: not counted). */
+  private publish (message: BusMessage): void {
+    if (this.bus.ready) this.observer.message?.('out')
+    this.bus.publish(message)
   }
 
   /** Leaves the bus. Safe to call twice. */
@@ -111,7 +135,7 @@ export class Cluster implements Replication, PresencePeers {
   }
 
   private askPeers (doc: Document, to: string): void {
-    this.bus.publish({ type: 'sync', from: this.nodeId, doc: doc.name, to, stateVector: Y.encodeStateVector(doc.ydoc) })
+    this.publish({ type: 'sync', from: this.nodeId, doc: doc.name, to, stateVector: Y.encodeStateVector(doc.ydoc) })
   }
 
   private owner (nodeId: string): RemoteOwner {
@@ -164,13 +188,13 @@ export class Cluster implements Replication, PresencePeers {
   private answer (doc: Document, message: Extract<BusMessage, { type: 'sync' }>): void {
     Y.decodeStateVector(message.stateVector) // throws on bad bytes before anything is sent
     if (message.to === '') this.askPeers(doc, message.from)
-    this.bus.publish({ type: 'awareness-snapshot', from: this.nodeId, doc: doc.name, update: doc.awareness.snapshotLocal() })
-    this.bus.publish({ type: 'presence-snapshot', from: this.nodeId, doc: doc.name, entries: this.presenceNode?.ownPresence(doc.name) ?? [] })
+    this.publish({ type: 'awareness-snapshot', from: this.nodeId, doc: doc.name, update: doc.awareness.snapshotLocal() })
+    this.publish({ type: 'presence-snapshot', from: this.nodeId, doc: doc.name, entries: this.presenceNode?.ownPresence(doc.name) ?? [] })
     // what we send must be stored first, as for a client's sync step 1
     doc.whenStored().then(() => {
       if (doc.status !== 'ready' && doc.status !== 'unloading') return
       const update = Y.encodeStateAsUpdate(doc.ydoc, message.stateVector)
-      this.bus.publish({ type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update })
+      this.publish({ type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update })
     }, () => {})
   }
 
@@ -192,14 +216,14 @@ export class Cluster implements Replication, PresencePeers {
  * Connects this instance to its peers: the Bus given in the options, or Redis at `redis`.
  * Rejects with one clear message when Redis cannot be reached.
  */
-export async function openCluster (options: ResolvedOptions, docs: LoadedDocuments, logger: Logger): Promise<Cluster> {
+export async function openCluster (options: ResolvedOptions, docs: LoadedDocuments, logger: Logger, observer: ClusterObserver = {}): Promise<Cluster> {
   const bus = options.bus ?? new RedisBus({
     url: options.redis as string,
     prefix: options.redisPrefix,
     livenessMs: options.heartbeatTimeoutMs,
     logger
   })
-  const cluster = new Cluster(bus, docs, logger.child({ node: bus.nodeId }))
+  const cluster = new Cluster(bus, docs, logger.child({ node: bus.nodeId }), observer)
   try {
     await cluster.start()
   } catch (err) {

@@ -9,6 +9,7 @@ import { PresenceMerge } from './cluster-presence.js'
 import type { LockChange, LockTable } from './locks.js'
 import { ResumeTable, newResumeSecret, sameSecret } from './resume.js'
 import type { Identity } from './auth.js'
+import type { LockEvent } from './metrics.js'
 
 /** Why a session ended (mirrors session.ts EndReason; `error` is a kick for bad input). */
 export type ExitReason = LeaveReason | 'error'
@@ -32,6 +33,17 @@ export interface CollaborationOptions {
   reconnectGraceMs: number
   idleAfterMs: number
   lockTtlMs: number
+}
+
+/** What collaboration reports to its server (metrics, analytics). */
+export interface CollaborationObserver {
+  /**
+   * A lock event, counted once across instances: requests where they were made, releases,
+   * expiries and forced releases on the instance whose session held the lock.
+   */
+  lock? (event: LockEvent): void
+  /** A session held for its reconnect grace ends for good (not resumed in time, or shutdown). */
+  finished? (sessionId: string, reason: LeaveReason): void
 }
 
 /** Longest a lock request may queue. */
@@ -89,7 +101,8 @@ export class Collaboration {
     readonly locks: LockTable,
     private readonly options: CollaborationOptions,
     private readonly logger: Logger,
-    private readonly peers?: PresencePeers
+    private readonly peers?: PresencePeers,
+    private readonly observer: CollaborationObserver = {}
   ) {
     this.unsubscribe = locks.subscribe(change => this.lockChanged(change))
   }
@@ -167,13 +180,16 @@ export class Collaboration {
     this.rooms.get(session.doc.name)?.board.activity(session.id)
   }
 
-  /** The exit policy (see the class comment). Called once per session, from Session.end. */
-  ended (session: Participant, reason: ExitReason): void {
+  /**
+   * The exit policy (see the class comment). Called once per session, from Session.end. Returns
+   * true when the session is held for its grace: its end is final only when `finished` is told.
+   */
+  ended (session: Participant, reason: ExitReason): boolean {
     const doc = session.doc.name
     const room = this.rooms.get(doc)
     if (this.live.get(session.id) === session) this.live.delete(session.id)
     this.lockBacklog.delete(session)
-    if (room === undefined) return
+    if (room === undefined) return false
     room.live.delete(session)
     room.tandem.delete(session)
     if (session.tandem && (reason === 'disconnect' || reason === 'timeout') && !this.closing && this.options.reconnectGraceMs > 0) {
@@ -181,10 +197,19 @@ export class Collaboration {
       room.board.suspend(session.id)
       this.locks.cancelWaits(doc, session.id)
       this.resumes.hold({ sessionId: session.id, doc, userId: session.identity.userId, reason }, this.options.reconnectGraceMs,
-        held => this.finish(held.sessionId, held.doc, held.reason))
-      return
+        held => {
+          this.finish(held.sessionId, held.doc, held.reason)
+          this.observer.finished?.(held.sessionId, held.reason)
+        })
+      return true
     }
     this.finish(session.id, doc, reason === 'error' ? 'kicked' : reason)
+    return false
+  }
+
+  /** Locks held now by sessions of this instance (live or within their grace). */
+  get locksHeld (): number {
+    return this.renewals.size
   }
 
   /** The presence of a document, on every instance (empty when nobody is there). */
@@ -233,7 +258,10 @@ export class Collaboration {
 
   private async shutdown (): Promise<void> {
     this.closing = true
-    for (const held of this.resumes.takeAll()) this.finish(held.sessionId, held.doc, 'shutdown')
+    for (const held of this.resumes.takeAll()) {
+      this.finish(held.sessionId, held.doc, 'shutdown')
+      this.observer.finished?.(held.sessionId, 'shutdown')
+    }
     while (this.releases.size > 0) await Promise.all(this.releases)
     this.unsubscribe()
     for (const timer of this.renewals.values()) clearInterval(timer)
@@ -291,6 +319,10 @@ export class Collaboration {
 
   private lockChanged (change: LockChange): void {
     const key = JSON.stringify([change.doc, change.lock.resource])
+    // the instance renewing a lock is its holder's: it alone counts the release
+    if (change.event === 'released' && this.renewals.has(key)) {
+      this.observer.lock?.(change.reason === 'expired' ? 'expired' : change.reason === 'admin' ? 'force_released' : 'released')
+    }
     clearInterval(this.renewals.get(key))
     this.renewals.delete(key)
     if (change.event === 'acquired' && this.owns(change.lock.sessionId)) this.renewWhileAlive(change.doc, change.lock, key)
@@ -327,13 +359,18 @@ export class Collaboration {
 
   private acquire (session: Participant, request: Extract<TandemMessage, { type: 'lock-acquire' }>): void {
     const doc = session.doc.name
-    if (session.identity.access !== 'write') return this.reply(session.id, request.id, 'TANDEM_ERR_READ_ONLY', null)
+    if (session.identity.access !== 'write') {
+      this.observer.lock?.('refused')
+      return this.reply(session.id, request.id, 'TANDEM_ERR_READ_ONLY', null)
+    }
     const ttlMs = Math.min(request.ttlMs === 0 ? this.options.lockTtlMs : request.ttlMs, MAX_LOCK_TTL_MS)
     const waitMs = Math.min(request.waitMs, MAX_LOCK_WAIT_MS)
     const { identity } = session
     let result: Promise<LockInfo>
     try {
-      result = this.locks.acquire(doc, request.resource, { sessionId: session.id, userId: identity.userId, name: identity.name, color: identity.color }, { ttlMs, waitMs })
+      result = this.locks.acquire(doc, request.resource, { sessionId: session.id, userId: identity.userId, name: identity.name, color: identity.color }, {
+        ttlMs, waitMs, onQueued: () => this.observer.lock?.('waited')
+      })
     } catch (err) {
       result = Promise.reject(err)
     }
@@ -343,9 +380,13 @@ export class Collaboration {
         void this.locks.release(doc, lock.resource, session.id, 'leave').catch(() => {})
         return
       }
+      this.observer.lock?.('granted')
       this.reply(session.id, request.id, '', lock)
     }, (err: unknown) => {
-      if (err instanceof LockDeniedError) return this.reply(session.id, request.id, err.code, err.holder)
+      if (err instanceof LockDeniedError) {
+        this.observer.lock?.(err.code === 'TANDEM_ERR_LOCK_TIMEOUT' ? 'timed_out' : 'refused')
+        return this.reply(session.id, request.id, err.code, err.holder)
+      }
       if (isTandemError(err)) return this.reply(session.id, request.id, err.code, null)
       this.logger.error({ err, doc, resource: request.resource }, 'lock request failed')
       this.reply(session.id, request.id, 'TANDEM_ERR_STORE_FAILED', null)

@@ -5,10 +5,13 @@ import { findInconsistency } from './update-guard.js'
 import { TandemError } from '../shared/errors.js'
 import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
+import type { Meter } from './metrics.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
   send (frame: Uint8Array): void
+  /** Sends a frame the document counts itself (once per broadcast). */
+  relay (frame: Uint8Array): void
   /** `count` sync frames of this member are now stored (or were no-ops). */
   acknowledge (count: number): void
 }
@@ -51,6 +54,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   readonly awareness = new AwarenessRegistry()
   readonly members = new Set<DocumentMember>()
   status: DocumentStatus = 'loading'
+  /** Message counters (metrics); set by the registry. */
+  meter: Meter | null = null
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
@@ -135,7 +140,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Relays a frame to every member but `except`. */
   broadcast (frame: Uint8Array, except: DocumentMember | null = null): void {
-    for (const member of this.members) if (member !== except) member.send(frame)
+    for (const member of this.members) if (member !== except) member.relay(frame)
+    // counted once: one frame to every member but the sender
+    this.meter?.sent(frame, except !== null && this.members.has(except) ? this.members.size - 1 : this.members.size)
   }
 
   /** Applies a member's awareness update and relays what changed to the others. */

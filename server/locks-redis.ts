@@ -247,6 +247,7 @@ export class RedisLockTable implements LockTable {
         }
         if (reply.status === 'held') return reject(new LockDeniedError('TANDEM_ERR_LOCK_HELD', resource, reply.holder ?? null))
         // queued: resolved by the announcement of its grant, or by its timer
+        options.onQueued?.()
       }, (err: unknown) => {
         this.inFlight.delete(id)
         this.abandoned.delete(id)

@@ -17,6 +17,8 @@ export interface AcquireOptions {
   ttlMs: number
   /** 0 refuses at once when the lock is held; more queues the request in order. */
   waitMs: number
+  /** Called once if the request joins the queue (the lock was held): the `waited` metric. */
+  onQueued?: () => void
 }
 
 /** A change to the locks of a document. */
@@ -130,6 +132,7 @@ export class MemoryLockTable implements LockTable {
           }, options.waitMs)
         }
         entry.waiters.push(waiter)
+        options.onQueued?.()
       })
     })
   }

@@ -9,8 +9,35 @@ export interface MetricsSource {
   locksHeld (): number
 }
 
-/** Message kinds used as the `type` label: a fixed, bounded set. */
-export type MessageKind = 'sync_step1' | 'sync_step2' | 'sync_update' | 'awareness' | 'query_awareness' | 'auth' | 'tandem' | 'keepalive'
+/** Message kinds used as the `type` label: a fixed, bounded set, indexed by `frameKind`. */
+export const MESSAGE_KINDS = ['sync_step1', 'sync_step2', 'sync_update', 'awareness', 'query_awareness', 'auth', 'tandem', 'keepalive', 'unknown'] as const
+/** One of MESSAGE_KINDS. */
+export type MessageKind = typeof MESSAGE_KINDS[number]
+
+/** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
+export type RefusalReason = 'read_only' | 'invalid'
+
+/** Lock events: the `event` label of tandem_lock_events_total. */
+export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
+
+/**
+ * The index in MESSAGE_KINDS of a y-websocket frame, from its first bytes (no decoding, no
+ * allocation: this runs for every message). The keepalive frame is an empty awareness update
+ * (type 1, then length 1, count 0).
+ */
+export function frameKind (frame: Uint8Array): number {
+  switch (frame[0]) {
+    case 0: {
+      const sub = frame[1]
+      return sub === 0 ? 0 : sub === 1 ? 1 : sub === 2 ? 2 : 8
+    }
+    case 1: return frame.length === 3 && frame[1] === 1 && frame[2] === 0 ? 7 : 3
+    case 3: return 4
+    case 2: return 5
+    case 100: return 6
+    default: return 8
+  }
+}
 
 /**
  * Tandem's Prometheus metrics, on a registry of their own (so several servers can live in one
@@ -18,6 +45,8 @@ export type MessageKind = 'sync_step1' | 'sync_step2' | 'sync_update' | 'awarene
  */
 export class Metrics {
   readonly registry = new Registry()
+  /** The per-message counts the hot paths touch; read into the counters below when scraped. */
+  readonly meter = new Meter()
   readonly messagesReceived: Counter<'type'>
   readonly bytesReceived: Counter<'type'>
   readonly messagesSent: Counter<'type'>
@@ -48,12 +77,33 @@ export class Metrics {
     gauge('tandem_documents_loaded', 'Documents loaded in memory now', () => source.documents())
     gauge('tandem_users_present', 'Users present across documents now (one per user per document)', () => source.usersPresent())
     gauge('tandem_locks_held', 'Edit locks held now', () => source.locksHeld())
-    this.messagesReceived = new Counter({ name: 'tandem_messages_received_total', help: 'Messages received from clients', labelNames: ['type'], registers })
-    this.bytesReceived = new Counter({ name: 'tandem_received_bytes_total', help: 'Bytes received from clients', labelNames: ['type'], registers })
-    this.messagesSent = new Counter({ name: 'tandem_messages_sent_total', help: 'Messages sent to clients', labelNames: ['type'], registers })
-    this.bytesSent = new Counter({ name: 'tandem_sent_bytes_total', help: 'Bytes sent to clients', labelNames: ['type'], registers })
-    this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Document updates applied', registers })
-    this.updatesRefused = new Counter({ name: 'tandem_updates_refused_total', help: 'Document updates refused', labelNames: ['reason'], registers })
+    const meter = this.meter
+    const byKind = (name: string, help: string, counts: Float64Array): Counter<'type'> => new Counter({
+      name,
+      help,
+      labelNames: ['type'],
+      registers,
+      collect () {
+        this.reset()
+        MESSAGE_KINDS.forEach((type, i) => this.inc({ type }, counts[i] as number))
+      }
+    })
+    this.messagesReceived = byKind('tandem_messages_received_total', 'Messages received from clients, by message type', meter.receivedMessages)
+    this.bytesReceived = byKind('tandem_received_bytes_total', 'Bytes received from clients, by message type', meter.receivedBytes)
+    this.messagesSent = byKind('tandem_messages_sent_total', 'Messages sent to clients, by message type (a broadcast counts once per recipient)', meter.sentMessages)
+    this.bytesSent = byKind('tandem_sent_bytes_total', 'Bytes sent to clients, by message type', meter.sentBytes)
+    this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Client updates applied to documents and stored', registers })
+    this.updatesRefused = new Counter({
+      name: 'tandem_updates_refused_total',
+      help: 'Client updates refused: read_only (a read-access session) or invalid (not a valid Yjs update)',
+      labelNames: ['reason'],
+      registers,
+      collect () {
+        this.reset()
+        this.inc({ reason: 'read_only' }, meter.refusedReadOnly)
+        this.inc({ reason: 'invalid' }, meter.refusedInvalid)
+      }
+    })
     this.storeWriteSeconds = new Histogram({
       name: 'tandem_store_write_seconds',
       help: 'Time to store one group-committed batch',
@@ -83,7 +133,15 @@ export class Metrics {
       buckets: [1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600],
       registers
     })
-    this.heartbeatTerminations = new Counter({ name: 'tandem_heartbeat_terminations_total', help: 'Connections terminated for missing heartbeats', registers })
+    this.heartbeatTerminations = new Counter({
+      name: 'tandem_heartbeat_terminations_total',
+      help: 'Connections terminated for missing heartbeats',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(meter.heartbeatTerminations)
+      }
+    })
     this.busMessages = new Counter({ name: 'tandem_bus_messages_total', help: 'Messages on the scale-out bus', labelNames: ['direction'], registers })
     this.busLagSeconds = new Histogram({
       name: 'tandem_bus_lag_seconds',
@@ -97,5 +155,45 @@ export class Metrics {
   /** The Prometheus text exposition. */
   text (): Promise<string> {
     return this.registry.metrics()
+  }
+}
+
+/**
+ * The per-message counts, kept as plain numbers: counting a message is two array additions, no
+ * label hashing and no allocation (prom-client's `inc` does both). The Prometheus counters read
+ * them when scraped. A document's broadcast counts once, as `copies` messages of the frame's size.
+ */
+export class Meter {
+  readonly receivedMessages = new Float64Array(MESSAGE_KINDS.length)
+  readonly receivedBytes = new Float64Array(MESSAGE_KINDS.length)
+  readonly sentMessages = new Float64Array(MESSAGE_KINDS.length)
+  readonly sentBytes = new Float64Array(MESSAGE_KINDS.length)
+  refusedReadOnly = 0
+  refusedInvalid = 0
+  heartbeatTerminations = 0
+
+  /** A frame arrived from a client. */
+  received (frame: Uint8Array): void {
+    const kind = frameKind(frame)
+    this.receivedMessages[kind]! += 1
+    this.receivedBytes[kind]! += frame.byteLength
+  }
+
+  /** A frame went to `copies` clients. */
+  sent (frame: Uint8Array, copies = 1): void {
+    const kind = frameKind(frame)
+    this.sentMessages[kind]! += copies
+    this.sentBytes[kind]! += copies * frame.byteLength
+  }
+
+  /** An update from a client did not reach the document. */
+  refused (reason: RefusalReason): void {
+    if (reason === 'read_only') this.refusedReadOnly++
+    else this.refusedInvalid++
+  }
+
+  /** A connection was terminated for missing heartbeats. */
+  heartbeatTerminated (): void {
+    this.heartbeatTerminations++
   }
 }

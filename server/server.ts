@@ -23,6 +23,9 @@ import { registerApi } from './api.js'
 import { openCluster, type Cluster } from './cluster.js'
 import { TandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
+import { Metrics } from './metrics.js'
+import { SessionStats } from './stats.js'
+import { SessionAnalytics } from './analytics.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -41,6 +44,11 @@ export class TandemServer {
   readonly router = new Router()
   status: ServerStatus = 'idle'
   readonly sessions = new Set<Session>()
+  /** Prometheus metrics (`GET /metrics`). */
+  readonly metrics: Metrics
+  /** Session analytics over a recent window (`GET /api/stats`). */
+  readonly stats = new SessionStats()
+  private readonly analytics: SessionAnalytics
   private store: Store | undefined
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
@@ -67,6 +75,18 @@ export class TandemServer {
         return { status: 200, body: { status: 'ready' } }
       })
     registerApi(this.router, { adminToken: this.options.adminToken, server: this })
+    this.metrics = new Metrics({
+      connections: () => this.sessions.size,
+      sessions: () => this.sessions.size + (this.collab?.held ?? 0),
+      documents: () => this.registry?.size ?? 0,
+      usersPresent: () => this.collab?.documents().reduce((sum, doc) => sum + doc.users, 0) ?? 0,
+      locksHeld: () => this.collab?.locksHeld ?? 0
+    })
+    this.analytics = new SessionAnalytics(this.metrics, this.stats, this.logger)
+    // not behind the admin token: it carries counts only, never a document or user name
+    this.router.add('GET', '/metrics', async () => ({
+      status: 200, body: await this.metrics.text(), contentType: this.metrics.registry.contentType
+    }))
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -122,12 +142,31 @@ export class TandemServer {
         this.cluster = await openCluster(options, {
           get: name => this.registry?.get(name),
           all: () => this.registry?.all() ?? []
-        }, logger)
+        }, logger, {
+          message: (direction, lagSeconds) => {
+            this.metrics.busMessages.labels(direction).inc()
+            if (lagSeconds !== undefined) this.metrics.busLagSeconds.observe(lagSeconds)
+          },
+          reconnected: () => this.metrics.busReconnects.inc()
+        })
       }
-      this.writer = new UpdateWriter(this.store, logger)
+      const { metrics } = this
+      this.writer = new UpdateWriter(this.store, logger, {
+        onWrite: (entries, seconds) => {
+          metrics.storeWriteSeconds.observe(seconds)
+          metrics.storeBatchSize.observe(entries)
+          metrics.updatesApplied.inc(entries)
+        },
+        onStored: (name, count) => this.stats.updated(name, count),
+        onFailure: () => metrics.storeFailures.inc(),
+        onRetry: () => metrics.storeRetries.inc()
+      })
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
-      this.collab = new Collaboration(locks, options, logger, this.cluster)
+      this.collab = new Collaboration(locks, options, logger, this.cluster, {
+        lock: event => metrics.lockEvents.labels(event).inc(),
+        finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
+      })
       this.cluster?.bindPresence(this.collab)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
@@ -182,6 +221,7 @@ export class TandemServer {
     // before open(): resuming may drop a half-open socket of the same session
     const resumeId = collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
+    doc.meter = this.metrics.meter
     const bounded = new BoundedSocket(socket, this.options.maxBufferedBytes, bufferedBytes => {
       session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
       session.end('error', CloseCode.TRY_AGAIN_LATER)
@@ -192,6 +232,7 @@ export class TandemServer {
       active: s => collab.activity(s)
     }, doc.logger, resumeId)
     this.sessions.add(session)
+    this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
     const { maxMessagesPerSecond, messageBurst } = this.options
     const bucket = maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined
@@ -243,8 +284,8 @@ export class TandemServer {
    */
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
-    this.collab?.ended(session, reason)
-    session.logger.info({ reason, code, durationMs: Date.now() - session.startedAt }, 'session ended')
+    const held = this.collab?.ended(session, reason) ?? false
+    this.analytics.ended(session, reason, code, held)
     this.registry?.release(session.doc)
   }
 

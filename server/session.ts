@@ -3,7 +3,7 @@ import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../shared/messages.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
-import { CloseCode } from '../shared/constants.js'
+import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
@@ -37,7 +37,14 @@ export class Session implements DocumentMember {
   lastSentAt = Date.now()
   lastPingAt = Date.now()
   private backlog: Uint8Array[] | null = []
-  private childLogger: Logger | undefined
+  private log: Logger | undefined
+  /** Traffic of this session, for its end-of-session record (plain numbers: cheap to count). */
+  messagesReceived = 0
+  bytesReceived = 0
+  updatesReceived = 0
+  messagesSent = 0
+  bytesSent = 0
+  updatesSent = 0
 
   constructor (
     readonly socket: WebSocketLike,
@@ -53,10 +60,9 @@ export class Session implements DocumentMember {
     doc.addMember(this)
   }
 
-  /** This session's child logger, made on first use: most idle sessions never log. */
+  /** This session's child logger, made on first use: an idle connection does not pay for one. */
   get logger (): Logger {
-    this.childLogger ??= this.parentLogger.child({ session: this.id, user: this.identity.userId })
-    return this.childLogger
+    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId })
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -87,6 +93,9 @@ export class Session implements DocumentMember {
   /** A binary frame arrived. */
   receive (data: Uint8Array): void {
     this.lastReceivedAt = Date.now()
+    this.doc.meter?.received(data)
+    this.messagesReceived++
+    this.bytesReceived += data.byteLength
     if (this.status === 'ended') return
     if (this.backlog !== null) {
       this.backlog.push(data)
@@ -102,7 +111,20 @@ export class Session implements DocumentMember {
 
   send (frame: Uint8Array): void {
     if (this.socket.readyState !== OPEN) return
+    this.doc.meter?.sent(frame)
+    this.deliver(frame)
+  }
+
+  /** Sends a frame its caller counts in the metrics (a broadcast counts once for every member). */
+  relay (frame: Uint8Array): void {
+    if (this.socket.readyState === OPEN) this.deliver(frame)
+  }
+
+  private deliver (frame: Uint8Array): void {
     this.lastSentAt = Date.now()
+    this.messagesSent++
+    this.bytesSent += frame.byteLength
+    if (frame[0] === MESSAGE_SYNC && frame[1] !== SYNC_STEP1) this.updatesSent++
     this.socket.send(frame)
   }
 
@@ -118,6 +140,7 @@ export class Session implements DocumentMember {
     if (this.status === 'ended') return
     if (now - this.lastReceivedAt >= options.timeoutMs) {
       this.logger.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout')
+      this.doc.meter?.heartbeatTerminated()
       this.socket.terminate()
       this.end('timeout', 1006)
       return
@@ -155,7 +178,6 @@ export class Session implements DocumentMember {
     this.setStatus('ended')
     this.backlog = null
     this.doc.removeMember(this)
-    this.logger.debug({ reason, code }, 'session ended')
     this.hooks.ended(this, reason, code)
   }
 
@@ -164,6 +186,7 @@ export class Session implements DocumentMember {
       this.dispatch(readFrame(data))
     } catch (err) {
       const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
+      if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
       this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
       this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
     }
@@ -174,9 +197,11 @@ export class Session implements DocumentMember {
       case 'sync-step1':
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
+        this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
       case 'sync-update':
+        this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.doc.applyUpdate(frame.update, this)
         return this.hooks.active?.(this)
@@ -214,6 +239,7 @@ export class Session implements DocumentMember {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
     if (!changes) return this.acknowledge(1)
+    this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
     if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
   }

@@ -13,6 +13,18 @@ export interface WriterSource<Batch> {
   requeue (batch: Batch): void
 }
 
+/** What the writer reports (metrics, analytics); hooks must not throw. */
+export interface WriterHooks {
+  /** A batch of `entries` updates was stored in `seconds`. */
+  onWrite? (entries: number, seconds: number): void
+  /** `count` updates of document `name` were stored (once per document per batch). */
+  onStored? (name: string, count: number): void
+  /** A write failed; it is retried after `retryMs`. */
+  onFailure? (err: unknown, retryMs: number): void
+  /** A failed write is being tried again. */
+  onRetry? (): void
+}
+
 const MIN_RETRY_MS = 50
 const MAX_RETRY_MS = 5_000
 
@@ -34,7 +46,7 @@ export class UpdateWriter {
   constructor (
     private readonly store: Store,
     private readonly logger: Logger,
-    private readonly hooks: { onWrite?: (entries: number, seconds: number) => void, onFailure?: (err: unknown) => void } = {}
+    private readonly hooks: WriterHooks = {}
   ) {}
 
   /** Marks a source as having pending updates; they are stored at the end of this turn. */
@@ -68,12 +80,12 @@ export class UpdateWriter {
     this.retryTimer = undefined
     if (this.writing || this.closed) return
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const taken: Array<{ source: WriterSource<any>, batch: unknown }> = []
+    const taken: Array<{ source: WriterSource<any>, batch: unknown, count: number }> = []
     const entries: StoreEntry[] = []
     for (const source of this.dirty) {
       const pending = source.takePending()
       if (pending === null) continue
-      taken.push({ source, batch: pending.batch })
+      taken.push({ source, batch: pending.batch, count: pending.entries.length })
       for (const update of pending.entries) entries.push({ name: source.name, update })
     }
     this.dirty.clear()
@@ -83,12 +95,15 @@ export class UpdateWriter {
     this.store.append(entries).then(() => {
       this.retryMs = 0
       this.hooks.onWrite?.(entries.length, (performance.now() - started) / 1000)
-      for (const { source, batch } of taken) source.stored(batch)
+      for (const { source, batch, count } of taken) {
+        this.hooks.onStored?.(source.name, count)
+        source.stored(batch)
+      }
     }, (err: unknown) => {
       this.retryMs = Math.min(MAX_RETRY_MS, Math.max(MIN_RETRY_MS, this.retryMs * 2))
       const error = new TandemError('TANDEM_ERR_STORE_FAILED', `${entries.length} updates, retry in ${this.retryMs} ms`, { cause: err })
       this.logger.error({ err: error }, error.message)
-      this.hooks.onFailure?.(err)
+      this.hooks.onFailure?.(err, this.retryMs)
       for (const { source, batch } of taken) {
         source.requeue(batch)
         this.dirty.add(source)
@@ -97,7 +112,7 @@ export class UpdateWriter {
       this.writing = false
       if (this.dirty.size > 0 && !this.closed) {
         if (this.retryMs > 0) {
-          this.retryTimer = setTimeout(this.run, this.retryMs)
+          this.retryTimer = setTimeout(this.retrying, this.retryMs)
         } else {
           this.scheduled = true
           setImmediate(this.run)
@@ -105,6 +120,11 @@ export class UpdateWriter {
       }
       this.settle()
     })
+  }
+
+  private readonly retrying = (): void => {
+    this.hooks.onRetry?.()
+    this.run()
   }
 
   private settle (): void {

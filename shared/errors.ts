@@ -11,6 +11,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_MESSAGE_TOO_BIG: { message: 'The message is larger than the server accepts (--max-message-size)', closeCode: CloseCode.MESSAGE_TOO_BIG },
   TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED },
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN },
+  TANDEM_ERR_KICKED: { message: 'An administrator removed this user from the document; reconnecting needs the administrator\'s consent', closeCode: CloseCode.FORBIDDEN },
   TANDEM_ERR_AUTH_TIMEOUT: { message: 'Authentication took longer than the server allows (--auth-timeout); reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER },
   TANDEM_ERR_READ_ONLY: { message: 'This session has read access only; the update was not applied', closeCode: undefined },
   TANDEM_ERR_INVALID_DOCUMENT_NAME: { message: 'Document names are 1 to 512 characters without control characters', closeCode: undefined },

@@ -42,19 +42,19 @@ describe('bus message codec', () => {
   })
 
   test('fixed bytes for an update', () => {
-    expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) })]).toEqual([1, 0, 1, 110, 1, 100, 1, 7])
+    expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) }, 9)]).toEqual([2, 0, 1, 110, 1, 100, 9, 1, 7])
   })
 
   test('fixed bytes for a presence removal', () => {
-    expect([...encodeBusMessage({ type: 'presence', from: 'n', doc: 'd', userId: 'u', entry: null, reason: 'leave' })])
-      .toEqual([1, 5, 1, 110, 1, 100, 1, 117, 0, 5, 108, 101, 97, 118, 101])
+    expect([...encodeBusMessage({ type: 'presence', from: 'n', doc: 'd', userId: 'u', entry: null, reason: 'leave' }, 9)])
+      .toEqual([2, 5, 1, 110, 1, 100, 9, 1, 117, 0, 5, 108, 101, 97, 118, 101])
   })
 
   test('bad presence bytes throw', () => {
-    const removal = [1, 5, 1, 110, 1, 100, 1, 117, 0]
+    const removal = [2, 5, 1, 110, 1, 100, 9, 1, 117, 0]
     expect(() => decodeBusMessage(Uint8Array.of(...removal, 3, 98, 97, 100))).toThrow(/leave reason/)
-    expect(() => decodeBusMessage(Uint8Array.of(1, 5, 1, 110, 1, 100, 1, 117, 2, 0))).toThrow(/presence flag/)
-    expect(() => decodeBusMessage(Uint8Array.of(1, 6, 1, 110, 1, 100, 100))).toThrow(/count/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 5, 1, 110, 1, 100, 9, 1, 117, 2, 0))).toThrow(/presence flag/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 6, 1, 110, 1, 100, 9, 100))).toThrow(/count/)
     const withEntry = encodeBusMessage(messages[5] as BusMessage)
     expect(() => decodeBusMessage(withEntry.slice(0, withEntry.length - 3))).toThrow()
   })
@@ -74,9 +74,9 @@ describe('bus message codec', () => {
   })
 
   test('bad bytes throw', () => {
-    expect(() => decodeBusMessage(Uint8Array.of(2, 0))).toThrow(/version 2/)
-    expect(() => decodeBusMessage(Uint8Array.of(1, 9, 0, 0))).toThrow(/unknown/)
-    expect(() => decodeBusMessage(Uint8Array.of(1, 0, 1, 110))).toThrow()
+    expect(() => decodeBusMessage(Uint8Array.of(99, 0))).toThrow(/version 99/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 9, 0, 0, 0))).toThrow(/unknown/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 0, 1, 110))).toThrow()
     expect(() => decodeBusMessage(Uint8Array.of(...encodeBusMessage(messages[0] as BusMessage), 0))).toThrow(/trailing/)
   })
 })

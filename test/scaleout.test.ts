@@ -6,6 +6,7 @@ import { PostgresStore } from '../server/store/postgres-store.js'
 import { docName, stockClient, synced, waitFor, type StockClient } from './helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith, type PrivateRedis } from './services.js'
 import { httpStatus, startTandem, type TandemProcess } from './processes.js'
+import { parsePrometheusText, sampleValue } from './prometheus-text.js'
 
 const it = testWith(postgresUp && redisUp)
 
@@ -167,6 +168,14 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     // and the bus works again for new edits
     b.text.insert(0, '!')
     await waitFor(() => a.text.toString().startsWith('!'), 5_000, 'new edit crosses')
+    // the outage shows in the metrics: one reconnect each, bus traffic both ways, lag observed
+    for (const p of [p1!, p2!]) {
+      const metrics = parsePrometheusText(await (await fetch(`${p.http}/metrics`)).text())
+      expect(sampleValue(metrics, 'tandem_bus_reconnects_total')).toBeGreaterThanOrEqual(1)
+      expect(sampleValue(metrics, 'tandem_bus_messages_total', { direction: 'out' })).toBeGreaterThan(0)
+      expect(sampleValue(metrics, 'tandem_bus_messages_total', { direction: 'in' })).toBeGreaterThan(0)
+      expect(sampleValue(metrics, 'tandem_bus_lag_seconds_count')).toBe(sampleValue(metrics, 'tandem_bus_messages_total', { direction: 'in' }))
+    }
     // nothing lost: the store holds what every client shows
     for (const c of [a, b, a2, c1, c2]) c.provider.shouldConnect = false
     expect(await Promise.all([p1!.stop(), p2!.stop()])).toEqual([0, 0])

@@ -4,13 +4,14 @@ import type { BusMessage } from './bus.js'
 import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason } from '../../shared/tandem.js'
 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
-const VERSION = 1
+const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
 const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
 
 /**
  * Encodes a bus message. Byte layout:
- *   varUint version, varUint type (index in TYPES), varString from, varString doc, then
+ *   varUint version, varUint type (index in TYPES), varString from, varString doc,
+ *   varUint sentAt (ms since the epoch, for the bus lag metric), then
  *   update | awareness | awareness-snapshot: varUint8Array update
  *   sync:       varString to, varUint8Array stateVector
  *   sync-reply: varString to, varUint8Array update
@@ -18,12 +19,13 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  *   presence-snapshot: varUint n, n × PresenceEntry
  * (PresenceEntry as in shared/tandem.ts.)
  */
-export function encodeBusMessage (message: BusMessage): Uint8Array {
+export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, VERSION)
   encoding.writeVarUint(encoder, TYPES.indexOf(message.type))
   encoding.writeVarString(encoder, message.from)
   encoding.writeVarString(encoder, message.doc)
+  encoding.writeVarUint(encoder, sentAt)
   switch (message.type) {
     case 'sync':
       encoding.writeVarString(encoder, message.to)
@@ -51,12 +53,18 @@ export function encodeBusMessage (message: BusMessage): Uint8Array {
 
 /** Decodes a bus message; throws RangeError on bad bytes or another version. */
 export function decodeBusMessage (bytes: Uint8Array): BusMessage {
+  return decodeBusEnvelope(bytes).message
+}
+
+/** Decodes a bus message and the time its sender encoded it. */
+export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, sentAt: number } {
   const decoder = decoding.createDecoder(bytes)
   const version = decoding.readVarUint(decoder)
   if (version !== VERSION) throw new RangeError(`bus message version ${version}, expected ${VERSION}`)
   const type = TYPES[decoding.readVarUint(decoder)]
   const from = decoding.readVarString(decoder)
   const doc = decoding.readVarString(decoder)
+  const sentAt = decoding.readVarUint(decoder)
   let message: BusMessage
   switch (type) {
     case 'sync':
@@ -93,5 +101,5 @@ export function decodeBusMessage (bytes: Uint8Array): BusMessage {
       throw new RangeError('unknown bus message type')
   }
   if (decoding.hasContent(decoder)) throw new RangeError('trailing bytes after bus message')
-  return message
+  return { message, sentAt }
 }

@@ -27,8 +27,8 @@ export type BusMessage =
 
 /** What a bus reports to its node. */
 export interface BusHandlers {
-  /** A message from another node, about a document this node subscribed to. */
-  message (message: BusMessage): void
+  /** A message from another node, about a document this node subscribed to, sent at `sentAt` (ms). */
+  message (message: BusMessage, sentAt: number): void
   /**
    * The bus is (again) connected and subscribed. Messages published while it was down are lost:
    * the node resynchronises every loaded document.

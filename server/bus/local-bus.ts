@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Bus, BusHandlers, BusMessage, BusStatus } from './bus.js'
-import { decodeBusMessage, encodeBusMessage } from './bus-codec.js'
+import { decodeBusEnvelope, encodeBusMessage } from './bus-codec.js'
 
 /**
  * Connects the buses of several servers in one process. Messages go through the same codec as
@@ -78,9 +78,9 @@ export class LocalBus implements Bus {
   /** @internal */
   deliver (doc: string, bytes: Uint8Array): void {
     if (this.status !== 'ready' || !this.topics.has(doc)) return
-    const message = decodeBusMessage(bytes)
+    const { message, sentAt } = decodeBusEnvelope(bytes)
     this.peers.add(message.from)
-    this.handlers?.message(message)
+    this.handlers?.message(message, sentAt)
   }
 
   /** @internal */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Cluster, type Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandlers, BusMessage, BusStatus } from './bus.js'
-import { decodeBusMessage, encodeBusMessage } from './bus-codec.js'
+import { decodeBusEnvelope, encodeBusMessage } from './bus-codec.js'
 import { isClusterNode, redisClient } from '../redis-client.js'
 
 /** Options of {@link RedisBus}. */
@@ -183,8 +183,9 @@ export class RedisBus implements Bus {
 
   private receive (bytes: Buffer): void {
     let message: BusMessage
+    let sentAt: number
     try {
-      message = decodeBusMessage(bytes)
+      ({ message, sentAt } = decodeBusEnvelope(bytes))
     } catch (err) {
       this.logger.warn({ err }, 'ignoring a bus message that cannot be decoded')
       return
@@ -192,7 +193,7 @@ export class RedisBus implements Bus {
     if (message.from === this.nodeId) return
     if (this.status === 'closed') return
     this.peers.add(message.from)
-    this.handlers?.message(message)
+    this.handlers?.message(message, sentAt)
   }
 
   private refreshLiveness (): Promise<unknown> {
