@@ -19,7 +19,11 @@ const available = existsSync(CHROMIUM)
 // in CI a missing browser is a failure, not a skip (.ci/run installs it)
 const run = available || process.env.CI === 'true' ? test : test.skip
 const EXAMPLE = fileURLToPath(new URL('../examples/editor/', import.meta.url))
-const SCREENSHOTS = join(EXAMPLE, 'screenshots')
+// for a person to look at after a run: test-results/ (ignored by git); with
+// TANDEM_UPDATE_SCREENSHOTS=1, the copies the README shows are replaced instead
+const SCREENSHOTS = process.env.TANDEM_UPDATE_SCREENSHOTS === '1'
+  ? join(EXAMPLE, 'screenshots')
+  : fileURLToPath(new URL('../test-results/screenshots', import.meta.url))
 const ADA = { name: 'Ada', color: '#e8590c' }
 const BOB = { name: 'Bob', color: '#1c7ed6' }
 
