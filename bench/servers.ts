@@ -45,10 +45,11 @@ export function serverSpecs (): ServerSpec[] {
       storage: true,
       durability: 'each update committed to SQLite (WAL) before it is relayed or acknowledged',
       command: (port, dataDir) => ({
-        // every load-generator socket comes from 127.0.0.1: lift the per-address connection cap,
-        // which the peers do not have (all other limits stay at their defaults)
+        // abuse limits the peers do not have are lifted: every load-generator socket comes from
+        // 127.0.0.1 (per-address cap), and the storage workload's single writer sends far more
+        // than a person types (per-connection message rate); everything else stays at its default
         args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn',
-          '--max-connections-per-ip', '0'],
+          '--max-connections-per-ip', '0', '--max-messages-per-second', '0'],
         env: {}
       })
     },

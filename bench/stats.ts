@@ -18,7 +18,8 @@ export interface Summary {
 
 /** Summarises repeated runs of one figure. */
 export function summarise (values: readonly number[]): Summary {
-  const finite = values.filter(v => !Number.isNaN(v))
+  // a failed run records no number (null or NaN): it is left out, never rendered
+  const finite = values.filter(v => typeof v === 'number' && Number.isFinite(v))
   if (finite.length === 0) return { median: NaN, min: NaN, max: NaN, runs: 0 }
   const sorted = [...finite].sort((a, b) => a - b)
   const mid = sorted.length >> 1
