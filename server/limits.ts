@@ -13,8 +13,8 @@ export class TokenBucket {
   private updatedAt: number
 
   constructor (
-    private readonly capacity: number,
-    private readonly ratePerSecond: number,
+    readonly capacity: number,
+    readonly ratePerSecond: number,
     now: number = Date.now()
   ) {
     this.tokens = capacity

@@ -10,13 +10,14 @@ import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
 import { UpdateWriter } from './writer.js'
 import { DocumentRegistry } from './documents.js'
-import { Session, type EndReason } from './session.js'
+import { Session, type EndReason, type SessionHooks } from './session.js'
 import { WebSocketTransport, type UpgradeRequest } from './transport.js'
 import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth.js'
 import { Router } from './http.js'
 import { adminGuard } from './admin.js'
 import { BoundedSocket } from './bounded-socket.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
+import { bindSocket } from './socket-events.js'
 import { Collaboration } from './collaboration.js'
 import { openLockTable } from './open-locks.js'
 import { registerApi } from './api.js'
@@ -102,6 +103,13 @@ export class TandemServer {
   }
 
   /** Presence, locks and reconnect grace, once listening. */
+  /** One hooks object for every session: a closure per session would cost memory per connection. */
+  private readonly sessionHooks: SessionHooks = {
+    ended: (s, reason, code) => this.sessionEnded(s, reason, code),
+    message: (s, message) => this.collaboration.message(s, message),
+    active: s => this.collaboration.activity(s)
+  }
+
   get collaboration (): Collaboration {
     if (this.collab === undefined) throw new Error('server is not listening')
     return this.collab
@@ -226,27 +234,12 @@ export class TandemServer {
       session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
       session.end('error', CloseCode.TRY_AGAIN_LATER)
     })
-    const session = new Session(bounded, doc, identity, request.tandem, {
-      ended: (s, reason, code) => this.sessionEnded(s, reason, code),
-      message: (s, message) => collab.message(s, message),
-      active: s => collab.activity(s)
-    }, doc.logger, resumeId)
+    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId)
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
     const { maxMessagesPerSecond, messageBurst } = this.options
-    const bucket = maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined
-    socket.binaryType = 'nodebuffer'
-    socket.on('message', this.guarded(session, (data: Buffer, isBinary: boolean) => {
-      if (bucket !== undefined && !bucket.take()) {
-        session.logger.warn({ maxMessagesPerSecond, messageBurst }, 'rate limit exceeded')
-        session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
-      } else if (isBinary) session.receive(data)
-      else session.close(CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
-    }))
-    socket.on('pong', () => session.touch())
-    socket.on('close', this.guarded(session, (code: number) => session.socketClosed(code)))
-    socket.on('error', (err: Error) => session.logger.debug({ err: err.message }, 'socket error'))
+    bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
     loaded.then(() => session.start(), (err: unknown) => {
       session.logger.error({ err }, 'document failed to load')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
@@ -255,25 +248,6 @@ export class TandemServer {
       session.logger.error({ err }, 'session failed to start')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
     })
-  }
-
-  /**
-   * A socket listener that cannot crash the process: an unexpected error is logged and ends
-   * that session alone (1013: the client may retry).
-   */
-  private guarded<A extends unknown[]> (session: Session, listener: (...args: A) => void): (...args: A) => void {
-    return (...args) => {
-      try {
-        listener(...args)
-      } catch (err) {
-        session.logger.error({ err }, 'unexpected error handling a socket event')
-        try {
-          session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
-        } catch (closeErr) {
-          session.logger.error({ err: closeErr }, 'could not close the session')
-        }
-      }
-    }
   }
 
   /**
