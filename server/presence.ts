@@ -19,7 +19,6 @@ interface Connection {
   idle: boolean
   reconnecting: boolean
   lastActiveAt: number
-  idleTimer: ReturnType<typeof setTimeout> | undefined
 }
 
 interface User {
@@ -47,6 +46,9 @@ const RANK: Record<PresenceStatus, number> = { active: 3, idle: 2, away: 1, reco
 export class PresenceBoard {
   private readonly users = new Map<string, User>()
   private readonly connections = new Map<string, Connection>()
+  /** One timer for the board, due when the next connection turns idle (not one per connection). */
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  private idleDueAt = Infinity
 
   constructor (
     private readonly idleAfterMs: number,
@@ -58,7 +60,7 @@ export class PresenceBoard {
   connect (connectionId: string, identity: PresenceIdentity): void {
     if (this.connections.has(connectionId)) return
     const now = this.now()
-    const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now, idleTimer: undefined }
+    const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now }
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
     if (user === undefined) {
@@ -69,7 +71,7 @@ export class PresenceBoard {
       user.identity = { ...identity }
     }
     user.connections.add(connectionId)
-    this.armIdle(connectionId, connection)
+    this.armIdle(connection)
     this.announce(user)
   }
 
@@ -77,7 +79,6 @@ export class PresenceBoard {
   disconnect (connectionId: string, reason: LeaveReason): void {
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return
-    clearTimeout(connection.idleTimer)
     this.connections.delete(connectionId)
     const user = this.users.get(connection.userId)
     if (user === undefined) return
@@ -93,8 +94,6 @@ export class PresenceBoard {
   suspend (connectionId: string): void {
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return
-    clearTimeout(connection.idleTimer)
-    connection.idleTimer = undefined
     connection.reconnecting = true
     this.changed(connection)
   }
@@ -149,7 +148,8 @@ export class PresenceBoard {
 
   /** Clears every timer; the board announces nothing more. */
   close (): void {
-    for (const connection of this.connections.values()) clearTimeout(connection.idleTimer)
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
     this.connections.clear()
     this.users.clear()
   }
@@ -159,29 +159,40 @@ export class PresenceBoard {
     if (connection === undefined) return
     connection.lastActiveAt = this.now()
     connection.idle = false
-    this.armIdle(connectionId, connection)
+    this.armIdle(connection)
   }
 
   /**
-   * One timer per connection, set once and re-armed for the remainder when it fires early:
-   * activity only stamps `lastActiveAt`, so a burst of keystrokes costs no timer churn.
+   * Makes sure the board's timer is due by the time `connection` would turn idle. Activity only
+   * stamps `lastActiveAt`, so a burst of keystrokes costs no timer churn; the sweep re-arms for
+   * whatever connection is next.
    */
-  private armIdle (connectionId: string, connection: Connection): void {
-    if (connection.idleTimer !== undefined || connection.reconnecting) return
-    const fire = (): void => {
-      connection.idleTimer = undefined
-      if (this.connections.get(connectionId) !== connection || connection.reconnecting) return
-      const quietMs = this.now() - connection.lastActiveAt
-      if (quietMs < this.idleAfterMs) {
-        connection.idleTimer = setTimeout(fire, this.idleAfterMs - quietMs)
-        connection.idleTimer.unref?.()
-        return
+  private armIdle (connection: Connection): void {
+    if (connection.reconnecting || connection.idle) return
+    const dueAt = connection.lastActiveAt + this.idleAfterMs
+    if (this.idleTimer !== undefined && this.idleDueAt <= dueAt) return
+    clearTimeout(this.idleTimer)
+    this.idleDueAt = dueAt
+    this.idleTimer = setTimeout(this.sweep, Math.max(0, dueAt - this.now()))
+    this.idleTimer.unref?.()
+  }
+
+  /** Turns quiet connections idle and arms the timer for the next one. */
+  private readonly sweep = (): void => {
+    this.idleTimer = undefined
+    this.idleDueAt = Infinity
+    const now = this.now()
+    let next: Connection | undefined
+    for (const connection of this.connections.values()) {
+      if (connection.reconnecting || connection.idle) continue
+      if (now - connection.lastActiveAt >= this.idleAfterMs) {
+        connection.idle = true
+        this.changed(connection)
+      } else if (next === undefined || connection.lastActiveAt < next.lastActiveAt) {
+        next = connection
       }
-      connection.idle = true
-      this.changed(connection)
     }
-    connection.idleTimer = setTimeout(fire, this.idleAfterMs)
-    connection.idleTimer.unref?.()
+    if (next !== undefined) this.armIdle(next)
   }
 
   private changed (connection: Connection): void {

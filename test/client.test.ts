@@ -54,6 +54,26 @@ describe('PresenceBoard', () => {
     ])
     expect(board.size).toBe(0)
   })
+
+  test('one board timer turns each quiet connection idle in turn, and activity brings it back', async () => {
+    const changes: PresenceChange[] = []
+    const board = new PresenceBoard(80, change => changes.push(change))
+    onTestFinished(() => board.close())
+    board.connect('a', { userId: 'ann', name: 'Ann', color: '#000' })
+    board.connect('b', { userId: 'bob', name: 'Bob', color: '#000' })
+    // bob keeps typing while ann goes quiet
+    const typing = setInterval(() => board.activity('b'), 10)
+    onTestFinished(() => clearInterval(typing))
+    await waitFor(() => board.get('ann')?.status === 'idle', 2_000, 'ann idle')
+    expect(board.get('bob')?.status).toBe('active')
+    clearInterval(typing)
+    await waitFor(() => board.get('bob')?.status === 'idle', 2_000, 'bob idle')
+    board.activity('a')
+    expect(board.get('ann')?.status).toBe('active')
+    await waitFor(() => board.get('ann')?.status === 'idle', 2_000, 'ann idle again')
+    expect(changes.filter(c => c.event === 'updated').map(c => `${c.user.userId}:${c.user.status}`))
+      .toEqual(['ann:idle', 'bob:idle', 'ann:active', 'ann:idle'])
+  })
 })
 
 describe('TandemClient against a server that refuses its edits', () => {
