@@ -30,9 +30,9 @@ export const postgresUp = await reachable(async () => {
   await client.end()
 })
 
-/** True when the test Redis answers and redis-server can be started. */
-export const redisUp = await reachable(async () => {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+/** Connects to the Redis at `url` and pings it once; throws when it does not answer. */
+async function pingRedis (url: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   redis.on('error', () => {})
   try {
     await redis.connect()
@@ -40,7 +40,10 @@ export const redisUp = await reachable(async () => {
   } finally {
     redis.disconnect()
   }
-})
+}
+
+/** True when the test Redis answers and redis-server can be started. */
+export const redisUp = await reachable(() => pingRedis(REDIS_URL))
 
 /**
  * `test`, or `test.skip` when a service is missing outside CI. Under CI=true a missing service
@@ -98,16 +101,7 @@ export async function privateRedis (): Promise<PrivateRedis> {
   const url = `redis://127.0.0.1:${port}`
   const start = async (): Promise<void> => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-    await waitFor(() => reachable(async () => {
-      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-      redis.on('error', () => {})
-      try {
-        await redis.connect()
-        await redis.ping()
-      } finally {
-        redis.disconnect()
-      }
-    }), 5_000, `redis-server on ${port}`)
+    await waitFor(() => reachable(() => pingRedis(url)), 5_000, `redis-server on ${port}`)
   }
   const stop = async (): Promise<void> => {
     const running = child
