@@ -1,6 +1,8 @@
 import WebSocket from 'ws'
 import { Codec, type Dialect } from './wire.js'
 import { scanMarkers } from './updates.js'
+import { readFrame } from '../shared/messages.js'
+import { MESSAGE_TANDEM } from '../shared/constants.js'
 
 /** What a load-generator client reports to its workload. */
 export interface ClientHooks {
@@ -10,6 +12,11 @@ export interface ClientHooks {
   step2?: (client: LoadClient, bytes: number, now: number) => void
   /** Any frame arrived. */
   frame?: (now: number, data: Buffer) => void
+  /**
+   * Tandem acknowledged `count` more update frames as durably stored. Setting it makes the client
+   * a Tandem client (`?tandem=1`), which is sent acknowledgements.
+   */
+  acked?: (count: number) => void
 }
 
 /**
@@ -41,7 +48,7 @@ export class LoadClient {
   /** Opens the socket; resolves once the server has answered the handshake (sync step 2). */
   connect (timeoutMs = 30_000): Promise<void> {
     return new Promise((resolve, reject) => {
-      const url = `${this.url}/${encodeURIComponent(this.document)}`
+      const url = `${this.url}/${encodeURIComponent(this.document)}${this.hooks.acked !== undefined ? '?tandem=1' : ''}`
       const socket = new WebSocket(url, { perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 })
       this.socket = socket
       socket.binaryType = 'nodebuffer'
@@ -59,11 +66,17 @@ export class LoadClient {
       socket.on('message', (data: Buffer) => {
         const now = performance.now()
         this.hooks.frame?.(now, data)
-        if (data.length < 4096) {
+        // markers are scanned in relayed updates, however merged; not in whole documents (sync)
+        if (data.length < 65_536) {
           const delivered = this.hooks.delivered
           if (delivered !== undefined) scanMarkers(data, (sender, seq) => { if (sender !== this.index) delivered(sender, seq, this.index, now) })
         }
         if (this.codec.dialect === 'raw') return
+        if (data[0] === MESSAGE_TANDEM) {
+          const frame = readFrame(data)
+          if (frame.type === 'tandem' && frame.message.type === 'ack') this.hooks.acked?.(frame.message.count)
+          return
+        }
         const kind = this.codec.classify(data)
         if (kind === 'step1') socket.send(this.codec.step2Empty())
         else if (kind === 'step2') {

@@ -24,6 +24,8 @@ export interface ServerSpec {
   storage: boolean
   /** What "stored" means for this server, for the storage row's footnote. */
   durability: string
+  /** Acknowledges each update to its sender once durably stored (Tandem clients' `ack`). */
+  acks?: boolean
   /** Command line and environment, given a free port and a fresh data folder. */
   command (port: number, dataDir: string): { args: string[], env: Record<string, string> }
 }
@@ -43,7 +45,8 @@ export function serverSpecs (): ServerSpec[] {
       dialect: 'y-websocket',
       peer: false,
       storage: true,
-      durability: 'each update committed to SQLite (WAL) before it is relayed or acknowledged',
+      durability: 'each update relayed at once, and acknowledged to its sender once committed to SQLite (WAL); the figure counts acknowledgements',
+      acks: true,
       command: (port, dataDir) => ({
         // abuse limits the peers do not have are lifted: every load-generator socket comes from
         // 127.0.0.1 (per-address cap), and the storage workload's single writer sends far more

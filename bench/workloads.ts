@@ -10,6 +10,8 @@ export interface Target {
   dialect: Dialect
   /** The server's process id, to read its CPU time over measured windows; none when in-process. */
   pid?: number
+  /** The server acknowledges each update to its sender once durably stored (Tandem). */
+  acks?: boolean
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -337,9 +339,10 @@ export async function syncFromStorage (target: Target, spec: { bytes: number, se
 }
 
 /**
- * One writer floods small edits with at most `window` not yet seen by an observer on the same
- * document; the figure is edits the observer received per second after `warmupMs`. For Tandem,
- * an edit is relayed only once committed, so this is the rate of durable stores.
+ * One writer floods small edits with at most `window` in flight, with an observer on the same
+ * document; the figure is edits per second after `warmupMs` that the server acknowledged as
+ * durably stored (Tandem: its `ack` messages) or, for a server without acknowledgements, that
+ * reached the observer (the peers store later, in the background).
  *
  * The writer's edits rotate over `authors` Yjs client ids. With one id, every edit would extend
  * one ever longer merged Yjs item, and every server that encodes its transactions (all three
@@ -355,7 +358,12 @@ export async function storageThroughput (target: Target, spec: { window: number,
   let windowEnd = Infinity
   let stopped = false
   let pumpScheduled = false
-  const writer = new LoadClient(0, ids[0] as number, target.url, target.dialect, document, {})
+  const done = (count: number, now: number): void => {
+    inflight -= count
+    if (now >= windowStart && now < windowEnd) received += count
+    if (!pumpScheduled) { pumpScheduled = true; setImmediate(pump) }
+  }
+  const writer = new LoadClient(0, ids[0] as number, target.url, target.dialect, document, target.acks === true ? { acked: count => done(count, performance.now()) } : {})
   const pump = (): void => {
     pumpScheduled = false
     while (!stopped && inflight < spec.window) {
@@ -368,11 +376,7 @@ export async function storageThroughput (target: Target, spec: { window: number,
     }
   }
   const observer = new LoadClient(1, ids[spec.authors] as number, target.url, target.dialect, document, {
-    delivered: (_sender, _seq, _receiver, now) => {
-      inflight--
-      if (now >= windowStart && now < windowEnd) received++
-      if (!pumpScheduled) { pumpScheduled = true; setImmediate(pump) }
-    }
+    delivered: (_sender, _seq, _receiver, now) => { if (target.acks !== true) done(1, now) }
   })
   try {
     await writer.connect()

@@ -44,10 +44,19 @@ interface PendingUpdate {
 /** Lifecycle of a loaded document, changed only by setStatus. */
 export type DocumentStatus = 'loading' | 'ready' | 'unloading' | 'unloaded' | 'failed'
 
+/** An applied update waiting for the end of the event-loop turn to be relayed. */
+interface QueuedRelay {
+  update: Uint8Array
+  origin: DocumentMember | null
+}
+
 /**
  * One document in memory: its Y.Doc, the members connected to it, the awareness states they
- * control and the updates waiting to be stored. An update is relayed to the other members only
- * once it is stored, so nothing any client has seen can be lost to a crash.
+ * control and the updates waiting to be stored. An update is relayed to the other members as
+ * soon as it is applied, and acknowledged to its sender only once it is stored (a client that
+ * saw it holds it too, and gives it back when it syncs). The first update of an event-loop turn
+ * goes out at once; the ones after it in the same turn are merged into one frame at the end of
+ * the turn, so a busy document sends each member at most two frames per turn.
  */
 export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true })
@@ -65,6 +74,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private storedWaiters: Array<() => void> = []
   private applyingFrom: DocumentMember | null = null
   private applied = false
+  /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */
+  private relayedThisTurn = false
+  private relayQueue: QueuedRelay[] = []
 
   constructor (
     readonly name: string,
@@ -75,11 +87,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
       // stored updates being loaded need nothing; remote ones were stored by their instance
       if (this.status === 'loading') return
-      if (origin === REMOTE) return this.broadcast(asBuffer(writeSyncUpdate(update)))
+      if (origin === REMOTE) return this.relayUpdate(update, null)
       const item: PendingUpdate = { update, origin: this.applyingFrom, frames: this.applyingFrom === null ? 0 : 1 }
       this.pending.push(item)
       this.applied = true
       this.onPending(this)
+      this.relayUpdate(update, item.origin)
     })
   }
 
@@ -138,6 +151,34 @@ export class Document implements WriterSource<PendingUpdate[]> {
     Y.applyUpdate(this.ydoc, update, REMOTE)
   }
 
+  /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
+  private relayUpdate (update: Uint8Array, origin: DocumentMember | null): void {
+    if (this.relayedThisTurn) {
+      this.relayQueue.push({ update, origin })
+      return
+    }
+    this.relayedThisTurn = true
+    setImmediate(this.endTurn)
+    this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
+  }
+
+  /**
+   * Relays what waited this turn as one frame: a lone update to everyone but its sender, several
+   * merged into one for everyone, senders too (Yjs ignores what it already has).
+   */
+  private readonly endTurn = (): void => {
+    this.relayedThisTurn = false
+    const queue = this.relayQueue
+    if (queue.length === 0) return
+    this.relayQueue = []
+    if (queue.length === 1) {
+      const { update, origin } = queue[0] as QueuedRelay
+      this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
+    } else {
+      this.broadcast(asBuffer(writeSyncUpdate(Y.mergeUpdates(queue.map(item => item.update)))))
+    }
+  }
+
   /** Relays a frame to every member but `except`. */
   broadcast (frame: Uint8Array, except: DocumentMember | null = null): void {
     for (const member of this.members) if (member !== except) member.relay(frame)
@@ -193,17 +234,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.logUpdates++
       this.logBytes += item.update.byteLength
     }
-    // one frame for the whole batch, encoded once for every recipient. A lone update skips its
-    // sender; a merged one goes to everyone, senders too: Yjs ignores what it already has, and
-    // one merged frame per member beats one frame per update per member under load
-    if (batch.length === 1) {
-      const { update, origin } = batch[0] as PendingUpdate
-      this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
-      this.observer?.stored(this, update)
-    } else if (batch.length > 1) {
-      const merged = Y.mergeUpdates(batch.map(item => item.update))
-      this.broadcast(asBuffer(writeSyncUpdate(merged)))
-      this.observer?.stored(this, merged)
+    // other instances hear of the batch once it is stored, as one update
+    if (this.observer !== null && batch.length > 0) {
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
     }
     for (const item of batch) {
       if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)

@@ -137,6 +137,29 @@ describe('durable acknowledgements', () => {
     expect(server.documents.get(name)?.ydoc.getText('t').toString()).toBe('abcd')
   })
 
+  test('an update is relayed at once and acknowledged only once it is stored', async () => {
+    const store = new GatedStore()
+    const server = await startServer({ persistence: store })
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada' } })
+    const bob = tandemClient(server.url, name, { user: { id: 'bob' } })
+    await Promise.all([ada.synced(), bob.synced()])
+    await Promise.all([ada.flushed(), bob.flushed()])
+    store.close_()
+    ada.doc.getText('t').insert(0, 'hello')
+    await waitFor(() => bob.doc.getText('t').toString() === 'hello', 5_000, 'bob sees it while the store is shut')
+    let flushed = false
+    const done = ada.flushed().then(() => { flushed = true })
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(flushed).toBe(false)
+    expect(ada.unsyncedChanges).toBe(1)
+    expect(store.appended).toBe(0)
+    store.open_()
+    await done
+    expect(ada.unsyncedChanges).toBe(0)
+    expect(store.appended).toBe(1)
+  })
+
   test('after a reconnect, a step 2 that repeats an unstored update is acknowledged only once that is stored', async () => {
     const store = new GatedStore()
     const server = await startServer({ persistence: store, reconnectGraceMs: 5_000 })

@@ -201,9 +201,10 @@ describe('GET /metrics', () => {
     const b = stockClient(server.url, name)
     await Promise.all([synced(a.provider), synced(b.provider)])
     a.text.insert(0, 'eventually')
-    // relayed only once stored: b seeing it means the third write went through
-    await waitFor(() => b.text.toString() === 'eventually', 5_000, 'stored after retries')
-    const m = await scrape(server)
+    await waitFor(() => b.text.toString() === 'eventually', 5_000, 'relayed')
+    // relayed at once, stored after two failed writes and their retries
+    let m = await scrape(server)
+    await waitFor(async () => sampleValue(m = await scrape(server), 'tandem_store_write_seconds_count') === 1, 5_000, 'stored after retries')
     expect(sampleValue(m, 'tandem_store_failures_total')).toBe(2)
     expect(sampleValue(m, 'tandem_store_retries_total')).toBe(2)
     expect(sampleValue(m, 'tandem_updates_applied_total')).toBe(1)
