@@ -12,8 +12,8 @@ export interface BenchOptions {
   /** documents × clients of the fixed-rate fan-outs. */
   shapes: Array<[number, number]>
   fanout: { warmupMs: number, durationMs: number, drainMs: number }
-  /** Per-client rates the ladder climbs, on 1 × 50. */
-  ladder: { rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number }
+  /** Edit rates (all clients together, edits per second) the ladder climbs, on each of `shapes`. */
+  ladder: { totals: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number }
   idle: { connections: number, perDoc: number, quietMs: number, maxWaitMs: number }
   sync: { bytes: number, settleMs: number }
   storage: { window: number, authors: number, warmupMs: number, durationMs: number }
@@ -32,7 +32,7 @@ const FULL: BenchOptions = {
   rate: 5,
   shapes: [[1, 50], [10, 20], [100, 5]],
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
-  ladder: { rates: [10, 20, 30, 40, 50, 60, 70, 80, 100], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
+  ladder: { totals: [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_000, 16_000], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
   idle: { connections: 5_000, perDoc: 50, quietMs: 500, maxWaitMs: 20_000 },
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
@@ -45,7 +45,7 @@ const QUICK: BenchOptions = {
   quick: true,
   runs: 1,
   fanout: { warmupMs: 300, durationMs: 1_000, drainMs: 500 },
-  ladder: { rates: [10, 20, 40], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
+  ladder: { totals: [500, 1000, 2000], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
   idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
   sync: { bytes: 1024 * 1024, settleMs: 800 },
   storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 }
@@ -57,7 +57,7 @@ export const USAGE = `npm run bench -- [options]
   --servers a,b        any of tandem,y-websocket,hocuspocus,floor (default all)
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all)
   --connections N      idle connections for the memory workload (default 5000, quick 500)
-  --shapes AxB,...     documents x clients of the fixed-rate fan-outs (default 1x50,10x20,100x5)
+  --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
   --nice N             run the bench at this scheduling priority (-20..19; below 0 needs root):
                        on a shared machine, e.g. -5 keeps other work from distorting the figures

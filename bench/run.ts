@@ -135,27 +135,31 @@ async function main (): Promise<void> {
 
     if (options.workloads.includes('ladder')) {
       const load = os.loadavg()[0]!
-      const { rates, limitMs } = options.ladder
-      const workload = `highest sustained rate, fan-out 1×50 (p99 ≤ ${limitMs} ms, nothing lost; per-client rates ${rates.join(', ')}/s)`
-      results.metric({ key: 'ladder-sent', workload, label: 'edits/s sent (all clients)', better: 'higher', digits: 0 })
-      results.metric({ key: 'ladder-delivered', workload, label: 'updates delivered/s', better: 'higher', digits: 0 })
-      for (let run = 0; run < options.runs; run++) {
-        log(`rate ladder run ${run + 1}/${options.runs}`)
-        for (const spec of rotated(specs, run)) {
-          await attempt('rate ladder', spec, () => withServer(spec, async server => {
-            const { best, steps } = await loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[] }>({
-              cmd: 'ladder',
-              target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
-              spec: { docs: 1, perDoc: 50, ...options.ladder, seed: options.seed + run, prefix: `ladder-${run}` }
-            })
-            results.add('ladder-sent', spec.key, best === null ? 0 : best.rate * 50)
-            results.add('ladder-delivered', spec.key, best === null ? 0 : best.deliveredPerSec)
-            if (best !== null && best.rate === rates[rates.length - 1]) results.notes.push(`rate ladder run ${run + 1}, ${spec.label}: passed the top rate (${best.rate}/s per client); its limit is higher`)
-            log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${s.rate}/s: p99 ${s.p99.toFixed(1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
-          }))
+      const { totals, limitMs, ...phases } = options.ladder
+      for (const [docs, perDoc] of options.shapes) {
+        const shape = `${docs}x${perDoc}`
+        const clients = docs * perDoc
+        const workload = `highest sustained rate, fan-out ${docs}×${perDoc} (p99 ≤ ${limitMs} ms, nothing lost; ${totals.join(', ')} edits/s in all)`
+        results.metric({ key: `ladder-sent-${shape}`, workload, label: 'edits/s sent (all clients)', better: 'higher', digits: 0 })
+        results.metric({ key: `ladder-delivered-${shape}`, workload, label: 'updates delivered/s', better: 'higher', digits: 0 })
+        for (let run = 0; run < options.runs; run++) {
+          log(`rate ladder ${docs}×${perDoc} run ${run + 1}/${options.runs}`)
+          for (const spec of rotated(specs, run)) {
+            await attempt(`rate ladder ${docs}×${perDoc}`, spec, () => withServer(spec, async server => {
+              const { best, steps } = await loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[] }>({
+                cmd: 'ladder',
+                target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
+                spec: { docs, perDoc, rates: totals.map(total => total / clients), ...phases, limitMs, seed: options.seed + run, prefix: `ladder-${shape}-${run}` }
+              })
+              results.add(`ladder-sent-${shape}`, spec.key, best === null ? 0 : best.rate * clients)
+              results.add(`ladder-delivered-${shape}`, spec.key, best === null ? 0 : best.deliveredPerSec)
+              if (best !== null && best.rate * clients === totals[totals.length - 1]) results.notes.push(`rate ladder ${docs}×${perDoc} run ${run + 1}, ${spec.label}: passed the top rate (${totals[totals.length - 1]} edits/s); its limit is higher`)
+              log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${s.p99.toFixed(1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
+            }))
+          }
         }
       }
-      loadNote('rate ladder', load)
+      loadNote('rate ladders', load)
     }
 
     if (options.workloads.includes('idle')) {
