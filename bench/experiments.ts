@@ -18,15 +18,22 @@ import type { FanoutResult } from './workloads.js'
  *                   (socket.cork, uncork on nextTick): what batching a broadcast's frames would give
  *   no-compaction   compactAfterUpdates set out of reach: what compaction costs on the hot path
  *   both
+ *   no-yjs          every update relayed as received, never decoded, applied or stored: the cost
+ *                   of Tandem's sockets, sessions and broadcast alone (compare with the ws floor)
+ *   memory-store    the memory store instead of SQLite: what the commit costs
+ *
+ * `VARIANTS=no-yjs,baseline npm run bench:experiments -- 100x5 5 6` runs a subset.
  */
 
+interface DocumentPrototype { applyUpdate (update: Uint8Array, from: unknown): void, broadcast (frame: Uint8Array, except: unknown): void }
 interface TandemModule {
   createServer (options: Record<string, unknown>): { listen (): Promise<unknown>, close (): Promise<void>, url: string }
 }
 interface CorkableSocket { cork (): void, uncork (): void }
 interface WsPrototype { send: (this: { _socket: CorkableSocket, __corked?: boolean }, ...args: unknown[]) => void }
 
-const variants = ['baseline', 'cork', 'no-compaction', 'both'] as const
+const ALL = ['baseline', 'cork', 'no-compaction', 'both', 'no-yjs', 'memory-store'] as const
+const variants = process.env.VARIANTS === undefined ? ALL : process.env.VARIANTS.split(',').filter((v): v is typeof ALL[number] => (ALL as readonly string[]).includes(v))
 
 async function main (): Promise<void> {
   const [shape = '1x50', rateArg = '20', secondsArg = '6'] = process.argv.slice(2)
@@ -36,6 +43,15 @@ async function main (): Promise<void> {
   const ws = createRequire(join(ROOT, 'dist', 'server', 'transport.js'))('ws') as { WebSocket: { prototype: WsPrototype } }
   const proto = ws.WebSocket.prototype
   const plainSend = proto.send
+  const documentModule = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'document.js')).href) as { Document: { prototype: DocumentPrototype } }
+  const messages = await import(pathToFileURL(join(ROOT, 'dist', 'shared', 'messages.js')).href) as { writeSyncUpdate (update: Uint8Array): Uint8Array }
+  const { MemoryStore } = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'store', 'memory-store.js')).href) as { MemoryStore: new () => unknown }
+  const documentProto = documentModule.Document.prototype
+  const plainApply = documentProto.applyUpdate
+  const rawApply: DocumentPrototype['applyUpdate'] = function (this: DocumentPrototype, update, from) {
+    const frame = messages.writeSyncUpdate(update)
+    this.broadcast(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), from)
+  }
   const corkedSend: WsPrototype['send'] = function (...args) {
     if (this.__corked !== true && this._socket !== undefined) {
       this.__corked = true
@@ -49,9 +65,10 @@ async function main (): Promise<void> {
     // two rounds, the second in reverse order, so that drift in the machine's load evens out
     for (const variant of [...variants, ...[...variants].reverse()]) {
       proto.send = variant === 'cork' || variant === 'both' ? corkedSend : plainSend
+      documentProto.applyUpdate = variant === 'no-yjs' ? rawApply : plainApply
       const dir = mkdtempSync(join(tmpdir(), 'bench-exp-'))
       const server = tandem.createServer({
-        port: 0, dataDir: dir, logLevel: 'warn', ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
+        port: 0, dataDir: dir, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0, ...(variant === 'memory-store' ? { persistence: new MemoryStore() } : {}), ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
       })
       await server.listen()
       try {
@@ -68,6 +85,7 @@ async function main (): Promise<void> {
     }
   } finally {
     proto.send = plainSend
+    documentProto.applyUpdate = plainApply
     loadgen.stop()
   }
 }

@@ -19,7 +19,7 @@ interface StoreEntry { name: string, update: Uint8Array }
 interface Store {
   load (name: string): Promise<Uint8Array[]>
   append (entries: readonly StoreEntry[]): Promise<void>
-  compact (name: string): Promise<void>
+  compact (name: string, snapshot?: () => Uint8Array): Promise<void>
   nextFencingToken (name: string, resource: string): Promise<number>
   close (): Promise<void>
 }
@@ -45,11 +45,11 @@ async function main (): Promise<void> {
   const store: Store = {
     load: name => timed('load', () => inner.load(name)),
     append: entries => timed('append', () => inner.append(entries)),
-    compact: name => timed('compact', () => inner.compact(name)),
+    compact: (name, snapshot) => timed('compact', () => inner.compact(name, snapshot)),
     nextFencingToken: (name, resource) => inner.nextFencingToken(name, resource),
     close: () => inner.close()
   }
-  const server = tandem.createServer({ port: 0, persistence: store, logLevel: 'warn' })
+  const server = tandem.createServer({ port: 0, persistence: store, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0 })
   await server.listen()
   const loadgen = await LoadGenerator.start()
   const delay = monitorEventLoopDelay({ resolution: 5 })

@@ -32,6 +32,9 @@ export class DocumentRegistry {
   private readonly docs = new Map<string, Document>()
   private readonly loads = new Map<Document, Promise<void>>()
   private readonly compacting = new Set<Document>()
+  /** Documents past a compaction threshold, compacted one per event-loop turn, oldest first. */
+  private readonly compactQueue = new Set<Document>()
+  private compactScheduled = false
   private readonly unloads = new Set<Promise<void>>()
 
   constructor (
@@ -118,14 +121,34 @@ export class DocumentRegistry {
   private onPending (doc: Document): void {
     this.writer.schedule(doc)
     if (doc.logUpdates >= this.limits.compactAfterUpdates || doc.logBytes >= this.limits.compactAfterBytes) {
-      // never inside the update being applied: in a later turn, after the pending batch is stored
-      if (this.compacting.has(doc)) return
-      this.compacting.add(doc)
-      setImmediate(() => {
-        this.compacting.delete(doc)
-        this.compact(doc).catch((err: unknown) => doc.logger.error({ err }, 'compaction failed'))
-      })
+      // never inside the update being applied, and never many at once: documents under the same
+      // load cross their thresholds together, and compacting a hundred in one turn stalls every
+      // relay behind them for hundreds of milliseconds
+      if (this.compacting.has(doc) || this.compactQueue.has(doc)) return
+      this.compactQueue.add(doc)
+      this.scheduleCompaction()
     }
+  }
+
+  private scheduleCompaction (): void {
+    if (this.compactScheduled || this.compactQueue.size === 0) return
+    this.compactScheduled = true
+    setImmediate(this.compactNext)
+  }
+
+  private readonly compactNext = (): void => {
+    const doc = this.compactQueue.values().next().value
+    if (doc === undefined) {
+      this.compactScheduled = false
+      return
+    }
+    this.compactQueue.delete(doc)
+    const skip = doc.status !== 'ready' && doc.status !== 'unloading'
+    const done = skip ? Promise.resolve() : this.compact(doc)
+    done.catch((err: unknown) => doc.logger.error({ err }, 'compaction failed')).finally(() => {
+      this.compactScheduled = false
+      this.scheduleCompaction()
+    })
   }
 
   private async compact (doc: Document): Promise<void> {

@@ -4,6 +4,8 @@ import { MemoryStore } from '../server/store/memory-store.js'
 import { SqliteStore } from '../server/store/sqlite-store.js'
 import type { Store } from '../server/store/store.js'
 import { tempDir, docName } from './helpers.js'
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
 
 function edits (count: number): { doc: Y.Doc, updates: Uint8Array[] } {
   const doc = new Y.Doc()
@@ -68,5 +70,36 @@ describe('sqlite store durability', () => {
     expect(rebuild(await second.load(name)).getText('t').toString()).toBe(doc.getText('t').toString())
     expect(await second.nextFencingToken(name, 'r')).toBe(2)
     await second.close()
+  })
+
+  test('a database of the earlier layout (table updates) is moved into the log, in order', async () => {
+    const dir = tempDir()
+    const a = edits(8)
+    const b = edits(4)
+    // the layout of Tandem 0.1.0's first SQLite store, rows of two documents interleaved
+    const old = new Database(join(dir, 'tandem.sqlite'))
+    old.exec(`
+      CREATE TABLE updates (id INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, data BLOB NOT NULL);
+      CREATE INDEX updates_doc ON updates (doc, id);
+      CREATE TABLE fencing (doc TEXT NOT NULL, resource TEXT NOT NULL, token INTEGER NOT NULL, PRIMARY KEY (doc, resource));
+    `)
+    const insert = old.prepare('INSERT INTO updates (doc, data) VALUES (?, ?)')
+    for (let i = 0; i < 6; i++) {
+      insert.run('a', a.updates[i])
+      if (i < 4) insert.run('b', b.updates[i])
+    }
+    old.close()
+    const store = new SqliteStore(dir)
+    expect(await store.load('a')).toEqual(a.updates.slice(0, 6).map(update => Buffer.from(update)))
+    expect(rebuild(await store.load('b')).getText('t').toString()).toBe(b.doc.getText('t').toString())
+    await store.append(a.updates.slice(6).map(update => ({ name: 'a', update })))
+    await store.compact('a')
+    const rows = await store.load('a')
+    expect(rows).toHaveLength(1)
+    expect(rebuild(rows).getText('t').toString()).toBe(a.doc.getText('t').toString())
+    await store.close()
+    const check = new Database(join(dir, 'tandem.sqlite'), { readonly: true })
+    expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get()).toBeUndefined()
+    check.close()
   })
 })

@@ -12,8 +12,8 @@ import { Checkpointer } from './sqlite-checkpointer.js'
  */
 export class SqliteStore implements Store {
   private readonly db: Database.Database
-  private readonly insert: Database.Statement<[string, Uint8Array]>
-  private readonly select: Database.Statement<[string], { id: number, data: Uint8Array }>
+  private readonly insert: Database.Statement<[{ doc: string, data: Uint8Array }]>
+  private readonly select: Database.Statement<[string], { seq: number, data: Uint8Array }>
   private readonly appendAll: (entries: readonly StoreEntry[]) => void
   private readonly compactOne: (name: string, snapshot: (() => Uint8Array) | undefined) => void
   private readonly nextToken: (name: string, resource: string) => number
@@ -40,13 +40,16 @@ export class SqliteStore implements Store {
       // left to copy
       this.checkpointer = new Checkpointer(file, 250)
     }
+    // each document's log is one run of rows in a clustered b-tree, keyed (doc, seq): compacting
+    // a document deletes a run of adjacent rows, where a rowid table with an index on (doc, id)
+    // touched a page per row (5 ms per compaction of 500 rows against 0.3 ms)
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS updates (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+      CREATE TABLE IF NOT EXISTS log (
         doc TEXT NOT NULL,
-        data BLOB NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS updates_doc ON updates (doc, id);
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (doc, seq)
+      ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS fencing (
         doc TEXT NOT NULL,
         resource TEXT NOT NULL,
@@ -54,32 +57,50 @@ export class SqliteStore implements Store {
         PRIMARY KEY (doc, resource)
       );
     `)
-    this.insert = this.db.prepare('INSERT INTO updates (doc, data) VALUES (?, ?)')
-    this.select = this.db.prepare('SELECT id, data FROM updates WHERE doc = ? ORDER BY id')
-    const remove = this.db.prepare<[string, number]>('DELETE FROM updates WHERE doc = ? AND id <= ?')
+    this.migrate()
+    this.insert = this.db.prepare(`
+      INSERT INTO log (doc, seq, data)
+      VALUES (@doc, (SELECT coalesce(max(seq), 0) + 1 FROM log WHERE doc = @doc), @data)`)
+    const insertAt = this.db.prepare<[string, number, Uint8Array]>('INSERT INTO log (doc, seq, data) VALUES (?, ?, ?)')
+    this.select = this.db.prepare('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq')
+    const remove = this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?')
     const bump = this.db.prepare<[string, string], { token: number }>(`
       INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
       ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
       RETURNING token`)
     this.appendAll = this.db.transaction((entries: readonly StoreEntry[]) => {
-      for (const entry of entries) this.insert.run(entry.name, entry.update)
+      for (const entry of entries) this.insert.run({ doc: entry.name, data: entry.update })
     })
-    const lastId = this.db.prepare<[string], { id: number, n: number }>('SELECT max(id) AS id, count(*) AS n FROM updates WHERE doc = ?')
+    const last = this.db.prepare<[string], { seq: number | null, n: number }>('SELECT max(seq) AS seq, count(*) AS n FROM log WHERE doc = ?')
+    // the merged rows are replaced by one row in the place of the last of them
     this.compactOne = this.db.transaction((name: string, snapshot: (() => Uint8Array) | undefined) => {
       // SQLite has one writer: nothing can be appended between the reads and the delete
       if (snapshot !== undefined) {
-        const last = lastId.get(name)
-        if (last === undefined || last.n < 2) return
-        remove.run(name, last.id)
-        this.insert.run(name, snapshot())
+        const tail = last.get(name)
+        if (tail === undefined || tail.seq === null || tail.n < 2) return
+        remove.run(name, tail.seq)
+        insertAt.run(name, tail.seq, snapshot())
         return
       }
       const rows = this.select.all(name)
       if (rows.length < 2) return
-      remove.run(name, (rows[rows.length - 1] as { id: number }).id)
-      this.insert.run(name, mergeStoredUpdates(rows.map(row => row.data)))
+      const seq = (rows[rows.length - 1] as { seq: number }).seq
+      remove.run(name, seq)
+      insertAt.run(name, seq, mergeStoredUpdates(rows.map(row => row.data)))
     })
     this.nextToken = (name, resource) => (bump.get(name, resource) as { token: number }).token
+  }
+
+  /** Moves the rows of a database made by an earlier version (table `updates`) into `log`, in order. */
+  private migrate (): void {
+    const old = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get()
+    if (old === undefined) return
+    this.db.transaction(() => {
+      this.db.exec(`
+        INSERT INTO log (doc, seq, data) SELECT doc, id, data FROM updates ORDER BY id;
+        DROP TABLE updates;
+      `)
+    })()
   }
 
   async load (name: string): Promise<Uint8Array[]> {
