@@ -12,6 +12,12 @@ export default tseslint.config(
     }
   },
   {
+    // the SQLite worker is plain CommonJS, run as is from server/ and dist/
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' }
+  },
+  {
     files: ['test/**', 'bench/**', 'examples/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-non-null-assertion': 'off' }
   }

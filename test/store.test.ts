@@ -90,7 +90,7 @@ describe('sqlite store durability', () => {
     }
     old.close()
     const store = new SqliteStore(dir)
-    expect(await store.load('a')).toEqual(a.updates.slice(0, 6).map(update => Buffer.from(update)))
+    expect((await store.load('a')).map(row => Buffer.from(row))).toEqual(a.updates.slice(0, 6).map(update => Buffer.from(update)))
     expect(rebuild(await store.load('b')).getText('t').toString()).toBe(b.doc.getText('t').toString())
     await store.append(a.updates.slice(6).map(update => ({ name: 'a', update })))
     await store.compact('a')

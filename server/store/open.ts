@@ -19,7 +19,7 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
   }
   try {
     if (persistence === 'memory') return new MemoryStore()
-    if (persistence === 'sqlite') return new SqliteStore(options.dataDir)
+    if (persistence === 'sqlite') return await SqliteStore.open(options.dataDir)
   } catch (err) {
     throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open ${persistence} store in ${options.dataDir}: ${(err as Error).message}`, { cause: err })
   }

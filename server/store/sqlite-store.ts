@@ -1,128 +1,144 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
+import { Worker } from 'node:worker_threads'
 import type { Store, StoreEntry } from './store.js'
-import { mergeStoredUpdates } from './merge.js'
-import { Checkpointer } from './sqlite-checkpointer.js'
+
+interface Pending {
+  resolve: (value: unknown) => void
+  reject: (err: Error) => void
+}
+
+type Reply =
+  | { ready: true }
+  | { fatal: string }
+  | { id: number, result: unknown }
+  | { id: number, error: { message: string, code?: string } }
+
+const WORKER = new URL('./sqlite-worker.cjs', import.meta.url)
 
 /**
- * The embedded default Store: one SQLite file in WAL mode. A commit reaches the operating system
- * before `append` resolves, so it survives SIGKILL of the server; `synchronous = NORMAL` trades
- * the last commits on power loss for speed (set `durability: 'full'` to fsync every commit).
+ * The embedded default Store: one SQLite file in WAL mode, driven from a worker thread
+ * (sqlite-worker.cjs), so that commits, compactions and checkpoints never block the event loop
+ * that relays updates. A commit reaches the operating system before `append` resolves, so it
+ * survives SIGKILL of the server; `synchronous = NORMAL` trades the last commits on power loss
+ * for speed (set `durability: 'full'` to fsync every commit).
+ *
+ * Requests are answered in the order they are made. If the worker dies, the requests in flight
+ * fail (the update writer retries them) and the next request starts a new worker.
  */
 export class SqliteStore implements Store {
-  private readonly db: Database.Database
-  private readonly insert: Database.Statement<[{ doc: string, data: Uint8Array }]>
-  private readonly select: Database.Statement<[string], { seq: number, data: Uint8Array }>
-  private readonly appendAll: (entries: readonly StoreEntry[]) => void
-  private readonly compactOne: (name: string, snapshot: (() => Uint8Array) | undefined) => void
-  private readonly nextToken: (name: string, resource: string) => number
-  private readonly checkpointer: Checkpointer | undefined
+  /** Resolves once the database is open; rejects with the reason it cannot be. */
+  readonly ready: Promise<void>
+  private readonly file: string
+  private worker: Worker
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
   private closed = false
+  private broken = false
 
   /**
    * @param dir - folder of the database file (created if missing), or ':memory:'
    * @param options.durability - 'normal' (default) survives process crashes; 'full' also power loss
    */
-  constructor (dir: string, options: { durability?: 'normal' | 'full' } = {}) {
+  constructor (dir: string, private readonly options: { durability?: 'normal' | 'full' } = {}) {
     let file = ':memory:'
     if (dir !== ':memory:') {
       mkdirSync(dir, { recursive: true })
       file = join(dir, 'tandem.sqlite')
     }
-    this.db = new Database(file)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${options.durability === 'full' ? 'FULL' : 'NORMAL'}`)
-    this.db.pragma('busy_timeout = 5000')
-    if (file !== ':memory:') {
-      // a worker thread does most checkpointing, off the event loop (see Checkpointer); the
-      // automatic checkpoint stays on to bound the WAL under constant writes, and finds little
-      // left to copy
-      this.checkpointer = new Checkpointer(file, 250)
-    }
-    // each document's log is one run of rows in a clustered b-tree, keyed (doc, seq): compacting
-    // a document deletes a run of adjacent rows, where a rowid table with an index on (doc, id)
-    // touched a page per row (5 ms per compaction of 500 rows against 0.3 ms)
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS log (
-        doc TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (doc, seq)
-      ) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS fencing (
-        doc TEXT NOT NULL,
-        resource TEXT NOT NULL,
-        token INTEGER NOT NULL,
-        PRIMARY KEY (doc, resource)
-      );
-    `)
-    this.migrate()
-    this.insert = this.db.prepare(`
-      INSERT INTO log (doc, seq, data)
-      VALUES (@doc, (SELECT coalesce(max(seq), 0) + 1 FROM log WHERE doc = @doc), @data)`)
-    const insertAt = this.db.prepare<[string, number, Uint8Array]>('INSERT INTO log (doc, seq, data) VALUES (?, ?, ?)')
-    this.select = this.db.prepare('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq')
-    const remove = this.db.prepare<[string, number]>('DELETE FROM log WHERE doc = ? AND seq <= ?')
-    const bump = this.db.prepare<[string, string], { token: number }>(`
-      INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
-      ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
-      RETURNING token`)
-    this.appendAll = this.db.transaction((entries: readonly StoreEntry[]) => {
-      for (const entry of entries) this.insert.run({ doc: entry.name, data: entry.update })
-    })
-    const last = this.db.prepare<[string], { seq: number | null, n: number }>('SELECT max(seq) AS seq, count(*) AS n FROM log WHERE doc = ?')
-    // the merged rows are replaced by one row in the place of the last of them
-    this.compactOne = this.db.transaction((name: string, snapshot: (() => Uint8Array) | undefined) => {
-      // SQLite has one writer: nothing can be appended between the reads and the delete
-      if (snapshot !== undefined) {
-        const tail = last.get(name)
-        if (tail === undefined || tail.seq === null || tail.n < 2) return
-        remove.run(name, tail.seq)
-        insertAt.run(name, tail.seq, snapshot())
-        return
-      }
-      const rows = this.select.all(name)
-      if (rows.length < 2) return
-      const seq = (rows[rows.length - 1] as { seq: number }).seq
-      remove.run(name, seq)
-      insertAt.run(name, seq, mergeStoredUpdates(rows.map(row => row.data)))
-    })
-    this.nextToken = (name, resource) => (bump.get(name, resource) as { token: number }).token
+    this.file = file
+    const { worker, ready } = this.start()
+    this.worker = worker
+    this.ready = ready
+    // a store nobody awaits the opening of still reports the failure through its requests
+    this.ready.catch(() => {})
   }
 
-  /** Moves the rows of a database made by an earlier version (table `updates`) into `log`, in order. */
-  private migrate (): void {
-    const old = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get()
-    if (old === undefined) return
-    this.db.transaction(() => {
-      this.db.exec(`
-        INSERT INTO log (doc, seq, data) SELECT doc, id, data FROM updates ORDER BY id;
-        DROP TABLE updates;
-      `)
-    })()
+  /** Opens the store and waits until its database is open. */
+  static async open (dir: string, options: { durability?: 'normal' | 'full' } = {}): Promise<SqliteStore> {
+    const store = new SqliteStore(dir, options)
+    try {
+      await store.ready
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+    return store
   }
 
   async load (name: string): Promise<Uint8Array[]> {
-    return this.select.all(name).map(row => row.data)
+    return await this.request('load', [name]) as Uint8Array[]
   }
 
   async append (entries: readonly StoreEntry[]): Promise<void> {
-    this.appendAll(entries)
+    await this.request('append', [entries])
   }
 
   async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
-    this.compactOne(name, snapshot)
+    // the snapshot is taken now: it holds every update sent to the worker before this request
+    await this.request('compact', [name, snapshot?.()])
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {
-    return this.nextToken(name, resource)
+    return await this.request('nextFencingToken', [name, resource]) as number
   }
 
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.checkpointer?.close()
-    this.db.close()
+    if (!this.broken) {
+      const id = this.nextId++
+      const done = new Promise(resolve => this.pending.set(id, { resolve, reject: resolve }))
+      this.worker.postMessage({ id, op: 'close', args: [] })
+      await done
+    }
+    await this.worker.terminate()
+  }
+
+  private start (): { worker: Worker, ready: Promise<void> } {
+    const worker = new Worker(WORKER, { workerData: { file: this.file, durability: this.options.durability } })
+    // the worker never keeps the process alive by itself; open sockets and timers do
+    worker.unref()
+    this.broken = false
+    const ready = new Promise<void>((resolve, reject) => {
+      worker.on('message', (reply: Reply) => {
+        if ('ready' in reply) return resolve()
+        if ('fatal' in reply) {
+          this.broken = true
+          return reject(new Error(reply.fatal))
+        }
+        const request = this.pending.get(reply.id)
+        if (request === undefined) return
+        this.pending.delete(reply.id)
+        if ('error' in reply) request.reject(Object.assign(new Error(reply.error.message), { code: reply.error.code }))
+        else request.resolve(reply.result)
+      })
+      worker.on('error', err => {
+        this.broken = true
+        reject(err)
+      })
+      worker.on('exit', () => {
+        if (this.worker !== worker) return
+        this.broken = true
+        reject(new Error('the SQLite worker exited before it was ready'))
+        const err = new Error(this.closed ? 'the store is closed' : 'the SQLite worker exited')
+        for (const request of this.pending.values()) request.reject(err)
+        this.pending.clear()
+      })
+    })
+    return { worker, ready }
+  }
+
+  private request (op: string, args: unknown[]): Promise<unknown> {
+    if (this.closed) return Promise.reject(new Error('the store is closed'))
+    if (this.broken) {
+      const { worker } = this.start()
+      this.worker = worker
+    }
+    const id = this.nextId++
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      this.worker.postMessage({ id, op, args })
+    })
   }
 }
