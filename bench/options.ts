@@ -59,6 +59,7 @@ export const USAGE = `npm run bench -- [options]
   --connections N      idle connections for the memory workload (default 5000, quick 500)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
+  --ladder A,B,...     total edits per second the rate ladders climb (default 500 ... 16000)
   --nice N             run the bench at this scheduling priority (-20..19; below 0 needs root):
                        on a shared machine, e.g. -5 keeps other work from distorting the figures
   --seed N             base seed (default ${FULL.seed})
@@ -83,6 +84,7 @@ export function parseArgs (argv: string[]): BenchOptions {
       case '--runs': options.runs = int(); break
       case '--connections': options.idle.connections = int(); break
       case '--rate': options.rate = int(); break
+      case '--ladder': options.ladder.totals = value.split(',').map(Number).filter(n => Number.isInteger(n) && n > 0); break
       case '--seed': options.seed = int(); break
       case '--nice': {
         const n = Number(value)

@@ -29,4 +29,25 @@ describe('session analytics window', () => {
     for (let i = 0; i < 1_000; i++) stats.started('d')
     expect(stats.summary().sessionsStarted).toBe(100)
   })
+
+  test('update counts of many documents interleaved add up, and leave the window slice by slice', () => {
+    let now = 1_000_000
+    const stats = new SessionStats(60_000, 1_000, () => now)
+    // a hundred documents, one stored batch each in turn, over 30 s
+    for (let round = 0; round < 300; round++) {
+      for (let d = 0; d < 100; d++) stats.updated(`doc-${d}`, d === 7 ? 3 : 1)
+      now += 100
+    }
+    const summary = stats.summary(3)
+    expect(summary.busiestDocuments[0]).toEqual({ name: 'doc-7', sessionsStarted: 0, updates: 900 })
+    expect(summary.busiestDocuments[1]?.updates).toBe(300)
+    // 45 s on, the first 15 s have left the window (to within one 1 s slice)
+    now += 45_000
+    const later = stats.summary(1)
+    expect(later.busiestDocuments[0]?.name).toBe('doc-7')
+    expect(later.busiestDocuments[0]?.updates).toBeGreaterThanOrEqual(3 * 140)
+    expect(later.busiestDocuments[0]?.updates).toBeLessThanOrEqual(3 * 160)
+    now += 60_000
+    expect(stats.summary().busiestDocuments).toEqual([])
+  })
 })
