@@ -6,6 +6,7 @@ import type { Store } from '../server/store/store.js'
 import { tempDir, docName } from './helpers.js'
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
 
 function edits (count: number): { doc: Y.Doc, updates: Uint8Array[] } {
   const doc = new Y.Doc()
@@ -101,5 +102,21 @@ describe('sqlite store durability', () => {
     const check = new Database(join(dir, 'tandem.sqlite'), { readonly: true })
     expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get()).toBeUndefined()
     check.close()
+  })
+
+  test('a SQLite worker that dies fails only the requests in flight; the next request starts a new one', async () => {
+    const dir = tempDir()
+    const name = docName()
+    const { doc, updates } = edits(4)
+    const store = await SqliteStore.open(dir)
+    await store.append(updates.slice(0, 2).map(update => ({ name, update })))
+    const worker = (store as unknown as { worker: Worker }).worker
+    const inFlight = store.append(updates.slice(2, 3).map(update => ({ name, update })))
+    await worker.terminate()
+    // whether the worker committed it before it died is unknown to the caller, who must retry
+    await inFlight.catch(() => store.append(updates.slice(2, 3).map(update => ({ name, update }))))
+    await store.append(updates.slice(3).map(update => ({ name, update })))
+    expect(rebuild(await store.load(name)).getText('t').toString()).toBe(doc.getText('t').toString())
+    await store.close()
   })
 })
