@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomId } from './ids.js'
 import { jwtVerify, errors as joseErrors } from 'jose'
 import { TandemError } from '../shared/errors.js'
 
@@ -50,7 +50,7 @@ const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4
 /** Anonymous access: name and color from the query, a fresh user id per connection. */
 export function anonymous (): Authenticate {
   return async ({ query }) => {
-    const userId = query.get('user') ?? `anon-${randomUUID()}`
+    const userId = query.get('user') ?? `anon-${randomId()}`
     return {
       userId: userId.slice(0, 128),
       name: (query.get('name') ?? 'Anonymous').slice(0, 128),

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomId } from './ids.js'
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../shared/messages.js'
@@ -55,7 +55,7 @@ export class Session implements DocumentMember {
     private readonly hooks: SessionHooks,
     private readonly parentLogger: Logger,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
-    readonly id: string = randomUUID()
+    readonly id: string = randomId()
   ) {
     doc.addMember(this)
   }
