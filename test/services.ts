@@ -131,13 +131,24 @@ export async function privateRedisCluster (): Promise<string> {
     })))
     rmSync(dir, { recursive: true, force: true })
   })
-  const ports = [await freePort(), await freePort(), await freePort()]
-  for (const port of ports) {
-    children.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-      '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
-  }
   const ping = (port: number): boolean => spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG'
-  await waitFor(() => ports.every(ping), 5_000, 'cluster nodes up')
+  // a free port can be taken by another process before redis-server binds it: such a node
+  // exits at once, and is started again on another port
+  const startNode = async (): Promise<number> => {
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort()
+      const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+        '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+      children.push(child)
+      try {
+        await waitFor(() => { if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited`); return ping(port) }, 15_000, `cluster node on ${port}`)
+        return port
+      } catch (err) {
+        if (attempt === 3) throw err
+      }
+    }
+  }
+  const ports = await Promise.all([startNode(), startNode(), startNode()])
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
   const ok = (port: number): boolean => /cluster_state:ok/.test(spawnSync('redis-cli', ['-p', String(port), 'cluster', 'info'], { encoding: 'utf8' }).stdout)
