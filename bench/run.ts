@@ -63,6 +63,11 @@ async function withServer<T> (spec: ServerSpec, work: (server: RunningServer) =>
   }
 }
 
+/** A latency for the log; none measured (NaN, sent as null through IPC) shows as n/a. */
+function ms (value: number | null, digits: number): string {
+  return typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
+}
+
 async function main (): Promise<void> {
   let options: BenchOptions
   try {
@@ -125,7 +130,7 @@ async function main (): Promise<void> {
               const cpuPerDelivery = result.cpuPerDelivery
               results.add(cpu, spec.key, cpuPerDelivery)
               if (result.lost > 0 || result.duplicates > 0) results.notes.push(`${name} run ${run + 1}, ${spec.label}: ${result.lost} of ${result.expected} deliveries lost, ${result.duplicates} duplicated`)
-              log(`  ${spec.key.padEnd(12)} p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery`)
+              log(`  ${spec.key.padEnd(12)} p50 ${ms(result.p50, 2)} ms  p99 ${ms(result.p99, 2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery`)
             }))
           }
         }
@@ -154,7 +159,7 @@ async function main (): Promise<void> {
               results.add(`ladder-sent-${shape}`, spec.key, best === null ? 0 : best.rate * clients)
               results.add(`ladder-delivered-${shape}`, spec.key, best === null ? 0 : best.deliveredPerSec)
               if (best !== null && best.rate * clients === totals[totals.length - 1]) results.notes.push(`rate ladder ${docs}×${perDoc} run ${run + 1}, ${spec.label}: passed the top rate (${totals[totals.length - 1]} edits/s); its limit is higher`)
-              log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${s.p99.toFixed(1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
+              log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${ms(s.p99, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
             }))
           }
         }
