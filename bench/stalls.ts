@@ -11,8 +11,9 @@ import type { FanoutResult } from './workloads.js'
 /**
  * `npm run bench:stalls -- [DOCSxCLIENTS] [RATE] [SECONDS]`: runs the built Tandem in this process
  * with its SQLite store wrapped in a stopwatch, drives one fan-out from the load generator, and
- * reports how long the event loop was blocked inside each store call (they run synchronously in
- * better-sqlite3) next to the event loop's delay. It only observes; nothing in the server changes.
+ * reports how long the event loop was blocked inside each store call (since the SQLite worker,
+ * only the posting of a request and the snapshot a compaction takes) next to the event loop's
+ * delay. It only observes; nothing in the server changes.
  */
 
 interface StoreEntry { name: string, update: Uint8Array }

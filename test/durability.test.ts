@@ -150,7 +150,9 @@ describe('durable acknowledgements', () => {
     await waitFor(() => bob.doc.getText('t').toString() === 'hello', 5_000, 'bob sees it while the store is shut')
     let flushed = false
     const done = ada.flushed().then(() => { flushed = true })
-    await new Promise(resolve => setTimeout(resolve, 100))
+    // a lock reply is sent after the server handled every earlier frame, the edit included
+    await ada.locks.acquire('barrier')
+    await new Promise(resolve => setImmediate(resolve))
     expect(flushed).toBe(false)
     expect(ada.unsyncedChanges).toBe(1)
     expect(store.appended).toBe(0)

@@ -32,6 +32,17 @@ async function deployment (count: number): Promise<Deployment> {
   return { redis, schema, instances, add }
 }
 
+/** Two instances, and one synced stock client on each, on a fresh document. */
+async function clientOnEach (): Promise<{ deployment: Deployment, name: string, a: StockClient, b: StockClient }> {
+  const found = await deployment(2)
+  const [p1, p2] = found.instances
+  const name = docName()
+  const a = stockClient(p1!.url, name)
+  const b = stockClient(p2!.url, name)
+  await Promise.all([synced(a.provider), synced(b.provider)])
+  return { deployment: found, name, a, b }
+}
+
 function others (client: StockClient): Map<number, unknown> {
   const states = new Map(client.provider.awareness.getStates())
   states.delete(client.doc.clientID)
@@ -70,11 +81,7 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
   })
 
   it('awareness crosses instances and is removed within 1 s of a drop', async () => {
-    const { instances: [p1, p2] } = await deployment(2)
-    const name = docName()
-    const a = stockClient(p1!.url, name)
-    const b = stockClient(p2!.url, name)
-    await Promise.all([synced(a.provider), synced(b.provider)])
+    const { deployment: { instances: [, p2] }, name, a, b } = await clientOnEach()
     a.provider.awareness.setLocalStateField('user', 'ada')
     b.provider.awareness.setLocalStateField('user', 'bob')
     await waitFor(() => seesUser(b, a, 'ada') && seesUser(a, b, 'bob'), 5_000, 'both see each other')
@@ -90,11 +97,7 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
   })
 
   it('SIGKILL of an instance: its clients\' awareness goes within the heartbeat timeout, its stored edits stay', async () => {
-    const { instances: [p1, p2] } = await deployment(2)
-    const name = docName()
-    const a = stockClient(p1!.url, name)
-    const b = stockClient(p2!.url, name)
-    await Promise.all([synced(a.provider), synced(b.provider)])
+    const { deployment: { instances: [p1, p2] }, name, a, b } = await clientOnEach()
     a.provider.awareness.setLocalStateField('user', 'ada')
     a.text.insert(0, 'kept')
     await waitFor(() => seesUser(b, a, 'ada') && b.text.toString() === 'kept', 5_000, 'b sees a')
@@ -107,11 +110,7 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
   })
 
   it('concurrent edits on two instances are all stored', async () => {
-    const { schema, instances: [p1, p2] } = await deployment(2)
-    const name = docName()
-    const a = stockClient(p1!.url, name)
-    const b = stockClient(p2!.url, name)
-    await Promise.all([synced(a.provider), synced(b.provider)])
+    const { deployment: { schema, instances: [p1, p2] }, name, a, b } = await clientOnEach()
     for (let i = 0; i < 100; i++) {
       a.text.insert(a.text.length, 'a')
       b.text.insert(0, 'b')

@@ -50,8 +50,6 @@ export class SqliteStore implements Store {
     const { worker, ready } = this.start()
     this.worker = worker
     this.ready = ready
-    // a store nobody awaits the opening of still reports the failure through its requests
-    this.ready.catch(() => {})
   }
 
   /** Opens the store and waits until its database is open. */
@@ -88,7 +86,8 @@ export class SqliteStore implements Store {
     this.closed = true
     if (!this.broken) {
       const id = this.nextId++
-      const done = new Promise(resolve => this.pending.set(id, { resolve, reject: resolve }))
+      // settled either way: a failed close still ends with the terminate below
+      const done = new Promise<void>(resolve => this.pending.set(id, { resolve: () => resolve(), reject: () => resolve() }))
       this.worker.postMessage({ id, op: 'close', args: [] })
       await done
     }
@@ -126,6 +125,8 @@ export class SqliteStore implements Store {
         this.pending.clear()
       })
     })
+    // a worker nobody awaits the opening of (a restart) reports its failure through its requests
+    ready.catch(() => {})
     return { worker, ready }
   }
 
