@@ -77,7 +77,11 @@ async function main (): Promise<void> {
           target: { url: server.url, dialect: 'y-websocket', pid: process.pid },
           spec: { docs, perDoc, rate: Number(rateArg), warmupMs: 1_000, durationMs: Number(secondsArg) * 1000, drainMs: 2_000, seed: 1, prefix: `exp-${variant}` }
         })
-        console.log(`${variant.padEnd(14)} CPU ${result.cpuPerDelivery.toFixed(2)} µs per delivery  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  lost ${result.lost}`)
+        const metrics = await (await fetch(`${server.url.replace(/^ws/, 'http')}/metrics`)).text()
+        const figure = (name: string): number => Number(metrics.split('\n').find(line => line.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
+        const commits = figure('tandem_store_batch_updates_count')
+        const perCommit = figure('tandem_store_batch_updates_sum') / commits
+        console.log(`${variant.padEnd(14)} CPU ${result.cpuPerDelivery.toFixed(2)} µs per delivery  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  lost ${result.lost}  commits ${commits} (${perCommit.toFixed(1)} updates each)`)
       } finally {
         await server.close()
         rmSync(dir, { recursive: true, force: true })

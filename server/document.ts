@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'
 import { findInconsistency } from './update-guard.js'
+import { integrate } from './integrate.js'
 import { TandemError } from '../shared/errors.js'
 import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
@@ -34,9 +35,8 @@ function asBuffer (frame: Uint8Array): Uint8Array {
 
 interface PendingUpdate {
   update: Uint8Array
-  origin: DocumentMember | null
-  /** Sync frames of the origin this update acknowledges once stored. */
-  frames: number
+  /** The member that sent it: one of its sync frames is acknowledged once this is stored. */
+  origin: DocumentMember
   /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
   also?: DocumentMember[]
 }
@@ -54,7 +54,8 @@ interface QueuedRelay {
  * One document in memory: its Y.Doc, the members connected to it, the awareness states they
  * control and the updates waiting to be stored. An update is relayed to the other members as
  * soon as it is applied, and acknowledged to its sender only once it is stored (a client that
- * saw it holds it too, and gives it back when it syncs). The first update of an event-loop turn
+ * saw it holds it too, and gives it back when it syncs). What is relayed and stored is what the
+ * document integrated (see integrate.ts): usually the received bytes as they came. The first update of an event-loop turn
  * goes out at once; the ones after it in the same turn are merged into one frame at the end of
  * the turn, so a busy document sends each member at most two frames per turn.
  */
@@ -72,8 +73,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** The batch the writer is storing now: applied, relayed to nobody yet, not durable yet. */
   private inflight: PendingUpdate[] = []
   private storedWaiters: Array<() => void> = []
-  private applyingFrom: DocumentMember | null = null
-  private applied = false
   /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */
   private relayedThisTurn = false
   private relayQueue: QueuedRelay[] = []
@@ -83,18 +82,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     readonly logger: Logger,
     private readonly onPending: (doc: Document) => void,
     private readonly observer: DocumentObserver | null = null
-  ) {
-    this.ydoc.on('update', (update: Uint8Array, origin: unknown) => {
-      // stored updates being loaded need nothing; remote ones were stored by their instance
-      if (this.status === 'loading') return
-      if (origin === REMOTE) return this.relayUpdate(update, null)
-      const item: PendingUpdate = { update, origin: this.applyingFrom, frames: this.applyingFrom === null ? 0 : 1 }
-      this.pending.push(item)
-      this.applied = true
-      this.onPending(this)
-      this.relayUpdate(update, item.origin)
-    })
-  }
+  ) {}
 
   /** Changes the lifecycle status; the one place it changes. */
   setStatus (status: DocumentStatus): void {
@@ -130,25 +118,27 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // Yjs trusts its peers; a forged update could corrupt the document for everyone
     const inconsistency = findInconsistency(this.ydoc, decoded)
     if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
-    this.applyingFrom = from
-    this.applied = false
+    let changes: Uint8Array | null
     try {
-      Y.applyUpdate(this.ydoc, update, from)
+      changes = integrate(this.ydoc, update, decoded.structs, from)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
-    } finally {
-      this.applyingFrom = null
     }
-    if (!this.applied) {
+    if (changes === null) {
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push(from)
       else from.acknowledge(1)
+      return
     }
+    this.pending.push({ update: changes, origin: from })
+    this.onPending(this)
+    this.relayUpdate(changes, from)
   }
 
   /** Applies an update that was stored elsewhere (another instance); relayed at once. */
   applyRemote (update: Uint8Array): void {
-    Y.applyUpdate(this.ydoc, update, REMOTE)
+    const changes = integrate(this.ydoc, update, null, REMOTE)
+    if (changes !== null) this.relayUpdate(changes, null)
   }
 
   /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
@@ -239,7 +229,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
     }
     for (const item of batch) {
-      if (item.origin !== null && item.frames > 0 && this.members.has(item.origin)) item.origin.acknowledge(item.frames)
+      if (this.members.has(item.origin)) item.origin.acknowledge(1)
       for (const member of item.also ?? []) if (this.members.has(member)) member.acknowledge(1)
     }
     if (!this.hasPending) {
