@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { encodeIntegratedState } from './read-only.js'
 
@@ -12,7 +13,7 @@ type Struct = ReturnType<typeof Y.decodeUpdate>['structs'][number]
  *
  * The common case costs no encoding: an update whose structs continue every author exactly
  * where the document stands, with nothing pending before or after, integrates whole, and its own
- * bytes are the result. Yjs would otherwise re-encode each transaction for its `update` event,
+ * bytes (up to the end of its delete set) are the result. Yjs would otherwise re-encode each transaction for its `update` event,
  * and that re-encoding reads the merged item the update extends (one author typing a long
  * paragraph makes each keystroke cost the whole paragraph). Any other update is applied with an
  * `update` listener, and the result is what Yjs emits.
@@ -22,14 +23,16 @@ type Struct = ReturnType<typeof Y.decodeUpdate>['structs'][number]
 export function integrate (ydoc: Y.Doc, update: Uint8Array, structs: readonly Struct[] | null, origin: unknown): Uint8Array | null {
   if (structs === null || !continuesAuthors(ydoc.store, structs)) return applyListening(ydoc, update, origin)
   let transaction: Y.Transaction | undefined
+  const decoder = decoding.createDecoder(update)
   Y.transact(ydoc, tr => {
     transaction = tr
-    Y.applyUpdate(ydoc, update, origin)
+    Y.readUpdate(decoder, ydoc, origin)
   }, origin)
   const { beforeState, afterState, deleteSet } = transaction as Y.Transaction
   const { pendingStructs, pendingDs } = ydoc.store
-  // its own copy: `update` may be a view into a larger receive buffer
-  if (pendingStructs === null && pendingDs === null) return new Uint8Array(update)
+  // what Yjs read, in its own copy: bytes after the delete set are ignored by every reader, so
+  // they are not relayed or stored; `update` may be a view into a larger receive buffer
+  if (pendingStructs === null && pendingDs === null) return new Uint8Array(update.subarray(0, decoder.pos))
   let advanced = false
   for (const [client, clock] of afterState) if (beforeState.get(client) !== clock) advanced = true
   if (!advanced && deleteSet.clients.size === 0) return null

@@ -51,6 +51,17 @@ describe('integrate', () => {
     expect(replica.getText('t').toString()).toBe('abcdefghijklmnopqrst')
   })
 
+  test('bytes after the end of an update are neither relayed nor stored', () => {
+    const author = new Y.Doc()
+    const server = new Y.Doc()
+    const replica = new Y.Doc()
+    const [update] = emitted(author, () => author.getText('t').insert(0, 'hello'))
+    const padded = new Uint8Array(update!.byteLength + 100).fill(7)
+    padded.set(update!)
+    expect(relay(server, replica, padded)).toEqual(update)
+    expect(replica.getText('t').toString()).toBe('hello')
+  })
+
   test('an update the document already has changes nothing', () => {
     const author = new Y.Doc()
     const server = new Y.Doc()
