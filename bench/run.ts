@@ -28,9 +28,22 @@ class Results {
   readonly metrics: Metric[] = []
   readonly values = new Map<string, Map<string, number[]>>()
   readonly notes: string[] = []
+  /** p99 (ms) at each step of each rate ladder: shape → edits/s in all → server → one per run. */
+  readonly ladderP99 = new Map<string, Map<number, Map<string, number[]>>>()
 
   metric (metric: Metric): void {
     if (!this.metrics.some(m => m.key === metric.key)) this.metrics.push(metric)
+  }
+
+  /** The p99 of a ladder step; a step tried twice counts its first try. */
+  addStep (shape: string, total: number, server: string, p99: number): void {
+    let byTotal = this.ladderP99.get(shape)
+    if (byTotal === undefined) this.ladderP99.set(shape, byTotal = new Map())
+    let byServer = byTotal.get(total)
+    if (byServer === undefined) byTotal.set(total, byServer = new Map())
+    let list = byServer.get(server)
+    if (list === undefined) byServer.set(server, list = [])
+    list.push(p99)
   }
 
   add (metric: string, server: string, value: number): void {
@@ -158,6 +171,12 @@ async function main (): Promise<void> {
               })
               results.add(`ladder-sent-${shape}`, spec.key, best === null ? 0 : best.rate * clients)
               results.add(`ladder-delivered-${shape}`, spec.key, best === null ? 0 : best.deliveredPerSec)
+              const tried = new Set<number>()
+              for (const step of steps) {
+                const total = Math.round(step.rate * clients)
+                if (!tried.has(total)) results.addStep(`${docs}×${perDoc}`, total, spec.key, step.p99)
+                tried.add(total)
+              }
               if (best !== null && best.rate * clients === totals[totals.length - 1]) results.notes.push(`rate ladder ${docs}×${perDoc} run ${run + 1}, ${spec.label}: passed the top rate (${totals[totals.length - 1]} edits/s); its limit is higher`)
               log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${ms(s.p99, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
             }))
@@ -250,7 +269,8 @@ async function main (): Promise<void> {
   mkdirSync(dir, { recursive: true })
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   writeFileSync(join(dir, `bench-${stamp}.md`), markdown)
-  writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify({ machine, options, values: Object.fromEntries([...results.values].map(([k, v]) => [k, Object.fromEntries(v)])), notes: results.notes }, null, 2))
+  const ladderP99 = Object.fromEntries([...results.ladderP99].map(([shape, byTotal]) => [shape, Object.fromEntries([...byTotal].map(([total, byServer]) => [total, Object.fromEntries(byServer)]))]))
+  writeFileSync(join(dir, `bench-${stamp}.json`), JSON.stringify({ machine, options, values: Object.fromEntries([...results.values].map(([k, v]) => [k, Object.fromEntries(v)])), ladderP99, notes: results.notes }, null, 2))
   log(`done in ${seconds} s; results in bench/results/bench-${stamp}.md`)
 }
 
@@ -298,12 +318,42 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
     lines.push(`| ${row.join(' | ')} |`)
   }
   lines.push('')
+  lines.push(...renderLadderP99(results, specs, peers))
   if (results.notes.length > 0) {
     lines.push('Notes:', '')
     for (const note of results.notes) lines.push(`- ${note}`)
     lines.push('')
   }
   return lines.join('\n') + '\n'
+}
+
+/**
+ * p99 at each rate of the ladders, up to the highest rate a Yjs peer was tried at: where the
+ * servers part as the load rises. A server's climb ends after a failed rate is tried twice, so
+ * higher rates have no figure for it (–).
+ */
+function renderLadderP99 (results: Results, specs: ServerSpec[], peers: ServerSpec[]): string[] {
+  if (results.ladderP99.size === 0) return []
+  const median = (values: number[] | undefined): number => summarise(values ?? []).median
+  const header = ['fan-out', 'edits/s in all', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer']
+  const lines = ['p99 latency along the rate ladders, ms (median of the runs; each rate\'s first try):', '', `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`]
+  for (const [shape, byTotal] of results.ladderP99) {
+    const totals = [...byTotal.keys()].sort((a, b) => a - b)
+    const peerTop = Math.max(...totals.filter(total => peers.some(p => byTotal.get(total)?.has(p.key))))
+    let first = true
+    for (const total of totals.filter(t => t <= peerTop)) {
+      const byServer = byTotal.get(total) as Map<string, number[]>
+      const best = Math.min(...peers.map(p => median(byServer.get(p.key))).filter(Number.isFinite))
+      const row = [first ? shape : '', total.toLocaleString('en-US'), ...specs.map(spec => {
+        const value = median(byServer.get(spec.key))
+        return Number.isFinite(value) ? format(value, 1) : '–'
+      }), ratio(median(byServer.get('tandem')), best)]
+      first = false
+      lines.push(`| ${row.join(' | ')} |`)
+    }
+  }
+  lines.push('')
+  return lines
 }
 
 main().catch((err: unknown) => {
