@@ -55,9 +55,10 @@ interface QueuedRelay {
  * control and the updates waiting to be stored. An update is relayed to the other members as
  * soon as it is applied, and acknowledged to its sender only once it is stored (a client that
  * saw it holds it too, and gives it back when it syncs). What is relayed and stored is what the
- * document integrated (see integrate.ts): usually the received bytes as they came. The first update of an event-loop turn
- * goes out at once; the ones after it in the same turn are merged into one frame at the end of
- * the turn, so a busy document sends each member at most two frames per turn.
+ * document integrated (see integrate.ts): usually the received bytes as they came. The first
+ * update of an event-loop turn goes out at once; the ones after it in the same turn are merged
+ * into one frame at the end of the turn, so a busy document sends each member at most two frames
+ * per turn.
  */
 export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true })
@@ -70,7 +71,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
   logUpdates = 0
   logBytes = 0
   private pending: PendingUpdate[] = []
-  /** The batch the writer is storing now: applied, relayed to nobody yet, not durable yet. */
+  /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
   private storedWaiters: Array<() => void> = []
   /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */

@@ -13,10 +13,9 @@ type Struct = ReturnType<typeof Y.decodeUpdate>['structs'][number]
  *
  * The common case costs no encoding: an update whose structs continue every author exactly
  * where the document stands, with nothing pending before or after, integrates whole, and its own
- * bytes (up to the end of its delete set) are the result. Yjs would otherwise re-encode each transaction for its `update` event,
- * and that re-encoding reads the merged item the update extends (one author typing a long
- * paragraph makes each keystroke cost the whole paragraph). Any other update is applied with an
- * `update` listener, and the result is what Yjs emits.
+ * bytes (up to the end of its delete set) are the result, where an `update` listener would have
+ * Yjs encode every transaction again. Any other update is applied with such a listener, and the
+ * result is what Yjs emits.
  *
  * @param structs - the update's decoded structs, or null to go the listener's way
  */

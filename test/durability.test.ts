@@ -30,6 +30,23 @@ class GatedStore extends MemoryStore {
   }
 }
 
+/**
+ * With `store` shut, `client`'s one unstored change stays unacknowledged even after the server
+ * handled every frame the client sent (a lock reply comes after all of them); once the store
+ * opens, it is acknowledged.
+ */
+async function expectAcknowledgedOnlyOnceStored (client: ReturnType<typeof tandemClient>, store: GatedStore): Promise<void> {
+  let flushed = false
+  const done = client.flushed().then(() => { flushed = true })
+  await client.locks.acquire('barrier')
+  await new Promise(resolve => setImmediate(resolve))
+  expect(flushed).toBe(false)
+  expect(client.unsyncedChanges).toBe(1)
+  expect(store.appended).toBe(0)
+  store.open_()
+  await done
+}
+
 const CLI = fileURLToPath(new URL('../dist/server/cli.js', import.meta.url))
 
 interface Spawned {
@@ -148,16 +165,7 @@ describe('durable acknowledgements', () => {
     store.close_()
     ada.doc.getText('t').insert(0, 'hello')
     await waitFor(() => bob.doc.getText('t').toString() === 'hello', 5_000, 'bob sees it while the store is shut')
-    let flushed = false
-    const done = ada.flushed().then(() => { flushed = true })
-    // a lock reply is sent after the server handled every earlier frame, the edit included
-    await ada.locks.acquire('barrier')
-    await new Promise(resolve => setImmediate(resolve))
-    expect(flushed).toBe(false)
-    expect(ada.unsyncedChanges).toBe(1)
-    expect(store.appended).toBe(0)
-    store.open_()
-    await done
+    await expectAcknowledgedOnlyOnceStored(ada, store)
     expect(ada.unsyncedChanges).toBe(0)
     expect(store.appended).toBe(1)
   })
@@ -181,16 +189,7 @@ describe('durable acknowledgements', () => {
     // the awareness states come right after the server's step 1: once they are back, the client
     // has answered with its step 2, which changes nothing on the server
     await waitFor(() => client.provider.ws !== before && client.provider.wsconnected && seesWatcher(), 5_000, 'reconnected')
-    let flushed = false
-    const done = client.flushed().then(() => { flushed = true })
-    // a lock reply is sent after the server handled every earlier frame, the step 2 included
-    await client.locks.acquire('barrier')
-    await new Promise(resolve => setImmediate(resolve))
-    expect(flushed).toBe(false)
-    expect(client.unsyncedChanges).toBe(1)
-    expect(store.appended).toBe(0)
-    store.open_()
-    await done
+    await expectAcknowledgedOnlyOnceStored(client, store)
     expect((await store.load(name)).length).toBeGreaterThan(0)
   })
 
