@@ -99,11 +99,14 @@ export class SqliteStore implements Store {
     // the worker never keeps the process alive by itself; open sockets and timers do
     worker.unref()
     this.broken = false
+    // why the worker died, when it said: the requests it leaves unanswered fail with it
+    let cause = ''
     const ready = new Promise<void>((resolve, reject) => {
       worker.on('message', (reply: Reply) => {
         if ('ready' in reply) return resolve()
         if ('fatal' in reply) {
           this.broken = true
+          cause = `: ${reply.fatal}`
           return reject(new Error(reply.fatal))
         }
         const request = this.pending.get(reply.id)
@@ -114,13 +117,15 @@ export class SqliteStore implements Store {
       })
       worker.on('error', err => {
         this.broken = true
+        cause = `: ${err.message}`
         reject(err)
       })
-      worker.on('exit', () => {
+      worker.on('exit', code => {
         if (this.worker !== worker) return
         this.broken = true
-        reject(new Error('the SQLite worker exited before it was ready'))
-        const err = new Error(this.closed ? 'the store is closed' : 'the SQLite worker exited')
+        cause ||= ` with code ${code}`
+        reject(new Error(`the SQLite worker exited before it was ready${cause}`))
+        const err = new Error(this.closed ? 'the store is closed' : `the SQLite worker exited${cause}`)
         for (const request of this.pending.values()) request.reject(err)
         this.pending.clear()
       })

@@ -21,6 +21,16 @@ const Y = require('yjs')
  */
 function open (file, durability) {
   const db = new Database(file)
+  try {
+    return prepare(db, durability)
+  } catch (err) {
+    db.close()
+    throw err
+  }
+}
+
+/** Sets a new connection up: its pragmas, the tables, and the move from the earlier layout. */
+function prepare (db, durability) {
   db.pragma('journal_mode = WAL')
   // NORMAL: a commit reaches the operating system before it is acknowledged, so it survives
   // SIGKILL of the server; FULL also fsyncs it, for power loss
@@ -46,7 +56,7 @@ function open (file, durability) {
         INSERT INTO log (doc, seq, data) SELECT doc, id, data FROM updates ORDER BY id;
         DROP TABLE updates;
       `)
-    })()
+    }).immediate()
   }
   return db
 }
@@ -67,8 +77,9 @@ function operations (db) {
   const append = db.transaction(entries => {
     for (const { name, update } of entries) insert.run({ doc: name, data: update })
   })
-  // the rows up to the last one are replaced by one row in its place; nothing can be appended
-  // between the reads and the delete (SQLite has one writer, and this thread is it)
+  // the rows up to the last one are replaced by one row in its place; run IMMEDIATE (below), it
+  // holds the write lock from its first read, so nothing can be appended between the reads and
+  // the delete, by this connection or another instance's
   const compact = db.transaction((name, snapshot) => {
     if (snapshot !== undefined) {
       const tail = last.get(name)
@@ -85,15 +96,34 @@ function operations (db) {
   })
   return {
     load: name => select.all(name).map(row => row.data),
-    append: entries => { append(entries) },
-    compact: (name, snapshot) => { compact(name, snapshot) },
+    // IMMEDIATE: the write lock is taken (waiting for another connection's, if a second
+    // instance writes the same file) before anything is read; a deferred transaction that read
+    // first and then found the file changed by another connection fails at once, without waiting
+    append: entries => { append.immediate(entries) },
+    compact: (name, snapshot) => { compact.immediate(name, snapshot) },
     nextFencingToken: (name, resource) => bump.get(name, resource).token
+  }
+}
+
+/**
+ * Opens the database, trying again for up to 5 s while another connection holds it: SQLite does
+ * not always wait by itself (two instances opening a new file at once, one turning it to WAL).
+ */
+function openPatiently (file, durability) {
+  const deadline = Date.now() + 5000
+  for (;;) {
+    try {
+      return open(file, durability)
+    } catch (err) {
+      if (!String(err.code).startsWith('SQLITE_BUSY') || Date.now() > deadline) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
   }
 }
 
 let db
 try {
-  db = open(workerData.file, workerData.durability)
+  db = openPatiently(workerData.file, workerData.durability)
 } catch (err) {
   parentPort.postMessage({ fatal: err.message })
   process.exit(1)
