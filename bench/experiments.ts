@@ -21,6 +21,7 @@ import type { FanoutResult } from './workloads.js'
  *   no-yjs          every update relayed as received, never decoded, applied or stored: the cost
  *                   of Tandem's sockets, sessions and broadcast alone (compare with the ws floor)
  *   memory-store    the memory store instead of SQLite: what the commit costs
+ *   no-commit-delay commitDelayMs 0: every turn's updates committed at its end, however few
  *
  * `VARIANTS=no-yjs,baseline npm run bench:experiments -- 100x5 5 6` runs a subset.
  */
@@ -32,7 +33,7 @@ interface TandemModule {
 interface CorkableSocket { cork (): void, uncork (): void }
 interface WsPrototype { send: (this: { _socket: CorkableSocket, __corked?: boolean }, ...args: unknown[]) => void }
 
-const ALL = ['baseline', 'cork', 'no-compaction', 'both', 'no-yjs', 'memory-store'] as const
+const ALL = ['baseline', 'cork', 'no-compaction', 'both', 'no-yjs', 'memory-store', 'no-commit-delay'] as const
 const variants = process.env.VARIANTS === undefined ? ALL : process.env.VARIANTS.split(',').filter((v): v is typeof ALL[number] => (ALL as readonly string[]).includes(v))
 
 async function main (): Promise<void> {
@@ -68,7 +69,7 @@ async function main (): Promise<void> {
       documentProto.applyUpdate = variant === 'no-yjs' ? rawApply : plainApply
       const dir = mkdtempSync(join(tmpdir(), 'bench-exp-'))
       const server = tandem.createServer({
-        port: 0, dataDir: dir, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0, ...(variant === 'memory-store' ? { persistence: new MemoryStore() } : {}), ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
+        port: 0, dataDir: dir, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0, ...(variant === 'memory-store' ? { persistence: new MemoryStore() } : {}), ...(variant === 'no-commit-delay' ? { commitDelayMs: 0 } : {}), ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
       })
       await server.listen()
       try {

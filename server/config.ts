@@ -72,6 +72,11 @@ export interface ServerOptions {
   compactAfterUpdates?: number
   /** Compact a document's update log once it holds this many bytes. @default 4_194_304 */
   compactAfterBytes?: number
+  /**
+   * How long the first update after a quiet spell waits for others to share its commit. Relays
+   * never wait for it; acknowledgements do. 0 commits at the end of the event-loop turn. @default 2
+   */
+  commitDelayMs?: number
   /** pino level, used when no logger is given. @default 'info' */
   logLevel?: string
   /** A pino logger to use instead of creating one. @default undefined */
@@ -104,6 +109,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   shutdownTimeoutMs: 10_000,
   compactAfterUpdates: 500,
   compactAfterBytes: 4 * 1024 * 1024,
+  commitDelayMs: 2,
   logLevel: 'info'
 } satisfies Partial<ServerOptions>)
 
@@ -139,6 +145,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_OPTIONS.shutdownTimeoutMs,
     compactAfterUpdates: options.compactAfterUpdates ?? DEFAULT_OPTIONS.compactAfterUpdates,
     compactAfterBytes: options.compactAfterBytes ?? DEFAULT_OPTIONS.compactAfterBytes,
+    commitDelayMs: options.commitDelayMs ?? DEFAULT_OPTIONS.commitDelayMs,
     logLevel: options.logLevel ?? DEFAULT_OPTIONS.logLevel,
     logger: options.logger
   }
@@ -162,6 +169,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (resolved.adminToken === '') throw invalid('adminToken', '', 'a non-empty token')
   checkInteger('compactAfterUpdates', resolved.compactAfterUpdates, 1, 2 ** 31 - 1)
   checkInteger('compactAfterBytes', resolved.compactAfterBytes, 1, 2 ** 53)
+  checkInteger('commitDelayMs', resolved.commitDelayMs, 0, 1_000)
   if (!LOG_LEVELS.includes(resolved.logLevel)) {
     throw invalid('logLevel', resolved.logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   }

@@ -168,7 +168,7 @@ export class TandemServer {
         onStored: (name, count) => this.stats.updated(name, count),
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
-      })
+      }, options.commitDelayMs)
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       this.collab = new Collaboration(locks, options, logger, this.cluster, {

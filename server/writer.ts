@@ -27,11 +27,16 @@ export interface WriterHooks {
 
 const MIN_RETRY_MS = 50
 const MAX_RETRY_MS = 5_000
+/** A write of fewer updates than this is light load: the next one waits `delayMs` for more. */
+const SMALL_WRITE = 16
 
 /**
- * Group commit: updates arriving in the same turn of the event loop, across all documents, are
- * stored in one `append` call. One write is in flight at a time; a failed write is logged and
- * retried with backoff, never dropped.
+ * Group commit: updates across all documents are stored together, in one `append` call. Under
+ * light load (the last write was small) the first update after a quiet spell waits `delayMs` for
+ * others to join it: every update would otherwise be a commit, and a wake-up of the SQLite
+ * thread, of its own. While a write is in flight the next batch gathers, and goes as soon as it
+ * ends. One write is in flight
+ * at a time; a failed write is logged and retried with backoff, never dropped.
  */
 export class UpdateWriter {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each source keeps its own batch type
@@ -42,19 +47,25 @@ export class UpdateWriter {
   private retryTimer: NodeJS.Timeout | undefined
   private idleWaiters: Array<() => void> = []
   private closed = false
+  /** Updates in the last write: only after a small one does the next wait for company. */
+  private lastWriteSize = 0
 
   constructor (
     private readonly store: Store,
     private readonly logger: Logger,
-    private readonly hooks: WriterHooks = {}
+    private readonly hooks: WriterHooks = {},
+    /** How long the first update after a quiet spell waits; 0: the end of this turn. */
+    private readonly delayMs = 0
   ) {}
 
-  /** Marks a source as having pending updates; they are stored at the end of this turn. */
+  /** Marks a source as having pending updates; they are stored within `delayMs`, or after the write in flight. */
   schedule<Batch> (source: WriterSource<Batch>): void {
     this.dirty.add(source)
     if (this.scheduled || this.writing || this.retryTimer !== undefined || this.closed) return
     this.scheduled = true
-    setImmediate(this.run)
+    // a busy writer's batches are big already: waiting would only add to their round trips
+    if (this.delayMs > 0 && this.lastWriteSize < SMALL_WRITE) setTimeout(this.run, this.delayMs)
+    else setImmediate(this.run)
   }
 
   /** Resolves once nothing is pending and no write is in flight. */
@@ -91,6 +102,7 @@ export class UpdateWriter {
     this.dirty.clear()
     if (entries.length === 0) return this.settle()
     this.writing = true
+    this.lastWriteSize = entries.length
     const started = performance.now()
     this.store.append(entries).then(() => {
       this.retryMs = 0

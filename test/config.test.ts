@@ -15,6 +15,9 @@ describe('options', () => {
   test('invalid values are refused with a coded error naming the option', () => {
     expect(() => resolveOptions({ heartbeatIntervalMs: 0 })).toThrow(/heartbeatIntervalMs/)
     expect(() => resolveOptions({ port: 1.5 })).toThrow(expect.objectContaining({ code: 'TANDEM_ERR_INVALID_OPTION' }))
+    expect(() => resolveOptions({ commitDelayMs: -1 })).toThrow(/commitDelayMs/)
+    expect(() => resolveOptions({ commitDelayMs: 1_001 })).toThrow(/commitDelayMs/)
+    expect(resolveOptions({ commitDelayMs: 0 }).commitDelayMs).toBe(0)
   })
   test('flags win over environment variables', () => {
     const options = parseCli(['--port', '4000'], { PORT: '5000', TANDEM_LOCK_TTL: '1000', TANDEM_ALLOWED_ORIGINS: 'http://a, http://b' })
