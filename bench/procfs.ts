@@ -20,3 +20,20 @@ export function rssBytes (pid: number): number {
   if (match === null) throw new Error(`no VmRSS for ${pid}`)
   return Number(match[1]) * 1024
 }
+
+/**
+ * The host's CPU time so far, all CPUs, in ticks (/proc/stat): `steal` is time the hypervisor
+ * gave this machine's CPUs to other guests; `total` counts every state, steal included.
+ */
+export function hostTimes (): { steal: number, total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] as string
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user)
+  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+  return { steal: ticks[7] ?? 0, total: ticks.reduce((sum, t) => sum + t, 0) }
+}
+
+/** The share of the host's CPU time stolen between two readings of hostTimes, 0..1. */
+export function stolenBetween (before: { steal: number, total: number }, after: { steal: number, total: number }): number {
+  const total = after.total - before.total
+  return total > 0 ? (after.steal - before.steal) / total : 0
+}

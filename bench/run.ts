@@ -6,7 +6,8 @@ import { serverSpecs, startServer, ROOT, type ServerSpec, type RunningServer } f
 import { LoadGenerator } from './loadgen-client.js'
 import { describeMachine, type Machine } from './machine.js'
 import { summarise } from './stats.js'
-import type { FanoutResult } from './workloads.js'
+import { STEAL_LIMIT, type FanoutResult } from './workloads.js'
+import { hostTimes, stolenBetween } from './procfs.js'
 
 /**
  * `npm run bench`: starts each server in turn on loopback, drives the same workloads from one
@@ -23,6 +24,12 @@ interface Metric {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+/** The most tries of one fixed-rate fan-out run while the host's CPU is stolen past STEAL_LIMIT. */
+const FANOUT_TRIES = 3
+
+/** A share as a percentage, e.g. "12%". */
+const pct = (share: number | undefined): string => share === undefined ? '?' : `${Math.round(share * 100)}%`
 
 class Results {
   readonly metrics: Metric[] = []
@@ -100,8 +107,11 @@ async function main (): Promise<void> {
   const loadgen = await LoadGenerator.start()
   log(`bench ${options.quick ? 'quick' : 'full'}: ${options.runs} run(s), servers ${specs.map(s => s.key).join(', ')}`)
 
+  let host = hostTimes()
   const loadNote = (what: string, before: number): void => {
-    results.notes.push(`${what}: load average (1 min) ${before.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end`)
+    const now = hostTimes()
+    results.notes.push(`${what}: load average (1 min) ${before.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end; ${pct(stolenBetween(host, now))} of the host's CPU time stolen by other guests meanwhile`)
+    host = now
   }
 
   const attempt = async (what: string, spec: ServerSpec, work: () => Promise<void>): Promise<void> => {
@@ -117,6 +127,7 @@ async function main (): Promise<void> {
   try {
     if (options.workloads.includes('fanout')) {
       const load = os.loadavg()[0]!
+      host = hostTimes()
       for (const [docs, perDoc] of options.shapes) {
         const name = `fan-out ${docs}×${perDoc}`
         const workload = `${name}, ${options.rate} edits/s per client`
@@ -132,18 +143,26 @@ async function main (): Promise<void> {
           log(`${name} run ${run + 1}/${options.runs}`)
           for (const spec of rotated(specs, run)) {
             await attempt(name, spec, () => withServer(spec, async server => {
-              const result = await loadgen.run<FanoutResult>({
-                cmd: 'fanout',
-                target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
-                spec: { docs, perDoc, rate: options.rate, ...options.fanout, seed: options.seed + run, prefix: `fanout-${docs}x${perDoc}-${run}` }
-              })
+              // a run whose window lost more than STEAL_LIMIT of the host's CPU to other guests
+              // is tried again, up to FANOUT_TRIES times; the least stolen try counts
+              let result: FanoutResult | undefined
+              for (let tries = 0; tries < FANOUT_TRIES && (result === undefined || result.steal > STEAL_LIMIT); tries++) {
+                const attempt = await loadgen.run<FanoutResult>({
+                  cmd: 'fanout',
+                  target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
+                  spec: { docs, perDoc, rate: options.rate, ...options.fanout, seed: options.seed + run, prefix: `fanout-${docs}x${perDoc}-${run}-${tries}` }
+                })
+                if (tries > 0) log(`  ${spec.key.padEnd(12)} tried again (${pct(result?.steal)} stolen): ${pct(attempt.steal)} stolen this time`)
+                if (result === undefined || attempt.steal < result.steal) result = attempt
+              }
+              if (result === undefined) throw new Error('no fan-out run')
               results.add(p50, spec.key, result.p50)
               results.add(p99, spec.key, result.p99)
               results.add(delivered, spec.key, result.deliveredPerSec)
               const cpuPerDelivery = result.cpuPerDelivery
               results.add(cpu, spec.key, cpuPerDelivery)
               if (result.lost > 0 || result.duplicates > 0) results.notes.push(`${name} run ${run + 1}, ${spec.label}: ${result.lost} of ${result.expected} deliveries lost, ${result.duplicates} duplicated`)
-              log(`  ${spec.key.padEnd(12)} p50 ${ms(result.p50, 2)} ms  p99 ${ms(result.p99, 2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery`)
+              log(`  ${spec.key.padEnd(12)} p50 ${ms(result.p50, 2)} ms  p99 ${ms(result.p99, 2)} ms  delivered ${Math.round(result.deliveredPerSec)}/s  sent ${Math.round(result.sentPerSec)}/s  lost ${result.lost}  CPU ${cpuPerDelivery.toFixed(2)} µs/delivery  stolen ${pct(result.steal)}`)
             }))
           }
         }
@@ -153,6 +172,7 @@ async function main (): Promise<void> {
 
     if (options.workloads.includes('ladder')) {
       const load = os.loadavg()[0]!
+      host = hostTimes()
       const { totals, limitMs, ...phases } = options.ladder
       for (const [docs, perDoc] of options.shapes) {
         const shape = `${docs}x${perDoc}`
@@ -178,7 +198,7 @@ async function main (): Promise<void> {
                 tried.add(total)
               }
               if (best !== null && best.rate * clients === totals[totals.length - 1]) results.notes.push(`rate ladder ${docs}×${perDoc} run ${run + 1}, ${spec.label}: passed the top rate (${totals[totals.length - 1]} edits/s); its limit is higher`)
-              log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${ms(s.p99, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
+              log(`  ${spec.key.padEnd(12)} ${steps.map(s => `${Math.round(s.rate * clients)}/s: p99 ${ms(s.p99, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)} stolen ${pct(s.steal)}`).join(' | ')}`)
             }))
           }
         }
@@ -188,6 +208,7 @@ async function main (): Promise<void> {
 
     if (options.workloads.includes('idle')) {
       const load = os.loadavg()[0]!
+      host = hostTimes()
       const { connections, perDoc, quietMs, maxWaitMs } = options.idle
       const workload = `${connections} idle connections holding awareness states (${perDoc} per document)`
       results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
@@ -218,6 +239,7 @@ async function main (): Promise<void> {
 
     if (options.workloads.includes('sync')) {
       const load = os.loadavg()[0]!
+      host = hostTimes()
       const workload = `new client syncs a ${Math.round(options.sync.bytes / 1024)} KiB document from storage (server restarted the document)`
       results.metric({ key: 'sync-ms', workload, label: 'connect to document received, ms', better: 'lower', digits: 1 })
       for (let run = 0; run < options.runs; run++) {
@@ -238,6 +260,7 @@ async function main (): Promise<void> {
 
     if (options.workloads.includes('storage')) {
       const load = os.loadavg()[0]!
+      host = hostTimes()
       const workload = `storage throughput: one writer (${options.storage.authors} Yjs authors), ${options.storage.window} edits in flight, one observer`
       results.metric({ key: 'storage-rate', workload, label: 'edits/s acknowledged as stored (Tandem) or relayed (peers)', better: 'higher', digits: 0 })
       results.metric({ key: 'storage-cpu', workload, label: 'server CPU per edit, µs', better: 'lower', digits: 1 })
@@ -245,13 +268,13 @@ async function main (): Promise<void> {
         log(`storage throughput run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
           await attempt('storage throughput', spec, () => withServer(spec, async server => {
-            const result = await loadgen.run<{ perSec: number, cpuPerEdit: number }>({
+            const result = await loadgen.run<{ perSec: number, cpuPerEdit: number, steal: number }>({
               cmd: 'storage', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid, acks: spec.acks }, spec: { ...options.storage, seed: options.seed + run, prefix: `storage-${run}` }
             })
             results.add('storage-rate', spec.key, result.perSec)
             const cpuPerEdit = result.cpuPerEdit
             results.add('storage-cpu', spec.key, cpuPerEdit)
-            log(`  ${spec.key.padEnd(12)} ${Math.round(result.perSec)} edits/s, CPU ${cpuPerEdit.toFixed(1)} µs/edit`)
+            log(`  ${spec.key.padEnd(12)} ${Math.round(result.perSec)} edits/s, CPU ${cpuPerEdit.toFixed(1)} µs/edit, stolen ${pct(result.steal)}`)
           }))
         }
       }

@@ -2,7 +2,7 @@ import { LoadClient, inBatches } from './client.js'
 import { insertUpdate, marker, bigDocument } from './updates.js'
 import { percentile, prng } from './stats.js'
 import type { Dialect } from './wire.js'
-import { cpuMicros } from './procfs.js'
+import { cpuMicros, hostTimes, stolenBetween } from './procfs.js'
 
 /** Where the load generator points its clients. */
 export interface Target {
@@ -27,12 +27,15 @@ async function quiet (last: () => number, quietMs: number, maxMs: number): Promi
  * The CPU time process `pid` uses between two performance.now() times, in µs; resolves after
  * `end` (NaN without a pid).
  */
-function cpuWindow (pid: number | undefined, start: number, end: number): Promise<number> {
-  if (pid === undefined) return Promise.resolve(NaN)
+function cpuWindow (pid: number | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
   return new Promise(resolve => {
     setTimeout(() => {
-      const before = cpuMicros(pid)
-      setTimeout(() => resolve(cpuMicros(pid) - before), Math.max(0, end - performance.now()))
+      const before = pid === undefined ? NaN : cpuMicros(pid)
+      const host = hostTimes()
+      setTimeout(() => resolve({
+        cpu: pid === undefined ? NaN : cpuMicros(pid) - before,
+        steal: stolenBetween(host, hostTimes())
+      }), Math.max(0, end - performance.now()))
     }, Math.max(0, start - performance.now()))
   })
 }
@@ -110,6 +113,8 @@ export interface FanoutResult {
   max: number
   /** Server CPU time (user + system) in the measured window per delivery in it, µs; NaN without a pid. */
   cpuPerDelivery: number
+  /** Share of the host's CPU time stolen by the hypervisor (other guests) in the measured window, 0..1. */
+  steal: number
   /** Every receipt at another client during the phase, warm-up and drain included. */
   deliveredTotal: number
   /** Deliveries of measured edits that never arrived (after the drain). */
@@ -195,8 +200,10 @@ export class FanoutGroup {
     const drainUntil = performance.now() + drainMs
     while (ledger.latencies.length < expected && performance.now() < drainUntil) await sleep(10)
     const seconds = durationMs / 1000
+    const { cpu, steal } = await window
     return {
-      cpuPerDelivery: (await window) / ledger.deliveredInWindow,
+      cpuPerDelivery: cpu / ledger.deliveredInWindow,
+      steal,
       rate,
       sentPerSec: sentInWindow / seconds,
       deliveredPerSec: ledger.deliveredInWindow / seconds,
@@ -210,6 +217,12 @@ export class FanoutGroup {
     }
   }
 }
+
+/**
+ * Above this share of the host's CPU time stolen by other guests, a measured window says more
+ * about the neighbours than about the server: the bench tries it again (see ladder and run.ts).
+ */
+export const STEAL_LIMIT = 0.1
 
 /** A rate step passes when p99 stays under the limit, nothing is lost and the offered rate was sent. */
 export function sustained (result: FanoutResult, limitMs: number, clients: number): boolean {
@@ -227,6 +240,9 @@ export async function fanout (target: Target, spec: { docs: number, perDoc: numb
   }
 }
 
+/** The most tries of one ladder step, failures under a stolen CPU included. */
+const MAX_TRIES = 4
+
 /** The rate ladder: the same clients step up the per-client rate until a step fails twice. */
 export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string }): Promise<{ best: FanoutResult | null, steps: FanoutResult[] }> {
   const group = new FanoutGroup(target, spec.docs, spec.perDoc, spec.prefix, spec.seed)
@@ -234,16 +250,21 @@ export async function ladder (target: Target, spec: { docs: number, perDoc: numb
   let best: FanoutResult | null = null
   try {
     await group.connect()
-    for (const rate of spec.rates) {
-      // a step gets a second try, so one burst of outside load does not end the climb
-      let result = await group.phase(rate, spec.warmupMs, spec.durationMs, spec.drainMs, spec.seed + rate)
-      steps.push(result)
-      if (!sustained(result, spec.limitMs, spec.docs * spec.perDoc)) {
-        result = await group.phase(rate, spec.warmupMs, spec.durationMs, spec.drainMs, spec.seed + rate + 1)
+    climb: for (const rate of spec.rates) {
+      // a step fails once it failed twice, so that one burst of outside load does not end the
+      // climb; a failure while the host's CPU was stolen past STEAL_LIMIT does not count, up to
+      // MAX_TRIES tries of the step in all
+      let failures = 0
+      for (let tries = 0; ; tries++) {
+        const result = await group.phase(rate, spec.warmupMs, spec.durationMs, spec.drainMs, spec.seed + rate + tries)
         steps.push(result)
-        if (!sustained(result, spec.limitMs, spec.docs * spec.perDoc)) break
+        if (sustained(result, spec.limitMs, spec.docs * spec.perDoc)) {
+          best = result
+          break
+        }
+        if (result.steal <= STEAL_LIMIT) failures++
+        if (failures >= 2 || tries + 1 >= MAX_TRIES) break climb
       }
-      best = result
     }
   } finally {
     await group.close()
@@ -348,7 +369,7 @@ export async function syncFromStorage (target: Target, spec: { bytes: number, se
  * one ever longer merged Yjs item, and every server that encodes its transactions (all three
  * do) would pay O(item length) per edit flattening its string: that measures Yjs, not storage.
  */
-export async function storageThroughput (target: Target, spec: { window: number, authors: number, warmupMs: number, durationMs: number, seed: number, prefix: string }): Promise<{ perSec: number, received: number, cpuPerEdit: number }> {
+export async function storageThroughput (target: Target, spec: { window: number, authors: number, warmupMs: number, durationMs: number, seed: number, prefix: string }): Promise<{ perSec: number, received: number, cpuPerEdit: number, steal: number }> {
   const document = `${spec.prefix}-store`
   const ids = clientIds(spec.authors + 1, spec.seed)
   const seqs = new Array<number>(spec.authors).fill(0)
@@ -386,9 +407,9 @@ export async function storageThroughput (target: Target, spec: { window: number,
     windowEnd = windowStart + spec.durationMs
     const window = cpuWindow(target.pid, windowStart, windowEnd)
     pump()
-    const cpu = await window
+    const { cpu, steal } = await window
     stopped = true
-    return { perSec: received / (spec.durationMs / 1000), received, cpuPerEdit: cpu / received }
+    return { perSec: received / (spec.durationMs / 1000), received, cpuPerEdit: cpu / received, steal }
   } finally {
     await writer.close()
     await observer.close()
