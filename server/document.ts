@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'
 import { findInconsistency } from './update-guard.js'
 import { integrate } from './integrate.js'
+import { mergeUpdates } from './merge.js'
 import { TandemError } from '../shared/errors.js'
 import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
@@ -166,7 +167,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
       const { update, origin } = queue[0] as QueuedRelay
       this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
     } else {
-      this.broadcast(asBuffer(writeSyncUpdate(Y.mergeUpdates(queue.map(item => item.update)))))
+      this.broadcast(asBuffer(writeSyncUpdate(mergeUpdates(queue.map(item => item.update)))))
     }
   }
 
@@ -227,7 +228,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     }
     // other instances hear of the batch once it is stored, as one update
     if (this.observer !== null && batch.length > 0) {
-      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : Y.mergeUpdates(batch.map(item => item.update)))
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)))
     }
     for (const item of batch) {
       if (this.members.has(item.origin)) item.origin.acknowledge(1)

@@ -2,6 +2,7 @@ import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
 import * as encoding from 'lib0/encoding'
 import { encodeIntegratedState } from './read-only.js'
+import { mergeUpdates } from './merge.js'
 
 type Struct = ReturnType<typeof Y.decodeUpdate>['structs'][number]
 
@@ -69,7 +70,7 @@ function applyListening (ydoc: Y.Doc, update: Uint8Array, origin: unknown): Uint
     ydoc.off('update', listener)
   }
   if (emitted.length <= 1) return emitted[0] ?? null
-  return Y.mergeUpdates(emitted)
+  return mergeUpdates(emitted)
 }
 
 /** A state vector (client → clock) in Yjs's encoding. */

@@ -1,5 +1,5 @@
 import type { Store, StoreEntry } from './store.js'
-import { mergeStoredUpdates } from './merge.js'
+import { mergeUpdates } from '../merge.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {
@@ -21,7 +21,7 @@ export class MemoryStore implements Store {
   async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
     const log = this.docs.get(name)
     if (log === undefined || log.length < 2) return
-    this.docs.set(name, [snapshot?.() ?? mergeStoredUpdates(log)])
+    this.docs.set(name, [snapshot?.() ?? mergeUpdates(log)])
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { Store, StoreEntry } from './store.js'
-import { mergeStoredUpdates } from './merge.js'
+import { mergeUpdates } from '../merge.js'
 
 /** Options of {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {
@@ -117,7 +117,7 @@ export class PostgresStore implements Store {
         await client.query('ROLLBACK')
         return
       }
-      const merged = mergeStoredUpdates(rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)))
+      const merged = mergeUpdates(rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)))
       // exactly the rows read: an update another instance appended meanwhile has an id we did not read
       await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
       await client.query(`INSERT INTO ${this.t.updates} (doc, data) VALUES ($1, $2)`, [name, Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)])
