@@ -147,13 +147,13 @@ async function main (): Promise<void> {
               // is tried again, up to FANOUT_TRIES times; the least stolen try counts
               let result: FanoutResult | undefined
               for (let tries = 0; tries < FANOUT_TRIES && (result === undefined || result.steal > STEAL_LIMIT); tries++) {
-                const attempt = await loadgen.run<FanoutResult>({
+                const tried = await loadgen.run<FanoutResult>({
                   cmd: 'fanout',
                   target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
                   spec: { docs, perDoc, rate: options.rate, ...options.fanout, seed: options.seed + run, prefix: `fanout-${docs}x${perDoc}-${run}-${tries}` }
                 })
-                if (tries > 0) log(`  ${spec.key.padEnd(12)} tried again (${pct(result?.steal)} stolen): ${pct(attempt.steal)} stolen this time`)
-                if (result === undefined || attempt.steal < result.steal) result = attempt
+                if (tries > 0) log(`  ${spec.key.padEnd(12)} tried again (${pct(result?.steal)} stolen): ${pct(tried.steal)} stolen this time`)
+                if (result === undefined || tried.steal < result.steal) result = tried
               }
               if (result === undefined) throw new Error('no fan-out run')
               results.add(p50, spec.key, result.p50)

@@ -1,6 +1,5 @@
 import * as Y from 'yjs'
 import * as decoding from 'lib0/decoding'
-import * as encoding from 'lib0/encoding'
 import { encodeIntegratedState } from './read-only.js'
 import { mergeUpdates } from './merge.js'
 
@@ -37,7 +36,7 @@ export function integrate (ydoc: Y.Doc, update: Uint8Array, structs: readonly St
   for (const [client, clock] of afterState) if (beforeState.get(client) !== clock) advanced = true
   if (!advanced && deleteSet.clients.size === 0) return null
   // part of it went pending: what integrated is everything past the state before it
-  return encodeIntegratedState(ydoc, encodeStateVector(beforeState))
+  return encodeIntegratedState(ydoc, Y.encodeStateVector(beforeState))
 }
 
 /**
@@ -71,15 +70,4 @@ function applyListening (ydoc: Y.Doc, update: Uint8Array, origin: unknown): Uint
   }
   if (emitted.length <= 1) return emitted[0] ?? null
   return mergeUpdates(emitted)
-}
-
-/** A state vector (client → clock) in Yjs's encoding. */
-function encodeStateVector (state: ReadonlyMap<number, number>): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, state.size)
-  for (const [client, clock] of state) {
-    encoding.writeVarUint(encoder, client)
-    encoding.writeVarUint(encoder, clock)
-  }
-  return encoding.toUint8Array(encoder)
 }

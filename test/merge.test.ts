@@ -1,22 +1,12 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
+import * as prng from 'lib0/prng'
 import { mergeUpdates } from '../server/merge.js'
-
-/** A seeded generator in [0, 1). */
-function prng (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** `count` updates by `authors` authors: inserts and deletions at random places, each author up to date. */
 function edits (count: number, authors: number, seed: number): { updates: Uint8Array[], final: Y.Doc } {
-  const random = prng(seed)
+  const gen = prng.create(seed)
+  const random = (): number => prng.real53(gen)
   const docs = Array.from({ length: authors }, (_, i) => {
     const doc = new Y.Doc()
     doc.clientID = i + 1
@@ -57,8 +47,8 @@ describe('mergeUpdates', () => {
 
   test('updates merged out of order still make the whole document', () => {
     const { updates, final } = edits(200, 5, 5)
-    const random = prng(6)
-    const shuffled = updates.map(update => ({ update, key: random() })).sort((a, b) => a.key - b.key).map(({ update }) => update)
+    const gen = prng.create(6)
+    const shuffled = updates.map(update => ({ update, key: prng.real53(gen) })).sort((a, b) => a.key - b.key).map(({ update }) => update)
     const merged = new Y.Doc()
     Y.applyUpdate(merged, mergeUpdates(shuffled))
     expect(merged.getText('t').toString()).toBe(final.getText('t').toString())

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, onTestFinished, test } from 'vitest'
 import { UpdateWriter, type WriterSource } from '../server/writer.js'
 import { SqliteStore } from '../server/store/sqlite-store.js'
 import type { StoreEntry } from '../server/store/store.js'
@@ -44,11 +44,21 @@ class Source implements WriterSource<Uint8Array[]> {
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+/** A writer over a new SQLite store, with `delayMs` for light load; both closed after the test. */
+async function openWriter (delayMs: number): Promise<{ store: CountingStore, writer: UpdateWriter }> {
+  const store = new CountingStore(tempDir())
+  await store.ready
+  const writer = new UpdateWriter(store, testLogger, {}, delayMs)
+  onTestFinished(async () => {
+    writer.close()
+    await store.close()
+  })
+  return { store, writer }
+}
+
 describe('update writer', () => {
   test('under light load, updates a few ms apart share one commit, and none is reported stored before it', async () => {
-    const store = new CountingStore(tempDir())
-    await store.ready
-    const writer = new UpdateWriter(store, testLogger, {}, 200)
+    const { store, writer } = await openWriter(200)
     const sources = [new Source('a'), new Source('b'), new Source('c')]
     for (const [i, source] of sources.entries()) {
       source.add(new Uint8Array([i]))
@@ -64,13 +74,10 @@ describe('update writer', () => {
       expect(source.done).toEqual([new Uint8Array([i])])
       expect(await store.load(source.name)).toEqual([new Uint8Array([i])])
     }
-    await store.close()
   })
 
   test('after a big write the next one does not wait', async () => {
-    const store = new CountingStore(tempDir())
-    await store.ready
-    const writer = new UpdateWriter(store, testLogger, {}, 600)
+    const { store, writer } = await openWriter(600)
     const source = new Source('doc')
     // the first write waits (nothing was written yet, so the load looks light)
     for (let i = 0; i < 20; i++) source.add(new Uint8Array([i]))
@@ -87,14 +94,10 @@ describe('update writer', () => {
     writer.schedule(source)
     await sleep(100)
     expect(store.appends).toHaveLength(2)
-    writer.close()
-    await store.close()
   })
 
   test('with no delay, the updates of one turn share a commit at its end', async () => {
-    const store = new CountingStore(tempDir())
-    await store.ready
-    const writer = new UpdateWriter(store, testLogger, {}, 0)
+    const { store, writer } = await openWriter(0)
     const a = new Source('a')
     const b = new Source('b')
     a.add(new Uint8Array([1]))
@@ -106,6 +109,5 @@ describe('update writer', () => {
     expect(store.appends.map(append => append.size)).toEqual([2])
     expect(a.done).toEqual([new Uint8Array([1])])
     expect(b.done).toEqual([new Uint8Array([2])])
-    await store.close()
   })
 })
