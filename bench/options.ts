@@ -32,7 +32,7 @@ const FULL: BenchOptions = {
   rate: 5,
   shapes: [[1, 50], [10, 20], [100, 5]],
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
-  ladder: { totals: [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_000, 16_000, 24_000, 32_000], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
+  ladder: { totals: [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_000, 16_000, 24_000, 32_000, 48_000, 64_000], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
   idle: { connections: 5_000, perDoc: 50, quietMs: 500, maxWaitMs: 20_000 },
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
@@ -59,7 +59,7 @@ export const USAGE = `npm run bench -- [options]
   --connections N      idle connections for the memory workload (default 5000, quick 500)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
-  --ladder A,B,...     total edits per second the rate ladders climb (default 500 ... 32000)
+  --ladder A,B,...     total edits per second the rate ladders climb (default 500 ... 64000)
   --nice N             run the bench at this scheduling priority (-20..19; below 0 needs root):
                        on a shared machine, e.g. -5 keeps other work from distorting the figures
   --seed N             base seed (default ${FULL.seed})
