@@ -108,6 +108,11 @@ async function main (): Promise<void> {
   log(`bench ${options.quick ? 'quick' : 'full'}: ${options.runs} run(s), servers ${specs.map(s => s.key).join(', ')}`)
 
   let host = hostTimes()
+  /** A workload starts: its steal is counted from now; returns the load average to note. */
+  const begin = (): number => {
+    host = hostTimes()
+    return os.loadavg()[0]!
+  }
   const loadNote = (what: string, before: number): void => {
     const now = hostTimes()
     results.notes.push(`${what}: load average (1 min) ${before.toFixed(2)} at the start, ${os.loadavg()[0]!.toFixed(2)} at the end; ${pct(stolenBetween(host, now))} of the host's CPU time stolen by other guests meanwhile`)
@@ -126,8 +131,7 @@ async function main (): Promise<void> {
 
   try {
     if (options.workloads.includes('fanout')) {
-      const load = os.loadavg()[0]!
-      host = hostTimes()
+      const load = begin()
       for (const [docs, perDoc] of options.shapes) {
         const name = `fan-out ${docs}×${perDoc}`
         const workload = `${name}, ${options.rate} edits/s per client`
@@ -171,8 +175,7 @@ async function main (): Promise<void> {
     }
 
     if (options.workloads.includes('ladder')) {
-      const load = os.loadavg()[0]!
-      host = hostTimes()
+      const load = begin()
       const { totals, limitMs, ...phases } = options.ladder
       for (const [docs, perDoc] of options.shapes) {
         const shape = `${docs}x${perDoc}`
@@ -207,8 +210,7 @@ async function main (): Promise<void> {
     }
 
     if (options.workloads.includes('idle')) {
-      const load = os.loadavg()[0]!
-      host = hostTimes()
+      const load = begin()
       const { connections, perDoc, quietMs, maxWaitMs } = options.idle
       const workload = `${connections} idle connections holding awareness states (${perDoc} per document)`
       results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
@@ -238,8 +240,7 @@ async function main (): Promise<void> {
     }
 
     if (options.workloads.includes('sync')) {
-      const load = os.loadavg()[0]!
-      host = hostTimes()
+      const load = begin()
       const workload = `new client syncs a ${Math.round(options.sync.bytes / 1024)} KiB document from storage (server restarted the document)`
       results.metric({ key: 'sync-ms', workload, label: 'connect to document received, ms', better: 'lower', digits: 1 })
       for (let run = 0; run < options.runs; run++) {
@@ -259,8 +260,7 @@ async function main (): Promise<void> {
     }
 
     if (options.workloads.includes('storage')) {
-      const load = os.loadavg()[0]!
-      host = hostTimes()
+      const load = begin()
       const workload = `storage throughput: one writer (${options.storage.authors} Yjs authors), ${options.storage.window} edits in flight, one observer`
       results.metric({ key: 'storage-rate', workload, label: 'edits/s acknowledged as stored (Tandem) or relayed (peers)', better: 'higher', digits: 0 })
       results.metric({ key: 'storage-cpu', workload, label: 'server CPU per edit, µs', better: 'lower', digits: 1 })

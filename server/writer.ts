@@ -35,8 +35,8 @@ const SMALL_WRITE = 16
  * light load (the last write was small) the first update after a quiet spell waits `delayMs` for
  * others to join it: every update would otherwise be a commit, and a wake-up of the SQLite
  * thread, of its own. While a write is in flight the next batch gathers, and goes as soon as it
- * ends. One write is in flight
- * at a time; a failed write is logged and retried with backoff, never dropped.
+ * ends. One write is in flight at a time; a failed write is logged and retried with backoff,
+ * never dropped.
  */
 export class UpdateWriter {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each source keeps its own batch type
