@@ -31,6 +31,15 @@ interface Known {
   state: string
   /** The owner's key (a session), or undefined once removed. */
   owner: object | undefined
+  /**
+   * The first clock assigned here since the owner took the id. Clocks from `since` to `sent` were
+   * all made here, so an owner sending one of them back is echoing a relay: a second tab of the
+   * same browser passes relays back to it over BroadcastChannel, and the stock client takes a
+   * newer clock for its own state and sends it again.
+   */
+  since: number
+  /** Date.now() when the owner's state was last relayed to members. */
+  relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
   /** The sequence number when it was removed; Infinity while live. */
@@ -46,6 +55,23 @@ function isEcho (known: Known | undefined, owner: object, entry: AwarenessEntry,
   if (known === undefined || known.owner === owner) return false
   const local = known.owner !== undefined && !(known.owner instanceof RemoteOwner)
   return local || entry.state === 'null' || seen(owner, known)
+}
+
+/**
+ * An unchanged state is relayed at most this often. The stock client renews its state every 15 s
+ * and others drop it after 30 s unrenewed, so skipping renewals closer together than this still
+ * relays one at least every 20 s; what it skips is an echo loop whose clocks no registry made
+ * alone (a tab on another instance, which raised the clock for its members, passes it back).
+ */
+export const MIN_RENEWAL_INTERVAL_MS = 5_000
+
+/**
+ * True when the owner of a state sends it back only because it heard its own relay: the clock
+ * is one this registry assigned, or the state is unchanged and was relayed moments ago.
+ */
+function isOwnEcho (known: Known, entry: AwarenessEntry, now: number): boolean {
+  if (entry.clock >= known.since && entry.clock <= known.sent) return true
+  return entry.state === known.state && now - known.relayedMs < MIN_RENEWAL_INTERVAL_MS
 }
 
 /** The clock to send members with a state clocked `clock`: above every clock they were sent for it. */
@@ -72,6 +98,9 @@ export class AwarenessRegistry {
   private seq = 0
   private readonly joinedAt = new WeakMap<object, number>()
   private readonly greetedAt = new WeakMap<object, number>()
+
+  /** @param now the wall clock, in ms (tests pass their own) */
+  constructor (private readonly now: () => number = Date.now) {}
 
   /** A member joined the document: it receives every relay from now on. */
   register (member: object): void {
@@ -106,16 +135,19 @@ export class AwarenessRegistry {
     }
     const relay: AwarenessEntry[] = []
     let relayedAt = 0
+    const now = this.now()
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
       if (isEcho(known, owner, entry, this.seen)) continue
+      const held = known?.owner === owner
+      if (held && isOwnEcho(known, entry, now)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
         // an id this registry never saw may have been removed elsewhere with any clock (on another
         // instance, or here before the document unloaded): start from the time in ms, above any
         // clock a client can reach by counting (it would need 1000 changes a second)
-        clock = Math.max(entry.clock, Date.now())
+        clock = Math.max(entry.clock, now)
       } else {
         // taking over from another instance, whose removal will carry its clock plus one: step over it
         // (members and peers get the same clock: above what members were sent, too)
@@ -124,7 +156,8 @@ export class AwarenessRegistry {
       }
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock, sent: clock, state: entry.state, owner: removed ? undefined : owner, relayedAt, removedAt: removed ? relayedAt : Infinity })
+      const since = held ? known.since : clock
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity })
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -159,9 +192,12 @@ export class AwarenessRegistry {
     } catch {
       return false
     }
+    const now = this.now()
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
-      return known === undefined || (!isEcho(known, owner, entry, this.seen) && known.state !== entry.state)
+      if (known === undefined) return true
+      if (isEcho(known, owner, entry, this.seen) || (known.owner === owner && isOwnEcho(known, entry, now))) return false
+      return known.state !== entry.state
     })
   }
 
@@ -184,7 +220,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       const sent = nextSent(known, entry.clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock: entry.clock, sent, state: entry.state, owner: removed ? undefined : owner, relayedAt, removedAt: removed ? relayedAt : Infinity })
+      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity })
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
     if (snapshot) {

@@ -1,5 +1,7 @@
-import { describe, expect, test } from 'vitest'
-import { AwarenessRegistry, RemoteOwner } from '../server/awareness.js'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import * as Y from 'yjs'
+import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from 'y-protocols/awareness'
+import { AwarenessRegistry, MIN_RENEWAL_INTERVAL_MS, RemoteOwner } from '../server/awareness.js'
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
 
 const update = (...entries: AwarenessEntry[]): Uint8Array => writeAwarenessUpdate(entries)
@@ -91,5 +93,128 @@ describe('AwarenessRegistry across instances', () => {
     const [own] = read(registry.apply(session, update({ clientId: 1, clock: 0, state: '{}' })))
     registry.applyRemote(new RemoteOwner('n1'), update({ clientId: 2, clock: 5, state: '{}' }))
     expect(read(registry.snapshotLocal())).toEqual([{ clientId: 1, clock: own!.clock + 1, state: '{}' }])
+  })
+})
+
+describe('AwarenessRegistry and its own relays coming back', () => {
+  /** A registry on a clock the test moves. */
+  function atTime (): { registry: AwarenessRegistry, advance: (ms: number) => void } {
+    let now = 1_800_000_000_000
+    return { registry: new AwarenessRegistry(() => now), advance: ms => { now += ms } }
+  }
+
+  test('an owner sending back a clock assigned here is an echo, whatever the state it carries', () => {
+    const { registry } = atTime()
+    const a = {}
+    const [first] = read(registry.apply(a, update({ clientId: 1, clock: 0, state: '{"c":1}' })))
+    const [second] = read(registry.apply(a, update({ clientId: 1, clock: 1, state: '{"c":2}' })))
+    expect(second!.clock).toBe(first!.clock + 1)
+    // a second tab passed both relays back; the stock client took each clock in turn and re-sent it
+    expect(registry.apply(a, update({ clientId: 1, clock: first!.clock, state: '{"c":1}' }))).toBeNull()
+    expect(registry.apply(a, update({ clientId: 1, clock: second!.clock, state: '{"c":2}' }))).toBeNull()
+    expect(registry.changesState(a, update({ clientId: 1, clock: first!.clock, state: '{"c":1}' }))).toBe(false)
+    // counting on from the clock it took, the owner's next change is taken
+    expect(read(registry.apply(a, update({ clientId: 1, clock: second!.clock + 1, state: '{"c":3}' }))))
+      .toEqual([{ clientId: 1, clock: second!.clock + 1, state: '{"c":3}' }])
+  })
+
+  test('an unchanged state is relayed at most every MIN_RENEWAL_INTERVAL_MS; a changed one always', () => {
+    const { registry, advance } = atTime()
+    const a = {}
+    const [first] = read(registry.apply(a, update({ clientId: 1, clock: 0, state: '{}' })))
+    // a clock above every one assigned here, as a tab on another instance would pass back
+    expect(registry.apply(a, update({ clientId: 1, clock: first!.clock + 5, state: '{}' }))).toBeNull()
+    expect(read(registry.apply(a, update({ clientId: 1, clock: 1, state: '{"x":1}' })))).toHaveLength(1)
+    advance(MIN_RENEWAL_INTERVAL_MS)
+    // the stock client's 15 s renewal, counting from its own small clock
+    const [renewal] = read(registry.apply(a, update({ clientId: 1, clock: 2, state: '{"x":1}' })))
+    expect(renewal).toEqual({ clientId: 1, clock: first!.clock + 2, state: '{"x":1}' })
+  })
+
+  test('a new session of the same client starts a new range of its own', () => {
+    const { registry } = atTime()
+    const [a, a2, b] = [{}, {}, {}]
+    registry.register(b)
+    const [first] = read(registry.apply(a, update({ clientId: 1, clock: 0, state: '{}' })))
+    const [removal] = read(registry.removeOwnedBy(a))
+    // the reconnected tab still holds the first clock: taken, and raised over the removal
+    const [back] = read(registry.apply(a2, update({ clientId: 1, clock: first!.clock, state: '{}' })))
+    expect(back!.clock).toBe(removal!.clock + 1)
+    expect(registry.ownedBy(a2)).toEqual([1])
+  })
+})
+
+describe('two tabs of one browser on the stock Awareness, relayed by registries', () => {
+  /**
+   * Tabs are y-protocols Awareness instances that, like the y-websocket provider, send every
+   * change they hear (their own or not) to their server and to the other tabs (BroadcastChannel).
+   * Registries relay to their other members and, across instances, to each other (the bus).
+   * Deliveries run in order until none is left; an echo loop would never stop, so it is cut off.
+   */
+  function model (): {
+    tab: (instance: AwarenessRegistry) => Awareness
+    instances: AwarenessRegistry[]
+    settle: () => number
+  } {
+    const instances = [new AwarenessRegistry(), new AwarenessRegistry()]
+    const nodes = instances.map((_, i) => new RemoteOwner(`n${i}`))
+    const tabs: Array<{ awareness: Awareness, instance: AwarenessRegistry }> = []
+    const queue: Array<() => void> = []
+    const toTab = (awareness: Awareness, bytes: Uint8Array): void => { queue.push(() => applyAwarenessUpdate(awareness, bytes, 'remote')) }
+    const relay = (instance: AwarenessRegistry, from: Awareness | null, bytes: Uint8Array | null): void => {
+      if (bytes === null) return
+      for (const other of tabs) if (other.instance === instance && other.awareness !== from) toTab(other.awareness, bytes)
+    }
+    const tab = (instance: AwarenessRegistry): Awareness => {
+      const awareness = new Awareness(new Y.Doc())
+      onTestFinished(() => awareness.destroy())
+      tabs.push({ awareness, instance })
+      instance.register(awareness)
+      queue.push(() => {
+        const greeting = instance.encodeAll(awareness)
+        if (greeting !== null) applyAwarenessUpdate(awareness, greeting, 'server')
+      })
+      awareness.on('update', ({ added, updated, removed }: { added: number[], updated: number[], removed: number[] }) => {
+        const bytes = encodeAwarenessUpdate(awareness, [...added, ...updated, ...removed])
+        for (const other of tabs) if (other.awareness !== awareness) toTab(other.awareness, bytes) // BroadcastChannel
+        queue.push(() => {
+          const relayed = instance.apply(awareness, bytes)
+          relay(instance, awareness, relayed)
+          const index = instances.indexOf(instance)
+          if (relayed !== null) queue.push(() => relay(instances[1 - index]!, null, instances[1 - index]!.applyRemote(nodes[index]!, relayed)))
+        })
+      })
+      return awareness
+    }
+    const settle = (): number => {
+      let steps = 0
+      while (queue.length > 0 && steps < 10_000) { queue.shift()!(); steps++ }
+      return steps
+    }
+    return { tab, instances, settle }
+  }
+
+  test('on one instance: each tab\'s state reaches the other, and the relays stop', () => {
+    const { tab, instances: [p1], settle } = model()
+    const [a, b] = [tab(p1!), tab(p1!)]
+    a.setLocalStateField('cursor', 1)
+    b.setLocalStateField('cursor', 2)
+    a.setLocalStateField('cursor', 3)
+    expect(settle()).toBeLessThan(100)
+    expect(b.getStates().get(a.clientID)).toEqual({ cursor: 3 })
+    expect(a.getStates().get(b.clientID)).toEqual({ cursor: 2 })
+  })
+
+  test('on two instances, with a joiner whose greeting raises the clocks one instance sends', () => {
+    const { tab, instances: [p1, p2], settle } = model()
+    const [a, b] = [tab(p1!), tab(p2!)]
+    a.setLocalStateField('cursor', 1)
+    b.setLocalStateField('cursor', 2)
+    expect(settle()).toBeLessThan(100)
+    const c = tab(p2!)
+    a.setLocalStateField('cursor', 3)
+    expect(settle()).toBeLessThan(100)
+    for (const seer of [b, c]) expect(seer.getStates().get(a.clientID)).toEqual({ cursor: 3 })
+    expect(a.getStates().get(b.clientID)).toEqual({ cursor: 2 })
   })
 })

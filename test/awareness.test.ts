@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { startServer, stockClient, synced, waitFor, docName } from './helpers.js'
+import { startServer, stockClient, synced, waitFor, docName, countAwarenessFrames } from './helpers.js'
 
 describe('awareness with the stock client', () => {
   test('states are relayed, and removed at once when a socket closes abruptly', async () => {
@@ -31,6 +31,26 @@ describe('awareness with the stock client', () => {
     a.provider.connect()
     // the stock reference server would hide a for up to 15 s here (a's clock is behind the removal)
     await waitFor(() => b.provider.awareness.getStates().get(a.doc.clientID)?.user === 'a', 2_000, 'b sees a again')
+  })
+
+  test('two tabs of one browser, which pass relays to each other over BroadcastChannel, settle at once', async () => {
+    const server = await startServer()
+    const name = docName()
+    const a = stockClient(server.url, name, { broadcastChannel: true })
+    const b = stockClient(server.url, name, { broadcastChannel: true })
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    const frames = [countAwarenessFrames(a.provider), countAwarenessFrames(b.provider)]
+    // each tab takes a newer clock for its own state from the other and sends it back: a server
+    // that raised that clock again would start an endless echo
+    a.provider.awareness.setLocalStateField('cursor', 1)
+    b.provider.awareness.setLocalStateField('cursor', 2)
+    a.provider.awareness.setLocalStateField('cursor', 3)
+    const cursor = (from: typeof a, of: typeof a): unknown => from.provider.awareness.getStates().get(of.doc.clientID)?.cursor
+    await waitFor(() => cursor(b, a) === 3 && cursor(a, b) === 2, 5_000, 'each tab sees the other')
+    await new Promise(resolve => setTimeout(resolve, 1_000)) // an echo runs for as long as it is given: the point of the test
+    expect(frames[0]!() + frames[1]!()).toBeLessThan(20)
+    expect([cursor(b, a), cursor(a, b)]).toEqual([3, 2])
+    expect(server.documents.get(name)?.awareness.size).toBe(2)
   })
 
   test('a joining client receives the states already known', async () => {

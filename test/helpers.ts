@@ -8,6 +8,7 @@ import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 import { pino } from 'pino'
 import { createServer, type TandemServer, type ServerOptions } from '../server/index.js'
+import { MESSAGE_AWARENESS } from '../shared/constants.js'
 
 /** A logger for tests: silent unless TANDEM_TEST_LOG names a level. */
 export const testLogger = pino({ level: process.env.TANDEM_TEST_LOG ?? 'silent' })
@@ -39,12 +40,13 @@ export interface StockClient {
   text: Y.Text
 }
 
-/** Connects the stock y-websocket WebsocketProvider (ws as its WebSocket). */
-export function stockClient (url: string, name: string, options: { params?: Record<string, string>, connect?: boolean, doc?: Y.Doc } = {}): StockClient {
+/** Connects the stock y-websocket WebsocketProvider (ws as its WebSocket; BroadcastChannel off unless asked). */
+export function stockClient (url: string, name: string, options: { params?: Record<string, string>, connect?: boolean, doc?: Y.Doc, broadcastChannel?: boolean } = {}): StockClient {
   const doc = options.doc ?? new Y.Doc()
   const provider = new WebsocketProvider(url, name, doc, {
     WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
-    disableBc: true,
+    // off unless asked: providers of one room in one process talk over BroadcastChannel, as tabs do
+    disableBc: options.broadcastChannel !== true,
     params: options.params,
     connect: options.connect ?? true
   })
@@ -53,6 +55,14 @@ export function stockClient (url: string, name: string, options: { params?: Reco
     doc.destroy()
   })
   return { doc, provider, text: doc.getText('t') }
+}
+
+/** Counts the awareness frames a stock client's current socket receives from now on. */
+export function countAwarenessFrames (provider: WebsocketProvider): () => number {
+  let frames = 0
+  // the provider asks for ArrayBuffers
+  ;(provider.ws as unknown as WebSocket).on('message', (data: ArrayBuffer) => { if (new Uint8Array(data)[0] === MESSAGE_AWARENESS) frames++ })
+  return () => frames
 }
 
 /** Resolves when the provider has synced. */

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process'
 import * as Y from 'yjs'
 import type WebSocket from 'ws'
 import { PostgresStore } from '../server/store/postgres-store.js'
-import { docName, stockClient, synced, waitFor, type StockClient } from './helpers.js'
+import { countAwarenessFrames, docName, stockClient, synced, waitFor, type StockClient } from './helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith, type PrivateRedis } from './services.js'
 import { httpStatus, startTandem, type TandemProcess } from './processes.js'
 import { parsePrometheusText, sampleValue } from './prometheus-text.js'
@@ -94,6 +94,26 @@ describe('several tandem processes with Redis and PostgreSQL', () => {
     again.provider.awareness.setLocalStateField('user', 'ada')
     await synced(again.provider)
     await waitFor(() => seesUser(b, a, 'ada'), 5_000, 'a seen again')
+  })
+
+  it('two tabs of one browser on two instances, passing relays to each other over BroadcastChannel, settle at once', async () => {
+    const { instances: [p1, p2] } = await deployment(2)
+    const name = docName()
+    const a = stockClient(p1!.url, name, { broadcastChannel: true })
+    const b = stockClient(p2!.url, name, { broadcastChannel: true })
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    const frames = [countAwarenessFrames(a.provider), countAwarenessFrames(b.provider)]
+    a.provider.awareness.setLocalStateField('user', 'ada')
+    b.provider.awareness.setLocalStateField('user', 'bob')
+    await waitFor(() => seesUser(b, a, 'ada') && seesUser(a, b, 'bob'), 5_000, 'both see each other')
+    // a joiner on p2 makes p2 raise the clocks it sends of a's state, which b passes back to a
+    const c = stockClient(p2!.url, name)
+    await synced(c.provider)
+    a.provider.awareness.setLocalStateField('user', 'ada2')
+    await waitFor(() => seesUser(b, a, 'ada2') && seesUser(c, a, 'ada2') && seesUser(c, b, 'bob'), 5_000, 'all see the change')
+    await new Promise(resolve => setTimeout(resolve, 1_000)) // an echo runs for as long as it is given: the point of the test
+    expect(frames[0]!() + frames[1]!()).toBeLessThan(30)
+    expect(seesUser(b, a, 'ada2') && seesUser(a, b, 'bob')).toBe(true)
   })
 
   it('SIGKILL of an instance: its clients\' awareness goes within the heartbeat timeout, its stored edits stay', async () => {
