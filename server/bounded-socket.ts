@@ -1,4 +1,5 @@
-import type { WebSocketLike } from './socket.js'
+import type { SharedFrame, WebSocketLike } from './socket.js'
+import { sendFramedOnce } from './ws-frame.js'
 
 /**
  * A WebSocketLike that refuses to grow without bound: when more than `maxBufferedBytes` are
@@ -25,15 +26,22 @@ export class BoundedSocket implements WebSocketLike {
   }
 
   send (data: Uint8Array): void {
-    if (this.overflowed) return
+    if (this.admits()) this.socket.send(data)
+  }
+
+  sendShared (frame: SharedFrame): void {
+    if (this.admits()) sendFramedOnce(this.socket, frame)
+  }
+
+  /** False, and the socket terminated, once more than the limit is queued. */
+  private admits (): boolean {
+    if (this.overflowed) return false
     const buffered = this.socket.bufferedAmount
-    if (buffered > this.maxBufferedBytes) {
-      this.overflowed = true
-      this.socket.terminate()
-      this.onOverflow(buffered)
-      return
-    }
-    this.socket.send(data)
+    if (buffered <= this.maxBufferedBytes) return true
+    this.overflowed = true
+    this.socket.terminate()
+    this.onOverflow(buffered)
+    return false
   }
 
   close (code?: number, reason?: string): void {

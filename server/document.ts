@@ -8,12 +8,13 @@ import { TandemError } from '../shared/errors.js'
 import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from './metrics.js'
+import { SharedFrame } from './socket.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
   send (frame: Uint8Array): void
-  /** Sends a frame the document counts itself (once per broadcast). */
-  relay (frame: Uint8Array): void
+  /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
+  relay (frame: SharedFrame): void
   /** `count` sync frames of this member are now stored (or were no-ops). */
   acknowledge (count: number): void
 }
@@ -28,11 +29,6 @@ export interface DocumentObserver {
 }
 
 const REMOTE = Symbol('remote')
-
-/** A Buffer view of a frame, made once per broadcast rather than by `ws` once per recipient. */
-function asBuffer (frame: Uint8Array): Uint8Array {
-  return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
-}
 
 interface PendingUpdate {
   update: Uint8Array
@@ -151,7 +147,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     }
     this.relayedThisTurn = true
     setImmediate(this.endTurn)
-    this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
+    this.broadcast(writeSyncUpdate(update), origin)
   }
 
   /**
@@ -165,15 +161,16 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.relayQueue = []
     if (queue.length === 1) {
       const { update, origin } = queue[0] as QueuedRelay
-      this.broadcast(asBuffer(writeSyncUpdate(update)), origin)
+      this.broadcast(writeSyncUpdate(update), origin)
     } else {
-      this.broadcast(asBuffer(writeSyncUpdate(mergeUpdates(queue.map(item => item.update)))))
+      this.broadcast(writeSyncUpdate(mergeUpdates(queue.map(item => item.update))))
     }
   }
 
   /** Relays a frame to every member but `except`. */
   broadcast (frame: Uint8Array, except: DocumentMember | null = null): void {
-    for (const member of this.members) if (member !== except) member.relay(frame)
+    const shared = new SharedFrame(frame)
+    for (const member of this.members) if (member !== except) member.relay(shared)
     // counted once: one frame to every member but the sender
     this.meter?.sent(frame, except !== null && this.members.has(except) ? this.members.size - 1 : this.members.size)
   }

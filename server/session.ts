@@ -7,7 +7,7 @@ import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
-import { OPEN, type WebSocketLike } from './socket.js'
+import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
 import { changesDocument, encodeIntegratedState } from './read-only.js'
 
 /** Why a session ended. */
@@ -116,16 +116,23 @@ export class Session implements DocumentMember {
   }
 
   /** Sends a frame its caller counts in the metrics (a broadcast counts once for every member). */
-  relay (frame: Uint8Array): void {
-    if (this.socket.readyState === OPEN) this.deliver(frame)
+  relay (frame: SharedFrame): void {
+    if (this.socket.readyState !== OPEN) return
+    this.count(frame.data)
+    if (this.socket.sendShared !== undefined) this.socket.sendShared(frame)
+    else this.socket.send(frame.data)
   }
 
   private deliver (frame: Uint8Array): void {
+    this.count(frame)
+    this.socket.send(frame)
+  }
+
+  private count (frame: Uint8Array): void {
     this.lastSentAt = Date.now()
     this.messagesSent++
     this.bytesSent += frame.byteLength
     if (frame[0] === MESSAGE_SYNC && frame[1] !== SYNC_STEP1) this.updatesSent++
-    this.socket.send(frame)
   }
 
   acknowledge (count: number): void {

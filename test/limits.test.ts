@@ -3,7 +3,7 @@ import * as Y from 'yjs'
 import { TokenBucket, ConnectionCounter, withTimeout } from '../server/limits.js'
 import { BoundedSocket } from '../server/bounded-socket.js'
 import { changesDocument, encodeIntegratedState } from '../server/read-only.js'
-import type { WebSocketLike } from '../server/socket.js'
+import { SharedFrame, type WebSocketLike } from '../server/socket.js'
 
 describe('TokenBucket', () => {
   test('absorbs a burst of `capacity`, then refuses until it refills at the rate', () => {
@@ -89,6 +89,16 @@ describe('BoundedSocket', () => {
     expect(inner.terminated).toBe(1)
     expect(overflows).toEqual([1100])
     expect(inner.bufferedAmount).toBe(1100) // the limit plus at most one frame
+  })
+
+  test('a broadcast\'s shared frames count against the same limit', () => {
+    const inner = new StalledSocket()
+    const overflows: number[] = []
+    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
+    const frame = new SharedFrame(new Uint8Array(100))
+    for (let i = 0; i < 100; i++) socket.sendShared(frame)
+    expect(inner.terminated).toBe(1)
+    expect(overflows).toEqual([1100])
   })
 
   test('one frame larger than the limit still goes out on an empty buffer', () => {
