@@ -122,6 +122,52 @@ describe('the client in a browser (headless Chromium)', () => {
     expect(server.collaboration.held).toBe(0)
   })
 
+  run('two tabs of one browser with BroadcastChannel on: each sees the other\'s cursor, and the awareness frames stop', async () => {
+    const server = await startServer()
+    const name = docName('browser')
+    const origin = await servePage(await bundle())
+    const browser = await launch()
+    // one context: its pages share BroadcastChannel, as a browser's tabs do
+    const context = await browser.newContext()
+    onTestFinished(() => context.close())
+    const open = async (id: string): Promise<Page> => {
+      const page = await context.newPage()
+      page.on('pageerror', err => { throw err })
+      await page.goto(origin)
+      await page.evaluate(async (opts) => {
+        const w = window as unknown as { Tandem: typeof import('./browser/entry.js'), client: unknown, awarenessFrames: number }
+        // counts the awareness frames this tab receives over its socket
+        w.awarenessFrames = 0
+        const Native = WebSocket
+        w.WebSocket = class extends Native {
+          constructor (url: string | URL, protocols?: string | string[]) {
+            super(url, protocols)
+            this.addEventListener('message', event => { if (event.data instanceof ArrayBuffer && new Uint8Array(event.data)[0] === 1) w.awarenessFrames++ })
+          }
+        } as typeof WebSocket
+        const client = new w.Tandem.TandemClient({ ...opts, broadcastChannel: true })
+        w.client = client
+        await client.synced()
+      }, { url: server.url, document: name, user: { id, name: id, color: '#ff8800' } })
+      return page
+    }
+    const [ada, bob] = [await open('ada'), await open('bob')]
+    type Win = { client: { awareness: { clientID: number, setLocalStateField: (k: string, v: unknown) => void, getStates: () => Map<number, { cursor?: number }> } }, awarenessFrames: number }
+    const clientId = (page: Page): Promise<number> => page.evaluate(() => (window as unknown as Win).client.awareness.clientID)
+    const setCursor = (page: Page, at: number): Promise<void> => page.evaluate(n => { (window as unknown as Win).client.awareness.setLocalStateField('cursor', n) }, at)
+    const cursorOf = (page: Page, id: number): Promise<number | undefined> => page.evaluate(other => (window as unknown as Win).client.awareness.getStates().get(other)?.cursor, id)
+    const frames = async (): Promise<number> => await ada.evaluate(() => (window as unknown as Win).awarenessFrames) + await bob.evaluate(() => (window as unknown as Win).awarenessFrames)
+    const [adaId, bobId] = [await clientId(ada), await clientId(bob)]
+    await setCursor(ada, 1)
+    await setCursor(bob, 2)
+    await setCursor(ada, 3)
+    await waitFor(async () => await cursorOf(bob, adaId) === 3 && await cursorOf(ada, bobId) === 2, 10_000, 'each tab sees the other\'s cursor')
+    const before = await frames()
+    await new Promise(resolve => setTimeout(resolve, 1_000)) // an echo runs for as long as it is given: the point of the test
+    expect(await frames() - before).toBeLessThan(10)
+    expect([await cursorOf(bob, adaId), await cursorOf(ada, bobId)]).toEqual([3, 2])
+  })
+
   run('warnBeforeUnload asks to confirm while changes are unsynced; offline keeps edits in IndexedDB for the next visit', async () => {
     const server = await startServer()
     const name = docName('browser')
