@@ -20,6 +20,8 @@ export interface BenchOptions {
   seed: number
   /** Scheduling priority (nice) for the runner, which its servers and load generator inherit. */
   nice: number | undefined
+  /** Servers on CPU 0, the runner and load generator on CPU 1 (taskset), so they never share one. */
+  pin: boolean
 }
 
 export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage'] as const
@@ -37,7 +39,8 @@ const FULL: BenchOptions = {
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
   seed: 20_261_121,
-  nice: undefined
+  nice: undefined,
+  pin: false
 }
 
 const QUICK: BenchOptions = {
@@ -62,6 +65,8 @@ export const USAGE = `npm run bench -- [options]
   --ladder A,B,...     total edits per second the rate ladders climb (default 500 ... 64000)
   --nice N             run the bench at this scheduling priority (-20..19; below 0 needs root):
                        on a shared machine, e.g. -5 keeps other work from distorting the figures
+  --pin                servers on CPU 0, the load generator on CPU 1 (taskset; needs 2 CPUs): each
+                       server gets one core to itself, threads and all
   --seed N             base seed (default ${FULL.seed})
 `
 
@@ -72,6 +77,10 @@ export function parseArgs (argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string
     if (flag === '--quick') continue
+    if (flag === '--pin') {
+      options.pin = true
+      continue
+    }
     if (flag === '--help' || flag === '-h') throw new Error(USAGE)
     const value = argv[++i]
     if (value === undefined) throw new Error(`${flag} needs a value\n${USAGE}`)

@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import os from 'node:os'
 import { join } from 'node:path'
 import { parseArgs, type BenchOptions } from './options.js'
@@ -72,8 +73,12 @@ function rotated<T> (items: readonly T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)]
 }
 
-async function withServer<T> (spec: ServerSpec, work: (server: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer(spec)
+/** With --pin: the CPU every server runs on, and the one the runner and load generator share. */
+const SERVER_CPU = '0'
+const LOADGEN_CPU = '1'
+
+async function withServer<T> (spec: ServerSpec, options: BenchOptions, work: (server: RunningServer) => Promise<T>): Promise<T> {
+  const server = await startServer(spec, [], options.pin ? SERVER_CPU : undefined)
   try {
     return await work(server)
   } catch (err) {
@@ -98,7 +103,10 @@ async function main (): Promise<void> {
     return
   }
   if (options.nice !== undefined) os.setPriority(options.nice)
+  // before pinning, which would make the machine look like one CPU
   const machine = describeMachine()
+  // the runner's CPU is inherited by the load generator it forks; servers are started on their own
+  if (options.pin) execFileSync('taskset', ['-a', '-p', '-c', LOADGEN_CPU, String(process.pid)], { stdio: 'ignore' })
   const specs = serverSpecs().filter(spec => options.servers.includes(spec.key))
   const unknown = options.servers.filter(key => !specs.some(spec => spec.key === key))
   if (unknown.length > 0) throw new Error(`unknown server ${unknown.join(', ')}`)
@@ -146,7 +154,7 @@ async function main (): Promise<void> {
         for (let run = 0; run < options.runs; run++) {
           log(`${name} run ${run + 1}/${options.runs}`)
           for (const spec of rotated(specs, run)) {
-            await attempt(name, spec, () => withServer(spec, async server => {
+            await attempt(name, spec, () => withServer(spec, options, async server => {
               // a run whose window lost more than STEAL_LIMIT of the host's CPU to other guests
               // is tried again, up to FANOUT_TRIES times; the least stolen try counts
               let result: FanoutResult | undefined
@@ -186,7 +194,7 @@ async function main (): Promise<void> {
         for (let run = 0; run < options.runs; run++) {
           log(`rate ladder ${docs}×${perDoc} run ${run + 1}/${options.runs}`)
           for (const spec of rotated(specs, run)) {
-            await attempt(`rate ladder ${docs}×${perDoc}`, spec, () => withServer(spec, async server => {
+            await attempt(`rate ladder ${docs}×${perDoc}`, spec, () => withServer(spec, options, async server => {
               const { best, steps } = await loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[] }>({
                 cmd: 'ladder',
                 target: { url: server.url, dialect: spec.dialect, pid: server.child.pid },
@@ -217,7 +225,7 @@ async function main (): Promise<void> {
       for (let run = 0; run < options.runs; run++) {
         log(`idle memory run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
-          await attempt('idle memory', spec, () => withServer(spec, async server => {
+          await attempt('idle memory', spec, () => withServer(spec, options, async server => {
             const target = { url: server.url, dialect: spec.dialect }
             // warm the server's code paths, so the baseline already includes what any first client costs
             await loadgen.run({ cmd: 'idle-open', target, count: perDoc, perDoc, quietMs: 200, maxWaitMs: 3_000, prefix: `warm-${run}`, seed: options.seed })
@@ -247,7 +255,7 @@ async function main (): Promise<void> {
         log(`sync from storage run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
           if (!spec.storage) continue
-          await attempt('sync from storage', spec, () => withServer(spec, async server => {
+          await attempt('sync from storage', spec, () => withServer(spec, options, async server => {
             const result = await loadgen.run<{ ms: number, docBytes: number, frameBytes: number }>({
               cmd: 'sync', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid }, spec: { ...options.sync, seed: options.seed, prefix: `sync-${run}` }
             })
@@ -267,7 +275,7 @@ async function main (): Promise<void> {
       for (let run = 0; run < options.runs; run++) {
         log(`storage throughput run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
-          await attempt('storage throughput', spec, () => withServer(spec, async server => {
+          await attempt('storage throughput', spec, () => withServer(spec, options, async server => {
             const result = await loadgen.run<{ perSec: number, cpuPerEdit: number, steal: number }>({
               cmd: 'storage', target: { url: server.url, dialect: spec.dialect, pid: server.child.pid, acks: spec.acks }, spec: { ...options.storage, seed: options.seed + run, prefix: `storage-${run}` }
             })
@@ -321,7 +329,7 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
   const peers = specs.filter(spec => spec.peer)
   const lines: string[] = []
   lines.push(`### Results ${new Date().toISOString().slice(0, 10)} (${options.quick ? 'quick mode' : 'full mode'}, ${options.runs} run${options.runs > 1 ? 's' : ''}: median (min–max))`, '')
-  lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}${options.nice === undefined ? '' : `; bench processes at nice ${options.nice}`}. Took ${seconds} s.`, '')
+  lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}${options.nice === undefined ? '' : `; bench processes at nice ${options.nice}`}${options.pin ? `; servers pinned to CPU ${SERVER_CPU}, the load generator to CPU ${LOADGEN_CPU}` : ''}. Took ${seconds} s.`, '')
   const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor']
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
   let lastWorkload = ''

@@ -166,13 +166,16 @@ export class RunningServer {
 
 /**
  * Starts a server on a free loopback port with a fresh data folder, and waits until it accepts
- * TCP connections (at most 15 s). `nodeArgs` go before the script (e.g. --cpu-prof).
+ * TCP connections (at most 15 s). `nodeArgs` go before the script (e.g. --cpu-prof); `cpus`
+ * (a taskset list, e.g. '0') confines the server, every thread of it, to those CPUs.
  */
-export async function startServer (spec: ServerSpec, nodeArgs: string[] = []): Promise<RunningServer> {
+export async function startServer (spec: ServerSpec, nodeArgs: string[] = [], cpus?: string): Promise<RunningServer> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), `bench-${spec.key}-`))
   const { args, env } = spec.command(port, dataDir)
-  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+  const command = [process.execPath, ...nodeArgs, ...args]
+  if (cpus !== undefined) command.unshift('taskset', '-c', cpus)
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: { ...process.env, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
