@@ -14,7 +14,7 @@ import type { FanoutResult } from './workloads.js'
  * window (user + system: steadier than latency on a busy machine) and by latency.
  *
  *   baseline        as shipped
- *   cork            every `ws` send in the same tick to the same socket goes out in one write
+ *   cork            every `ws` frame in the same tick to the same socket goes out in one write
  *                   (socket.cork, uncork on nextTick): what batching a broadcast's frames would give
  *   no-compaction   compactAfterUpdates set out of reach: what compaction costs on the hot path
  *   both
@@ -22,6 +22,7 @@ import type { FanoutResult } from './workloads.js'
  *                   of Tandem's sockets, sessions and broadcast alone (compare with the ws floor)
  *   memory-store    the memory store instead of SQLite: what the commit costs
  *   no-commit-delay commitDelayMs 0: every turn's updates committed at its end, however few
+ *   commit-delay-10 commitDelayMs 10: fewer, larger commits under light load (acks wait longer)
  *
  * `VARIANTS=no-yjs,baseline npm run bench:experiments -- 100x5 5 6` runs a subset.
  */
@@ -31,9 +32,10 @@ interface TandemModule {
   createServer (options: Record<string, unknown>): { listen (): Promise<unknown>, close (): Promise<void>, url: string }
 }
 interface CorkableSocket { cork (): void, uncork (): void }
-interface WsPrototype { send: (this: { _socket: CorkableSocket, __corked?: boolean }, ...args: unknown[]) => void }
+/** ws's Sender: every frame, sent or framed once for a broadcast, is written by its sendFrame. */
+interface SenderPrototype { sendFrame: (this: { _socket: CorkableSocket & { __corked?: boolean } }, ...args: unknown[]) => void }
 
-const ALL = ['baseline', 'cork', 'no-compaction', 'both', 'no-yjs', 'memory-store', 'no-commit-delay'] as const
+const ALL = ['baseline', 'cork', 'no-compaction', 'both', 'no-yjs', 'memory-store', 'no-commit-delay', 'commit-delay-10'] as const
 const variants = process.env.VARIANTS === undefined ? ALL : process.env.VARIANTS.split(',').filter((v): v is typeof ALL[number] => (ALL as readonly string[]).includes(v))
 
 async function main (): Promise<void> {
@@ -41,9 +43,9 @@ async function main (): Promise<void> {
   const [docs, perDoc] = shape.split('x').map(Number) as [number, number]
   const tandem = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'index.js')).href) as TandemModule
   // the ws module instance the built server uses
-  const ws = createRequire(join(ROOT, 'dist', 'server', 'transport.js'))('ws') as { WebSocket: { prototype: WsPrototype } }
-  const proto = ws.WebSocket.prototype
-  const plainSend = proto.send
+  const ws = createRequire(join(ROOT, 'dist', 'server', 'transport.js'))('ws') as { Sender: { prototype: SenderPrototype } }
+  const proto = ws.Sender.prototype
+  const plainSend = proto.sendFrame
   const documentModule = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'document.js')).href) as { Document: { prototype: DocumentPrototype } }
   const messages = await import(pathToFileURL(join(ROOT, 'dist', 'shared', 'messages.js')).href) as { writeSyncUpdate (update: Uint8Array): Uint8Array }
   const { MemoryStore } = await import(pathToFileURL(join(ROOT, 'dist', 'server', 'store', 'memory-store.js')).href) as { MemoryStore: new () => unknown }
@@ -53,11 +55,12 @@ async function main (): Promise<void> {
     const frame = messages.writeSyncUpdate(update)
     this.broadcast(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), from)
   }
-  const corkedSend: WsPrototype['send'] = function (...args) {
-    if (this.__corked !== true && this._socket !== undefined) {
-      this.__corked = true
-      this._socket.cork()
-      process.nextTick(() => { this.__corked = false; this._socket.uncork() })
+  const corkedSend: SenderPrototype['sendFrame'] = function (...args) {
+    const socket = this._socket
+    if (socket.__corked !== true) {
+      socket.__corked = true
+      socket.cork()
+      process.nextTick(() => { socket.__corked = false; socket.uncork() })
     }
     plainSend.apply(this, args)
   }
@@ -65,11 +68,11 @@ async function main (): Promise<void> {
   try {
     // two rounds, the second in reverse order, so that drift in the machine's load evens out
     for (const variant of [...variants, ...[...variants].reverse()]) {
-      proto.send = variant === 'cork' || variant === 'both' ? corkedSend : plainSend
+      proto.sendFrame = variant === 'cork' || variant === 'both' ? corkedSend : plainSend
       documentProto.applyUpdate = variant === 'no-yjs' ? rawApply : plainApply
       const dir = mkdtempSync(join(tmpdir(), 'bench-exp-'))
       const server = tandem.createServer({
-        port: 0, dataDir: dir, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0, ...(variant === 'memory-store' ? { persistence: new MemoryStore() } : {}), ...(variant === 'no-commit-delay' ? { commitDelayMs: 0 } : {}), ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
+        port: 0, dataDir: dir, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0, ...(variant === 'memory-store' ? { persistence: new MemoryStore() } : {}), ...(variant === 'no-commit-delay' ? { commitDelayMs: 0 } : {}), ...(variant === 'commit-delay-10' ? { commitDelayMs: 10 } : {}), ...(variant === 'no-compaction' || variant === 'both' ? { compactAfterUpdates: 2 ** 31 - 1, compactAfterBytes: 2 ** 52 } : {})
       })
       await server.listen()
       try {
@@ -89,7 +92,7 @@ async function main (): Promise<void> {
       }
     }
   } finally {
-    proto.send = plainSend
+    proto.sendFrame = plainSend
     documentProto.applyUpdate = plainApply
     loadgen.stop()
   }
