@@ -1,7 +1,7 @@
 import { describe, expect, onTestFinished, test } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from 'y-protocols/awareness'
-import { AwarenessRegistry, MIN_RENEWAL_INTERVAL_MS, RemoteOwner } from '../server/awareness.js'
+import { AwarenessRegistry, MIN_RENEWAL_INTERVAL_MS, REMOVED_RETENTION_MS, RemoteOwner } from '../server/awareness.js'
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../shared/awareness.js'
 
 const update = (...entries: AwarenessEntry[]): Uint8Array => writeAwarenessUpdate(entries)
@@ -150,13 +150,15 @@ describe('two tabs of one browser on the stock Awareness, relayed by registries'
    * change they hear (their own or not) to their server and to the other tabs (BroadcastChannel).
    * Registries relay to their other members and, across instances, to each other (the bus).
    * Deliveries run in order until none is left; an echo loop would never stop, so it is cut off.
+   * The registries' clocks are fixed (the second `skewMs` ahead), so every run is the same.
    */
-  function model (): {
+  function model (skewMs = 0): {
     tab: (instance: AwarenessRegistry) => Awareness
     instances: AwarenessRegistry[]
     settle: () => number
   } {
-    const instances = [new AwarenessRegistry(), new AwarenessRegistry()]
+    const now = 1_800_000_000_000
+    const instances = [new AwarenessRegistry(() => now), new AwarenessRegistry(() => now + skewMs)]
     const nodes = instances.map((_, i) => new RemoteOwner(`n${i}`))
     const tabs: Array<{ awareness: Awareness, instance: AwarenessRegistry }> = []
     const queue: Array<() => void> = []
@@ -205,8 +207,9 @@ describe('two tabs of one browser on the stock Awareness, relayed by registries'
     expect(a.getStates().get(b.clientID)).toEqual({ cursor: 2 })
   })
 
-  test('on two instances, with a joiner whose greeting raises the clocks one instance sends', () => {
-    const { tab, instances: [p1, p2], settle } = model()
+  // the scenario of the next two tests
+  function twoInstances (skewMs: number): void {
+    const { tab, instances: [p1, p2], settle } = model(skewMs)
     const [a, b] = [tab(p1!), tab(p2!)]
     a.setLocalStateField('cursor', 1)
     b.setLocalStateField('cursor', 2)
@@ -216,5 +219,61 @@ describe('two tabs of one browser on the stock Awareness, relayed by registries'
     expect(settle()).toBeLessThan(100)
     for (const seer of [b, c]) expect(seer.getStates().get(a.clientID)).toEqual({ cursor: 3 })
     expect(a.getStates().get(b.clientID)).toEqual({ cursor: 2 })
+  }
+
+  test('on two instances, with a joiner whose greeting raises the clocks one instance sends', () => {
+    twoInstances(0)
+  })
+
+  // Known weakness: tab b passes a's state on to its instance before the bus brings it there, so
+  // that instance takes b for its owner, with a clock from its own time; when that time is ahead
+  // of a's instance, it ignores a's later states from the bus, and b and c keep a's older cursor
+  test.fails('on two instances whose clocks differ by 1 ms, the same (a known weakness: fails)', () => {
+    twoInstances(1)
+  })
+})
+
+describe('AwarenessRegistry forgets removed states', () => {
+  test('after REMOVED_RETENTION_MS a removed id is forgotten; if it comes back, its clock is above the removal', () => {
+    let now = 1_800_000_000_000
+    const registry = new AwarenessRegistry(() => now)
+    const removals = new Map<number, number>()
+    for (let id = 1; id <= 1_000; id++) {
+      const visitor = {}
+      registry.register(visitor)
+      registry.apply(visitor, update({ clientId: id, clock: 0, state: '{}' }))
+      for (const entry of read(registry.removeOwnedBy(visitor))) removals.set(entry.clientId, entry.clock)
+      now += 10
+    }
+    expect(registry.remembered).toBe(1_000)
+    // within the retention, an echo of a removal is still known for one
+    const other = {}
+    registry.register(other)
+    expect(registry.apply(other, update({ clientId: 1, clock: removals.get(1)!, state: 'null' }))).toBeNull()
+    now += REMOVED_RETENTION_MS
+    // the next removal sweeps what is past its retention
+    const last = {}
+    registry.register(last)
+    registry.apply(last, update({ clientId: 5_000, clock: 0, state: '{}' }))
+    registry.removeOwnedBy(last)
+    expect(registry.remembered).toBe(1)
+    const back = {}
+    registry.register(back)
+    const [again] = read(registry.apply(back, update({ clientId: 1, clock: 3, state: '{}' })))
+    expect(again!.clock).toBeGreaterThan(removals.get(1)!)
+    expect(registry.ownedBy(back)).toEqual([1])
+  })
+
+  test('an id taken again before its removal is forgotten stays', () => {
+    let now = 1_800_000_000_000
+    const registry = new AwarenessRegistry(() => now)
+    const [first, second, third] = [{}, {}, {}]
+    registry.apply(first, update({ clientId: 7, clock: 0, state: '{}' }))
+    registry.removeOwnedBy(first)
+    registry.apply(second, update({ clientId: 7, clock: 1, state: '{"back":true}' }))
+    now += REMOVED_RETENTION_MS
+    registry.apply(third, update({ clientId: 8, clock: 0, state: 'null' }))
+    expect(registry.ownedBy(second)).toEqual([7])
+    expect(registry.size).toBe(1)
   })
 })
