@@ -120,7 +120,7 @@ export class AwarenessRegistry {
   constructor (private readonly now: () => number = Date.now) {}
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
-  private removed (clientId: number, seq: number, now: number): void {
+  private forgetLater (clientId: number, seq: number, now: number): void {
     this.removals.push({ clientId, seq, at: now })
     while (this.forgotten < this.removals.length) {
       const removal = this.removals[this.forgotten] as Removal
@@ -197,7 +197,7 @@ export class AwarenessRegistry {
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
       this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity })
-      if (removed) this.removed(entry.clientId, relayedAt, now)
+      if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -261,7 +261,7 @@ export class AwarenessRegistry {
       const sent = nextSent(known, entry.clock)
       if (relayedAt === 0) relayedAt = ++this.seq
       this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity })
-      if (removed) this.removed(entry.clientId, relayedAt, this.now())
+      if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
     if (snapshot) {
@@ -306,7 +306,7 @@ export class AwarenessRegistry {
       known.state = 'null'
       known.owner = undefined
       known.removedAt = ++this.seq
-      this.removed(clientId, known.removedAt, this.now())
+      this.forgetLater(clientId, known.removedAt, this.now())
       relay.push({ clientId, clock: known.clock, state: 'null' })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -318,7 +318,7 @@ export class AwarenessRegistry {
     known.state = 'null'
     known.owner = undefined
     known.removedAt = ++this.seq
-    this.removed(clientId, known.removedAt, this.now())
+    this.forgetLater(clientId, known.removedAt, this.now())
     return { clientId, clock: known.sent, state: 'null' }
   }
 

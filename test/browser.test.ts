@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { startServer, docName, waitFor } from './helpers.js'
+import type { ServerOptions, TandemServer } from '../server/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const available = existsSync(CHROMIUM)
@@ -56,6 +57,21 @@ async function launch (): Promise<Browser> {
   return browser
 }
 
+/** A server, a fresh document name, the test page's origin and a browser: every test's start. */
+async function setUp (options: ServerOptions = {}): Promise<{ server: TandemServer, name: string, origin: string, browser: Browser }> {
+  const server = await startServer(options)
+  const name = docName('browser')
+  const origin = await servePage(await bundle())
+  return { server, name, origin, browser: await launch() }
+}
+
+/** A browser context (its pages share storage and BroadcastChannel, as a browser's tabs do); closed after the test. */
+async function newContext (browser: Browser): Promise<BrowserContext> {
+  const context = await browser.newContext()
+  onTestFinished(() => context.close())
+  return context
+}
+
 interface PageClient { url: string, document: string, user: { id: string, name: string, color: string }, warnBeforeUnload?: boolean, offline?: boolean, connect?: boolean }
 
 /** Opens a page with a TandemClient in `window.client`. */
@@ -74,10 +90,7 @@ async function openClient (browser: Browser, origin: string, options: PageClient
 
 describe('the client in a browser (headless Chromium)', () => {
   run('two pages see each other\'s presence and a lock; pagehide leaves cleanly', async () => {
-    const server = await startServer({ reconnectGraceMs: 60_000 })
-    const name = docName('browser')
-    const origin = await servePage(await bundle())
-    const browser = await launch()
+    const { server, name, origin, browser } = await setUp({ reconnectGraceMs: 60_000 })
     const ada = await openClient(browser, origin, { url: server.url, document: name, user: { id: 'ada', name: 'Ada', color: '#ff8800' } })
     const bob = await openClient(browser, origin, { url: server.url, document: name, user: { id: 'bob', name: 'Bob', color: '#0088ff' } })
     const presenceIn = (page: Page): Promise<string[]> => page.evaluate(() => {
@@ -123,13 +136,9 @@ describe('the client in a browser (headless Chromium)', () => {
   })
 
   run('two tabs of one browser with BroadcastChannel on: each sees the other\'s cursor, and the awareness frames stop', async () => {
-    const server = await startServer()
-    const name = docName('browser')
-    const origin = await servePage(await bundle())
-    const browser = await launch()
+    const { server, name, origin, browser } = await setUp()
     // one context: its pages share BroadcastChannel, as a browser's tabs do
-    const context = await browser.newContext()
-    onTestFinished(() => context.close())
+    const context = await newContext(browser)
     const open = async (id: string): Promise<Page> => {
       const page = await context.newPage()
       page.on('pageerror', err => { throw err })
@@ -169,12 +178,8 @@ describe('the client in a browser (headless Chromium)', () => {
   })
 
   run('warnBeforeUnload asks to confirm while changes are unsynced; offline keeps edits in IndexedDB for the next visit', async () => {
-    const server = await startServer()
-    const name = docName('browser')
-    const origin = await servePage(await bundle())
-    const browser = await launch()
-    const context = await browser.newContext()
-    onTestFinished(() => context.close())
+    const { server, name, origin, browser } = await setUp()
+    const context = await newContext(browser)
     const page = await context.newPage()
     await page.goto(origin)
     await page.evaluate(async (opts) => {
