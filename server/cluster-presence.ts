@@ -36,7 +36,9 @@ export class PresenceMerge {
       if (part.size === 0) this.parts.delete(node)
     } else {
       if (part === undefined) this.parts.set(node, part = new Map())
-      part.set(userId, { ...entry })
+      // kept as it is: entries are never changed once made (a change is a new entry), so a
+      // copy per user would only cost memory
+      part.set(userId, entry)
     }
     this.announce(userId, reason)
   }
@@ -73,26 +75,35 @@ export class PresenceMerge {
     return [...this.parts.keys()].every(node => node === LOCAL)
   }
 
+  /**
+   * The merged entry of a user: a node's own entry when only one node has the user (most
+   * users, and every user of a single instance), else a new one.
+   */
   private merged (userId: string): PresenceEntry | undefined {
     let merged: PresenceEntry | undefined
-    let freshest = -1
+    let copied = false
+    let freshest: PresenceEntry | undefined
     for (const part of this.parts.values()) {
       const entry = part.get(userId)
       if (entry === undefined) continue
       if (merged === undefined) {
-        merged = { ...entry }
+        merged = entry
       } else {
+        if (!copied) {
+          merged = { ...merged }
+          copied = true
+        }
         merged.connections += entry.connections
         if (RANK[entry.status] > RANK[merged.status]) merged.status = entry.status
         merged.joinedAt = Math.min(merged.joinedAt, entry.joinedAt)
         merged.lastActiveAt = Math.max(merged.lastActiveAt, entry.lastActiveAt)
       }
-      // the part active last chose the name and colour last
-      if (entry.lastActiveAt > freshest) {
-        freshest = entry.lastActiveAt
-        merged.name = entry.name
-        merged.color = entry.color
-      }
+      if (freshest === undefined || entry.lastActiveAt > freshest.lastActiveAt) freshest = entry
+    }
+    // the part active last chose the name and colour last
+    if (copied && merged !== undefined && freshest !== undefined) {
+      merged.name = freshest.name
+      merged.color = freshest.color
     }
     return merged
   }

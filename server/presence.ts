@@ -64,11 +64,11 @@ export class PresenceBoard {
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
     if (user === undefined) {
-      user = { identity: { ...identity }, joinedAt: now, connections: new Set(), announced: undefined }
+      user = { identity, joinedAt: now, connections: new Set(), announced: undefined }
       this.users.set(identity.userId, user)
     } else {
       // the newest connection's name and color win: that is what the user chose last
-      user.identity = { ...identity }
+      user.identity = identity
     }
     user.connections.add(connectionId)
     this.armIdle(connection)

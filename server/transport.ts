@@ -86,7 +86,9 @@ export class WebSocketTransport {
       this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`))
       return
     }
-    socket.once('close', release)
+    // `on`, not `once`: release is safe to call twice, and `once` wraps every listener in two
+    // more objects that an idle connection would keep
+    socket.on('close', release)
     this.target.admit(request).then(admission => {
       if (socket.destroyed) return
       this.wss.handleUpgrade(req, socket, head, ws => {

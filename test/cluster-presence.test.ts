@@ -39,6 +39,27 @@ describe('PresenceMerge', () => {
     expect(m.size).toBe(0)
   })
 
+  test('parts are kept as given, never changed by a merge; what it hands out is a copy', () => {
+    const { merge: m, changes } = merge()
+    const own = entry('ada', { status: 'idle', joinedAt: 20 })
+    const peer = entry('ada', { connections: 2, joinedAt: 5, lastActiveAt: 30, name: 'Ada B' })
+    m.local({ event: 'joined', user: own })
+    m.set('n2', 'ada', peer, 'leave')
+    m.set('n3', 'ada', entry('ada', { lastActiveAt: 40, name: 'Ada C' }), 'leave')
+    expect(own).toEqual(entry('ada', { status: 'idle', joinedAt: 20 }))
+    expect(peer).toEqual(entry('ada', { connections: 2, joinedAt: 5, lastActiveAt: 30, name: 'Ada B' }))
+    expect(m.list()[0]).toMatchObject({ name: 'Ada C', connections: 4, joinedAt: 5, lastActiveAt: 40 })
+    // with one part left the merged entry is that part's: handing it out must not expose it
+    m.set('n2', 'ada', null, 'leave')
+    m.set('n3', 'ada', null, 'leave')
+    const listed = m.list()[0] as PresenceEntry
+    listed.connections = 99
+    const announced = changes.at(-1)?.user as PresenceEntry
+    announced.status = 'away'
+    expect(m.own()).toEqual([entry('ada', { status: 'idle', joinedAt: 20 })])
+    expect(m.list()).toEqual([entry('ada', { status: 'idle', joinedAt: 20 })])
+  })
+
   test('a lastActiveAt change alone is not announced', () => {
     const { merge: m, changes } = merge()
     m.set('n2', 'ada', entry('ada'), 'leave')
