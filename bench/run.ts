@@ -318,7 +318,7 @@ function cell (values: number[] | undefined, digits: number): string {
   return `${format(s.median, digits)} (${format(s.min, digits)}–${format(s.max, digits)})`
 }
 
-/** Tandem's median over the reference's, as "N.NN×"; for lower-is-better figures too, so read with the metric's direction. */
+/** A median over the reference's, as "N.NN×"; for lower-is-better figures too, so read with the metric's direction. */
 function ratio (tandem: number, reference: number): string {
   if (!Number.isFinite(tandem) || !Number.isFinite(reference) || reference === 0) return '–'
   return `${(tandem / reference).toFixed(2)}×`
@@ -330,7 +330,9 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
   const lines: string[] = []
   lines.push(`### Results ${new Date().toISOString().slice(0, 10)} (${options.quick ? 'quick mode' : 'full mode'}, ${options.runs} run${options.runs > 1 ? 's' : ''}: median (min–max))`, '')
   lines.push(`Machine: ${machine.cpus} CPUs, ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}; load average before the run ${machine.loadBefore.join(' / ')}${options.nice === undefined ? '' : `; bench processes at nice ${options.nice}`}${options.pin ? `; servers pinned to CPU ${SERVER_CPU}, the load generator to CPU ${LOADGEN_CPU}` : ''}. Took ${seconds} s.`, '')
-  const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor']
+  // the floor's own ratio: what a relay with no Yjs and no storage reaches against the peers on
+  // this machine, the bound of any server's ratio where the load generator and kernel dominate
+  const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor', 'floor ÷ best Yjs peer']
   lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
   let lastWorkload = ''
   for (const metric of results.metrics) {
@@ -343,7 +345,8 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
       `${metric.label} (${metric.better} is better)`,
       ...specs.map(spec => cell(byServer?.get(spec.key), metric.digits)),
       ratio(tandem, best),
-      ratio(tandem, median(metric.key, 'floor'))
+      ratio(tandem, median(metric.key, 'floor')),
+      ratio(median(metric.key, 'floor'), best)
     ]
     lastWorkload = metric.workload
     lines.push(`| ${row.join(' | ')} |`)
