@@ -319,9 +319,9 @@ function cell (values: number[] | undefined, digits: number): string {
 }
 
 /** A median over the reference's, as "N.NN×"; for lower-is-better figures too, so read with the metric's direction. */
-function ratio (tandem: number, reference: number): string {
-  if (!Number.isFinite(tandem) || !Number.isFinite(reference) || reference === 0) return '–'
-  return `${(tandem / reference).toFixed(2)}×`
+function ratio (value: number, reference: number): string {
+  if (!Number.isFinite(value) || !Number.isFinite(reference) || reference === 0) return '–'
+  return `${(value / reference).toFixed(2)}×`
 }
 
 function render (results: Results, specs: ServerSpec[], options: BenchOptions, machine: Machine, seconds: number): string {
