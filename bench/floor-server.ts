@@ -1,10 +1,15 @@
 import { WebSocketServer, type WebSocket } from 'ws'
+import { SharedFrame } from '../server/socket.js'
+import { sendFramedOnce } from '../server/ws-frame.js'
 
 /**
  * The floor: a bare `ws` server that relays every binary frame to the other sockets on the same
  * path, with no Yjs, no storage and no protocol. Whatever a real server costs above this is the
- * price of being a collaboration server. PORT and HOST from the environment.
+ * price of being a collaboration server. PORT and HOST from the environment; with FRAMED=1 each
+ * frame is framed once for all its recipients, as Tandem sends its broadcasts (the cheapest send
+ * path `ws` allows), instead of by `send` for each.
  */
+const framedOnce = process.env.FRAMED === '1'
 const rooms = new Map<string, Set<WebSocket>>()
 const wss = new WebSocketServer({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), perMessageDeflate: false, clientTracking: false })
 
@@ -18,6 +23,11 @@ wss.on('connection', (socket, request) => {
   const members = room
   members.add(socket)
   socket.on('message', (data: Buffer, isBinary: boolean) => {
+    if (framedOnce && isBinary) {
+      const frame = new SharedFrame(data)
+      for (const other of members) if (other !== socket && other.readyState === 1) sendFramedOnce(other, frame)
+      return
+    }
     for (const other of members) if (other !== socket && other.readyState === 1) other.send(data, { binary: isBinary })
   })
   socket.on('close', () => {

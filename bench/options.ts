@@ -57,7 +57,8 @@ const QUICK: BenchOptions = {
 export const USAGE = `npm run bench -- [options]
   --quick              about a minute: one run, short phases, 500 idle connections
   --runs N             repetitions of every workload (default 3, quick 1)
-  --servers a,b        any of tandem,y-websocket,hocuspocus,floor (default all)
+  --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed (default the first
+                       four; floor-framed is the floor sending as Tandem does, each frame made once)
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all)
   --connections N      idle connections for the memory workload (default 5000, quick 500)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)

@@ -91,6 +91,19 @@ export function serverSpecs (): ServerSpec[] {
         args: [join(here, 'floor-server.js')],
         env: { PORT: String(port), HOST: '127.0.0.1' }
       })
+    },
+    {
+      // not run by default: the floor with Tandem's own send path, for the bound on latency
+      key: 'floor-framed',
+      label: 'ws floor, framed once',
+      dialect: 'raw',
+      peer: false,
+      storage: false,
+      durability: 'none (relays only)',
+      command: port => ({
+        args: [join(here, 'floor-server.js')],
+        env: { PORT: String(port), HOST: '127.0.0.1', FRAMED: '1' }
+      })
     }
   ]
 }
