@@ -80,32 +80,26 @@ export function serverSpecs (): ServerSpec[] {
         env: { PORT: String(port), HOST: '127.0.0.1', DATA: dataDir }
       })
     },
-    {
-      key: 'floor',
-      label: 'ws floor',
-      dialect: 'raw',
-      peer: false,
-      storage: false,
-      durability: 'none (relays only)',
-      command: port => ({
-        args: [join(here, 'floor-server.js')],
-        env: { PORT: String(port), HOST: '127.0.0.1' }
-      })
-    },
-    {
-      // not run by default: the floor with Tandem's own send path, for the bound on latency
-      key: 'floor-framed',
-      label: 'ws floor, framed once',
-      dialect: 'raw',
-      peer: false,
-      storage: false,
-      durability: 'none (relays only)',
-      command: port => ({
-        args: [join(here, 'floor-server.js')],
-        env: { PORT: String(port), HOST: '127.0.0.1', FRAMED: '1' }
-      })
-    }
+    floor('floor', 'ws floor', {}),
+    // not run by default: the floor with Tandem's own send path, for the bound on latency
+    floor('floor-framed', 'ws floor, framed once', { FRAMED: '1' })
   ]
+}
+
+/** The bare relay (bench/floor-server.ts), with `env` for its variant. */
+function floor (key: string, label: string, env: Record<string, string>): ServerSpec {
+  return {
+    key,
+    label,
+    dialect: 'raw',
+    peer: false,
+    storage: false,
+    durability: 'none (relays only)',
+    command: port => ({
+      args: [join(here, 'floor-server.js')],
+      env: { PORT: String(port), HOST: '127.0.0.1', ...env }
+    })
+  }
 }
 
 /** A free TCP port on loopback (bound, then released for the server to take). */
