@@ -35,7 +35,9 @@ export class SessionAnalytics {
   constructor (
     private readonly metrics: Metrics,
     private readonly stats: SessionStats,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    /** Told of every session's end, once (webhooks). */
+    private readonly onEnded: ((end: SessionEnd) => void) | null = null
   ) {}
 
   /** A connection opened: a new session, or the resume of one held. */
@@ -88,5 +90,6 @@ export class SessionAnalytics {
     this.stats.ended({ document: end.doc, reason: end.reason, startedAt: end.startedAt, endedAt: end.endedAt })
     const { startedAt: _s, endedAt: _e, ...fields } = end
     this.logger.info({ event: 'session-end', ...fields, durationMs }, 'session ended')
+    this.onEnded?.(end)
   }
 }

@@ -28,6 +28,13 @@ export const FLAGS = Object.freeze({
   'max-documents': { option: 'maxDocuments', env: 'TANDEM_MAX_DOCUMENTS', kind: 'int' },
   'max-buffered-bytes': { option: 'maxBufferedBytes', env: 'TANDEM_MAX_BUFFERED_BYTES', kind: 'int' },
   'shutdown-timeout': { option: 'shutdownTimeoutMs', env: 'TANDEM_SHUTDOWN_TIMEOUT', kind: 'int' },
+  'version-interval': { option: 'versionIntervalMs', env: 'TANDEM_VERSION_INTERVAL', kind: 'int' },
+  'version-retention': { option: 'versionRetention', env: 'TANDEM_VERSION_RETENTION', kind: 'int' },
+  'webhook-url': { option: 'webhookUrls', env: 'TANDEM_WEBHOOK_URL', kind: 'list' },
+  'webhook-secret': { option: 'webhookSecret', env: 'TANDEM_WEBHOOK_SECRET', kind: 'string' },
+  'webhook-debounce': { option: 'webhookDebounceMs', env: 'TANDEM_WEBHOOK_DEBOUNCE', kind: 'int' },
+  'webhook-backoff': { option: 'webhookBackoffMs', env: 'TANDEM_WEBHOOK_BACKOFF', kind: 'int' },
+  'webhook-timeout': { option: 'webhookTimeoutMs', env: 'TANDEM_WEBHOOK_TIMEOUT', kind: 'int' },
   'log-level': { option: 'logLevel', env: 'LOG_LEVEL', kind: 'string' }
 } satisfies Record<string, { option: keyof ServerOptions, env: string, kind: Kind }>)
 

@@ -44,6 +44,11 @@ export interface CollaborationObserver {
   lock? (event: LockEvent): void
   /** A session held for its reconnect grace ends for good (not resumed in time, or shutdown). */
   finished? (sessionId: string, reason: LeaveReason): void
+  /**
+   * A lock was acquired or released, told once across instances: by the instance of the session
+   * that holds it (webhooks).
+   */
+  lockChanged? (change: LockChange): void
 }
 
 /** Longest a lock request may queue. */
@@ -322,7 +327,9 @@ export class Collaboration {
     // the instance renewing a lock is its holder's: it alone counts the release
     if (change.event === 'released' && this.renewals.has(key)) {
       this.observer.lock?.(change.reason === 'expired' ? 'expired' : change.reason === 'admin' ? 'force_released' : 'released')
+      this.observer.lockChanged?.(change)
     }
+    if (change.event === 'acquired' && this.owns(change.lock.sessionId)) this.observer.lockChanged?.(change)
     clearInterval(this.renewals.get(key))
     this.renewals.delete(key)
     if (change.event === 'acquired' && this.owns(change.lock.sessionId)) this.renewWhileAlive(change.doc, change.lock, key)

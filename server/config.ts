@@ -77,6 +77,23 @@ export interface ServerOptions {
    * never wait for it; acknowledgements do. 0 commits at the end of the event-loop turn. @default 2
    */
   commitDelayMs?: number
+  /**
+   * A changed document gets an automatic version when its last one is older than this. 0: no
+   * automatic versions. @default 600_000
+   */
+  versionIntervalMs?: number
+  /** Automatic versions kept per document; older ones are dropped. @default 100 */
+  versionRetention?: number
+  /** Webhook receivers: every event is POSTed to each. Needs `webhookSecret`. @default undefined */
+  webhookUrls?: readonly string[]
+  /** Key of the webhooks' `Tandem-Signature` HMAC. @default undefined */
+  webhookSecret?: string
+  /** `document.updated` goes out at most once per this long per document. @default 2_000 */
+  webhookDebounceMs?: number
+  /** First delay before a failed webhook delivery is retried; it doubles up to 5 minutes. @default 1_000 */
+  webhookBackoffMs?: number
+  /** A webhook receiver that has not answered within this long has failed the attempt. @default 10_000 */
+  webhookTimeoutMs?: number
   /** pino level, used when no logger is given. @default 'info' */
   logLevel?: string
   /** A pino logger to use instead of creating one. @default undefined */
@@ -84,7 +101,7 @@ export interface ServerOptions {
 }
 
 /** Options after defaults and validation: every field present, frozen. */
-type OptionalOption = 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger' | 'authenticate' | 'server'
+type OptionalOption = 'redis' | 'bus' | 'authSecret' | 'adminToken' | 'allowedOrigins' | 'logger' | 'authenticate' | 'server' | 'webhookUrls' | 'webhookSecret'
 export type ResolvedOptions = Readonly<Required<Omit<ServerOptions, OptionalOption>>> & Readonly<Pick<ServerOptions, OptionalOption>>
 
 /** The defaults, with units in the numbers. */
@@ -110,6 +127,11 @@ export const DEFAULT_OPTIONS = Object.freeze({
   compactAfterUpdates: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   commitDelayMs: 2,
+  versionIntervalMs: 600_000,
+  versionRetention: 100,
+  webhookDebounceMs: 2_000,
+  webhookBackoffMs: 1_000,
+  webhookTimeoutMs: 10_000,
   logLevel: 'info'
 } satisfies Partial<ServerOptions>)
 
@@ -146,6 +168,13 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     compactAfterUpdates: options.compactAfterUpdates ?? DEFAULT_OPTIONS.compactAfterUpdates,
     compactAfterBytes: options.compactAfterBytes ?? DEFAULT_OPTIONS.compactAfterBytes,
     commitDelayMs: options.commitDelayMs ?? DEFAULT_OPTIONS.commitDelayMs,
+    versionIntervalMs: options.versionIntervalMs ?? DEFAULT_OPTIONS.versionIntervalMs,
+    versionRetention: options.versionRetention ?? DEFAULT_OPTIONS.versionRetention,
+    webhookUrls: options.webhookUrls === undefined || options.webhookUrls.length === 0 ? undefined : Object.freeze([...options.webhookUrls]),
+    webhookSecret: options.webhookSecret,
+    webhookDebounceMs: options.webhookDebounceMs ?? DEFAULT_OPTIONS.webhookDebounceMs,
+    webhookBackoffMs: options.webhookBackoffMs ?? DEFAULT_OPTIONS.webhookBackoffMs,
+    webhookTimeoutMs: options.webhookTimeoutMs ?? DEFAULT_OPTIONS.webhookTimeoutMs,
     logLevel: options.logLevel ?? DEFAULT_OPTIONS.logLevel,
     logger: options.logger
   }
@@ -170,6 +199,17 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('compactAfterUpdates', resolved.compactAfterUpdates, 1, 2 ** 31 - 1)
   checkInteger('compactAfterBytes', resolved.compactAfterBytes, 1, 2 ** 53)
   checkInteger('commitDelayMs', resolved.commitDelayMs, 0, 1_000)
+  checkInteger('versionIntervalMs', resolved.versionIntervalMs, 0, 2 ** 31 - 1)
+  checkInteger('versionRetention', resolved.versionRetention, 1, 1_000_000)
+  checkInteger('webhookDebounceMs', resolved.webhookDebounceMs, 0, 2 ** 31 - 1)
+  checkInteger('webhookBackoffMs', resolved.webhookBackoffMs, 1, 5 * 60_000)
+  checkInteger('webhookTimeoutMs', resolved.webhookTimeoutMs, 1, 2 ** 31 - 1)
+  for (const url of resolved.webhookUrls ?? []) {
+    if (!/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) throw invalid('webhookUrl', url, 'an http:// or https:// URL')
+  }
+  if (resolved.webhookUrls !== undefined && (resolved.webhookSecret === undefined || resolved.webhookSecret === '')) {
+    throw new TandemError('TANDEM_ERR_INVALID_OPTION', 'webhookUrl (--webhook-url) needs webhookSecret (--webhook-secret) to sign its events')
+  }
   if (!LOG_LEVELS.includes(resolved.logLevel)) {
     throw invalid('logLevel', resolved.logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   }

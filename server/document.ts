@@ -17,6 +17,8 @@ export interface DocumentMember {
   relay (frame: SharedFrame): void
   /** `count` sync frames of this member are now stored (or were no-ops). */
   acknowledge (count: number): void
+  /** User id recorded as the author of this member's updates (versions, webhooks). */
+  readonly author?: string
 }
 
 /**
@@ -209,12 +211,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return new Promise(resolve => this.storedWaiters.push(resolve))
   }
 
-  takePending (): { entries: Uint8Array[], batch: PendingUpdate[] } | null {
+  takePending (): { entries: Uint8Array[], authors: Array<string | undefined>, batch: PendingUpdate[] } | null {
     if (this.pending.length === 0) return null
     const batch = this.pending
     this.pending = []
     this.inflight = batch
-    return { entries: batch.map(item => item.update), batch }
+    return { entries: batch.map(item => item.update), authors: batch.map(item => item.origin.author), batch }
   }
 
   stored (batch: PendingUpdate[]): void {

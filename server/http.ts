@@ -73,7 +73,9 @@ export class Router {
 }
 
 function send (res: ServerResponse, result: RouteResult): void {
-  const text = result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
+  const text = result.body instanceof Uint8Array && result.contentType !== undefined
+    ? result.body
+    : result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
   res.writeHead(result.status, {
     'content-type': result.contentType ?? 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),

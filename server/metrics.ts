@@ -7,6 +7,8 @@ export interface MetricsSource {
   documents (): number
   usersPresent (): number
   locksHeld (): number
+  /** Webhook events in the outbox (undefined: no webhooks configured). */
+  webhookEventsPending? (): Promise<number> | undefined
 }
 
 /** Message kinds used as the `type` label: a fixed, bounded set, indexed by `frameKind`. */
@@ -65,6 +67,7 @@ export class Metrics {
   readonly busMessages: Counter<'direction'>
   readonly busLagSeconds: Histogram
   readonly busReconnects: Counter
+  readonly webhookEvents: Counter<'outcome'>
 
   constructor (source: MetricsSource) {
     const registers = [this.registry]
@@ -150,6 +153,21 @@ export class Metrics {
       registers
     })
     this.busReconnects = new Counter({ name: 'tandem_bus_reconnects_total', help: 'Reconnects of the scale-out bus to Redis', registers })
+    this.webhookEvents = new Counter({
+      name: 'tandem_webhook_events_total',
+      help: 'Webhook deliveries by outcome: delivered, retried (a failed attempt, tried again later), failed (given up after 24 h, or dropped)',
+      labelNames: ['outcome'],
+      registers
+    })
+    new Gauge({
+      name: 'tandem_webhook_events_pending',
+      help: 'Webhook events waiting in the outbox (of every instance sharing the store)',
+      registers,
+      async collect () {
+        const pending = await source.webhookEventsPending?.()?.catch(() => undefined)
+        if (pending !== undefined) this.set(pending)
+      }
+    })
   }
 
   /** The Prometheus text exposition. */

@@ -27,6 +27,9 @@ import { CloseCode } from '../shared/constants.js'
 import { Metrics } from './metrics.js'
 import { SessionStats } from './stats.js'
 import { SessionAnalytics } from './analytics.js'
+import { Versions } from './versions.js'
+import { registerVersionsApi } from './versions-api.js'
+import { Webhooks } from './webhooks.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -50,6 +53,12 @@ export class TandemServer {
   /** Session analytics over a recent window (`GET /api/stats`). */
   readonly stats = new SessionStats()
   private readonly analytics: SessionAnalytics
+  /**
+   * Webhooks, when `webhookUrls` is configured and the server listens: `webhooks?.documentDeleted(name)`
+   * tells receivers a document was deleted.
+   */
+  webhooks: Webhooks | null = null
+  private versionsOf: Versions | undefined
   private store: Store | undefined
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
@@ -75,15 +84,20 @@ export class TandemServer {
         if (this.cluster !== undefined && !this.cluster.ready) return { status: 503, body: { status: 'redis-unreachable' } }
         return { status: 200, body: { status: 'ready' } }
       })
+    // before the other /api routes: a document name may contain `/`, so theirs would match these paths
+    registerVersionsApi(this.router, () => ({ status: this.status, versions: this.versions }))
     registerApi(this.router, { adminToken: this.options.adminToken, server: this })
     this.metrics = new Metrics({
       connections: () => this.sessions.size,
       sessions: () => this.sessions.size + (this.collab?.held ?? 0),
       documents: () => this.registry?.size ?? 0,
       usersPresent: () => this.collab?.documents().reduce((sum, doc) => sum + doc.users, 0) ?? 0,
-      locksHeld: () => this.collab?.locksHeld ?? 0
+      locksHeld: () => this.collab?.locksHeld ?? 0,
+      webhookEventsPending: () => this.webhooks === null ? undefined : this.store?.pendingEvents()
     })
-    this.analytics = new SessionAnalytics(this.metrics, this.stats, this.logger)
+    this.analytics = new SessionAnalytics(this.metrics, this.stats, this.logger, end => {
+      this.webhooks?.emit('session.ended', end.doc, { userId: end.user, sessionId: end.session, reason: end.reason, durationMs: end.endedAt - end.startedAt })
+    })
     // not behind the admin token: it carries counts only, never a document or user name
     this.router.add('GET', '/metrics', async () => ({
       status: 200, body: await this.metrics.text(), contentType: this.metrics.registry.contentType
@@ -94,6 +108,12 @@ export class TandemServer {
   private setStatus (status: ServerStatus): void {
     this.logger.debug({ from: this.status, to: status }, 'server status')
     this.status = status
+  }
+
+  /** Versions of documents, once listening. */
+  get versions (): Versions {
+    if (this.versionsOf === undefined) throw new Error('server is not listening')
+    return this.versionsOf
   }
 
   /** The documents loaded now. */
@@ -159,13 +179,28 @@ export class TandemServer {
         })
       }
       const { metrics } = this
+      const { webhookUrls, webhookSecret } = options
+      if (webhookUrls !== undefined && webhookSecret !== undefined) {
+        this.webhooks = new Webhooks(this.store, { ...options, webhookUrls, webhookSecret }, logger.child({ component: 'webhooks' }), {
+          delivered: () => metrics.webhookEvents.labels('delivered').inc(),
+          retried: () => metrics.webhookEvents.labels('retried').inc(),
+          failed: () => metrics.webhookEvents.labels('failed').inc()
+        })
+      }
+      const { webhooks } = this
+      this.versionsOf = new Versions(this.store, () => this.documents, options, logger, {
+        created: (name, version) => webhooks?.versionCreated(name, version)
+      })
       this.writer = new UpdateWriter(this.store, logger, {
         onWrite: (entries, seconds) => {
           metrics.storeWriteSeconds.observe(seconds)
           metrics.storeBatchSize.observe(entries)
           metrics.updatesApplied.inc(entries)
         },
-        onStored: (name, count) => this.stats.updated(name, count),
+        onStored: (name, count, authors) => {
+          this.stats.updated(name, count)
+          webhooks?.documentUpdated(name, authors)
+        },
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
       }, options.commitDelayMs)
@@ -173,7 +208,12 @@ export class TandemServer {
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
-        finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
+        finished: (sessionId, reason) => this.analytics.finished(sessionId, reason),
+        lockChanged: change => {
+          const { resource, userId, token } = change.lock
+          if (change.event === 'acquired') webhooks?.emit('lock.acquired', change.doc, { resource, userId, token, reason: 'granted' })
+          else webhooks?.emit('lock.released', change.doc, { resource, userId, token, reason: change.reason })
+        }
       })
       this.cluster?.bindPresence(this.collab)
       this.transport = new WebSocketTransport({
@@ -193,6 +233,8 @@ export class TandemServer {
       this.setStatus('closed')
       throw err
     }
+    this.versionsOf.start()
+    this.webhooks?.start()
     const tick = Math.min(options.heartbeatIntervalMs, KEEPALIVE_MS)
     this.heartbeatTimer = setInterval(() => this.heartbeat(), tick)
     this.setStatus('listening')
@@ -314,6 +356,9 @@ export class TandemServer {
     // memoized: normally already done above; after a timeout it must not hold the exit up
     this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
     this.writer?.close()
+    this.versionsOf?.close()
+    // the events of the sessions just ended go to the outbox before the store closes
+    await this.webhooks?.close().catch((err: unknown) => logger.error({ err }, 'webhooks failed to close'))
     if (this.options.server === undefined) this.http?.closeAllConnections()
     // after the sessions closed, so their awareness removals reach the other instances
     await Promise.race([this.cluster?.close(), new Promise(resolve => setTimeout(resolve, 1_000).unref())]).catch((err: unknown) => {

@@ -60,6 +60,11 @@ export class Session implements DocumentMember {
     doc.addMember(this)
   }
 
+  /** The author of this session's updates: its user. */
+  get author (): string {
+    return this.identity.userId
+  }
+
   /** This session's child logger, made on first use: an idle connection does not pay for one. */
   get logger (): Logger {
     return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId })

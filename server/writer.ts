@@ -5,8 +5,11 @@ import { TandemError } from '../shared/errors.js'
 /** A document as the writer sees it: updates to take, and where to report them stored. */
 export interface WriterSource<Batch> {
   readonly name: string
-  /** Takes the updates waiting to be stored, with whatever the source needs back. */
-  takePending (): { entries: Uint8Array[], batch: Batch } | null
+  /**
+   * Takes the updates waiting to be stored, with whatever the source needs back, and the user id
+   * of each update's author (`authors[i]` wrote `entries[i]`) where known.
+   */
+  takePending (): { entries: Uint8Array[], authors?: ReadonlyArray<string | undefined>, batch: Batch } | null
   /** The batch is durably stored. */
   stored (batch: Batch): void
   /** The batch failed to store; the source keeps it, in order, for the next try. */
@@ -17,8 +20,8 @@ export interface WriterSource<Batch> {
 export interface WriterHooks {
   /** A batch of `entries` updates was stored in `seconds`. */
   onWrite? (entries: number, seconds: number): void
-  /** `count` updates of document `name` were stored (once per document per batch). */
-  onStored? (name: string, count: number): void
+  /** `count` updates of document `name`, by `authors`, were stored (once per document per batch). */
+  onStored? (name: string, count: number, authors: ReadonlySet<string>): void
   /** A write failed; it is retried after `retryMs`. */
   onFailure? (err: unknown, retryMs: number): void
   /** A failed write is being tried again. */
@@ -91,13 +94,18 @@ export class UpdateWriter {
     this.retryTimer = undefined
     if (this.writing || this.closed) return
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const taken: Array<{ source: WriterSource<any>, batch: unknown, count: number }> = []
+    const taken: Array<{ source: WriterSource<any>, batch: unknown, count: number, authors: Set<string> }> = []
     const entries: StoreEntry[] = []
     for (const source of this.dirty) {
       const pending = source.takePending()
       if (pending === null) continue
-      taken.push({ source, batch: pending.batch, count: pending.entries.length })
-      for (const update of pending.entries) entries.push({ name: source.name, update })
+      const authors = new Set<string>()
+      pending.entries.forEach((update, i) => {
+        const author = pending.authors?.[i]
+        if (author !== undefined) authors.add(author)
+        entries.push({ name: source.name, update, author })
+      })
+      taken.push({ source, batch: pending.batch, count: pending.entries.length, authors })
     }
     this.dirty.clear()
     if (entries.length === 0) return this.settle()
@@ -107,8 +115,8 @@ export class UpdateWriter {
     this.store.append(entries).then(() => {
       this.retryMs = 0
       this.hooks.onWrite?.(entries.length, (performance.now() - started) / 1000)
-      for (const { source, batch, count } of taken) {
-        this.hooks.onStored?.(source.name, count)
+      for (const { source, batch, count, authors } of taken) {
+        this.hooks.onStored?.(source.name, count, authors)
         source.stored(batch)
       }
     }, (err: unknown) => {

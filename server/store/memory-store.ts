@@ -1,20 +1,40 @@
-import type { Store, StoreEntry } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../merge.js'
+
+interface SavedVersion extends VersionInfo {
+  state: Uint8Array
+}
+
+interface QueuedEvent extends OutboxEvent {
+  retryAt: number
+  leaseOwner: string | null
+  leaseUntil: number
+}
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
+  /** Per document, its versions oldest first. */
+  private readonly saved = new Map<string, SavedVersion[]>()
+  /** Per document, the authors since its last version, with when each was first recorded. */
+  private readonly authors = new Map<string, Map<string, number>>()
+  private readonly outbox: QueuedEvent[] = []
+  private nextSeq = 1
 
   async load (name: string): Promise<Uint8Array[]> {
     return (this.docs.get(name) ?? []).slice()
   }
 
   async append (entries: readonly StoreEntry[]): Promise<void> {
-    for (const { name, update } of entries) {
+    const now = Date.now()
+    for (const { name, update, author } of entries) {
       let log = this.docs.get(name)
       if (log === undefined) this.docs.set(name, log = [])
       log.push(update)
+      let since = this.authors.get(name)
+      if (since === undefined) this.authors.set(name, since = new Map())
+      if (!since.has(author ?? '')) since.set(author ?? '', now)
     }
   }
 
@@ -29,6 +49,88 @@ export class MemoryStore implements Store {
     const token = (this.tokens.get(key) ?? 0) + 1
     this.tokens.set(key, token)
     return token
+  }
+
+  async saveVersion (name: string, version: NewVersion, policy: VersionPolicy): Promise<VersionInfo | null> {
+    const list = this.saved.get(name) ?? []
+    const since = this.authors.get(name)
+    if (policy.ifOlderThanMs > 0 && !this.due(name, version.createdAt - policy.ifOlderThanMs)) return null
+    const info: VersionInfo = {
+      id: version.id,
+      label: version.label,
+      createdAt: version.createdAt,
+      authors: [...since?.keys() ?? []].filter(author => author !== '').sort(),
+      automatic: version.automatic
+    }
+    list.push({ ...info, state: version.state })
+    this.authors.delete(name)
+    let automatic = list.filter(v => v.automatic).length
+    const kept = list.filter(v => !v.automatic || automatic-- <= policy.retention)
+    this.saved.set(name, kept)
+    return info
+  }
+
+  async versions (name: string): Promise<VersionInfo[]> {
+    return (this.saved.get(name) ?? []).map(({ state: _state, ...info }) => ({ ...info, authors: info.authors.slice() })).reverse()
+  }
+
+  async versionState (name: string, id: string): Promise<Uint8Array | null> {
+    return this.saved.get(name)?.find(v => v.id === id)?.state ?? null
+  }
+
+  async dueForVersion (olderThanMs: number, limit: number): Promise<string[]> {
+    const before = Date.now() - olderThanMs
+    return [...this.authors.keys()].filter(name => this.due(name, before)).slice(0, limit)
+  }
+
+  /** Changed since the last version, which (or the first change since) is older than `before`. */
+  private due (name: string, before: number): boolean {
+    const since = this.authors.get(name)
+    if (since === undefined || since.size === 0) return false
+    const last = this.saved.get(name)?.at(-1)?.createdAt ?? Math.min(...since.values())
+    return last <= before
+  }
+
+  async enqueueEvents (entries: readonly OutboxEntry[]): Promise<void> {
+    for (const entry of entries) {
+      this.outbox.push({ ...entry, seq: this.nextSeq++, attempts: 0, retryAt: 0, leaseOwner: null, leaseUntil: 0 })
+    }
+  }
+
+  async claimEvents (owner: string, leaseMs: number, limit: number): Promise<OutboxEvent[]> {
+    const now = Date.now()
+    const heads = new Set<string>()
+    const claimed: OutboxEvent[] = []
+    for (const event of this.outbox) {
+      if (claimed.length >= limit) break
+      const key = JSON.stringify([event.target, event.document])
+      if (heads.has(key)) continue
+      heads.add(key)
+      if (event.retryAt > now || (event.leaseOwner !== null && event.leaseUntil > now)) continue
+      event.leaseOwner = owner
+      event.leaseUntil = now + leaseMs
+      const { retryAt: _r, leaseOwner: _o, leaseUntil: _u, ...claim } = event
+      claimed.push(claim)
+    }
+    return claimed
+  }
+
+  async settleEvent (seq: number, retryAt: number | null): Promise<void> {
+    const index = this.outbox.findIndex(event => event.seq === seq)
+    if (index < 0) return
+    if (retryAt === null) {
+      this.outbox.splice(index, 1)
+      return
+    }
+    const event = this.outbox[index] as QueuedEvent
+    event.attempts++
+    event.retryAt = retryAt
+    event.leaseOwner = null
+    event.leaseUntil = 0
+  }
+
+  async pendingEvents (): Promise<number> {
+    return this.outbox.length
   }
 
   async close (): Promise<void> {}

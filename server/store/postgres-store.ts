@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Store, StoreEntry } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../merge.js'
 
 /** Options of {@link PostgresStore.open}. */
@@ -56,8 +56,9 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string } {
-    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing` }
+  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string } {
+    const s = `"${this.schema}"`
+    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox` }
   }
 
   private async migrate (): Promise<void> {
@@ -81,6 +82,39 @@ export class PostgresStore implements Store {
             token BIGINT NOT NULL,
             PRIMARY KEY (doc, resource)
           )`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.versions} (
+            seq BIGSERIAL PRIMARY KEY,
+            doc TEXT NOT NULL,
+            id TEXT NOT NULL,
+            label TEXT,
+            created_at BIGINT NOT NULL,
+            authors TEXT[] NOT NULL,
+            automatic BOOLEAN NOT NULL,
+            data BYTEA NOT NULL,
+            UNIQUE (doc, id)
+          )`)
+        await client.query(`CREATE INDEX IF NOT EXISTS versions_doc ON ${this.t.versions} (doc, seq)`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.authors} (
+            doc TEXT NOT NULL,
+            author TEXT NOT NULL,
+            since BIGINT NOT NULL,
+            PRIMARY KEY (doc, author)
+          )`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.outbox} (
+            seq BIGSERIAL PRIMARY KEY,
+            target TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            retry_at BIGINT NOT NULL DEFAULT 0,
+            lease_owner TEXT,
+            lease_until BIGINT NOT NULL DEFAULT 0
+          )`)
+        await client.query(`CREATE INDEX IF NOT EXISTS outbox_queue ON ${this.t.outbox} (target, doc, seq)`)
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
       }
@@ -99,7 +133,13 @@ export class PostgresStore implements Store {
     // one multi-row insert is one statement, hence atomic without an explicit transaction
     const names = entries.map(entry => entry.name)
     const data = entries.map(entry => Buffer.from(entry.update.buffer, entry.update.byteOffset, entry.update.byteLength))
-    await this.pool.query(`INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])`, [names, data])
+    const authors = entries.map(entry => entry.author ?? '')
+    // one statement (the authors in a data-modifying CTE), hence atomic without a transaction
+    await this.pool.query(`
+      WITH appended AS (INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[]))
+      INSERT INTO ${this.t.authors} (doc, author, since)
+      SELECT DISTINCT doc, author, $4::bigint FROM unnest($1::text[], $3::text[]) AS t(doc, author)
+      ON CONFLICT DO NOTHING`, [names, data, authors, Date.now()])
   }
 
   async compact (name: string): Promise<void> {
@@ -136,6 +176,103 @@ export class PostgresStore implements Store {
       ON CONFLICT (doc, resource) DO UPDATE SET token = ${this.t.fencing}.token + 1
       RETURNING token`, [name, resource])
     return Number(row?.token)
+  }
+
+  async saveVersion (name: string, version: NewVersion, policy: VersionPolicy): Promise<VersionInfo | null> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      // one version of a document at a time, across instances: the due check then holds
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`tandem-version:${this.schema}:${name}`])
+      const { rows } = await client.query<{ author: string, since: string }>(`SELECT author, since FROM ${this.t.authors} WHERE doc = $1`, [name])
+      if (policy.ifOlderThanMs > 0) {
+        const { rows: [last] } = await client.query<{ at: string | null }>(`SELECT max(created_at) AS at FROM ${this.t.versions} WHERE doc = $1`, [name])
+        const at = last?.at ?? null
+        const reference = at !== null ? Number(at) : Math.min(...rows.map(row => Number(row.since)))
+        if (rows.length === 0 || reference > version.createdAt - policy.ifOlderThanMs) {
+          await client.query('ROLLBACK')
+          return null
+        }
+      }
+      const read = rows.map(row => row.author)
+      const authors = read.filter(author => author !== '').sort()
+      await client.query(`
+        INSERT INTO ${this.t.versions} (doc, id, label, created_at, authors, automatic, data)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [name, version.id, version.label, version.createdAt, authors, version.automatic, Buffer.from(version.state.buffer, version.state.byteOffset, version.state.byteLength)])
+      // exactly the authors read: one recorded meanwhile belongs to the next version
+      await client.query(`DELETE FROM ${this.t.authors} WHERE doc = $1 AND author = ANY($2::text[])`, [name, read])
+      await client.query(`
+        DELETE FROM ${this.t.versions} WHERE doc = $1 AND automatic AND seq NOT IN (
+          SELECT seq FROM ${this.t.versions} WHERE doc = $1 AND automatic ORDER BY seq DESC LIMIT $2)`, [name, policy.retention])
+      await client.query('COMMIT')
+      return { id: version.id, label: version.label, createdAt: version.createdAt, authors, automatic: version.automatic }
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+  }
+
+  async versions (name: string): Promise<VersionInfo[]> {
+    const { rows } = await this.pool.query<{ id: string, label: string | null, created_at: string, authors: string[], automatic: boolean }>(
+      `SELECT id, label, created_at, authors, automatic FROM ${this.t.versions} WHERE doc = $1 ORDER BY seq DESC`, [name])
+    return rows.map(row => ({ id: row.id, label: row.label, createdAt: Number(row.created_at), authors: row.authors, automatic: row.automatic }))
+  }
+
+  async versionState (name: string, id: string): Promise<Uint8Array | null> {
+    const { rows: [row] } = await this.pool.query<{ data: Buffer }>(`SELECT data FROM ${this.t.versions} WHERE doc = $1 AND id = $2`, [name, id])
+    return row === undefined ? null : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)
+  }
+
+  async dueForVersion (olderThanMs: number, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ doc: string }>(`
+      SELECT a.doc FROM ${this.t.authors} a
+      GROUP BY a.doc
+      HAVING coalesce((SELECT max(created_at) FROM ${this.t.versions} v WHERE v.doc = a.doc), min(a.since)) <= $1
+      LIMIT $2`, [Date.now() - olderThanMs, limit])
+    return rows.map(row => row.doc)
+  }
+
+  async enqueueEvents (entries: readonly OutboxEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    // unnest WITH ORDINALITY keeps the given order in the serial numbers
+    await this.pool.query(`
+      INSERT INTO ${this.t.outbox} (target, doc, body, created_at)
+      SELECT target, doc, body, created_at FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+        WITH ORDINALITY AS t(target, doc, body, created_at, n) ORDER BY n`,
+    [entries.map(e => e.target), entries.map(e => e.document), entries.map(e => e.body), entries.map(e => e.createdAt)])
+  }
+
+  async claimEvents (owner: string, leaseMs: number, limit: number): Promise<OutboxEvent[]> {
+    const now = Date.now()
+    // the lease conditions are repeated outside the subquery: an instance that waited for another's
+    // claim of the same row re-checks them on the row as that one committed it, and skips it
+    const { rows } = await this.pool.query<{ seq: string, target: string, doc: string, body: string, created_at: string, attempts: number }>(`
+      UPDATE ${this.t.outbox} o SET lease_owner = $1, lease_until = $2::bigint + $3::bigint
+      WHERE o.seq IN (
+        SELECT h.seq FROM (
+          SELECT DISTINCT ON (target, doc) seq, retry_at, lease_owner, lease_until
+          FROM ${this.t.outbox} ORDER BY target, doc, seq
+        ) h
+        WHERE h.retry_at <= $2 AND (h.lease_owner IS NULL OR h.lease_until <= $2)
+        ORDER BY h.seq LIMIT $4
+      ) AND o.retry_at <= $2 AND (o.lease_owner IS NULL OR o.lease_until <= $2)
+      RETURNING o.seq, o.target, o.doc, o.body, o.created_at, o.attempts`, [owner, now, leaseMs, limit])
+    return rows
+      .map(row => ({ seq: Number(row.seq), target: row.target, document: row.doc, body: row.body, createdAt: Number(row.created_at), attempts: row.attempts }))
+      .sort((a, b) => a.seq - b.seq)
+  }
+
+  async settleEvent (seq: number, retryAt: number | null): Promise<void> {
+    if (retryAt === null) await this.pool.query(`DELETE FROM ${this.t.outbox} WHERE seq = $1`, [seq])
+    else await this.pool.query(`UPDATE ${this.t.outbox} SET attempts = attempts + 1, retry_at = $2, lease_owner = NULL, lease_until = 0 WHERE seq = $1`, [seq, retryAt])
+  }
+
+  async pendingEvents (): Promise<number> {
+    const { rows: [row] } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.t.outbox}`)
+    return Number(row?.n ?? 0)
   }
 
   close (): Promise<void> {

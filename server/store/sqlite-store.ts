@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { Store, StoreEntry } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -79,6 +79,38 @@ export class SqliteStore implements Store {
 
   async nextFencingToken (name: string, resource: string): Promise<number> {
     return await this.request('nextFencingToken', [name, resource]) as number
+  }
+
+  async saveVersion (name: string, version: NewVersion, policy: VersionPolicy): Promise<VersionInfo | null> {
+    return await this.request('saveVersion', [name, version, policy]) as VersionInfo | null
+  }
+
+  async versions (name: string): Promise<VersionInfo[]> {
+    return await this.request('versions', [name]) as VersionInfo[]
+  }
+
+  async versionState (name: string, id: string): Promise<Uint8Array | null> {
+    return await this.request('versionState', [name, id]) as Uint8Array | null
+  }
+
+  async dueForVersion (olderThanMs: number, limit: number): Promise<string[]> {
+    return await this.request('dueForVersion', [olderThanMs, limit]) as string[]
+  }
+
+  async enqueueEvents (entries: readonly OutboxEntry[]): Promise<void> {
+    await this.request('enqueueEvents', [entries])
+  }
+
+  async claimEvents (owner: string, leaseMs: number, limit: number): Promise<OutboxEvent[]> {
+    return await this.request('claimEvents', [owner, leaseMs, limit]) as OutboxEvent[]
+  }
+
+  async settleEvent (seq: number, retryAt: number | null): Promise<void> {
+    await this.request('settleEvent', [seq, retryAt])
+  }
+
+  async pendingEvents (): Promise<number> {
+    return await this.request('pendingEvents', []) as number
   }
 
   async close (): Promise<void> {

@@ -49,6 +49,35 @@ function prepare (db, durability) {
       token INTEGER NOT NULL,
       PRIMARY KEY (doc, resource)
     );
+    CREATE TABLE IF NOT EXISTS versions (
+      doc TEXT NOT NULL,
+      id TEXT NOT NULL,
+      label TEXT,
+      created_at INTEGER NOT NULL,
+      authors TEXT NOT NULL,
+      automatic INTEGER NOT NULL,
+      data BLOB NOT NULL,
+      UNIQUE (doc, id)
+    );
+    CREATE INDEX IF NOT EXISTS versions_doc ON versions (doc, rowid);
+    CREATE TABLE IF NOT EXISTS version_authors (
+      doc TEXT NOT NULL,
+      author TEXT NOT NULL,
+      since INTEGER NOT NULL,
+      PRIMARY KEY (doc, author)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      target TEXT NOT NULL,
+      doc TEXT NOT NULL,
+      body TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      retry_at INTEGER NOT NULL DEFAULT 0,
+      lease_owner TEXT,
+      lease_until INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (target, doc, seq);
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -88,9 +117,20 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  const noteAuthor = db.prepare('INSERT INTO version_authors (doc, author, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
   const append = db.transaction(entries => {
-    for (const { name, update } of entries) insert.run({ doc: name, data: update })
+    const now = Date.now()
+    const authors = new Set()
+    for (const { name, update, author } of entries) {
+      insert.run({ doc: name, data: update })
+      const key = JSON.stringify([name, author ?? ''])
+      if (authors.has(key)) continue
+      authors.add(key)
+      noteAuthor.run(name, author ?? '', now)
+    }
   })
+  const versionOps = versions(db)
+  const outboxOps = outbox(db)
   // the rows up to the last one are replaced by one row in its place; run IMMEDIATE (below), it
   // holds the write lock from its first read, so nothing can be appended between the reads and
   // the delete, by this connection or another instance's
@@ -115,7 +155,81 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
-    nextFencingToken: (name, resource) => bump.get(name, resource).token
+    nextFencingToken: (name, resource) => bump.get(name, resource).token,
+    ...versionOps,
+    ...outboxOps
+  }
+}
+
+/** Versions: saved apart from the log, with the authors recorded since the previous one. */
+function versions (db) {
+  const authorsOf = db.prepare('SELECT author, since FROM version_authors WHERE doc = ?')
+  const clearAuthors = db.prepare('DELETE FROM version_authors WHERE doc = ?')
+  const lastAt = db.prepare('SELECT max(created_at) AS at FROM versions WHERE doc = ?')
+  const insert = db.prepare(`
+    INSERT INTO versions (doc, id, label, created_at, authors, automatic, data)
+    VALUES (?, ?, ?, ?, ?, ?, ?)`)
+  const prune = db.prepare(`
+    DELETE FROM versions WHERE doc = ? AND automatic = 1 AND rowid NOT IN (
+      SELECT rowid FROM versions WHERE doc = ? AND automatic = 1 ORDER BY rowid DESC LIMIT ?)`)
+  const list = db.prepare('SELECT id, label, created_at, authors, automatic FROM versions WHERE doc = ? ORDER BY rowid DESC')
+  const state = db.prepare('SELECT data FROM versions WHERE doc = ? AND id = ?')
+  const due = db.prepare(`
+    SELECT a.doc FROM version_authors a LEFT JOIN versions v ON v.doc = a.doc
+    GROUP BY a.doc HAVING coalesce(max(v.created_at), min(a.since)) <= ? LIMIT ?`)
+  const save = db.transaction((name, version, policy) => {
+    const rows = authorsOf.all(name)
+    if (policy.ifOlderThanMs > 0) {
+      if (rows.length === 0) return null
+      const last = lastAt.get(name).at ?? Math.min(...rows.map(row => row.since))
+      if (last > version.createdAt - policy.ifOlderThanMs) return null
+    }
+    const authors = rows.map(row => row.author).filter(author => author !== '').sort()
+    insert.run(name, version.id, version.label, version.createdAt, JSON.stringify(authors), version.automatic ? 1 : 0, version.state)
+    clearAuthors.run(name)
+    prune.run(name, name, policy.retention)
+    return { id: version.id, label: version.label, createdAt: version.createdAt, authors, automatic: version.automatic }
+  })
+  return {
+    saveVersion: (name, version, policy) => save.immediate(name, version, policy),
+    versions: name => list.all(name).map(row => ({
+      id: row.id, label: row.label, createdAt: row.created_at, authors: JSON.parse(row.authors), automatic: row.automatic === 1
+    })),
+    versionState: (name, id) => state.get(name, id)?.data ?? null,
+    dueForVersion: (olderThanMs, limit) => due.all(Date.now() - olderThanMs, limit).map(row => row.doc)
+  }
+}
+
+/**
+ * The webhook outbox. A claim takes the oldest event of each (receiver, document), if it is due
+ * and not leased by someone else; in one IMMEDIATE transaction, so two instances sharing the file
+ * never claim the same event.
+ */
+function outbox (db) {
+  const insert = db.prepare('INSERT INTO outbox (target, doc, body, created_at) VALUES (?, ?, ?, ?)')
+  const enqueue = db.transaction(entries => {
+    for (const { target, document, body, createdAt } of entries) insert.run(target, document, body, createdAt)
+  })
+  const heads = db.prepare(`
+    SELECT o.seq, o.target, o.doc, o.body, o.created_at, o.attempts FROM outbox o
+    JOIN (SELECT min(seq) AS seq FROM outbox GROUP BY target, doc) h ON h.seq = o.seq
+    WHERE o.retry_at <= @now AND (o.lease_owner IS NULL OR o.lease_until <= @now)
+    ORDER BY o.seq LIMIT @limit`)
+  const lease = db.prepare('UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE seq = ?')
+  const claim = db.transaction((owner, leaseMs, limit) => {
+    const now = Date.now()
+    const rows = heads.all({ now, limit })
+    for (const row of rows) lease.run(owner, now + leaseMs, row.seq)
+    return rows.map(row => ({ seq: row.seq, target: row.target, document: row.doc, body: row.body, createdAt: row.created_at, attempts: row.attempts }))
+  })
+  const remove = db.prepare('DELETE FROM outbox WHERE seq = ?')
+  const retry = db.prepare('UPDATE outbox SET attempts = attempts + 1, retry_at = ?, lease_owner = NULL, lease_until = 0 WHERE seq = ?')
+  const count = db.prepare('SELECT count(*) AS n FROM outbox')
+  return {
+    enqueueEvents: entries => { enqueue.immediate(entries) },
+    claimEvents: (owner, leaseMs, limit) => claim.immediate(owner, leaseMs, limit),
+    settleEvent: (seq, retryAt) => { if (retryAt === null) remove.run(seq); else retry.run(retryAt, seq) },
+    pendingEvents: () => count.get().n
   }
 }
 

@@ -2,6 +2,64 @@
 export interface StoreEntry {
   name: string
   update: Uint8Array
+  /**
+   * User id of the update's author: recorded with it, so that the next version of the document
+   * lists who changed it since the previous one. Undefined: changed by no user (a restore).
+   */
+  author?: string
+}
+
+/** A saved version of a document, as `GET /api/documents/:name/versions` lists it. */
+export interface VersionInfo {
+  id: string
+  /** Given with the request; null for automatic versions. */
+  label: string | null
+  /** Milliseconds since the epoch. */
+  createdAt: number
+  /** User ids whose updates were stored since the previous version, sorted. */
+  authors: string[]
+  /** Taken by `--version-interval` (so dropped past `--version-retention`), not asked for. */
+  automatic: boolean
+}
+
+/** A version to save: its description and the whole state of the document (a Yjs update, v1). */
+export interface NewVersion {
+  id: string
+  label: string | null
+  createdAt: number
+  automatic: boolean
+  state: Uint8Array
+}
+
+/** When `saveVersion` saves, and what it drops. */
+export interface VersionPolicy {
+  /**
+   * 0: always. Otherwise only if some update was stored since the last version, and that version
+   * (or, without one, the first update since) is older than this many milliseconds: instances
+   * taking automatic versions of one document at once then save one.
+   */
+  ifOlderThanMs: number
+  /** Automatic versions kept per document; the oldest beyond this are dropped. */
+  retention: number
+}
+
+/** A webhook event to send to one receiver, in order with the other events of its document. */
+export interface OutboxEntry {
+  /** The receiver's URL. */
+  target: string
+  document: string
+  /** The JSON body, exactly as signed and sent. */
+  body: string
+  /** Milliseconds since the epoch: the event is given up 24 h after this. */
+  createdAt: number
+}
+
+/** An outbox entry claimed for delivery. */
+export interface OutboxEvent extends OutboxEntry {
+  /** Its place in the outbox: events of one document and receiver go out in this order. */
+  seq: number
+  /** Deliveries tried so far. */
+  attempts: number
 }
 
 /**
@@ -26,6 +84,35 @@ export interface Store {
   compact (name: string, snapshot?: () => Uint8Array): Promise<void>
   /** The next fencing token for a lock resource: larger than any returned before, ever. */
   nextFencingToken (name: string, resource: string): Promise<number>
+  /**
+   * Saves a version of a document (see VersionPolicy), its authors the ones recorded since the
+   * previous version, which are then cleared; drops automatic versions past the retention.
+   * Resolves with the version saved, or null when the policy says not now. Versions live apart
+   * from the update log: compaction never touches them.
+   */
+  saveVersion (name: string, version: NewVersion, policy: VersionPolicy): Promise<VersionInfo | null>
+  /** The versions of a document, newest first. */
+  versions (name: string): Promise<VersionInfo[]>
+  /** The state saved with a version, or null when there is no such version. */
+  versionState (name: string, id: string): Promise<Uint8Array | null>
+  /**
+   * Up to `limit` documents due for an automatic version: changed since their last version, which
+   * (or, without one, their first change since) is older than `olderThanMs`.
+   */
+  dueForVersion (olderThanMs: number, limit: number): Promise<string[]>
+  /** Adds webhook events to the outbox, durably, in the order given. */
+  enqueueEvents (entries: readonly OutboxEntry[]): Promise<void>
+  /**
+   * Claims up to `limit` events ready to send, for `leaseMs`: for each document and receiver at
+   * most its oldest event, and only if that one is due (`retryAt` passed) and not claimed by
+   * another instance whose lease still runs. So events of one document go out one at a time, in
+   * order, and each by one instance.
+   */
+  claimEvents (owner: string, leaseMs: number, limit: number): Promise<OutboxEvent[]>
+  /** Settles a claimed event: delivered or given up (`retryAt` null, it is deleted), or to retry at `retryAt`. */
+  settleEvent (seq: number, retryAt: number | null): Promise<void>
+  /** Events waiting in the outbox. */
+  pendingEvents (): Promise<number>
   /** Releases the store's resources; safe to call twice. */
   close (): Promise<void>
 }
