@@ -113,13 +113,14 @@ function copy (value: unknown): unknown {
   return value instanceof Y.AbstractType ? value.clone() : value
 }
 
-/** True when two plain values are equal; nested types never are (they are replaced by copies). */
+/**
+ * True when two values are equal: plain values as JSON, nested types of the same class by their
+ * JSON (a nested text's formatting is not compared: a restore may leave it as it is now).
+ */
 function sameValue (a: unknown, b: unknown): boolean {
-  if (hasType(a) || hasType(b)) return false
-  return JSON.stringify(a) === JSON.stringify(b)
+  return JSON.stringify(a, typesAsJson) === JSON.stringify(b, typesAsJson)
 }
 
-function hasType (value: unknown): boolean {
-  if (value instanceof Y.AbstractType) return true
-  return Array.isArray(value) && value.some(hasType)
+function typesAsJson (_key: string, value: unknown): unknown {
+  return value instanceof Y.AbstractType ? { type: value.constructor.name, json: value.toJSON() as unknown } : value
 }

@@ -94,18 +94,25 @@ function publicVersion (version: { id: string, label: string | null, createdAt: 
   return { id: version.id, label: version.label, createdAt: version.createdAt, authors: version.authors, automatic: version.automatic }
 }
 
-/** Reads a JSON body of at most MAX_BODY_BYTES; an empty body is `undefined`. */
+/**
+ * Reads a JSON body of at most MAX_BODY_BYTES; an empty body is `undefined`. A larger one is
+ * refused with 413 once read (up to 16 times the limit, so the client hears the answer; past that
+ * the connection is cut).
+ */
 async function readJson (req: IncomingMessage): Promise<{ value: unknown } | RouteResult> {
   const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.byteLength
-    if (size > MAX_BODY_BYTES) {
-      req.destroy()
-      return { status: 413, body: { error: `the body is larger than ${MAX_BODY_BYTES} bytes` } }
-    }
-    chunks.push(chunk)
-  }
+  const size = await new Promise<number>((resolve, reject) => {
+    let read = 0
+    req.on('data', (chunk: Buffer) => {
+      read += chunk.byteLength
+      if (read <= MAX_BODY_BYTES) chunks.push(chunk)
+      else if (read > 16 * MAX_BODY_BYTES) req.destroy()
+    })
+    req.on('end', () => resolve(read))
+    req.on('error', reject)
+    req.on('close', () => resolve(read))
+  })
+  if (size > MAX_BODY_BYTES) return { status: 413, body: { error: `the body is larger than ${MAX_BODY_BYTES} bytes` } }
   const text = Buffer.concat(chunks).toString('utf8').trim()
   if (text === '') return { value: undefined }
   try {

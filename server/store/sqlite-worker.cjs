@@ -59,7 +59,7 @@ function prepare (db, durability) {
       data BLOB NOT NULL,
       UNIQUE (doc, id)
     );
-    CREATE INDEX IF NOT EXISTS versions_doc ON versions (doc, rowid);
+    CREATE INDEX IF NOT EXISTS versions_doc ON versions (doc);
     CREATE TABLE IF NOT EXISTS version_authors (
       doc TEXT NOT NULL,
       author TEXT NOT NULL,
