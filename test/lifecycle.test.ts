@@ -15,6 +15,14 @@ class GatedStore implements Store {
   append (entries: readonly StoreEntry[]) { return this.inner.append(entries) }
   compact (name: string) { return this.inner.compact(name) }
   nextFencingToken (name: string, resource: string) { return this.inner.nextFencingToken(name, resource) }
+  saveVersion (...args: Parameters<Store['saveVersion']>) { return this.inner.saveVersion(...args) }
+  versions (name: string) { return this.inner.versions(name) }
+  versionState (name: string, id: string) { return this.inner.versionState(name, id) }
+  dueForVersion (olderThanMs: number, limit: number) { return this.inner.dueForVersion(olderThanMs, limit) }
+  enqueueEvents (...args: Parameters<Store['enqueueEvents']>) { return this.inner.enqueueEvents(...args) }
+  claimEvents (owner: string, leaseMs: number, limit: number) { return this.inner.claimEvents(owner, leaseMs, limit) }
+  settleEvent (seq: number, retryAt: number | null) { return this.inner.settleEvent(seq, retryAt) }
+  pendingEvents () { return this.inner.pendingEvents() }
   close () { return this.inner.close() }
 }
 

@@ -155,6 +155,87 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       await Promise.all([one.close(), two.close()])
     })
 
+    it('versions: authors since the previous one, newest first, kept across compaction, retention of automatic ones', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const name = docName()
+      const version = (id: string, automatic: boolean, state = edit(id)) => ({ id, label: automatic ? null : id, createdAt: Date.now(), automatic, state })
+      const always = { ifOlderThanMs: 0, retention: 2 }
+      await store.append([{ name, update: edit('a'), author: 'ada' }, { name, update: edit('b'), author: 'bob' }, { name, update: edit('c'), author: 'ada' }])
+      await store.append([{ name: docName(), update: edit('z'), author: 'zed' }])
+      const first = await store.saveVersion(name, version('v1', false), always)
+      expect(first).toMatchObject({ id: 'v1', label: 'v1', authors: ['ada', 'bob'], automatic: false })
+      // nothing since: not due, whatever the interval
+      expect(await store.saveVersion(name, version('no', true), { ifOlderThanMs: 1, retention: 2 })).toBeNull()
+      await store.append([{ name, update: edit('d') }])
+      await store.compact(name)
+      for (const id of ['a1', 'a2', 'a3']) await store.saveVersion(name, version(id, true), always)
+      const list = await store.versions(name)
+      expect(list.map(v => v.id)).toEqual(['a3', 'a2', 'v1'])
+      expect(list[2]?.authors).toEqual(['ada', 'bob'])
+      expect(list[1]?.authors).toEqual([])
+      expect(contents([await store.versionState(name, 'v1') as Uint8Array])).toBe('1v')
+      expect(await store.versionState(name, 'a1')).toBeNull()
+      expect(await store.versionState(docName(), 'v1')).toBeNull()
+      expect(await store.versions(docName())).toEqual([])
+      await store.close()
+      if (b.durable) {
+        const reopened = await b.open()
+        expect((await reopened.versions(name)).map(v => v.id)).toEqual(['a3', 'a2', 'v1'])
+        await reopened.close()
+      }
+    })
+
+    it('documents due for an automatic version: changed since the last one, which is old enough', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const name = docName()
+      await store.append([{ name, update: edit('a'), author: 'ada' }])
+      await new Promise(resolve => setTimeout(resolve, 20))
+      expect(await store.dueForVersion(10, 1_000)).toContain(name)
+      expect(await store.dueForVersion(60_000, 1_000)).not.toContain(name)
+      const saved = await store.saveVersion(name, { id: 'x', label: null, createdAt: Date.now(), automatic: true, state: edit('a') }, { ifOlderThanMs: 10, retention: 5 })
+      expect(saved?.authors).toEqual(['ada'])
+      expect(await store.dueForVersion(10, 1_000)).not.toContain(name)
+      await store.close()
+    })
+
+    it('outbox: in order per receiver and document, one claim at a time, retries and survives reopening', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const other = b.shared ? await b.open() : store
+      const [d1, d2] = [docName(), docName()]
+      const entry = (document: string, body: string) => ({ target: 'http://r/1', document, body, createdAt: Date.now() })
+      await store.enqueueEvents([entry(d1, '1a'), entry(d2, '2a'), entry(d1, '1b')])
+      const mine = (events: Array<{ document: string }>) => events.filter(e => e.document === d1 || e.document === d2)
+      const claimed = mine(await store.claimEvents('one', 60_000, 100))
+      expect(claimed.map(e => e.body)).toEqual(['1a', '2a'])
+      // leased: nobody else gets them, nor what is queued behind them
+      expect(mine(await other.claimEvents('two', 60_000, 100))).toEqual([])
+      const [first, second] = claimed as [typeof claimed[0], typeof claimed[0]]
+      await store.settleEvent(first.seq, null)
+      await store.settleEvent(second.seq, Date.now() + 60_000)
+      const next = mine(await other.claimEvents('two', 60_000, 100))
+      expect(next.map(e => e.body)).toEqual(['1b'])
+      expect(await store.pendingEvents()).toBeGreaterThanOrEqual(2)
+      await store.settleEvent(second.seq, 0)
+      const retried = mine(await store.claimEvents('one', 60_000, 100))
+      expect(retried.map(e => [e.body, e.attempts])).toEqual([['2a', 2]])
+      // a lease that ran out is claimed again
+      await store.settleEvent((next[0] as { seq: number }).seq, 0)
+      await store.enqueueEvents([entry(d1, '1c')])
+      const expiring = mine(await store.claimEvents('one', 1, 100)).filter(e => e.document === d1)
+      await new Promise(resolve => setTimeout(resolve, 10))
+      expect(mine(await other.claimEvents('two', 60_000, 100)).map(e => e.body)).toEqual(expiring.map(e => e.body))
+      if (other !== store) await other.close()
+      await store.close()
+      if (b.durable) {
+        const reopened = await b.open()
+        expect(await reopened.pendingEvents()).toBeGreaterThanOrEqual(3)
+        await reopened.close()
+      }
+    })
+
     it('close is safe to call twice', async () => {
       const b = await backing()
       const store = await b.open()

@@ -12,7 +12,7 @@ function http (server: TandemServer): string {
   return server.url.replace(/^ws/, 'http')
 }
 
-async function api (server: TandemServer, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> {
+async function api (server: TandemServer, method: string, path: string, body?: unknown): Promise<{ status: number, json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of several shapes
   const response = await fetch(http(server) + path, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },

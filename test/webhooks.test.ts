@@ -18,7 +18,7 @@ interface Received {
   type: string
   createdAt: number
   document: string
-  data: any
+  data: any // eslint-disable-line @typescript-eslint/no-explicit-any -- each type has its own data
   /** The signature checked out against SECRET. */
   verified: boolean
 }
