@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
-import type { Store } from '../server/store/store.js'
+import type { OutboxEvent, Store } from '../server/store/store.js'
 import { docName } from './helpers.js'
 
 /** A place a store lives: each `open()` is a new Store instance over the same data. */
@@ -207,12 +207,12 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       const [d1, d2] = [docName(), docName()]
       const entry = (document: string, body: string) => ({ target: 'http://r/1', document, body, createdAt: Date.now() })
       await store.enqueueEvents([entry(d1, '1a'), entry(d2, '2a'), entry(d1, '1b')])
-      const mine = (events: Array<{ document: string }>) => events.filter(e => e.document === d1 || e.document === d2)
+      const mine = (events: OutboxEvent[]): OutboxEvent[] => events.filter(e => e.document === d1 || e.document === d2)
       const claimed = mine(await store.claimEvents('one', 60_000, 100))
       expect(claimed.map(e => e.body)).toEqual(['1a', '2a'])
       // leased: nobody else gets them, nor what is queued behind them
       expect(mine(await other.claimEvents('two', 60_000, 100))).toEqual([])
-      const [first, second] = claimed as [typeof claimed[0], typeof claimed[0]]
+      const [first, second] = claimed as [OutboxEvent, OutboxEvent]
       await store.settleEvent(first.seq, null)
       await store.settleEvent(second.seq, Date.now() + 60_000)
       const next = mine(await other.claimEvents('two', 60_000, 100))
@@ -222,7 +222,7 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       const retried = mine(await store.claimEvents('one', 60_000, 100))
       expect(retried.map(e => [e.body, e.attempts])).toEqual([['2a', 2]])
       // a lease that ran out is claimed again
-      await store.settleEvent((next[0] as { seq: number }).seq, 0)
+      await store.settleEvent((next[0] as OutboxEvent).seq, 0)
       await store.enqueueEvents([entry(d1, '1c')])
       const expiring = mine(await store.claimEvents('one', 1, 100)).filter(e => e.document === d1)
       await new Promise(resolve => setTimeout(resolve, 10))
