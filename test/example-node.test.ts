@@ -91,3 +91,25 @@ describe('examples/stock-client', () => {
     expect(watching.output()).not.toMatch(/error/i)
   })
 })
+
+describe('examples/webhook-receiver', () => {
+  test('verifies the signature of the events a real server sends, and prints them', async () => {
+    const receiver = spawn(process.execPath, [fileURLToPath(new URL('../examples/webhook-receiver/receiver.js', import.meta.url)), '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TANDEM_WEBHOOK_SECRET: 'example-secret' }
+    })
+    onTestFinished(() => { if (receiver.exitCode === null) receiver.kill('SIGKILL') })
+    let output = ''
+    receiver.stdout!.on('data', chunk => { output += chunk })
+    await waitFor(() => /listening on (http:\/\/\S+)/.test(output), 10_000, 'the receiver listens')
+    const url = (/listening on (http:\/\/\S+)/.exec(output) as RegExpExecArray)[1] as string
+    const server = await startServer({ webhookUrls: [url], webhookSecret: 'example-secret', webhookDebounceMs: 10 })
+    const name = docName('hooks')
+    const ada = watcher(server.url, name, 'Ada')
+    await ada.synced()
+    ada.doc.getText('t').insert(0, 'hi')
+    await waitFor(() => output.includes(`document.updated ${name} {"authors":["ada"]}`), 10_000, `the receiver prints the event (output: ${output})`)
+    // a forged event is refused
+    const forged = await fetch(url, { method: 'POST', body: '{}', headers: { 'tandem-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` } })
+    expect(forged.status).toBe(401)
+  })
+})
