@@ -2,7 +2,7 @@
 // against a real Tandem server: two pages, their text, avatars, locks, leaving, going offline.
 import { describe, expect, test, beforeAll, afterAll, onTestFinished } from 'vitest'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { spawn } from 'node:child_process'
@@ -31,6 +31,8 @@ let outDir = ''
 let http: Server | undefined
 let origin = ''
 let browser: Browser | undefined
+/** Where the static server proxies /api (the History panel's calls): the test's Tandem server. */
+let apiTarget = ''
 
 beforeAll(async () => {
   if (!available && process.env.CI !== 'true') return
@@ -65,6 +67,7 @@ afterAll(async () => {
 function serveStatic (root: string): Server {
   const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' }
   return createHttpServer((req, res) => {
+    if ((req.url ?? '').startsWith('/api/') && apiTarget !== '') return proxy(req, res)
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '')
     const file = join(root, path.endsWith('/') ? `${path}index.html` : path)
     if (!file.startsWith(root) || !existsSync(file)) {
@@ -73,6 +76,20 @@ function serveStatic (root: string): Server {
     }
     res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' })
     res.end(readFileSync(file))
+  })
+}
+
+/** Forwards a request to the Tandem server under test, as run.js's Vite proxy does. */
+function proxy (req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = []
+  req.on('data', (chunk: Buffer) => chunks.push(chunk))
+  req.on('end', () => {
+    const body = chunks.length === 0 ? undefined : Buffer.concat(chunks)
+    fetch(apiTarget + (req.url as string), { method: req.method, body, headers: { 'content-type': req.headers['content-type'] ?? 'application/json' } })
+      .then(async response => {
+        res.writeHead(response.status, { 'content-type': response.headers.get('content-type') ?? 'application/json' })
+        res.end(Buffer.from(await response.arrayBuffer()))
+      }, () => res.writeHead(502).end())
   })
 }
 
@@ -188,6 +205,34 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     await bob.close({ runBeforeUnload: true })
     await waitFor(async () => (await avatars(ada)).length === 1, 5_000, 'bob\'s avatar is gone')
     expect(await avatars(ada)).toEqual(['Ada'])
+  })
+
+  run('History: save a version, preview it, and restore it while another page is open', async () => {
+    const server = await startServer()
+    apiTarget = server.url.replace(/^ws/, 'http')
+    onTestFinished(() => { apiTarget = '' })
+    const name = `history-${Date.now()}`
+    const ada = await openEditor(server.url, name, ADA)
+    const bob = await openEditor(server.url, name, BOB)
+    await typeInto(ada, 'intro', 'The first draft.')
+    await waitForSaveState(ada, 'Saved')
+    await ada.locator('[data-testid=history-toggle]').click()
+    await ada.locator('[data-testid=save-version]').click()
+    await waitFor(async () => await ada.locator('[data-testid=versions] li').count() === 1, 10_000, 'one version listed')
+    expect(await ada.locator('[data-testid=versions] li').first().innerText()).toContain('Saved by Ada')
+    expect(await ada.locator('[data-testid=versions] li').first().innerText()).toContain('Ada')
+    await typeInto(ada, 'intro', ' Rewritten later.')
+    await waitFor(async () => (await blockText(bob, 'intro')).includes('Rewritten later.'), 10_000, 'bob sees the later text')
+    await ada.locator('[data-testid=versions] li button').first().click()
+    await waitFor(async () => (await ada.locator('[data-testid=preview]').innerText()).includes('The first draft.'), 10_000, 'the preview shows the version')
+    expect(await ada.locator('[data-testid=preview]').innerText()).not.toContain('Rewritten later.')
+    await ada.locator('[data-testid=restore]').click()
+    // both pages follow without a reload
+    await waitFor(async () => (await blockText(bob, 'intro')) === 'The first draft.', 10_000, 'bob\'s page shows the restored text')
+    await waitFor(async () => (await blockText(ada, 'intro')) === 'The first draft.', 10_000, 'ada\'s page shows the restored text')
+    // the state before is kept as a version
+    await waitFor(async () => await ada.locator('[data-testid=versions] li').count() === 2, 10_000, 'the state before is listed')
+    expect(await ada.locator('[data-testid=versions] li').first().innerText()).toContain('before restoring')
   })
 
   run('offline: the indicator shows pending changes, then "Saved" after the server is back, nothing lost', async () => {

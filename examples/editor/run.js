@@ -12,7 +12,8 @@ const { address, port } = tandem.address
 
 const vite = await createVite({
   configFile: fileURLToPath(new URL('./vite.config.js', import.meta.url)),
-  server: { host: '127.0.0.1', port: Number(process.env.EDITOR_PORT ?? 5173) }
+  // the History panel calls Tandem's /api from the page's origin
+  server: { host: '127.0.0.1', port: Number(process.env.EDITOR_PORT ?? 5173), proxy: { '/api': `http://${address}:${port}` } }
 })
 await vite.listen()
 

@@ -5,6 +5,7 @@ import { readSettings } from './settings.js'
 import { showPeople } from './people.js'
 import { showSaveStatus } from './save-status.js'
 import { createBlock } from './block.js'
+import { showHistory } from './history.js'
 
 const SECTIONS = [
   { id: 'intro', title: 'Introduction', hint: 'What is this document about?' },
@@ -27,6 +28,7 @@ document.title = `${settings.document} · Tandem editor`
 showPeople(client, document.querySelector('#people'))
 showSaveStatus(client, document.querySelector('#save'))
 document.querySelector('#blocks').append(...SECTIONS.map(section => createBlock(client, section)))
+showHistory(client, settings, { toggle: document.querySelector('#history-toggle'), panel: document.querySelector('#history') })
 
 // presence: `away` while the tab is hidden; the server turns a quiet user `idle` by itself
 const updateVisibility = () => client.presence.setStatus(document.visibilityState === 'hidden' ? 'away' : 'active')

@@ -6,7 +6,7 @@
 const NAMES = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Frances', 'Ken', 'Radia', 'Tim']
 const COLORS = ['#e8590c', '#1c7ed6', '#2f9e44', '#ae3ec9', '#f08c00', '#0c8599', '#e03131', '#5f3dc4']
 
-/** @returns {{ server: string, document: string, user: { id: string, name: string, color: string } }} */
+/** @returns {{ server: string, document: string, api: string, user: { id: string, name: string, color: string } }} */
 export function readSettings (location = window.location, storage = window.sessionStorage) {
   const query = new URLSearchParams(location.search)
   const remembered = JSON.parse(storage.getItem('tandem-example-user') ?? 'null')
@@ -20,6 +20,8 @@ export function readSettings (location = window.location, storage = window.sessi
     // the Tandem server: `npm run example:editor` starts it on port 1234 next to this page
     server: query.get('server') ?? `ws://${location.hostname || '127.0.0.1'}:1234`,
     document: query.get('doc') ?? 'welcome',
+    // where the versions API is: the page's own origin by default (run.js proxies /api to Tandem)
+    api: query.get('api') ?? '',
     user
   }
 }
