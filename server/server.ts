@@ -85,7 +85,7 @@ export class TandemServer {
         return { status: 200, body: { status: 'ready' } }
       })
     // before the other /api routes: a document name may contain `/`, so theirs would match these paths
-    registerVersionsApi(this.router, () => ({ status: this.status, versions: this.versions }))
+    registerVersionsApi(this.router, this)
     registerApi(this.router, { adminToken: this.options.adminToken, server: this })
     this.metrics = new Metrics({
       connections: () => this.sessions.size,

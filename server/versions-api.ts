@@ -8,6 +8,7 @@ import { validateDocumentName } from '../shared/document-name.js'
 /** What the versions API reads of the server (lazily: versions exist only while listening). */
 export interface VersionsApiSource {
   readonly status: string
+  /** Read only while listening or draining. */
   readonly versions: Versions
 }
 
@@ -26,11 +27,11 @@ const MAX_ID = 64
  *   GET  /api/documents/:name/versions/:id/content     the version's state (Yjs update v1); ?format=json
  *   POST /api/documents/:name/versions/:id/restore     { before }: the id of the version saved before
  */
-export function registerVersionsApi (router: Router, source: () => VersionsApiSource): void {
-  const ready = (): VersionsApiSource | RouteResult => {
-    const server = source()
+export function registerVersionsApi (router: Router, server: VersionsApiSource): void {
+  /** 503 unless the server is listening (or draining): versions exist only then. */
+  const unavailable = (): RouteResult | null => {
     if (server.status !== 'listening' && server.status !== 'draining') return { status: 503, body: { error: `server is ${server.status}` } }
-    return server
+    return null
   }
   const named = (name: string): RouteResult | null => {
     try {
@@ -42,8 +43,8 @@ export function registerVersionsApi (router: Router, source: () => VersionsApiSo
   }
   router
     .add('POST', '/api/documents/:name*/versions', async (req, { name }) => {
-      const server = ready()
-      if (!('versions' in server)) return server
+      const refusal = unavailable()
+      if (refusal !== null) return refusal
       const bad = named(name as string)
       if (bad !== null) return bad
       const body = await readJson(req)
@@ -57,13 +58,13 @@ export function registerVersionsApi (router: Router, source: () => VersionsApiSo
       return { status: 201, body: publicVersion(version) }
     })
     .add('GET', '/api/documents/:name*/versions', async (_req, { name }) => {
-      const server = ready()
-      if (!('versions' in server)) return server
+      const refusal = unavailable()
+      if (refusal !== null) return refusal
       return { status: 200, body: (await server.versions.list(name as string)).map(publicVersion) }
     })
     .add('GET', '/api/documents/:name*/versions/:id/content', async (req, { name, id }) => {
-      const server = ready()
-      if (!('versions' in server)) return server
+      const refusal = unavailable()
+      if (refusal !== null) return refusal
       const state = (id as string).length > MAX_ID ? null : await server.versions.content(name as string, id as string)
       if (state === null) return { status: 404, body: { error: 'no such version' } }
       const format = new URL(req.url ?? '/', 'http://x').searchParams.get('format')
@@ -80,8 +81,8 @@ export function registerVersionsApi (router: Router, source: () => VersionsApiSo
       return { status: 200, body: state, contentType: 'application/octet-stream' }
     })
     .add('POST', '/api/documents/:name*/versions/:id/restore', async (_req, { name, id }) => {
-      const server = ready()
-      if (!('versions' in server)) return server
+      const refusal = unavailable()
+      if (refusal !== null) return refusal
       if (server.status !== 'listening') return { status: 503, body: { error: 'server is draining' } }
       const before = (id as string).length > MAX_ID ? null : await server.versions.restore(name as string, id as string)
       if (before === null) return { status: 404, body: { error: 'no such version' } }
