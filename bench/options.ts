@@ -57,7 +57,7 @@ const QUICK: BenchOptions = {
 export const USAGE = `npm run bench -- [options]
   --quick              about a minute: one run, short phases, 500 idle connections
   --runs N             repetitions of every workload (default 3, quick 1)
-  --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed (default the first
+  --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,tandem-webhook,tandem-webhook-down (default the first
                        four; floor-framed is the floor sending as Tandem does, each frame made once)
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all)
   --connections N      idle connections for the memory workload (default 5000, quick 500)

@@ -3,6 +3,7 @@ import { createServer, connect } from 'node:net'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, dirname } from 'node:path'
+import { createServer as createHttpServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import type { Dialect } from './wire.js'
 import { rssBytes } from './procfs.js'
@@ -38,24 +39,25 @@ function versionOf (pkg: string): string {
 /** The servers, in table order. */
 export function serverSpecs (): ServerSpec[] {
   const legacyDir = join(ROOT, 'node_modules', 'y-websocket-legacy')
+  const tandem: ServerSpec = {
+    key: 'tandem',
+    label: `Tandem ${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}`,
+    dialect: 'y-websocket',
+    peer: false,
+    storage: true,
+    durability: 'each update relayed at once, and acknowledged to its sender once committed to SQLite (WAL); the figure counts acknowledgements',
+    acks: true,
+    command: (port, dataDir) => ({
+      // abuse limits the peers do not have are lifted: every load-generator socket comes from
+      // 127.0.0.1 (per-address cap), and the storage workload's single writer sends far more
+      // than a person types (per-connection message rate); everything else stays at its default
+      args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn',
+        '--max-connections-per-ip', '0', '--max-messages-per-second', '0'],
+      env: {}
+    })
+  }
   return [
-    {
-      key: 'tandem',
-      label: `Tandem ${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}`,
-      dialect: 'y-websocket',
-      peer: false,
-      storage: true,
-      durability: 'each update relayed at once, and acknowledged to its sender once committed to SQLite (WAL); the figure counts acknowledgements',
-      acks: true,
-      command: (port, dataDir) => ({
-        // abuse limits the peers do not have are lifted: every load-generator socket comes from
-        // 127.0.0.1 (per-address cap), and the storage workload's single writer sends far more
-        // than a person types (per-connection message rate); everything else stays at its default
-        args: [join(ROOT, 'dist', 'server', 'cli.js'), '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--log-level', 'warn',
-          '--max-connections-per-ip', '0', '--max-messages-per-second', '0'],
-        env: {}
-      })
-    },
+    tandem,
     {
       key: 'y-websocket',
       label: `y-websocket ${versionOf('y-websocket-legacy')}`,
@@ -80,10 +82,47 @@ export function serverSpecs (): ServerSpec[] {
         env: { PORT: String(port), HOST: '127.0.0.1', DATA: dataDir }
       })
     },
+    // not run by default: Tandem with a webhook receiver attached, and with one that is down
+    tandemWithWebhooks(tandem, 'tandem-webhook', 'receiver attached', () => receiverUrl()),
+    tandemWithWebhooks(tandem, 'tandem-webhook-down', 'receiver down', () => 'http://127.0.0.1:9/down'),
     floor('floor', 'ws floor', {}),
     // not run by default: the floor with Tandem's own send path, for the bound on latency
     floor('floor-framed', 'ws floor, framed once', { FRAMED: '1' })
   ]
+}
+
+/**
+ * Tandem with `--webhook-url`: every stored batch is a document.updated (debounced per document,
+ * 2 s), sent to a receiver in this process that answers 204, or to a closed port.
+ */
+function tandemWithWebhooks (tandem: ServerSpec, key: string, what: string, url: () => string): ServerSpec {
+  return {
+    ...tandem,
+    key,
+    label: `${tandem.label}, webhooks (${what})`,
+    command: (port, dataDir) => {
+      const base = tandem.command(port, dataDir)
+      return { args: [...base.args, '--webhook-url', url(), '--webhook-secret', 'bench'], env: base.env }
+    }
+  }
+}
+
+let receiver: { url: string } | undefined
+
+/** A webhook receiver in the runner: reads each event and answers 204. */
+function receiverUrl (): string {
+  if (receiver !== undefined) return receiver.url
+  const server = createHttpServer((req, res) => {
+    req.resume()
+    req.on('end', () => res.writeHead(204).end())
+  })
+  // a fixed port taken now (synchronously): the spec's command must return at once
+  const port = 39_000 + Math.floor(Math.random() * 1_000)
+  server.on('error', err => { process.stderr.write(`bench: the webhook receiver cannot listen on ${port}: ${err.message}\n`) })
+  server.listen(port, '127.0.0.1')
+  server.unref()
+  receiver = { url: `http://127.0.0.1:${port}/hook` }
+  return receiver.url
 }
 
 /** The bare relay (bench/floor-server.ts), with `env` for its variant. */
