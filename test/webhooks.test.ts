@@ -33,7 +33,7 @@ function verify (header: string | undefined, body: string, secret: string): bool
 
 /** A real HTTP receiver on port 0: answers 200, or 503 while `failing`; records every POST. */
 async function receiver () {
-  const state = { failing: false, received: [] as Received[], accepted: [] as Received[] }
+  const state = { failing: false, hanging: false, received: [] as Received[], accepted: [] as Received[] }
   const server = createHttpServer((req: IncomingMessage, res) => {
     let body = ''
     req.setEncoding('utf8')
@@ -41,6 +41,8 @@ async function receiver () {
     req.on('end', () => {
       const event = { ...JSON.parse(body), verified: verify(req.headers['tandem-signature'] as string, body, SECRET) } as Received
       state.received.push(event)
+      // no answer at all: Tandem's --webhook-timeout ends the attempt
+      if (state.hanging) return
       if (state.failing) {
         res.writeHead(503).end()
         return
@@ -51,7 +53,10 @@ async function receiver () {
   })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
-  onTestFinished(() => new Promise<void>(resolve => server.close(() => resolve())))
+  onTestFinished(() => new Promise<void>(resolve => {
+    server.closeAllConnections()
+    server.close(() => resolve())
+  }))
   server.unref()
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
   return { url, state, server }
@@ -133,6 +138,28 @@ describe('webhooks', () => {
     }
   })
 
+  test('a receiver that does not answer: editing goes on, the event is retried after the timeout and arrives once it answers', async () => {
+    const hook = await receiver()
+    hook.state.hanging = true
+    const server = await startServer({ ...fast, webhookTimeoutMs: 200, webhookUrls: [hook.url] })
+    const name = docName()
+    const writer = tandemClient(server.url, name, { user: { id: 'ada' } })
+    await writer.synced()
+    writer.doc.getText('t').insert(0, 'first')
+    await waitFor(() => ofDocument(hook.state.received, name).length >= 2, 10_000, 'two attempts, the first one timed out')
+    // editing is not held up by the receiver: edits are stored and acknowledged meanwhile
+    for (let i = 0; i < 20; i++) writer.doc.getText('t').insert(0, String(i % 10))
+    await writer.flushed()
+    hook.state.hanging = false
+    await waitFor(() => ofDocument(hook.state.accepted, name).filter(e => e.type === 'document.updated').length >= 2, 10_000, 'the events arrive')
+    const attempts = ofDocument(hook.state.received, name)
+    const first = attempts[0] as Received
+    // every attempt of the first event carried its id; it was accepted once
+    expect(attempts.filter(e => e.id === first.id).length).toBeGreaterThanOrEqual(2)
+    expect(ofDocument(hook.state.accepted, name).filter(e => e.id === first.id)).toHaveLength(1)
+    expect(ofDocument(hook.state.accepted, name)[0]?.id).toBe(first.id)
+  })
+
   test('events pending when Tandem is SIGKILLed are sent after the restart', async () => {
     const hook = await receiver()
     hook.state.failing = true
@@ -176,8 +203,10 @@ describe('webhooks', () => {
     hook.state.failing = false
     const ended = () => hook.state.accepted.filter(e => e.type === 'session.ended' && names.includes(e.document))
     await waitFor(() => ended().length >= count, 15_000, 'every event')
-    // both instances poll the one outbox; give a second delivery a chance to show
-    await new Promise(resolve => setTimeout(resolve, 300))
+    // both instances poll the one outbox: once it is empty and both are closed (deliveries in
+    // flight awaited), a second delivery of any event would have shown
+    await waitFor(async () => /tandem_webhook_events_pending 0\b/.test(await (await fetch(`${a.url.replace(/^ws/, 'http')}/metrics`)).text()), 10_000, 'the outbox is empty')
+    await Promise.all([a.close(), b.close()])
     expect(ended()).toHaveLength(count)
     expect(new Set(ended().map(e => e.id)).size).toBe(count)
   })
