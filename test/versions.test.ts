@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, tempDir } from './helpers.js'
 import { tandemClient } from './tandem-helpers.js'
-import { POSTGRES_URL, pgSchema, postgresUp, testWith } from './services.js'
+import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, testWith } from './services.js'
 import type { TandemServer } from '../server/index.js'
 import { revertUpdate } from '../server/revert.js'
 
@@ -195,6 +195,42 @@ describe('versions', () => {
     const reader = stockClient(a.url, name)
     await synced(reader.provider)
     await waitFor(() => reader.text.toString() === 'from a', 5_000, 'a sees the restore done on b')
+  })
+
+  testWith(postgresUp)('two instances taking automatic versions of one document save one per change', async () => {
+    const persistence = `${POSTGRES_URL}?schema=${pgSchema()}`
+    const a = await startServer({ persistence, versionIntervalMs: 100 })
+    const b = await startServer({ persistence, versionIntervalMs: 100 })
+    const name = docName()
+    const versions = async (): Promise<Version[]> => (await api(b, 'GET', path(name))).json
+    const ada = await userClient(a, name, 'ada')
+    ada.text.insert(0, 'one')
+    await waitFor(async () => (await versions()).length >= 1, 5_000, 'a first version')
+    // both instances check every 20 ms; a second edit's version comes after both saw the first
+    ada.text.insert(0, 'two ')
+    await waitFor(async () => (await versions()).length >= 2, 5_000, 'a second version')
+    const all = await versions()
+    expect(all).toHaveLength(2)
+    expect(all.map(v => v.authors)).toEqual([['ada'], ['ada']])
+  })
+
+  testWith(postgresUp && redisUp)('with Redis: a restore on one instance reaches the clients of the other at once', async () => {
+    const shared = { persistence: `${POSTGRES_URL}?schema=${pgSchema()}`, redis: REDIS_URL, redisPrefix: redisPrefix() }
+    const a = await startServer(shared)
+    const b = await startServer(shared)
+    const name = docName()
+    const onA = await userClient(a, name, 'ada')
+    const onB = await userClient(b, name, 'bob')
+    onA.text.insert(0, 'kept')
+    await waitFor(() => onB.text.toString() === 'kept', 5_000, 'b has a\'s edit')
+    await stored(a, name, 'kept')
+    const version = await api(b, 'POST', path(name))
+    expect(version.json.authors).toEqual(['ada'])
+    onB.text.insert(4, ' and changed')
+    await waitFor(() => onA.text.toString() === 'kept and changed', 5_000, 'a has b\'s edit')
+    await stored(b, name, 'kept and changed')
+    expect((await api(a, 'POST', `${path(name)}/${version.json.id}/restore`)).status).toBe(200)
+    for (const client of [onA, onB]) await waitFor(() => client.text.toString() === 'kept', 5_000, 'every client converged')
   })
 })
 
