@@ -1,10 +1,10 @@
 import { TandemError } from '../../shared/errors.js'
-import type { ResolvedOptions } from '../config.js'
+import type { ResolvedOptions } from '../config/config.js'
 import type { Store } from './store.js'
 import { MemoryStore } from './memory-store.js'
 import { SqliteStore } from './sqlite-store.js'
 import { PostgresStore } from './postgres-store.js'
-import { errorMessage, redactUrl } from '../error-text.js'
+import { errorMessage, redactUrl } from '../observability/error-text.js'
 
 /** Opens the store the options name; rejects with one clear message if it cannot. */
 export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
