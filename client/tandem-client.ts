@@ -99,7 +99,7 @@ type Lifecycle = 'open' | 'leaving' | 'left' | 'destroyed'
 
 /**
  * A Tandem client: a Y.Doc kept in sync through y-websocket's WebsocketProvider, plus presence,
- * edit locks, durable acknowledgements and resumable sessions. See the README's "Client" part.
+ * edit locks, durable acknowledgements and resumable sessions. See docs/client.md.
  */
 export class TandemClient {
   readonly doc: Y.Doc

@@ -117,7 +117,7 @@ export class WebSocketTransport {
       query: url.searchParams,
       headers: req.headers,
       tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
-      // behind a reverse proxy this is the proxy's address: see README "Security"
+      // behind a reverse proxy this is the proxy's address: see docs/security.md
       remoteAddress: req.socket.remoteAddress ?? ''
     }
   }

@@ -233,9 +233,9 @@ describe('GET /metrics', () => {
     expectNoNames(m2, [name])
   })
 
-  test('README lists every Tandem metric with its type', async () => {
+  test('docs/operations.md lists every Tandem metric with its type', async () => {
     const server = await startServer()
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const readme = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8')
     const families = [...(await scrape(server)).values()].filter(f => f.name.startsWith('tandem_'))
     expect(families.length).toBeGreaterThanOrEqual(20)
     for (const family of families) expect(readme).toContain(`| \`${family.name}\` | ${family.type} |`)
