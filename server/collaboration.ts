@@ -7,7 +7,8 @@ import type { LeaveReason, LockInfo, PresenceEntry, TandemMessage } from '../sha
 import { PresenceBoard, type PresenceChange } from './presence/board.js'
 import { PresenceMerge } from './presence/merge.js'
 import type { LockChange, LockTable } from './locks/table.js'
-import { ResumeTable, newResumeSecret, sameSecret } from './session/resume.js'
+import { ResumeTable, newResumeSecret } from './session/resume.js'
+import { sameSecret } from './auth/secret.js'
 import type { Identity } from './auth/auth.js'
 import type { LockEvent } from './observability/metrics.js'
 

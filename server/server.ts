@@ -75,7 +75,7 @@ export class TandemServer {
         if (this.cluster !== undefined && !this.cluster.ready) return { status: 503, body: { status: 'redis-unreachable' } }
         return { status: 200, body: { status: 'ready' } }
       })
-    registerApi(this.router, { adminToken: this.options.adminToken, server: this })
+    registerApi(this.router, { server: this })
     this.metrics = new Metrics({
       connections: () => this.sessions.size,
       sessions: () => this.sessions.size + (this.collab?.held ?? 0),

@@ -1,6 +1,4 @@
-import type { IncomingMessage } from 'node:http'
-import { sameSecret } from '../session/resume.js'
-import type { Router, Route, RouteResult } from './router.js'
+import type { Router, Route } from './router.js'
 import type { Collaboration } from '../collaboration.js'
 import type { DocumentRegistry } from '../document/registry.js'
 import type { StatsSummary } from '../observability/stats.js'
@@ -8,7 +6,6 @@ import { ERRORS } from '../../shared/errors.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
 export interface ApiSource {
-  adminToken: string | undefined
   server: {
     readonly status: string
     readonly sessions: ReadonlySet<{
@@ -23,8 +20,8 @@ export interface ApiSource {
 }
 
 /**
- * The admin HTTP API under /api. With an admin token configured every route needs
- * `Authorization: Bearer <token>`; names in the path are percent-decoded and may contain `/`.
+ * The admin HTTP API under /api. The router's admin guard (admin.ts) checks the token for every
+ * path under /api; names in the path are percent-decoded and may contain `/`.
  *
  *   GET    /api/documents                       [{ name, sessions, users }]
  *   GET    /api/documents/:name/presence        [PresenceEntry]
@@ -36,8 +33,6 @@ export interface ApiSource {
  */
 export function registerApi (router: Router, source: ApiSource): void {
   const guarded = (route: Route): Route => (req, params) => {
-    const denied = authorize(req, source.adminToken)
-    if (denied !== null) return denied
     if (source.server.status !== 'listening' && source.server.status !== 'draining') {
       return { status: 503, body: { error: `server is ${source.server.status}` } }
     }
@@ -67,14 +62,6 @@ export function registerApi (router: Router, source: ApiSource): void {
         ? { status: 404, body: { error: 'the lock is not held' } }
         : { status: 200, body: { released } }
     }))
-}
-
-function authorize (req: IncomingMessage, adminToken: string | undefined): RouteResult | null {
-  if (adminToken === undefined) return null
-  const header = req.headers.authorization ?? ''
-  const match = /^Bearer\s+(.+)$/i.exec(header)
-  if (match !== null && sameSecret(match[1] as string, adminToken)) return null
-  return { status: 401, body: { error: 'TANDEM_ERR_UNAUTHENTICATED: Authorization: Bearer <admin token> is required' } }
 }
 
 function listDocuments (server: ApiSource['server']): Array<{ name: string, sessions: number, users: number }> {

@@ -1,4 +1,5 @@
 import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
+import { FRAME_KINDS, frameKind, type FrameKind } from '../../shared/frame-kind.js'
 
 /** What the gauges read when scraped. */
 export interface MetricsSource {
@@ -9,35 +10,16 @@ export interface MetricsSource {
   locksHeld (): number
 }
 
-/** Message kinds used as the `type` label: a fixed, bounded set, indexed by `frameKind`. */
-export const MESSAGE_KINDS = ['sync_step1', 'sync_step2', 'sync_update', 'awareness', 'query_awareness', 'auth', 'tandem', 'keepalive', 'unknown'] as const
+/** Message kinds used as the `type` label (shared/frame-kind.ts). */
+export const MESSAGE_KINDS = FRAME_KINDS
 /** One of MESSAGE_KINDS. */
-export type MessageKind = typeof MESSAGE_KINDS[number]
+export type MessageKind = FrameKind
 
 /** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
 export type RefusalReason = 'read_only' | 'invalid'
 
 /** Lock events: the `event` label of tandem_lock_events_total. */
 export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
-
-/**
- * The index in MESSAGE_KINDS of a y-websocket frame, from its first bytes (no decoding, no
- * allocation: this runs for every message). The keepalive frame is an empty awareness update
- * (type 1, then length 1, count 0).
- */
-export function frameKind (frame: Uint8Array): number {
-  switch (frame[0]) {
-    case 0: {
-      const sub = frame[1]
-      return sub === 0 ? 0 : sub === 1 ? 1 : sub === 2 ? 2 : 8
-    }
-    case 1: return frame.length === 3 && frame[1] === 1 && frame[2] === 0 ? 7 : 3
-    case 3: return 4
-    case 2: return 5
-    case 100: return 6
-    default: return 8
-  }
-}
 
 /**
  * Tandem's Prometheus metrics, on a registry of their own (so several servers can live in one

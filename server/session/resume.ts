@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 
 /** Why a held session dropped: decides the `left` reason if it does not come back. */
 export type DropReason = 'disconnect' | 'timeout'
@@ -18,12 +18,6 @@ interface Held extends HeldSession {
 /** A fresh resume secret: 144 random bits, URL-safe. */
 export function newResumeSecret (): string {
   return randomBytes(18).toString('base64url')
-}
-
-/** Compares two secrets in constant time (whatever their lengths). */
-export function sameSecret (a: string, b: string): boolean {
-  const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
-  return timingSafeEqual(digest(a), digest(b))
 }
 
 /**
