@@ -10,6 +10,7 @@ export const FLAGS = Object.freeze({
   host: { option: 'host', env: 'HOST', kind: 'string' },
   data: { option: 'dataDir', env: 'TANDEM_DATA', kind: 'string' },
   persistence: { option: 'persistence', env: 'TANDEM_PERSISTENCE', kind: 'string' },
+  'sqlite-durability': { option: 'sqliteDurability', env: 'TANDEM_SQLITE_DURABILITY', kind: 'string' },
   redis: { option: 'redis', env: 'REDIS_URL', kind: 'string' },
   'redis-prefix': { option: 'redisPrefix', env: 'TANDEM_REDIS_PREFIX', kind: 'string' },
   'auth-secret': { option: 'authSecret', env: 'TANDEM_AUTH_SECRET', kind: 'string' },

@@ -16,6 +16,12 @@ export interface ServerOptions {
   dataDir?: string
   /** `sqlite`, `memory`, a `postgres://` URL, or a Store instance. @default 'sqlite' */
   persistence?: string | Store
+  /**
+   * How SQLite commits: `normal` (WAL, synchronous=NORMAL) survives a crash of the process, the
+   * last commits may be lost on power loss; `full` fsyncs every commit and survives power loss too.
+   * @default 'normal'
+   */
+  sqliteDurability?: 'normal' | 'full'
   /** Redis URL; several instances then share documents, presence and locks. @default undefined */
   redis?: string
   /** Prefix of every Redis key and channel, so deployments (or tests) can share a Redis. @default 'tandem:' */
@@ -93,6 +99,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   host: '127.0.0.1',
   dataDir: './data',
   persistence: 'sqlite',
+  sqliteDurability: 'normal',
   redisPrefix: 'tandem:',
   heartbeatIntervalMs: 10_000,
   heartbeatTimeoutMs: 30_000,
@@ -122,6 +129,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     host: options.host ?? DEFAULT_OPTIONS.host,
     dataDir: options.dataDir ?? DEFAULT_OPTIONS.dataDir,
     persistence: options.persistence ?? DEFAULT_OPTIONS.persistence,
+    sqliteDurability: options.sqliteDurability ?? DEFAULT_OPTIONS.sqliteDurability,
     redis: options.redis,
     redisPrefix: options.redisPrefix ?? DEFAULT_OPTIONS.redisPrefix,
     bus: options.bus,
@@ -176,6 +184,9 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (typeof resolved.persistence === 'string' && !['sqlite', 'memory'].includes(resolved.persistence) &&
       !/^postgres(ql)?:\/\//.test(resolved.persistence)) {
     throw invalid('persistence', resolved.persistence, 'sqlite, memory or a postgres:// URL')
+  }
+  if (resolved.sqliteDurability !== 'normal' && resolved.sqliteDurability !== 'full') {
+    throw invalid('sqliteDurability', resolved.sqliteDurability, 'normal or full')
   }
   if (resolved.redis !== undefined && !/^rediss?:\/\//.test(resolved.redis)) {
     throw invalid('redis', resolved.redis, 'a redis:// or rediss:// URL')

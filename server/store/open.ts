@@ -7,7 +7,7 @@ import { PostgresStore } from './postgres-store.js'
 import { errorMessage, redactUrl } from '../observability/error-text.js'
 
 /** Opens the store the options name; rejects with one clear message if it cannot. */
-export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir'>): Promise<Store> {
+export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 'dataDir' | 'sqliteDurability'>): Promise<Store> {
   const { persistence } = options
   if (typeof persistence !== 'string') return persistence
   if (/^postgres(ql)?:\/\//.test(persistence)) {
@@ -19,7 +19,7 @@ export async function openStore (options: Pick<ResolvedOptions, 'persistence' | 
   }
   try {
     if (persistence === 'memory') return new MemoryStore()
-    if (persistence === 'sqlite') return await SqliteStore.open(options.dataDir)
+    if (persistence === 'sqlite') return await SqliteStore.open(options.dataDir, { durability: options.sqliteDurability })
   } catch (err) {
     throw new TandemError('TANDEM_ERR_STORE_UNAVAILABLE', `cannot open ${persistence} store in ${options.dataDir}: ${(err as Error).message}`, { cause: err })
   }

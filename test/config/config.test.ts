@@ -1,5 +1,8 @@
-import { describe, expect, test } from 'vitest'
-import { readFileSync } from 'node:fs'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openStore } from '../../server/store/open.js'
 import { resolveOptions, DEFAULT_OPTIONS } from '../../server/config/config.js'
 import { parseCli, FLAGS } from '../../server/config/cli-options.js'
 import { ERRORS } from '../../shared/errors.js'
@@ -18,6 +21,19 @@ describe('options', () => {
     expect(() => resolveOptions({ commitDelayMs: -1 })).toThrow(/commitDelayMs/)
     expect(() => resolveOptions({ commitDelayMs: 1_001 })).toThrow(/commitDelayMs/)
     expect(resolveOptions({ commitDelayMs: 0 }).commitDelayMs).toBe(0)
+  })
+  test('--sqlite-durability: normal by default, full on request, anything else refused', async () => {
+    expect(resolveOptions({}).sqliteDurability).toBe('normal')
+    expect(parseCli(['--sqlite-durability', 'full'], {}).sqliteDurability).toBe('full')
+    expect(parseCli([], { TANDEM_SQLITE_DURABILITY: 'full' }).sqliteDurability).toBe('full')
+    expect(() => resolveOptions({ sqliteDurability: 'fast' as 'full' })).toThrow(/sqliteDurability/)
+    // a store opened with full durability stores and loads like the default one
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-durability-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+    const store = await openStore({ persistence: 'sqlite', dataDir: dir, sqliteDurability: 'full' })
+    await store.append([{ name: 'doc', update: Uint8Array.of(1, 2, 3) }])
+    expect(await store.load('doc')).toEqual([Uint8Array.of(1, 2, 3)])
+    await store.close()
   })
   test('flags win over environment variables', () => {
     const options = parseCli(['--port', '4000'], { PORT: '5000', TANDEM_LOCK_TTL: '1000', TANDEM_ALLOWED_ORIGINS: 'http://a, http://b' })
