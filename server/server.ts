@@ -234,7 +234,7 @@ export class TandemServer {
       session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
       session.end('error', CloseCode.TRY_AGAIN_LATER)
     })
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId)
+    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId, request.remoteAddress)
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)

@@ -22,6 +22,7 @@ export const FLAGS = Object.freeze({
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },
+  'trust-proxy': { option: 'trustProxy', env: 'TANDEM_TRUST_PROXY', kind: 'list' },
   'auth-timeout': { option: 'authTimeoutMs', env: 'TANDEM_AUTH_TIMEOUT', kind: 'int' },
   'max-messages-per-second': { option: 'maxMessagesPerSecond', env: 'TANDEM_MAX_MESSAGES_PER_SECOND', kind: 'int' },
   'message-burst': { option: 'messageBurst', env: 'TANDEM_MESSAGE_BURST', kind: 'int' },

@@ -1,3 +1,4 @@
+import proxyAddr from 'proxy-addr'
 import type { Server as HttpServer } from 'node:http'
 import type { Server as HttpsServer } from 'node:https'
 import type { Logger } from 'pino'
@@ -56,6 +57,11 @@ export interface ServerOptions {
   maxMessageSize?: number
   /** Origin allow-list; undefined allows any. @default undefined */
   allowedOrigins?: readonly string[]
+  /**
+   * Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` gives the client's address, for
+   * per-address limits and logs; from anyone else the header is ignored. @default []
+   */
+  trustProxy?: readonly string[]
   /** Sustained messages per second one connection may send; faster closes it with 1013. 0: no limit. @default 100 */
   maxMessagesPerSecond?: number
   /** Messages one connection may send in a burst above the sustained rate. @default 1_000 */
@@ -101,6 +107,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   persistence: 'sqlite',
   sqliteDurability: 'normal',
   redisPrefix: 'tandem:',
+  trustProxy: [],
   heartbeatIntervalMs: 10_000,
   heartbeatTimeoutMs: 30_000,
   reconnectGraceMs: 10_000,
@@ -144,6 +151,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     allowedOrigins: options.allowedOrigins,
+    trustProxy: Object.freeze([...(options.trustProxy ?? DEFAULT_OPTIONS.trustProxy)]),
     maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_OPTIONS.maxMessagesPerSecond,
     messageBurst: options.messageBurst ?? DEFAULT_OPTIONS.messageBurst,
     maxConnectionsPerIp: options.maxConnectionsPerIp ?? DEFAULT_OPTIONS.maxConnectionsPerIp,
@@ -184,6 +192,11 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (typeof resolved.persistence === 'string' && !['sqlite', 'memory'].includes(resolved.persistence) &&
       !/^postgres(ql)?:\/\//.test(resolved.persistence)) {
     throw invalid('persistence', resolved.persistence, 'sqlite, memory or a postgres:// URL')
+  }
+  try {
+    proxyAddr.compile([...resolved.trustProxy])
+  } catch (err) {
+    throw invalid('trustProxy', resolved.trustProxy, `addresses or CIDRs (${(err as Error).message})`)
   }
   if (resolved.sqliteDurability !== 'normal' && resolved.sqliteDurability !== 'full') {
     throw invalid('sqliteDurability', resolved.sqliteDurability, 'normal or full')

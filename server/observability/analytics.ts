@@ -8,6 +8,8 @@ export interface SessionEnd {
   doc: string
   session: string
   user: string
+  /** The client's address (see --trust-proxy). */
+  address: string
   reason: EndReason
   /** The WebSocket close code (1006 when the connection dropped without one). */
   code: number
@@ -58,6 +60,7 @@ export class SessionAnalytics {
       doc: session.doc.name,
       session: session.id,
       user: session.identity.userId,
+      address: session.address,
       reason,
       code,
       startedAt: earlier?.startedAt ?? session.startedAt,

@@ -55,14 +55,16 @@ export class Session implements DocumentMember {
     private readonly hooks: SessionHooks,
     private readonly parentLogger: Logger,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
-    readonly id: string = randomId()
+    readonly id: string = randomId(),
+    /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
+    readonly address: string = ''
   ) {
     doc.addMember(this)
   }
 
   /** This session's child logger, made on first use: an idle connection does not pay for one. */
   get logger (): Logger {
-    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId })
+    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId, address: this.address })
   }
 
   /** Changes the lifecycle status; the one place it changes. */

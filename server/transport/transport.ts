@@ -7,6 +7,7 @@ import { TANDEM_QUERY_PARAM } from '../../shared/constants.js'
 import { CloseCode } from '../../shared/constants.js'
 import type { AuthRequest } from '../auth/auth.js'
 import { ConnectionCounter } from './limits.js'
+import { clientAddress, type TrustProxy } from './proxy.js'
 import type { Logger } from 'pino'
 
 /** A WebSocket request that passed the transport's checks. */
@@ -21,6 +22,8 @@ export interface TransportOptions {
   allowedOrigins?: readonly string[]
   /** Open connections and handshakes per remote address; 0: no limit. */
   maxConnectionsPerIp: number
+  /** Proxies (addresses or CIDRs) whose X-Forwarded-For names the client. */
+  trustProxy?: readonly string[]
 }
 
 /** What the transport needs from the server core. */
@@ -50,6 +53,7 @@ export class WebSocketTransport {
   readonly wss: WebSocketServer
   /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
   readonly connections: ConnectionCounter
+  private readonly proxies: TrustProxy
 
   constructor (
     private readonly target: TransportTarget,
@@ -57,6 +61,7 @@ export class WebSocketTransport {
     private readonly logger: Logger
   ) {
     this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
+    this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxMessageSize,
@@ -83,7 +88,7 @@ export class WebSocketTransport {
     // itself, so no path (refusal, failed handshake, close) can leak a slot
     const release = this.connections.acquire(request.remoteAddress)
     if (release === null) {
-      this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`))
+      this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`), request.remoteAddress)
       return
     }
     // `on`, not `once`: release is safe to call twice, and `once` wraps every listener in two
@@ -99,7 +104,7 @@ export class WebSocketTransport {
           ws.close(CloseCode.TRY_AGAIN_LATER, 'internal error')
         }
       })
-    }, (err: unknown) => this.refuse(socket, err))
+    }, (err: unknown) => this.refuse(socket, err, request.remoteAddress))
   }
 
   private parse (req: IncomingMessage): UpgradeRequest {
@@ -117,17 +122,17 @@ export class WebSocketTransport {
       query: url.searchParams,
       headers: req.headers,
       tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
-      // behind a reverse proxy this is the proxy's address: see docs/security.md
-      remoteAddress: req.socket.remoteAddress ?? ''
+      // the socket's peer, or from X-Forwarded-For when the peer is a trusted proxy
+      remoteAddress: this.proxies.address(req)
     }
   }
 
-  private refuse (socket: Duplex, err: unknown): void {
+  private refuse (socket: Duplex, err: unknown, address?: string): void {
     const code = isTandemError(err) ? err.code : undefined
     const status = (code !== undefined ? HTTP_STATUS[code] : undefined) ?? errorStatus(err)
     const message = status >= 500 && code === undefined ? 'internal error' : err instanceof Error ? err.message : (STATUS_TEXT[status] ?? 'refused')
     if (status >= 500 && code === undefined) this.logger.error({ err, status }, 'upgrade failed')
-    else this.logger.info({ status, code, reason: message }, 'upgrade refused')
+    else this.logger.info({ status, code, reason: message, address }, 'upgrade refused')
     if (socket.destroyed) return
     const body = `${message}\n`
     socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n` +
