@@ -1,3 +1,4 @@
+import { isTandemError } from '../../shared/errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** A route handler: returns the status and JSON body (or text with a content type). */
@@ -65,8 +66,13 @@ export class Router {
       }
       if (pathMatched) result = { status: 405, body: { error: 'method not allowed' } }
     } catch (err) {
-      const status = (err as { statusCode?: number }).statusCode ?? (err instanceof URIError ? 400 : 500)
-      result = { status, body: { error: status === 500 ? 'internal error' : (err as Error).message } }
+      // a TandemError answers with the registry's status and its code; anything else is a bug
+      if (isTandemError(err)) {
+        result = { status: err.httpStatus, body: { error: `${err.code}: ${err.message}`, code: err.code } }
+      } else {
+        const status = (err as { statusCode?: number }).statusCode ?? (err instanceof URIError ? 400 : 500)
+        result = { status, body: { error: status === 500 ? 'internal error' : (err as Error).message } }
+      }
     }
     send(res, result)
   }

@@ -34,16 +34,6 @@ export interface TransportTarget {
   connect (socket: WebSocket, request: UpgradeRequest, admission: unknown): void
 }
 
-const HTTP_STATUS: Record<string, number> = {
-  TANDEM_ERR_UNAUTHENTICATED: 401,
-  TANDEM_ERR_FORBIDDEN: 403,
-  TANDEM_ERR_INVALID_DOCUMENT_NAME: 400,
-  TANDEM_ERR_SHUTTING_DOWN: 503,
-  TANDEM_ERR_OVERLOADED: 503,
-  TANDEM_ERR_AUTH_TIMEOUT: 503,
-  TANDEM_ERR_RATE_LIMITED: 429
-}
-
 /**
  * The thin binding between `ws` and the core: parses the request, refuses bad ones with an HTTP
  * status before the upgrade, and hands accepted sockets over. Frames over maxPayload are closed
@@ -129,7 +119,7 @@ export class WebSocketTransport {
 
   private refuse (socket: Duplex, err: unknown, address?: string): void {
     const code = isTandemError(err) ? err.code : undefined
-    const status = (code !== undefined ? HTTP_STATUS[code] : undefined) ?? errorStatus(err)
+    const status = isTandemError(err) ? err.httpStatus : errorStatus(err)
     const message = status >= 500 && code === undefined ? 'internal error' : err instanceof Error ? err.message : (STATUS_TEXT[status] ?? 'refused')
     if (status >= 500 && code === undefined) this.logger.error({ err, status }, 'upgrade failed')
     else this.logger.info({ status, code, reason: message, address }, 'upgrade refused')

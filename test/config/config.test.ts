@@ -5,7 +5,6 @@ import { join } from 'node:path'
 import { openStore } from '../../server/store/open.js'
 import { resolveOptions, DEFAULT_OPTIONS } from '../../server/config/config.js'
 import { parseCli, FLAGS } from '../../server/config/cli-options.js'
-import { ERRORS } from '../../shared/errors.js'
 
 describe('options', () => {
   test('defaults, and 0 stays 0', () => {
@@ -49,8 +48,5 @@ describe('docs agree with the code', () => {
     for (const [flag, spec] of Object.entries(FLAGS)) {
       expect(readme).toMatch(new RegExp(`\\| --${flag} \\| ${spec.env} \\|`))
     }
-  })
-  test('every error code is in the README errors table', () => {
-    for (const code of Object.keys(ERRORS)) expect(readme).toContain(`\`${code}\``)
   })
 })
