@@ -3,7 +3,8 @@ import { writeTandem } from '../shared/messages.js'
 import { CloseCode } from '../shared/constants.js'
 import { isTandemError } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
-import type { LeaveReason, LockInfo, PresenceEntry, TandemMessage } from '../shared/tandem.js'
+import type { LockInfo, PresenceEntry, TandemMessage } from '../shared/tandem.js'
+import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../shared/reasons.js'
 import { PresenceBoard, type PresenceChange } from './presence/board.js'
 import { PresenceMerge } from './presence/merge.js'
 import type { LockChange, LockTable } from './locks/table.js'
@@ -12,8 +13,6 @@ import { sameSecret } from './auth/secret.js'
 import type { Identity } from './auth/auth.js'
 import type { LockEvent } from './observability/metrics.js'
 
-/** Why a session ended (mirrors session.ts EndReason; `error` is a kick for bad input). */
-export type ExitReason = LeaveReason | 'error'
 
 /** What collaboration needs of a session. */
 export interface Participant {
@@ -24,7 +23,7 @@ export interface Participant {
   /** The client asked for Tandem messages (and can resume). */
   readonly tandem: boolean
   send (frame: Uint8Array): void
-  close (code: number, reason: ExitReason, message?: string): void
+  close (code: number, reason: EndReason, message?: string): void
   /** Drops the connection without a closing handshake and ends the session. */
   drop (): void
 }
@@ -185,7 +184,7 @@ export class Collaboration {
    * The exit policy (see the class comment). Called once per session, from Session.end. Returns
    * true when the session is held for its grace: its end is final only when `finished` is told.
    */
-  ended (session: Participant, reason: ExitReason): boolean {
+  ended (session: Participant, reason: EndReason): boolean {
     const doc = session.doc.name
     const room = this.rooms.get(doc)
     if (this.live.get(session.id) === session) this.live.delete(session.id)
@@ -193,7 +192,7 @@ export class Collaboration {
     if (room === undefined) return false
     room.live.delete(session)
     room.tandem.delete(session)
-    if (session.tandem && (reason === 'disconnect' || reason === 'timeout') && !this.closing && this.options.reconnectGraceMs > 0) {
+    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0) {
       room.held.add(session.id)
       room.board.suspend(session.id)
       this.locks.cancelWaits(doc, session.id)
@@ -204,7 +203,7 @@ export class Collaboration {
         })
       return true
     }
-    this.finish(session.id, doc, reason === 'error' ? 'kicked' : reason)
+    this.finish(session.id, doc, leaveReason(reason))
     return false
   }
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 
-/** Why a held session dropped: decides the `left` reason if it does not come back. */
-export type DropReason = 'disconnect' | 'timeout'
+import type { DropReason } from '../../shared/reasons.js'
+
+export type { DropReason }
 
 /** A Tandem session that dropped without a clean leave and may still resume. */
 export interface HeldSession {

@@ -5,13 +5,13 @@ import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem,
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../../shared/tandem.js'
+import type { EndReason } from '../../shared/reasons.js'
 import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, encodeIntegratedState } from '../document/read-only.js'
 
-/** Why a session ended. */
-export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
+export type { EndReason }
 
 /** Lifecycle of a session, changed only by setStatus. */
 export type SessionStatus = 'waiting' | 'open' | 'ended'
