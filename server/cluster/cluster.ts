@@ -5,9 +5,8 @@ import type { Replication } from '../document/registry.js'
 import { RemoteOwner } from '../document/awareness.js'
 import type { Bus, BusMessage } from './bus.js'
 import { RedisBus } from './redis-bus.js'
+import { redisUnreachable } from './redis-client.js'
 import { writeAwareness } from '../../shared/messages.js'
-import { TandemError } from '../../shared/errors.js'
-import { errorMessage, redactUrl } from '../observability/error-text.js'
 import type { ResolvedOptions } from '../config/config.js'
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
 import type { PresencePeers } from '../collaboration.js'
@@ -228,7 +227,7 @@ export async function openCluster (options: ResolvedOptions, docs: LoadedDocumen
     await cluster.start()
   } catch (err) {
     await cluster.close().catch(() => {})
-    throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `cannot reach Redis at ${redactUrl(options.redis ?? '')}: ${errorMessage(err)}`, { cause: err })
+    throw redisUnreachable(options.redis ?? '', err)
   }
   return cluster
 }

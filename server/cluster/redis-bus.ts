@@ -3,7 +3,7 @@ import { Cluster, type Redis } from 'ioredis'
 import type { Logger } from 'pino'
 import type { Bus, BusHandlers, BusMessage, BusStatus } from './bus.js'
 import { decodeBusEnvelope, encodeBusMessage } from './bus-codec.js'
-import { isClusterNode, redisClient } from './redis-client.js'
+import { connectPair, redisClient } from './redis-client.js'
 
 /** Options of {@link RedisBus}. */
 export interface RedisBusOptions {
@@ -90,31 +90,17 @@ export class RedisBus implements Bus {
     if (this.status !== 'idle') throw new Error(`cannot start a bus that is ${this.status}`)
     this.handlers = handlers
     this.setStatus('connecting')
-    let firstError: Error | undefined
     const onError = (err: Error): void => {
-      firstError ??= err
       if (this.status === 'ready') this.logger.debug({ err: err.message }, 'redis error')
     }
-    this.pub.on('error', onError)
-    this.sub.on('error', onError)
     try {
-      await this.pub.connect()
-      // any node of a Redis Cluster will do as the URL: switch to cluster clients if it is one
-      if (await isClusterNode(this.pub)) {
-        this.pub.disconnect()
-        this.sub = this.connection('sub', true)
-        this.pub = this.connection('pub', true)
-        this.pub.on('error', onError)
-        this.sub.on('error', onError)
-        await this.pub.connect()
-        this.logger.info('redis is a cluster; using cluster clients')
-      }
-      await this.sub.connect()
+      const pair = await connectPair(cluster => ({ main: this.connection('pub', cluster), sub: this.connection('sub', cluster) }), onError)
+      this.pub = pair.main
+      this.sub = pair.sub
+      if (pair.cluster) this.logger.info('redis is a cluster; using cluster clients')
     } catch (err) {
       this.setStatus('closed')
-      this.pub.disconnect()
-      this.sub.disconnect()
-      throw firstError ?? err
+      throw err
     }
     this.sub.on('messageBuffer', (_channel: Buffer, bytes: Buffer) => this.receive(bytes))
     for (const connection of [this.pub, this.sub]) {

@@ -1,4 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import { TandemError } from '../../shared/errors.js'
+import { errorMessage, redactUrl } from '../observability/error-text.js'
 
 /** How to connect to Redis; the same for every Tandem connection but for these. */
 export interface RedisClientOptions {
@@ -47,4 +49,48 @@ export function redisClient (options: RedisClientOptions, cluster: boolean): Red
 /** True when a connected single-node client is talking to a node of a Redis Cluster. */
 export async function isClusterNode (client: Redis | Cluster): Promise<boolean> {
   return (client as Redis).isCluster === false && /cluster_enabled:1/.test(await client.info('cluster'))
+}
+
+/** Two connections of one role: commands, and a subscriber (a subscriber cannot send commands). */
+export interface RedisPair {
+  main: Redis | Cluster
+  sub: Redis | Cluster
+}
+
+/**
+ * Connects a command connection and a subscriber, both made by `make`. Any node of a Redis
+ * Cluster will do as the URL: when the first connection finds itself on one, both are made
+ * again as cluster clients. The one place where Tandem detects a cluster. `onError` is attached
+ * to every connection it makes; on failure both are disconnected and the first error is thrown.
+ */
+export async function connectPair (make: (cluster: boolean) => RedisPair, onError: (err: Error) => void): Promise<RedisPair & { cluster: boolean }> {
+  let pair = make(false)
+  let firstError: Error | undefined
+  const listen = (p: RedisPair): void => {
+    for (const connection of [p.main, p.sub]) connection.on('error', (err: Error) => { firstError ??= err; onError(err) })
+  }
+  listen(pair)
+  let cluster = false
+  try {
+    await pair.main.connect()
+    if (await isClusterNode(pair.main)) {
+      pair.main.disconnect()
+      pair.sub.disconnect()
+      pair = make(true)
+      listen(pair)
+      cluster = true
+      await pair.main.connect()
+    }
+    await pair.sub.connect()
+  } catch (err) {
+    pair.main.disconnect()
+    pair.sub.disconnect()
+    throw firstError ?? err
+  }
+  return { ...pair, cluster }
+}
+
+/** The one error for a Redis that cannot be reached at start. */
+export function redisUnreachable (url: string, err: unknown): TandemError {
+  return new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `cannot reach Redis at ${redactUrl(url)}: ${errorMessage(err)}`, { cause: err })
 }

@@ -1,10 +1,9 @@
 import type { Logger } from 'pino'
-import { TandemError } from '../../shared/errors.js'
 import type { ResolvedOptions } from '../config/config.js'
 import type { Store } from '../store/store.js'
 import { MemoryLockTable, type LockTable } from './table.js'
 import { RedisLockTable } from './redis-table.js'
-import { errorMessage, redactUrl } from '../observability/error-text.js'
+import { redisUnreachable } from '../cluster/redis-client.js'
 
 /**
  * The lock table the options call for: in Redis when `redis` is set (every instance sees the
@@ -18,7 +17,7 @@ export async function openLockTable (options: ResolvedOptions, store: Store, nod
   try {
     await table.start()
   } catch (err) {
-    throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `cannot reach Redis at ${redactUrl(options.redis)}: ${errorMessage(err)}`, { cause: err })
+    throw redisUnreachable(options.redis, err)
   }
   return table
 }

@@ -7,7 +7,7 @@ import type { LockInfo, LockReleaseReason } from '../../shared/tandem.js'
 import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './table.js'
 import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './redis-scripts.js'
 import { LiveInstances } from '../cluster/instances.js'
-import { isClusterNode, redisClient } from '../cluster/redis-client.js'
+import { connectPair, redisClient } from '../cluster/redis-client.js'
 
 /** Options of {@link RedisLockTable}. */
 export interface RedisLockTableOptions {
@@ -58,6 +58,9 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>
 }
 
+/** Lifecycle of the table, changed only by setStatus: `down` while Redis is away after start. */
+type LockTableStatus = 'starting' | 'ready' | 'down' | 'closing' | 'closed'
+
 type Script = (...args: Array<string | number>) => Promise<string>
 type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGrant' | 'tandemLockCancel' | 'tandemLockRenew' | 'tandemLockRestore', Script>
 
@@ -107,9 +110,9 @@ export class RedisLockTable implements LockTable {
   /** Locks held by this instance's sessions, with their lease timers. */
   private readonly owned = new Map<string, { doc: string, lock: LockInfo, ttl: number, timer: ReturnType<typeof setTimeout> }>()
   private ticker: ReturnType<typeof setInterval> | undefined
+  private status: LockTableStatus = 'starting'
+  /** When the status last became `ready` (after an outage every instance's score is old). */
   private readySince = 0
-  private wasDown = false
-  private closed = false
   private closing: Promise<void> | undefined
 
   constructor (private readonly options: RedisLockTableOptions) {
@@ -131,6 +134,12 @@ export class RedisLockTable implements LockTable {
     }, cluster)
   }
 
+  /** Changes the lifecycle status; the one place it changes. */
+  private setStatus (status: LockTableStatus): void {
+    if (status === 'ready') this.readySince = Date.now()
+    this.status = status
+  }
+
   /** True while Redis answers. */
   get ready (): boolean {
     return this.client.status === 'ready'
@@ -139,20 +148,10 @@ export class RedisLockTable implements LockTable {
   /** Connects, defines the scripts, subscribes and registers this instance. Rejects when Redis cannot be reached. */
   async start (): Promise<void> {
     const onError = (err: Error): void => this.logger.debug({ err: err.message }, 'redis error')
-    this.client.on('error', onError)
-    this.sub.on('error', onError)
+    const pair = await connectPair(cluster => ({ main: this.connection(cluster, 'locks'), sub: this.connection(cluster, 'locks-sub') }), onError)
+    this.client = pair.main
+    this.sub = pair.sub
     try {
-      await this.client.connect()
-      if (await isClusterNode(this.client)) {
-        this.client.disconnect()
-        this.sub.disconnect()
-        this.client = this.connection(true, 'locks')
-        this.sub = this.connection(true, 'locks-sub')
-        this.client.on('error', onError)
-        this.sub.on('error', onError)
-        await this.client.connect()
-      }
-      await this.sub.connect()
       await this.sub.subscribe(this.channel)
     } catch (err) {
       this.client.disconnect()
@@ -161,10 +160,10 @@ export class RedisLockTable implements LockTable {
     }
     this.define()
     this.sub.on('message', (_channel: string, payload: string) => this.deliver(payload))
-    this.client.on('close', () => { this.wasDown = true })
+    this.client.on('close', () => { if (this.status === 'ready') this.setStatus('down') })
     this.client.on('ready', () => { void this.reconnected() })
     await this.instances.beat()
-    this.readySince = Date.now()
+    this.setStatus('ready')
     this.ticker = setInterval(() => { void this.tick() }, Math.max(10, Math.floor(this.livenessMs / 5)))
     this.ticker.unref?.()
   }
@@ -187,7 +186,7 @@ export class RedisLockTable implements LockTable {
 
   /** Runs a script on a resource; Redis being away becomes TANDEM_ERR_REDIS_UNAVAILABLE. */
   private async run (name: keyof Scripted, doc: string, resource: string, ...args: Array<string | number>): Promise<Reply> {
-    if (this.closed) throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
+    if (this.status === 'closed') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
     let raw: string
     try {
       raw = await (this.client as unknown as Scripted)[name](...this.keys(doc, resource), resource, this.channel, Date.now(), doc, ...args)
@@ -227,7 +226,7 @@ export class RedisLockTable implements LockTable {
 
   acquire (doc: string, resource: string, owner: LockOwner, options: AcquireOptions): Promise<LockInfo> {
     validateResource(resource)
-    if (this.closed) return Promise.reject(new TandemError('TANDEM_ERR_SHUTTING_DOWN'))
+    if (this.status === 'closed') return Promise.reject(new TandemError('TANDEM_ERR_SHUTTING_DOWN'))
     return new Promise((resolve, reject) => {
       const id = options.waitMs > 0 ? randomUUID() : ''
       const raw = id === '' ? '' : JSON.stringify({ id, node: this.nodeId, owner, ttl: options.ttlMs })
@@ -469,7 +468,7 @@ export class RedisLockTable implements LockTable {
     } catch (err) {
       // Redis is away: try again shortly; the lease is checked again when it returns
       const owned = this.owned.get(key)
-      if (owned === undefined || this.closed) return
+      if (owned === undefined || this.status === 'closed') return
       owned.timer = setTimeout(() => { void this.expire(doc, resource, sessionId) }, Math.max(100, Math.floor(this.livenessMs / 5)))
       owned.timer.unref?.()
       this.logger.debug({ err, doc, resource }, 'cannot expire a lease now')
@@ -478,7 +477,7 @@ export class RedisLockTable implements LockTable {
 
   /** Refreshes this instance's score; releases the locks of instances whose score is too old. */
   private async tick (): Promise<void> {
-    if (this.closed || this.client.status !== 'ready') return
+    if (this.status !== 'ready' || this.client.status !== 'ready') return
     try {
       const dead = await this.instances.beat()
       // after an outage every score is old: give the others a turn to refresh theirs
@@ -506,9 +505,8 @@ export class RedisLockTable implements LockTable {
 
   /** Redis is back: register again, then check (or put back) the locks of this instance. */
   private async reconnected (): Promise<void> {
-    if (!this.wasDown || this.closed) return
-    this.wasDown = false
-    this.readySince = Date.now()
+    if (this.status !== 'down') return
+    this.setStatus('ready')
     try {
       await this.instances.beat()
       for (const [key, owned] of [...this.owned]) {
@@ -537,6 +535,7 @@ export class RedisLockTable implements LockTable {
   }
 
   private async shutdown (): Promise<void> {
+    this.setStatus('closing')
     clearInterval(this.ticker)
     for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new TandemError('TANDEM_ERR_SHUTTING_DOWN'))
     for (const owned of this.owned.values()) clearTimeout(owned.timer)
@@ -545,7 +544,7 @@ export class RedisLockTable implements LockTable {
       await this.reap(this.nodeId, 'shutdown').catch(() => {})
       await this.instances.leave().catch(() => {})
     }
-    this.closed = true
+    this.setStatus('closed')
     this.listeners.clear()
     this.sub.disconnect()
     await this.client.quit().catch(() => {})
