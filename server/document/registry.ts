@@ -60,6 +60,11 @@ export class DocumentRegistry {
     return this.docs.size
   }
 
+  /** True when opening `name` would load one document more than `max` (0: no limit). */
+  atLimit (name: string, max: number): boolean {
+    return max > 0 && !this.docs.has(name) && this.docs.size >= max
+  }
+
   /**
    * The document of that name, loading it if needed. The returned promise resolves once it is
    * loaded; it rejects if the store cannot load it (the document is then forgotten).

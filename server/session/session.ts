@@ -1,4 +1,5 @@
 import { randomId } from './ids.js'
+import type { HeartbeatOptions } from './heartbeat.js'
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../../shared/messages.js'
@@ -145,7 +146,7 @@ export class Session implements DocumentMember {
    * Heartbeat tick: terminate a silent peer, ping a quiet one, and send a keepalive message to a
    * client that has received nothing for a while (the stock client's watchdog ignores pings).
    */
-  heartbeat (now: number, options: { intervalMs: number, timeoutMs: number, keepaliveMs: number }): void {
+  heartbeat (now: number, options: HeartbeatOptions): void {
     if (this.status === 'ended') return
     if (now - this.lastReceivedAt >= options.timeoutMs) {
       this.logger.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout')
