@@ -44,6 +44,13 @@ interface Known {
   relayedAt: number
   /** The sequence number when it was removed; Infinity while live. */
   removedAt: number
+  /**
+   * Taken by a local session as its second (or later) id: most likely another tab's state that
+   * the session's browser passed on over BroadcastChannel before the bus brought it here from the
+   * instance of its real owner. That instance's state for the id wins over it, whatever the clocks
+   * (a clock made here from this machine's time may be ahead of the owner's).
+   */
+  provisional: boolean
 }
 
 /**
@@ -166,6 +173,15 @@ export class AwarenessRegistry {
    * Throws TandemError on bad bytes; nothing is applied then.
    */
   apply (owner: object, update: Uint8Array): Uint8Array | null {
+    return this.applyFrom(owner, update).members
+  }
+
+  /**
+   * Like `apply`, and also what to tell the other instances: the same entries but for provisional
+   * claims (see Known.provisional), which are most likely another tab's state passed on, and
+   * would take the id away from its real owner's instance there.
+   */
+  applyFrom (owner: object, update: Uint8Array): { members: Uint8Array | null, peers: Uint8Array | null } {
     let entries: AwarenessEntry[]
     try {
       entries = readAwarenessUpdate(update)
@@ -173,6 +189,7 @@ export class AwarenessRegistry {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `awareness: ${(err as Error).message}`, { cause: err })
     }
     const relay: AwarenessEntry[] = []
+    const peers: AwarenessEntry[] = []
     let relayedAt = 0
     const now = this.now()
     for (const entry of entries) {
@@ -180,6 +197,7 @@ export class AwarenessRegistry {
       if (isEcho(known, owner, entry, this.seen)) continue
       const held = known?.owner === owner
       if (held && isOwnEcho(known, entry, now)) continue
+      const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
@@ -196,11 +214,14 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional })
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
+      if (!provisional) peers.push({ clientId: entry.clientId, clock, state: entry.state })
     }
-    return relay.length === 0 ? null : writeAwarenessUpdate(relay)
+    if (relay.length === 0) return { members: null, peers: null }
+    const members = writeAwarenessUpdate(relay)
+    return { members, peers: peers.length === relay.length ? members : peers.length === 0 ? null : writeAwarenessUpdate(peers) }
   }
 
   /**
@@ -218,6 +239,12 @@ export class AwarenessRegistry {
     if (ids.size >= MAX_CLIENT_IDS_PER_OWNER) return false
     ids.add(clientId)
     return true
+  }
+
+  /** True when `owner` already controls an id other than `clientId` (a client needs one). */
+  private claimsOther (owner: object, clientId: number): boolean {
+    const ids = this.claimed.get(owner)
+    return ids !== undefined && ids.size > 0 && !ids.has(clientId)
   }
 
   /**
@@ -256,11 +283,13 @@ export class AwarenessRegistry {
     for (const entry of entries) {
       listed.add(entry.clientId)
       const known = this.known.get(entry.clientId)
-      if (known !== undefined && entry.clock <= known.clock) continue
+      // a local session's provisional claim yields to the owner's instance (see Known.provisional)
+      const yields = known?.provisional === true && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
+      if (known !== undefined && entry.clock <= known.clock && !yields) continue
       const removed = entry.state === 'null'
       const sent = nextSent(known, entry.clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity })
+      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional: false })
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }

@@ -177,10 +177,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Applies a member's awareness update and relays what changed to the others. */
   applyAwareness (update: Uint8Array, from: DocumentMember): void {
-    const relay = this.awareness.apply(from, update)
-    if (relay === null) return
-    this.broadcast(writeAwareness(relay), from)
-    this.observer?.awareness(this, relay)
+    const { members, peers } = this.awareness.applyFrom(from, update)
+    if (members !== null) this.broadcast(writeAwareness(members), from)
+    if (peers !== null) this.observer?.awareness(this, peers)
   }
 
   /** Adds a member: it receives every relay from now on. */
