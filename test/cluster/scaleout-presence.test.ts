@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import type { PresenceEntry } from '../../shared/tandem.js'
 import { docName, waitFor } from '../support/helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith, type PrivateRedis } from '../support/services.js'
-import { httpStatus, startTandem, type TandemProcess } from '../support/processes.js'
+import { httpStatus, startTandem, type TandemProcess } from '../support/cli.js'
 import { dropSocket, leftEvents, record, tandemClient } from '../support/tandem-helpers.js'
 import type { TandemClient } from '../../client/index.js'
 

@@ -5,7 +5,7 @@ import type WebSocket from 'ws'
 import { PostgresStore } from '../../server/store/postgres-store.js'
 import { countAwarenessFrames, docName, stockClient, synced, waitFor, type StockClient } from '../support/helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith, type PrivateRedis } from '../support/services.js'
-import { httpStatus, startTandem, type TandemProcess } from '../support/processes.js'
+import { httpStatus, startTandem, type TandemProcess } from '../support/cli.js'
 import { parsePrometheusText, sampleValue } from '../observability/prometheus-text.js'
 
 const it = testWith(postgresUp && redisUp)

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { stockClient, synced, waitFor, docName, tempDir, startServer } from '../support/helpers.js'
-import { spawnTandem, runTandem } from '../support/process.js'
+import { startTandem, runTandem } from '../support/cli.js'
 import { tandemClient } from '../support/tandem-helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import type { StoreEntry } from '../../server/store/store.js'
@@ -11,7 +11,7 @@ describe('the tandem binary', () => {
   test('SIGKILL during a stream of edits loses nothing the server acknowledged', async () => {
     const dir = tempDir()
     const name = docName()
-    const first = await spawnTandem(['--persistence', 'sqlite', '--data', dir])
+    const first = await startTandem(['--persistence', 'sqlite', '--data', dir])
     const writer = tandemClient(first.url, name, { user: { id: 'writer' } })
     await writer.synced()
     await writer.flushed()
@@ -21,11 +21,11 @@ describe('the tandem binary', () => {
     const timer = setInterval(() => { for (let i = 0; i < 5; i++) list.push([sent++]) }, 2)
     await waitFor(() => sent - writer.unsyncedChanges >= 300, 10_000, '300 edits acknowledged')
     const acknowledged = sent - writer.unsyncedChanges
-    first.proc.kill('SIGKILL')
+    first.child.kill('SIGKILL')
     clearInterval(timer)
     await first.exited
     writer.destroy()
-    const second = await spawnTandem(['--persistence', 'sqlite', '--data', dir])
+    const second = await startTandem(['--persistence', 'sqlite', '--data', dir])
     const fresh = stockClient(second.url, name)
     await synced(fresh.provider)
     const restored = new Set(fresh.doc.getArray<number>('edits').toArray())
@@ -36,7 +36,7 @@ describe('the tandem binary', () => {
   test('SIGTERM: clients get 1012, the process exits 0, content is kept', async () => {
     const dir = tempDir()
     const name = docName()
-    const server = await spawnTandem(['--persistence', 'sqlite', '--data', dir])
+    const server = await startTandem(['--persistence', 'sqlite', '--data', dir])
     const a = stockClient(server.url, name)
     const observer = stockClient(server.url, name)
     await Promise.all([synced(a.provider), synced(observer.provider)])
@@ -49,12 +49,12 @@ describe('the tandem binary', () => {
     await waitFor(() => observer.text.toString() === 'kept')
     a.provider.shouldConnect = false
     observer.provider.shouldConnect = false
-    server.proc.kill('SIGTERM')
+    server.child.kill('SIGTERM')
     const { code } = await server.exited
     expect(code).toBe(0)
     await waitFor(() => codes.length > 0)
     expect(codes[0]).toBe(1012)
-    const again = await spawnTandem(['--persistence', 'sqlite', '--data', dir])
+    const again = await startTandem(['--persistence', 'sqlite', '--data', dir])
     const b = stockClient(again.url, name)
     await synced(b.provider)
     await waitFor(() => b.text.toString() === 'kept')

@@ -1,12 +1,11 @@
-import { describe, expect, test, onTestFinished } from 'vitest'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { describe, expect, test } from 'vitest'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { startServer, waitFor, docName, tempDir } from '../support/helpers.js'
 import { tandemClient, dropSocket } from '../support/tandem-helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import type { StoreEntry } from '../../server/store/store.js'
+import { startTandem, type TandemProcess } from '../support/cli.js'
 
 /** A real MemoryStore whose writes wait until the test opens the gate. */
 class GatedStore extends MemoryStore {
@@ -47,38 +46,9 @@ async function expectAcknowledgedOnlyOnceStored (client: ReturnType<typeof tande
   await done
 }
 
-const CLI = fileURLToPath(new URL('../../dist/server/cli.js', import.meta.url))
-
-interface Spawned {
-  url: string
-  child: ChildProcess
-}
-
-/** Starts the built `tandem` binary on a free port and reads its URL from the log. */
-async function spawnServer (dataDir: string): Promise<Spawned> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`)
-  const child = spawn(process.execPath, [CLI, '--persistence', 'sqlite', '--data', dataDir, '--port', '0', '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  onTestFinished(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let output = ''
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "listening on" line in 10 s:\n${output}`)), 10_000)
-    child.stdout!.on('data', (chunk: Buffer) => {
-      output += chunk.toString()
-      const match = /listening on (ws:\/\/[^"\s]+)/.exec(output)
-      if (match !== null) {
-        clearTimeout(timer)
-        resolve(match[1] as string)
-      }
-    })
-    child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.once('exit', code => {
-      clearTimeout(timer)
-      reject(new Error(`server exited with ${code}:\n${output}`))
-    })
-  })
-  return { url, child }
+/** Starts the built `tandem` binary with SQLite in `dataDir`. */
+async function spawnServer (dataDir: string): Promise<TandemProcess> {
+  return await startTandem(['--persistence', 'sqlite', '--data', dataDir])
 }
 
 async function sigkill (child: ChildProcess): Promise<void> {
