@@ -9,7 +9,7 @@ import { redisUnreachable } from './redis-client.js'
 import { writeAwareness } from '../../shared/messages.js'
 import type { ResolvedOptions } from '../config/config.js'
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
-import type { PresencePeers } from '../collaboration.js'
+import type { PresencePeers } from '../presence/rooms.js'
 
 /** What the cluster needs of presence (Collaboration). */
 export interface PresenceNode {

@@ -1,5 +1,5 @@
 import type { Router, Route } from './router.js'
-import type { Collaboration } from '../collaboration.js'
+import type { Collaboration } from '../session/collaboration.js'
 import type { DocumentRegistry } from '../document/registry.js'
 import type { StatsSummary } from '../observability/stats.js'
 import { ERRORS } from '../../shared/errors.js'

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { sameSecret } from '../auth/secret.js'
 
 import type { DropReason } from '../../shared/reasons.js'
 
@@ -67,5 +68,95 @@ export class ResumeTable {
   /** Number of sessions within their grace. */
   get size (): number {
     return this.held.size
+  }
+}
+
+/** What resuming needs of a session. */
+export interface Resumable {
+  /** Stable across resumes. */
+  readonly id: string
+  readonly doc: { readonly name: string }
+  readonly identity: { readonly userId: string }
+  /** Drops the connection without a closing handshake and ends the session. */
+  drop (): void
+}
+
+/**
+ * Who may resume: the resume secret of every live or held Tandem session, the live sessions by
+ * id, and the sessions within their reconnect grace. A secret is void once its session ended for
+ * good (`forget`).
+ */
+export class Resumption<S extends Resumable> {
+  private readonly live = new Map<string, S>()
+  private readonly secrets = new Map<string, string>()
+  private readonly graces = new ResumeTable()
+
+  /**
+   * The session id a new connection resumes, or undefined for a fresh session. A resume needs
+   * the `session` and `resume` query parameters of a session of the same user and document that
+   * is held, or still live (a half-open socket: that one is dropped now and held).
+   */
+  resumable (doc: string, query: URLSearchParams, userId: string): string | undefined {
+    const sessionId = query.get('session')
+    const secret = query.get('resume')
+    if (sessionId === null || secret === null) return undefined
+    const expected = this.secrets.get(sessionId)
+    if (expected === undefined || !sameSecret(expected, secret)) return undefined
+    const current = this.live.get(sessionId)
+    if (current !== undefined) {
+      if (current.doc.name !== doc || current.identity.userId !== userId) return undefined
+      current.drop()
+    }
+    const held = this.graces.get(sessionId)
+    if (held === undefined || held.doc !== doc || held.userId !== userId) return undefined
+    return sessionId
+  }
+
+  /** A session started; true when it takes back a held session (its grace ends). */
+  started (session: S, resumed: boolean): boolean {
+    this.live.set(session.id, session)
+    return resumed && this.graces.take(session.id) !== undefined
+  }
+
+  /** A fresh secret for a Tandem session (replacing the one it resumed with). */
+  issue (sessionId: string): string {
+    const secret = newResumeSecret()
+    this.secrets.set(sessionId, secret)
+    return secret
+  }
+
+  /** The session's connection ended (it may still be held). */
+  ended (session: S): void {
+    if (this.live.get(session.id) === session) this.live.delete(session.id)
+  }
+
+  /** Holds a dropped session for `graceMs`; `expire` runs unless it resumes in time. */
+  hold (held: HeldSession, graceMs: number, expire: (held: HeldSession) => void): void {
+    this.graces.hold(held, graceMs, expire)
+  }
+
+  /** The session ended for good: its secret is void. */
+  forget (sessionId: string): void {
+    this.secrets.delete(sessionId)
+  }
+
+  /** True while the session is live here or held for its grace. */
+  owns (sessionId: string): boolean {
+    return this.live.has(sessionId) || this.graces.get(sessionId) !== undefined
+  }
+
+  /** The live session of that id here, if any. */
+  session (sessionId: string): S | undefined {
+    return this.live.get(sessionId)
+  }
+
+  /** Ends every grace at once (shutdown); returns the sessions that were held. */
+  takeAll (): HeldSession[] {
+    return this.graces.takeAll()
+  }
+
+  /** Number of sessions within their grace. */
+  get held (): number {
+    return this.graces.size
   }
 }
