@@ -1,6 +1,6 @@
+import { validateResourceName } from '../../shared/resource-name.js'
 import { TandemError } from '../../shared/errors.js'
 import { LockDeniedError } from '../../shared/lock-denied-error.js'
-import { MAX_RESOURCE_NAME_LENGTH } from '../../shared/constants.js'
 import type { LockInfo, LockReleaseReason } from '../../shared/tandem.js'
 
 /** Who asks for a lock: a session (its id is stable across resumes) and its user. */
@@ -59,12 +59,8 @@ export interface LockTable {
   close (): Promise<void>
 }
 
-/** Throws TANDEM_ERR_INVALID_RESOURCE unless `resource` is 1 to 256 characters. */
-export function validateResource (resource: string): void {
-  if (resource.length === 0 || resource.length > MAX_RESOURCE_NAME_LENGTH) {
-    throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', `${resource.length} characters`)
-  }
-}
+/** Checks a lock resource name (shared/resource-name.ts). */
+export const validateResource = validateResourceName
 
 interface Held {
   info: LockInfo
