@@ -1,5 +1,5 @@
 import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
-import { mergeUpdates } from '../merge.js'
+import { mergeUpdates } from '../document/merge.js'
 
 interface SavedVersion extends VersionInfo {
   state: Uint8Array
