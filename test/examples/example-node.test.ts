@@ -1,4 +1,4 @@
-// The Node examples (examples/presence-node, examples/stock-client) run as a user runs them,
+// The Node examples (examples/presence-node, examples/stock-client, examples/webhook-receiver) run as a user runs them,
 // as child processes against a real server, next to a TandemClient that watches what they do.
 import { describe, expect, test, onTestFinished } from 'vitest'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -94,7 +94,7 @@ describe('examples/stock-client', () => {
 
 describe('examples/webhook-receiver', () => {
   test('verifies the signature of the events a real server sends, and prints them', async () => {
-    const receiver = spawn(process.execPath, [fileURLToPath(new URL('../examples/webhook-receiver/receiver.js', import.meta.url)), '--port', '0'], {
+    const receiver = spawn(process.execPath, [fileURLToPath(new URL('../../examples/webhook-receiver/receiver.js', import.meta.url)), '--port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TANDEM_WEBHOOK_SECRET: 'example-secret' }
     })
     onTestFinished(() => { if (receiver.exitCode === null) receiver.kill('SIGKILL') })
