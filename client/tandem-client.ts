@@ -6,11 +6,12 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, MAX_RESOURCE_NAME_LENGTH, CloseCode } from '../shared/constants.js'
 import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
-import { writeTandem } from '../shared/messages.js'
+import { readFrame, writeSyncStep2, writeSyncUpdate, writeTandem } from '../shared/messages.js'
 import { validateDocumentName } from '../shared/document-name.js'
 import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
 import { Emitter } from './emitter.js'
 import { UnsyncedCounter } from './unsynced.js'
+import { splitUpdate } from './split-update.js'
 import { PresenceBook, type PresenceEvent, type PresenceView } from './presence.js'
 import { Lock, LockBook, replyError, type AcquireOptions, type LockEvent } from './locks.js'
 
@@ -54,6 +55,13 @@ export interface TandemClientOptions {
   broadcastChannel?: boolean
   /** Extra query parameters for the server. @default {} */
   params?: Record<string, string>
+  /**
+   * A sync frame (the step 2 after connecting, or an update) larger than this is sent as
+   * several frames of at most this size, in an order the server can apply one by one (see
+   * PROTOCOL.md "Chunked sync"). Keep it below the server's --max-message-size.
+   * @default 1_048_576
+   */
+  syncChunkBytes?: number
 }
 
 /** Defaults of TandemClientOptions. */
@@ -64,7 +72,8 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   leaveTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
   maxBackoffTimeMs: 2_500,
-  broadcastChannel: false
+  broadcastChannel: false,
+  syncChunkBytes: 1024 * 1024
 })
 
 /** The events of a TandemClient and their payloads. */
@@ -289,8 +298,7 @@ export class TandemClient {
     const client = this
     return class TrackingWebSocket extends Base {
       override send (data: Parameters<WebSocket['send']>[0]): void {
-        client.sending(this, data)
-        super.send(data)
+        for (const frame of client.sending(this, data)) super.send(frame)
       }
 
       override close (code?: number, reason?: string): void {
@@ -301,16 +309,34 @@ export class TandemClient {
     } as WebSocketClass
   }
 
-  private sending (socket: WebSocket, data: unknown): void {
+  /**
+   * Counts the sync frames sent (for `unsyncedChanges`) and returns the frames to send in place
+   * of `data`: a sync frame over syncChunkBytes becomes several (splitUpdate).
+   */
+  private sending (socket: WebSocket, data: Parameters<WebSocket['send']>[0]): Array<Parameters<WebSocket['send']>[0]> {
     const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null
     // sync frames: varUint 0, then varUint 1 (step 2) or 2 (update)
-    if (bytes === null || bytes.length < 2 || bytes[0] !== 0) return
+    if (bytes === null || bytes.length < 2 || bytes[0] !== 0 || (bytes[1] !== 1 && bytes[1] !== 2)) return [data]
     if (socket !== this.trackedSocket) {
       this.counter.socketClosed()
       this.trackedSocket = socket
     }
-    if (bytes[1] === 1) this.counter.sentStep2()
-    else if (bytes[1] === 2) this.counter.sentUpdate()
+    const frames = this.chunked(bytes)
+    if (bytes[1] === 1) this.counter.sentStep2(frames.length)
+    else this.counter.sentUpdate(frames.length)
+    return frames.length === 1 ? [data] : frames
+  }
+
+  /** A sync frame as frames of at most syncChunkBytes (itself when it is small enough). */
+  private chunked (bytes: Uint8Array): Array<Uint8Array<ArrayBuffer>> {
+    const { syncChunkBytes } = this.options
+    if (bytes.byteLength <= syncChunkBytes) return [bytes as Uint8Array<ArrayBuffer>]
+    const frame = readFrame(bytes)
+    if (frame.type !== 'sync-step2' && frame.type !== 'sync-update') return [bytes as Uint8Array<ArrayBuffer>]
+    // a frame adds at most 7 bytes of framing to its update
+    const parts = splitUpdate(frame.update, syncChunkBytes - 16)
+    const write = frame.type === 'sync-step2' ? writeSyncStep2 : writeSyncUpdate
+    return parts.map(part => write(part) as Uint8Array<ArrayBuffer>)
   }
 
   private listen (): void {
@@ -565,7 +591,11 @@ function resolveClientOptions (options: TandemClientOptions): TandemClient['opti
     leaveTimeoutMs: options.leaveTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.leaveTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.connectTimeoutMs,
     maxBackoffTimeMs: options.maxBackoffTimeMs ?? DEFAULT_CLIENT_OPTIONS.maxBackoffTimeMs,
-    broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel
+    broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel,
+    syncChunkBytes: options.syncChunkBytes ?? DEFAULT_CLIENT_OPTIONS.syncChunkBytes
+  }
+  if (!Number.isInteger(resolved.syncChunkBytes) || resolved.syncChunkBytes < 1024 || resolved.syncChunkBytes > 2 ** 31 - 1) {
+    throw new TandemError('TANDEM_ERR_INVALID_OPTION', `syncChunkBytes is ${JSON.stringify(resolved.syncChunkBytes)}, expected an integer from 1024 to ${2 ** 31 - 1}`)
   }
   for (const key of ['leaveTimeoutMs', 'connectTimeoutMs', 'maxBackoffTimeMs'] as const) {
     const value = resolved[key]

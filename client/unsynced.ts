@@ -27,14 +27,22 @@ export class UnsyncedCounter {
     this.total++
   }
 
-  /** An update frame carrying one local change was sent. */
-  sentUpdate (): void {
+  /**
+   * An update carrying one local change was sent, in `frames` frames (a chunked update): the
+   * change is settled with the last of them.
+   */
+  sentUpdate (frames = 1): void {
+    for (let i = 1; i < frames; i++) this.queue.push(0)
     this.queue.push(1)
     this.total++
   }
 
-  /** The step 2 was sent: it carries every change carried so far. */
-  sentStep2 (): void {
+  /**
+   * The step 2 was sent, in `frames` frames (a chunked sync): it carries every change carried
+   * so far, settled with its last frame.
+   */
+  sentStep2 (frames = 1): void {
+    for (let i = 1; i < frames; i++) this.queue.push(0)
     this.queue.push(this.carried)
     this.carried = 0
   }

@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import type { WebSocket } from 'ws'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config.js'
 import { createLogger } from './logger.js'
 import { openStore } from './store/open.js'
@@ -16,6 +15,7 @@ import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './au
 import { Router } from './http.js'
 import { adminGuard } from './admin.js'
 import { BoundedSocket } from './bounded-socket.js'
+import type { SyncSocket } from './sync-allowance.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
 import { bindSocket } from './socket-events.js'
 import { Collaboration } from './collaboration.js'
@@ -215,7 +215,7 @@ export class TandemServer {
     return maxDocuments > 0 && this.documents.get(name) === undefined && this.documents.size >= maxDocuments
   }
 
-  private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {
+  private connect (socket: SyncSocket, request: UpgradeRequest, identity: Identity): void {
     if (this.status !== 'listening') {
       socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
       return

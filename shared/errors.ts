@@ -9,6 +9,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_MALFORMED_MESSAGE: { message: 'The message could not be decoded', closeCode: CloseCode.MALFORMED },
   TANDEM_ERR_INVALID_UPDATE: { message: 'The Yjs update could not be decoded; it was not applied', closeCode: CloseCode.MALFORMED },
   TANDEM_ERR_MESSAGE_TOO_BIG: { message: 'The message is larger than the server accepts (--max-message-size)', closeCode: CloseCode.MESSAGE_TOO_BIG },
+  TANDEM_ERR_SYNC_TOO_BIG: { message: 'The first sync (sync step 2) is larger than the server accepts (--max-sync-size); reconnecting cannot help, sync in smaller parts', closeCode: CloseCode.SYNC_TOO_BIG },
   TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED },
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN },
   TANDEM_ERR_KICKED: { message: 'An administrator removed this user from the document; reconnecting needs the administrator\'s consent', closeCode: CloseCode.FORBIDDEN },
