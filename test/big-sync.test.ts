@@ -3,6 +3,9 @@ import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import { DEFAULT_OPTIONS } from '../server/index.js'
+import { resolveOptions } from '../server/config.js'
+import { parseCli } from '../server/cli-options.js'
+import { SyncGrants, SYNC_GRANTS } from '../server/sync-allowance.js'
 import { CloseCode } from '../shared/constants.js'
 import { writeSyncStep2, writeSyncUpdate } from '../shared/messages.js'
 import { startServer, stockClient, waitFor, docName, rawClient, opened, closed, tempDir } from './helpers.js'
@@ -50,11 +53,32 @@ function announceFrame (ws: WebSocket, length: number): void {
   ;(ws as unknown as { _socket: { write: (data: Buffer) => void } })._socket.write(Buffer.concat([header, Buffer.alloc(16)]))
 }
 
-describe('first sync larger than --max-message-size', () => {
-  test('the default sync limit is 256 MiB', () => {
-    expect(DEFAULT_OPTIONS.maxSyncSize).toBe(256 * MiB)
+describe('first-sync grants', () => {
+  test('one per address, SYNC_GRANTS in all; a release frees one, twice is harmless', () => {
+    const grants = new SyncGrants()
+    const first = grants.acquire('a')
+    expect(first).not.toBeNull()
+    expect(grants.acquire('a')).toBeNull()
+    const others = Array.from({ length: SYNC_GRANTS - 1 }, (_, i) => grants.acquire(`b${i}`))
+    expect(others.every(release => release !== null)).toBe(true)
+    expect(grants.acquire('c')).toBeNull()
+    first?.()
+    first?.()
+    expect(grants.size).toBe(SYNC_GRANTS - 1)
+    expect(grants.acquire('c')).not.toBeNull()
+    expect(grants.acquire('a')).toBeNull()
   })
 
+  test('--max-sync-size / TANDEM_MAX_SYNC_SIZE, default 256 MiB, validated', () => {
+    expect(DEFAULT_OPTIONS.maxSyncSize).toBe(256 * MiB)
+    expect(parseCli(['--max-sync-size', '1048576'], {}).maxSyncSize).toBe(MiB)
+    expect(parseCli([], { TANDEM_MAX_SYNC_SIZE: '2097152' }).maxSyncSize).toBe(2 * MiB)
+    expect(() => resolveOptions({ maxSyncSize: 10 })).toThrow(/maxSyncSize/)
+    expect(resolveOptions({}).maxSyncSize).toBe(256 * MiB)
+  })
+})
+
+describe('first sync larger than --max-message-size', () => {
   test('a stock client holding 20 MiB of offline edits syncs them in its step 2, and the server stores them', async () => {
     const dataDir = tempDir()
     const options = { persistence: 'sqlite', dataDir, maxMessageSize: MiB }
