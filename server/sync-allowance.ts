@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import { WebSocket } from 'ws'
 import type { Logger } from 'pino'
 import { CloseCode, MESSAGE_SYNC, SYNC_STEP2 } from '../shared/constants.js'
@@ -14,7 +15,8 @@ import { ConnectionCounter } from './limits.js'
  * one per remote address, hold it; every other connection's maxPayload is lowered to
  * maxMessageSize as it opens. A grant ends with the connection's first step 2 (of any size),
  * with any frame over maxMessageSize, with the connection, or after SYNC_GRANT_MS (the
- * connection is then closed with 1013, freeing what it buffered). The memory a client can pin
+ * connection is then closed with 1013, freeing what it buffered). While it lasts, bytes arriving
+ * keep the connection alive for the heartbeat, which otherwise hears only whole messages. The memory a client can pin
  * in receive buffers is thus at most SYNC_GRANTS x maxSyncSize beyond the usual
  * connections x maxMessageSize.
  *
@@ -29,6 +31,8 @@ export const SYNC_GRANTS = 4
 export const SYNC_GRANTS_PER_ADDRESS = 1
 /** The longest a grant lasts; a connection still holding it then is closed with 1013. */
 export const SYNC_GRANT_MS = 120_000
+
+const EMPTY = Buffer.alloc(0)
 
 /** Hands out first-sync grants (see the file comment). */
 export class SyncGrants {
@@ -76,12 +80,14 @@ export class SyncSocket extends WebSocket {
   /** The grant's release while this connection holds one. */
   private grant: (() => void) | undefined = undefined
   private grantTimer: NodeJS.Timeout | undefined = undefined
+  /** The TCP socket's data listener while a grant lasts (see startSync). */
+  private progress: { socket: Duplex, listener: () => void } | undefined = undefined
 
   /**
    * Gives this connection the first-sync grant (`release` from SyncGrants.acquire), or, with
    * null, lowers its limit to maxMessageSize at once. Call before any frame is read.
    */
-  startSync (limits: SyncLimits, release: (() => void) | null, remoteAddress: string): void {
+  startSync (limits: SyncLimits, release: (() => void) | null, remoteAddress: string, tcp: Duplex): void {
     this.limits = limits
     if (release === null || limits.maxSyncSize <= limits.maxMessageSize) {
       release?.()
@@ -97,6 +103,12 @@ export class SyncSocket extends WebSocket {
     }, SYNC_GRANT_MS)
     this.grantTimer.unref()
     this.once('close', endSyncOnClose)
+    // a large frame takes a while to arrive, and the heartbeat counts only whole messages and
+    // pongs: while the grant lasts, bytes arriving count as a sign of life (a 'pong', which the
+    // session's binding already hears; the peer cannot send a real one inside a frame)
+    const listener = (): void => { this.emit('pong', EMPTY) }
+    tcp.on('data', listener)
+    this.progress = { socket: tcp, listener }
   }
 
   /**
@@ -118,6 +130,8 @@ export class SyncSocket extends WebSocket {
     this.grantTimer = undefined
     const grant = this.grant
     this.grant = undefined
+    this.progress?.socket.off('data', this.progress.listener)
+    this.progress = undefined
     if (grant === undefined || this.limits === undefined) return
     grant()
     this.limitPayload(this.limits.maxMessageSize)

@@ -107,7 +107,7 @@ export class WebSocketTransport {
       this.wss.handleUpgrade(req, socket, head, websocket => {
         const ws = websocket as SyncSocket
         try {
-          ws.startSync(this.syncLimits, this.syncGrants.acquire(request.remoteAddress), request.remoteAddress)
+          ws.startSync(this.syncLimits, this.syncGrants.acquire(request.remoteAddress), request.remoteAddress, socket)
           this.target.connect(ws, request, admission)
         } catch (err) {
           this.logger.error({ err }, 'connect failed')

@@ -166,6 +166,36 @@ describe('first sync larger than --max-message-size', () => {
   })
 })
 
+describe('a slow first sync', () => {
+  test('bytes of a large step 2 still arriving keep the connection alive past the heartbeat timeout', async () => {
+    const server = await startServer({ maxMessageSize: MiB, heartbeatIntervalMs: 50, heartbeatTimeoutMs: 300 })
+    const name = docName()
+    // no pongs: they would land inside the hand-written frame; only the bytes keep it alive
+    const ws = rawClient(docUrl(server.url, name), { autoPong: false })
+    const frames = collectFrames(ws)
+    await opened(ws)
+    await frames.next()
+    const doc = offlineDoc(2)
+    const payload = writeSyncStep2(Y.encodeStateAsUpdate(doc))
+    const header = Buffer.alloc(14)
+    header[0] = 0x82
+    header[1] = 0x80 | 127
+    header.writeBigUInt64BE(BigInt(payload.byteLength), 2)
+    header.writeUInt32BE(0, 10) // mask key 0: the payload goes as it is
+    const tcp = (ws as unknown as { _socket: { write: (data: Uint8Array) => void } })._socket
+    tcp.write(header)
+    // ten slices, paced as a slow link would deliver them: the whole takes several heartbeat
+    // timeouts, each gap less than one
+    const slice = Math.ceil(payload.byteLength / 10)
+    for (let offset = 0; offset < payload.byteLength; offset += slice) {
+      tcp.write(payload.subarray(offset, offset + slice))
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    await waitFor(() => server.documents.get(name)?.ydoc.getMap('m').get('done') === true, 10_000, 'the slow step 2 applied')
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+  })
+})
+
 describe('chunked sync of the Tandem client', () => {
   test('a Tandem client sends a big offline document in frames under --max-message-size', async () => {
     // no first-sync allowance at all: only chunks get through

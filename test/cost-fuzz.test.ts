@@ -104,7 +104,9 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('insert-front' as const), count: fc.integer({ min: 1, max: size(300) }) }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 40 }) }),
   fc.record({ kind: fc.constant('map' as const), key: fc.string({ maxLength: 6 }), value: fc.jsonValue({ maxDepth: 3 }) }),
-  fc.record({ kind: fc.constant('nest' as const), depth: fc.integer({ min: 1, max: size(200) }) }),
+  // deeper, Yjs's own gc of a replaced nest overflows the stack (ContentType.gc recursion at
+  // about 8,000 levels): the generator's Y.Doc would fail before the server sees anything
+  fc.record({ kind: fc.constant('nest' as const), depth: fc.integer({ min: 1, max: Math.min(size(200), 1_500) }) }),
   fc.record({ kind: fc.constant('array' as const), at: fc.nat(), values: fc.array(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), { minLength: 1, maxLength: 8 }) }),
   fc.record({ kind: fc.constant('exchange' as const) })
 )
