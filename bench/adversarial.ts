@@ -52,6 +52,8 @@ export interface FamilyResult {
   bystanderP99: number
   bystanderLost: number
   bystanderMax: number
+  /** Set when the family's run failed (e.g. the bystander could not even connect). */
+  failure?: string
 }
 
 /** An attack: the frames each connection sends, by document, and what to do after. */
@@ -300,6 +302,7 @@ export async function runAdversarial (host: AdversarialHost, options: Adversaria
   const results: FamilyResult[] = []
   for (const family of FAMILIES.filter(f => keys.length === 0 || keys.includes(f.key) || f.key === 'none' || f.key === 'ordinary')) {
     host.log(`adversarial ${family.key}: ${family.description(options.scale)}`)
+    let cost: Pick<FamilyResult, 'inputBytes' | 'cpuMs' | 'finished'> | undefined
     const result = await host.withTandem(async ({ url, pid }) => {
       const costAttack = family.build(options.scale, `cost-${family.key}`)
       if (family.key === 'tiny-leases') costAttack.holdMs = options.holdMs
@@ -310,6 +313,7 @@ export async function runAdversarial (host: AdversarialHost, options: Adversaria
       const fired = await opened.fire(deadline)
       const settled = await quiescent(pid, deadline)
       const cpuMs = (cpuMicros(pid) - before) / 1000
+      cost = { inputBytes: costAttack.bytes, cpuMs, finished: fired && settled }
       opened.close()
       await quiescent(pid, Date.now() + options.maxWaitMs)
 
@@ -332,7 +336,18 @@ export async function runAdversarial (host: AdversarialHost, options: Adversaria
         bystanderLost: fan.lost,
         bystanderMax: fan.max
       }
-    })
+    }).catch((err: unknown): FamilyResult => ({
+      // a failure is a result too: a server that stalls past the bystander's 30 s handshake
+      family: family.key,
+      description: family.description(options.scale),
+      inputBytes: cost?.inputBytes ?? NaN,
+      cpuMs: cost?.cpuMs ?? NaN,
+      finished: cost?.finished ?? false,
+      bystanderP99: NaN,
+      bystanderLost: NaN,
+      bystanderMax: NaN,
+      failure: (err as Error).message.split('\n')[0]
+    }))
     host.log(`  ${result.family}: ${(result.inputBytes / 1024).toFixed(1)} KiB, CPU ${result.cpuMs.toFixed(0)} ms${result.finished ? '' : ' (unfinished)'}, bystander p99 ${result.bystanderP99.toFixed(2)} ms, lost ${result.bystanderLost}`)
     results.push(result)
   }
@@ -352,13 +367,17 @@ export function renderAdversarial (results: FamilyResult[]): string[] {
     '| family | input | input KiB | server CPU, ms | CPU ms per KiB | ÷ ordinary edits | bystander p99, ms | ÷ no input | bystander lost / max ms |',
     '|---|---|---|---|---|---|---|---|---|'
   ]
+  const failures: string[] = []
   for (const r of results) {
     const ratio = perKiB(r) / ordinaryPerKiB
     const p99Ratio = none === undefined ? NaN : r.bystanderP99 / none.bystanderP99
     const flag = (value: number, limit: number): string => Number.isFinite(value) ? `${value.toFixed(2)}x${value > limit ? ' **over**' : ''}` : '–'
-    lines.push(`| ${r.family} | ${r.description} | ${fixed(r.inputBytes / 1024, 1)} | ${fixed(r.cpuMs, 0)}${r.finished ? '' : ' (unfinished)'} | ${fixed(perKiB(r), 3)} | ${r.family === 'none' ? '–' : flag(ratio, 10)} | ${fixed(r.bystanderP99, 2)} | ${flag(p99Ratio, 2)} | ${r.bystanderLost} / ${fixed(r.bystanderMax, 0)} |`)
+    if (r.failure !== undefined) failures.push(`${r.family}: ${r.failure}`)
+    lines.push(`| ${r.family} | ${r.description} | ${fixed(r.inputBytes / 1024, 1)} | ${fixed(r.cpuMs, 0)}${r.finished ? '' : ' (unfinished)'} | ${fixed(perKiB(r), 3)} | ${r.family === 'none' ? '–' : flag(ratio, 10)} | ${fixed(r.bystanderP99, 2)} | ${flag(p99Ratio, 2)} | ${r.failure === undefined ? `${r.bystanderLost} / ${fixed(r.bystanderMax, 0)}` : 'failed (below)'} |`)
   }
   lines.push('')
+  for (const failure of failures) lines.push(`- failed: ${failure}`)
+  if (failures.length > 0) lines.push('')
   const worst = results.filter(r => r.family !== 'none' && r.family !== 'ordinary' && Number.isFinite(perKiB(r)))
     .sort((a, b) => perKiB(b) - perKiB(a))[0]
   if (worst !== undefined) lines.push(`Worst family by CPU per KiB: ${worst.family}, ${(perKiB(worst) / ordinaryPerKiB).toFixed(1)}x ordinary edits.`, '')
