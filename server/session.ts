@@ -9,6 +9,7 @@ import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
 import { changesDocument, encodeIntegratedState } from './read-only.js'
+import { AckOrder, type AckTicket } from './ack-order.js'
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -45,6 +46,10 @@ export class Session implements DocumentMember {
   messagesSent = 0
   bytesSent = 0
   updatesSent = 0
+  /** Acknowledgements in the order the frames came, though held frames settle late. */
+  private readonly acks = new AckOrder(count => {
+    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+  })
 
   constructor (
     readonly socket: WebSocketLike,
@@ -136,7 +141,19 @@ export class Session implements DocumentMember {
   }
 
   acknowledge (count: number): void {
-    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+    this.acks.acknowledge(count)
+  }
+
+  hold (): AckTicket {
+    return this.acks.holdLast()
+  }
+
+  settle (ticket: AckTicket): void {
+    this.acks.settle(ticket)
+  }
+
+  fail (error: TandemError): void {
+    this.refuseInput(error)
   }
 
   /**
@@ -192,11 +209,16 @@ export class Session implements DocumentMember {
     try {
       this.dispatch(readFrame(data))
     } catch (err) {
-      const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
-      if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
-      this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
-      this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
+      this.refuseInput(isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err }))
     }
+  }
+
+  /** Closes the session on input it cannot accept, with the error's close code and one log line. */
+  private refuseInput (error: TandemError): void {
+    if (this.isEnded()) return
+    if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+    this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
+    this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }
 
   private dispatch (frame: Frame): void {
@@ -206,10 +228,12 @@ export class Session implements DocumentMember {
       case 'sync-step2':
         this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
+        this.acks.frame()
         return this.doc.applyUpdate(frame.update, this)
       case 'sync-update':
         this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
+        this.acks.frame()
         this.doc.applyUpdate(frame.update, this)
         return this.hooks.active?.(this)
       case 'awareness': {

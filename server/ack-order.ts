@@ -1,0 +1,93 @@
+/** A held sync frame's place in its session's order of acknowledgements. */
+export interface AckTicket {
+  done: boolean
+}
+
+/**
+ * Keeps a session's acknowledgements in the order its sync frames came (the client counts them:
+ * PROTOCOL.md `ack`), though a frame the document holds (it depends on content the server lacks)
+ * is settled after frames that came later and were stored first. The document acknowledges the
+ * frames it did not hold in their order, and settles each held frame by its ticket; an `ack`
+ * goes out for the longest run of settled frames from the oldest. Without a held frame, every
+ * acknowledgement goes straight out.
+ */
+export class AckOrder {
+  /** Frames not held and not yet acknowledged, while nothing is held. */
+  private unacked = 0
+  /** Frames acknowledged straight out: the ones that came before the oldest held frame. */
+  private ahead = 0
+  /** From the oldest held frame on, every frame; entries before `head` are gone. */
+  private queue: Array<{ held: boolean, done: boolean }> = []
+  private head = 0
+  /** The oldest frame in `queue` that is not held and not acknowledged. */
+  private nextPlain = 0
+
+  constructor (private readonly emit: (count: number) => void) {}
+
+  /** A sync frame goes to the document. */
+  frame (): void {
+    if (this.head === this.queue.length) this.unacked++
+    else this.queue.push({ held: false, done: false })
+  }
+
+  /** The document holds the frame that came last; returns its ticket. */
+  holdLast (): AckTicket {
+    if (this.head === this.queue.length) {
+      this.unacked--
+      this.ahead += this.unacked
+      this.unacked = 0
+      const ticket = { held: true, done: false }
+      this.queue.push(ticket)
+      return ticket
+    }
+    const ticket = this.queue[this.queue.length - 1] as { held: boolean, done: boolean }
+    ticket.held = true
+    return ticket
+  }
+
+  /** The document stored `count` more frames it did not hold (or they were no-ops). */
+  acknowledge (count: number): void {
+    let out = 0
+    for (let i = 0; i < count; i++) {
+      if (this.ahead > 0) {
+        this.ahead--
+        out++
+      } else if (this.head < this.queue.length) {
+        while (this.nextPlain < this.queue.length && (this.queue[this.nextPlain] as { held: boolean }).held) this.nextPlain++
+        const entry = this.queue[this.nextPlain]
+        if (entry !== undefined) {
+          entry.done = true
+          this.nextPlain++
+        }
+      } else {
+        this.unacked--
+        out++
+      }
+    }
+    if (out > 0) this.emit(out)
+    this.flush()
+  }
+
+  /** The document stored a held frame (or it turned out a no-op). */
+  settle (ticket: AckTicket): void {
+    ticket.done = true
+    this.flush()
+  }
+
+  private flush (): void {
+    if (this.ahead > 0) return
+    let out = 0
+    while (this.head < this.queue.length && (this.queue[this.head] as { done: boolean }).done) {
+      this.head++
+      out++
+    }
+    if (this.head === this.queue.length) {
+      this.queue = []
+      this.head = 0
+      this.nextPlain = 0
+    } else if (this.nextPlain < this.head) {
+      this.nextPlain = this.head
+    }
+    if (out > 0) this.emit(out)
+  }
+}
