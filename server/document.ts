@@ -181,8 +181,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const refusal = this.held.refusal(from, update.byteLength)
     if (refusal !== null) throw new TandemError('TANDEM_ERR_UPDATE_INCOMPLETE', refusal)
     // a copy: the frame may be a view into a larger receive buffer
-    this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs })
     const now = Date.now()
+    this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs, at: now })
     if (now - (this.askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
     this.askedAt.set(from, now)
     this.logger.debug({ needs: needs.size }, 'update held: asking its sender for the content it depends on')
@@ -199,6 +199,17 @@ export class Document implements WriterSource<PendingUpdate[]> {
     for (let ready = this.held.takeReady(state); ready.length > 0; ready = this.held.takeReady(state)) {
       for (const held of ready) this.applyHeld(held)
     }
+  }
+
+  /**
+   * Closes `member` (TANDEM_ERR_UPDATE_INCOMPLETE, 1013) when its oldest held update has waited
+   * longer than the held limits allow: what it depends on never came, though the sender was
+   * asked. Called on the member's heartbeat tick.
+   */
+  expireHeld (member: DocumentMember, now: number = Date.now()): void {
+    const oldest = this.held.oldest(member)
+    if (oldest === null || now - oldest <= this.held.maxAgeMs) return
+    member.fail(new TandemError('TANDEM_ERR_UPDATE_INCOMPLETE', `an update waited ${now - oldest} ms for content the server lacks (at most ${this.held.maxAgeMs} ms)`))
   }
 
   private applyHeld (held: Held<DocumentMember, AckTicket>): void {

@@ -14,6 +14,11 @@ export interface HeldLimits {
   sessionBytes: number
   /** Frames held for one session. */
   sessionFrames: number
+  /**
+   * How long a session's oldest held update may wait once its sender was asked for what it
+   * depends on; past it, the session is closed with 1013 (reconnecting syncs it in full).
+   */
+  maxAgeMs: number
 }
 
 /** Defaults: far above what an honest client holds, far below what costs the server anything. */
@@ -21,7 +26,8 @@ export const DEFAULT_HELD_LIMITS: Readonly<HeldLimits> = Object.freeze({
   documentBytes: 1024 * 1024,
   documentFrames: 1024,
   sessionBytes: 256 * 1024,
-  sessionFrames: 256
+  sessionFrames: 256,
+  maxAgeMs: 30_000
 })
 
 /** One held update: its bytes, who sent it, and what it waits for. */
@@ -31,6 +37,8 @@ export interface Held<Owner, Ticket> {
   /** The owner's place for this frame in its order of acknowledgements. */
   readonly ticket: Ticket
   readonly needs: Needs
+  /** When it was held (ms since the epoch). */
+  readonly at: number
 }
 
 interface Usage {
@@ -106,6 +114,18 @@ export class HeldUpdates<Owner, Ticket> {
       ready.push(held)
     }
     return ready
+  }
+
+  /** When the oldest update `owner` holds was held, or null when it holds none. */
+  oldest (owner: Owner): number | null {
+    if (!this.usage.has(owner)) return null
+    for (const held of this.entries.keys()) if (held.owner === owner) return held.at
+    return null
+  }
+
+  /** The limits in force. */
+  get maxAgeMs (): number {
+    return this.limits.maxAgeMs
   }
 
   /** Drops everything `owner` holds (it left: nothing held was acknowledged). Returns how many. */

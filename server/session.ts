@@ -169,6 +169,9 @@ export class Session implements DocumentMember {
       this.end('timeout', 1006)
       return
     }
+    // an update held for content that never came: 1013, and the client syncs in full on reconnect
+    this.doc.expireHeld(this, now)
+    if (this.isEnded()) return
     if (now - this.lastPingAt >= options.intervalMs) {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
