@@ -56,7 +56,53 @@ function pendingFrame (n) {
   return update
 }
 
+/** One frame of `n` items, each of its own client, each next to content the server lacks. */
+function pendingClientsFrame (n) {
+  const missing = new Y.Doc()
+  missing.getText('t').insert(0, 'hidden')
+  const base = Y.encodeStateAsUpdate(missing)
+  const updates = []
+  for (let i = 0; i < n; i++) {
+    const doc = new Y.Doc()
+    doc.clientID = 10 + i
+    Y.applyUpdate(doc, base)
+    doc.on('update', u => updates.push(u))
+    doc.getText('t').insert(1 + (i % 5), 'z')
+  }
+  return Y.mergeUpdates(updates)
+}
+
+/** `count` updates that only delete content the server lacks (delete sets of an unknown client). */
+function pendingDeletes (count) {
+  const author = new Y.Doc()
+  author.getText('t').insert(0, 'x'.repeat(count * 2))
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, Y.encodeStateAsUpdate(author))
+  const updates = []
+  doc.on('update', u => updates.push(u))
+  for (let i = 0; i < count; i++) doc.getText('t').delete(i, 1)
+  return updates
+}
+
 const which = process.argv[2] ?? 'all'
+if (which === 'clients' || which === 'all') {
+  for (const n of [5_000, 20_000]) {
+    const update = pendingClientsFrame(n)
+    const doc = docWith()
+    const r = cpu(() => doc.applyUpdate(update, member()))
+    console.log(`pending frame of ${n} items of distinct clients: bytes=${update.byteLength} cpu=${r.cpuMs} ms wall=${r.wallMs} ms ${r.error ?? ''}`)
+  }
+}
+if (which === 'deletes' || which === 'all') {
+  const updates = pendingDeletes(3_000)
+  let bytes = 0
+  for (const u of updates) bytes += u.byteLength
+  const doc = docWith()
+  const sender = member()
+  let refused = 0
+  const r = cpu(() => { for (const u of updates) { try { doc.applyUpdate(u, sender) } catch { refused++ } } })
+  console.log(`3,000 delete-only updates of content the server lacks: bytes=${bytes} cpu=${r.cpuMs} ms wall=${r.wallMs} ms refused=${refused}`)
+}
 if (which === '10k' || which === 'all') {
   for (const n of [2_500, 10_000, 20_000]) {
     const update = inserts(n)
