@@ -200,7 +200,7 @@ describe('updates that depend on content the server lacks (issue 23, findings 2 
     })
     other.text.insert(0, 'served')
     await waitFor(() => observer.text.toString() === 'served', 10_000, 'an edit in the same document delivered')
-    for (const { closing } of attackers) expect((await closing).code).toBe(1013)
+    for (const { closing } of attackers) expect(await closing).toEqual({ code: 1013, reason: 'TANDEM_ERR_UPDATE_INCOMPLETE' })
     const doc = server.documents.get(name)!
     await waitFor(() => doc.heldUpdates === 0, 5_000, 'held updates dropped with their sockets')
     expect(doc.ydoc.store.pendingStructs).toBeNull()
