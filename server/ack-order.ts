@@ -17,12 +17,13 @@ export class AckOrder {
   /** Frames acknowledged straight out: the ones that came before the oldest held frame. */
   private ahead = 0
   /** From the oldest held frame on, every frame; entries before `head` are gone. */
-  private queue: Array<{ held: boolean, done: boolean }> = []
+  private queue: Array<{ held: boolean, done: boolean, refused?: string }> = []
   private head = 0
   /** The oldest frame in `queue` that is not held and not acknowledged. */
   private nextPlain = 0
 
-  constructor (private readonly emit: (count: number) => void) {}
+  /** `emit(count, null)` sends an `ack`, `emit(count, code)` a `refused` with that code. */
+  constructor (private readonly emit: (count: number, refused: string | null) => void) {}
 
   /** A sync frame goes to the document. */
   frame (): void {
@@ -64,7 +65,26 @@ export class AckOrder {
         out++
       }
     }
-    if (out > 0) this.emit(out)
+    if (out > 0) this.emit(out, null)
+    this.flush()
+  }
+
+  /**
+   * Settles the frame that came last here, not through the document: refused with `code`, or
+   * acknowledged (null) when it changed nothing (a read-only session's frame). It goes out in
+   * its place among the frames.
+   */
+  settleLast (code: string | null): void {
+    if (this.head === this.queue.length) {
+      this.unacked--
+      this.emit(1, code)
+      return
+    }
+    const entry = this.queue[this.queue.length - 1] as { held: boolean, done: boolean, refused?: string }
+    // not an acknowledgement the document will send: settled here, in its place
+    entry.held = true
+    entry.done = true
+    if (code !== null) entry.refused = code
     this.flush()
   }
 
@@ -77,7 +97,14 @@ export class AckOrder {
   private flush (): void {
     if (this.ahead > 0) return
     let out = 0
+    let refused: string | null = null
     while (this.head < this.queue.length && (this.queue[this.head] as { done: boolean }).done) {
+      const code = (this.queue[this.head] as { refused?: string }).refused ?? null
+      if (code !== refused && out > 0) {
+        this.emit(out, refused)
+        out = 0
+      }
+      refused = code
       this.head++
       out++
     }
@@ -88,6 +115,6 @@ export class AckOrder {
     } else if (this.nextPlain < this.head) {
       this.nextPlain = this.head
     }
-    if (out > 0) this.emit(out)
+    if (out > 0) this.emit(out, refused)
   }
 }

@@ -47,8 +47,9 @@ export class Session implements DocumentMember {
   bytesSent = 0
   updatesSent = 0
   /** Acknowledgements in the order the frames came, though held frames settle late. */
-  private readonly acks = new AckOrder(count => {
-    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+  private readonly acks = new AckOrder((count, refused) => {
+    if (!this.tandem) return
+    this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
   })
 
   constructor (
@@ -230,13 +231,13 @@ export class Session implements DocumentMember {
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
         this.updatesReceived++
-        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.acks.frame()
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
       case 'sync-update':
         this.updatesReceived++
-        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.acks.frame()
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.doc.applyUpdate(frame.update, this)
         return this.hooks.active?.(this)
       case 'awareness': {
@@ -272,10 +273,10 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
-    if (!changes) return this.acknowledge(1)
+    if (!changes) return this.acks.settleLast(null)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
-    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
+    this.acks.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
   private answerStep1 (stateVector: Uint8Array): void {

@@ -3,7 +3,7 @@ import { AckOrder } from '../server/ack-order.js'
 
 function order (): { acks: AckOrder, out: number[] } {
   const out: number[] = []
-  return { acks: new AckOrder(count => out.push(count)), out }
+  return { acks: new AckOrder(count => { out.push(count) }), out }
 }
 
 describe('AckOrder', () => {
@@ -47,5 +47,24 @@ describe('AckOrder', () => {
     expect(out).toEqual([1]) // the plain frame between them is not stored yet
     acks.acknowledge(1)
     expect(out).toEqual([1, 2])
+  })
+})
+
+describe('AckOrder with frames settled by the session (read-only refusals)', () => {
+  test('a refusal after a held frame goes out in its place, as a refused run', () => {
+    const sent: Array<[number, string | null]> = []
+    const acks = new AckOrder((count, refused) => sent.push([count, refused]))
+    acks.frame()
+    const held = acks.holdLast()
+    acks.frame()
+    acks.settleLast('TANDEM_ERR_READ_ONLY')
+    acks.frame()
+    acks.settleLast(null)
+    expect(sent).toEqual([])
+    acks.settle(held)
+    expect(sent).toEqual([[1, null], [1, 'TANDEM_ERR_READ_ONLY'], [1, null]])
+    acks.frame()
+    acks.settleLast('TANDEM_ERR_READ_ONLY')
+    expect(sent).toEqual([[1, null], [1, 'TANDEM_ERR_READ_ONLY'], [1, null], [1, 'TANDEM_ERR_READ_ONLY']])
   })
 })
