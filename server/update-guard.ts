@@ -1,8 +1,12 @@
 import * as Y from 'yjs'
 
-/** Where an item lives: its parent type and, in a map, its key. */
+/**
+ * Where an item lives: its parent type and, in a map, its key. A root type the document has is
+ * the type itself (an incoming item names it, `ydoc.share` gives it); a root the document lacks
+ * is `root:<name>`; a nested type is `item:<client>:<clock>`, the id of the item holding it.
+ */
 interface Place {
-  parent: string
+  parent: object | string
   sub: string | null
 }
 
@@ -65,14 +69,14 @@ const RESOLVING = Symbol('resolving')
  * the start of a text, each pointing at the one before) is walked once, not once per item.
  */
 export function findInconsistency (ydoc: Y.Doc, decoded: Decoded, byClient: ItemIndex = indexItems(decoded)): string | null {
-  const roots = new Map<object, string>()
-  for (const [name, type] of ydoc.share) roots.set(type, name)
   const places = new Map<Y.Item, Place | null | typeof RESOLVING>()
 
-  const typeKey = (type: { _item: Y.Item | null }): string => {
+  // no walk over ydoc.share: a document with many root types costs each update nothing more
+  const typeKey = (type: { _item: Y.Item | null }): object | string => {
     const item = type._item
-    return item === null ? `root:${roots.get(type) ?? '?'}` : `item:${item.id.client}:${item.id.clock}`
+    return item === null ? type : `item:${item.id.client}:${item.id.clock}`
   }
+  const rootKey = (name: string): object | string => ydoc.share.get(name) ?? `root:${name}`
 
   const storedPlace = (stored: DecodedStruct): Place | null => {
     if (!(stored instanceof Y.Item) || stored.parent === null) return null
@@ -105,7 +109,7 @@ export function findInconsistency (ydoc: Y.Doc, decoded: Decoded, byClient: Item
       places.set(item, RESOLVING)
       chain.push(item)
       const parent = item.parent as unknown
-      if (typeof parent === 'string') { place = { parent: `root:${parent}`, sub: item.parentSub }; break }
+      if (typeof parent === 'string') { place = { parent: rootKey(parent), sub: item.parentSub }; break }
       if (parent instanceof Y.ID) { place = { parent: `item:${parent.client}:${parent.clock}`, sub: item.parentSub }; break }
       const next = item.origin ?? item.rightOrigin
       if (next === null) break
