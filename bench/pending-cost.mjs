@@ -3,7 +3,7 @@
 //   node bench/pending-cost.mjs [10k|flood|frame|all]
 import * as Y from 'yjs'
 import { pino } from 'pino'
-import { Document } from '../dist/server/document.js'
+import { Document } from '../dist/server/document/document.js'
 
 const logger = pino({ level: 'silent' })
 const member = () => ({ send () {}, relay () {}, acknowledge () {}, hold: () => ({ done: false }), settle () {}, fail () {} })
