@@ -183,6 +183,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // a copy: the frame may be a view into a larger receive buffer
     const now = Date.now()
     this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs, at: now })
+    this.meter?.held()
     if (now - (this.askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
     this.askedAt.set(from, now)
     this.logger.debug({ needs: needs.size }, 'update held: asking its sender for the content it depends on')

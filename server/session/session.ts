@@ -224,6 +224,7 @@ export class Session implements DocumentMember {
   private refuseInput (error: TandemError): void {
     if (this.isEnded()) return
     if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+    else if (error.code === 'TANDEM_ERR_UPDATE_INCOMPLETE') this.doc.meter?.refused('incomplete')
     this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
     this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }

@@ -7,6 +7,7 @@ import { writeSyncUpdate, writeSyncStep2, type Frame } from '../../shared/messag
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import type { Store } from '../../server/store/store.js'
+import { parsePrometheusText, sampleValue } from '../observability/prometheus-text.js'
 
 /** The update `edit` makes to `doc`. */
 function updateOf (doc: Y.Doc, edit: () => void): Uint8Array {
@@ -206,6 +207,11 @@ describe('updates that depend on content the server lacks (issue 23, findings 2 
     expect(doc.ydoc.store.pendingStructs).toBeNull()
     expect(doc.ydoc.store.pendingDs).toBeNull()
     expect(doc.ydoc.getText('t').toString()).toBe('served')
+    // each socket closed for incomplete updates counts once; each held frame once
+    const res = await fetch(`http://127.0.0.1:${server.address.port}/metrics`)
+    const metrics = parsePrometheusText(await res.text())
+    expect(sampleValue(metrics, 'tandem_updates_refused_total', { reason: 'incomplete' })).toBe(6)
+    expect(sampleValue(metrics, 'tandem_updates_held_total')).toBeGreaterThanOrEqual(256)
   })
 
   test('after a restart, the snapshot holds no pending content and every acknowledged edit', async () => {
