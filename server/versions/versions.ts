@@ -22,11 +22,18 @@ export interface VersionsHooks {
 /** Documents given an automatic version per check, at most. */
 const DUE_PER_CHECK = 50
 
-/** The member a restore's update comes from: no socket, no acknowledgement, no author. */
+/**
+ * The member a restore's update comes from: no socket, no acknowledgement, no author. The update
+ * is computed from the document's own state in the same turn, so it never depends on content the
+ * document lacks: it is never held, and so never settled or failed later.
+ */
 const RESTORER: DocumentMember = {
   send () {},
   relay () {},
-  acknowledge () {}
+  acknowledge () {},
+  hold: () => ({ done: false }),
+  settle () {},
+  fail () {}
 }
 
 /**
