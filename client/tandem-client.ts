@@ -26,8 +26,14 @@ export interface TandemClientOptions {
   url: string
   /** The document name (may contain `/`). */
   document: string
-  /** A JWT when the server has an auth secret. @default undefined */
-  token?: string
+  /**
+   * A JWT when the server has an auth secret, or a function that returns one: it is called for
+   * the first connection, for every reconnect, and when the server says the token expires soon
+   * (the new token is then sent on the same connection: no reconnect, nothing lost). If it
+   * throws, the session lasts until the current token expires, it is retried with backoff, and
+   * `error` reports TANDEM_ERR_TOKEN_REFRESH_FAILED. @default undefined
+   */
+  token?: string | TokenFunction
   /**
    * Who this is, for servers without an auth secret (with one, the token decides). `id` keeps
    * the same user across connections, which is what makes two tabs one presence entry.
@@ -55,6 +61,13 @@ export interface TandemClientOptions {
   /** Extra query parameters for the server. @default {} */
   params?: Record<string, string>
 }
+
+/** Returns a fresh token (see TandemClientOptions.token). */
+export type TokenFunction = () => string | Promise<string>
+
+/** First pause before calling a failed token function again; it doubles up to the next. */
+const TOKEN_RETRY_MS = 250
+const MAX_TOKEN_RETRY_MS = 10_000
 
 /** Defaults of TandemClientOptions. */
 export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
@@ -129,13 +142,17 @@ export class TandemClient {
   private hasSynced = false
   private desiredStatus: SettableStatus = 'active'
   private nextRequestId = 1
+  /** True while the token function runs for a refresh on the open connection. */
+  private refreshing = false
+  /** The pending retry of the token function, cleared on teardown. */
+  private tokenTimer: ReturnType<typeof setTimeout> | undefined
   private readonly waiters = { welcome: new Set<Waiter>(), synced: new Set<Waiter>(), flushed: new Set<Waiter>() }
 
   constructor (options: TandemClientOptions) {
     this.options = resolveClientOptions(options)
     this.doc = options.doc ?? new Y.Doc()
     const params: Record<string, string> = { ...options.params, [TANDEM_QUERY_PARAM]: '1' }
-    if (options.token !== undefined) params.token = options.token
+    if (typeof options.token === 'string') params.token = options.token
     if (options.user?.id !== undefined) params.user = options.user.id
     if (options.user?.name !== undefined) params.name = options.user.name
     if (options.user?.color !== undefined) params.color = options.user.color
@@ -165,7 +182,7 @@ export class TandemClient {
       list: () => this.book.list(),
       holder: resource => this.book.get(resource)
     }
-    if (this.options.connect) this.provider.connect()
+    if (this.options.connect) this.connectWithToken()
   }
 
   /** The awareness instance of the provider (cursors and selections). */
@@ -203,7 +220,79 @@ export class TandemClient {
   /** Connects (again) after `connect: false`. */
   connect (): void {
     this.assertOpen()
-    this.provider.connect()
+    this.connectWithToken()
+  }
+
+  /** Connects, with a fresh token first when `token` is a function. */
+  private connectWithToken (): void {
+    const token = this.options.token
+    if (typeof token !== 'function') return this.provider.connect()
+    void this.fetchToken(token, Infinity).then(fresh => {
+      if (fresh === undefined || this.lifecycle !== 'open') return
+      this.provider.params = { ...this.provider.params, token: fresh }
+      this.provider.connect()
+    })
+  }
+
+  /**
+   * Calls the token function until it answers (or `until` passes: undefined), reporting each
+   * failure and waiting longer after each (250 ms doubling to 10 s).
+   */
+  private async fetchToken (token: TokenFunction, until: number): Promise<string | undefined> {
+    let delay = TOKEN_RETRY_MS
+    while (this.lifecycle === 'open') {
+      try {
+        const fresh = await token()
+        if (typeof fresh !== 'string' || fresh === '') throw new Error('the token function returned no token')
+        return fresh
+      } catch (err) {
+        if (this.lifecycle !== 'open') return undefined
+        this.emitter.emit('error', new TandemError('TANDEM_ERR_TOKEN_REFRESH_FAILED', (err as Error)?.message ?? String(err), { cause: err }))
+        if (Date.now() + delay >= until) return undefined
+        await new Promise<void>(resolve => { this.tokenTimer = setTimeout(resolve, delay) })
+        delay = Math.min(delay * 2, MAX_TOKEN_RETRY_MS)
+      }
+    }
+    return undefined
+  }
+
+  /** The server says the token expires at `expiresAt`: send a new one on this connection. */
+  private async refreshToken (expiresAt: number): Promise<void> {
+    const token = this.options.token
+    if (typeof token !== 'function' || this.refreshing) return
+    this.refreshing = true
+    try {
+      const fresh = await this.fetchToken(token, expiresAt)
+      if (fresh === undefined || this.lifecycle !== 'open') return
+      // the next reconnect uses it too
+      this.provider.params = { ...this.provider.params, token: fresh }
+      this.sendTandem({ type: 'refresh', token: fresh })
+    } finally {
+      this.refreshing = false
+    }
+  }
+
+  /**
+   * The socket closed and the provider will reconnect: with a token function, hold the
+   * reconnect until a fresh token is in the URL, keeping the provider's backoff.
+   */
+  private reconnectWithToken (event: { code: number } | null): void {
+    const token = this.options.token
+    const provider = this.provider
+    if (typeof token !== 'function' || !provider.shouldConnect || this.lifecycle !== 'open') return
+    // 4400-4499 are final: the provider stops and reports `closed`
+    if (event !== null && event.code >= 4400 && event.code < 4500) return
+    provider.shouldConnect = false
+    const backoff = Math.min(2 ** (provider.wsUnsuccessfulReconnects + 1) * 100, this.options.maxBackoffTimeMs)
+    const started = Date.now()
+    void this.fetchToken(token, Infinity).then(async fresh => {
+      if (fresh === undefined || this.lifecycle !== 'open' || provider.shouldConnect) return
+      const wait = backoff - (Date.now() - started)
+      if (wait > 0) await new Promise<void>(resolve => { this.tokenTimer = setTimeout(resolve, wait) })
+      if (this.lifecycle !== 'open' || provider.shouldConnect) return
+      provider.params = { ...provider.params, token: fresh }
+      provider.connect()
+    })
   }
 
   /**
@@ -333,7 +422,10 @@ export class TandemClient {
       this.settle('synced')
       this.emitter.emit('synced')
     }
-    const onConnectionClose = (): void => this.socketDropped()
+    const onConnectionClose = (event: { code: number } | null): void => {
+      this.socketDropped()
+      this.reconnectWithToken(event)
+    }
     const onClosed = (event: { code: number, reason: string }): void => {
       const code = Object.hasOwn(ERRORS, event.reason) ? event.reason as ErrorCode
         : event.code === CloseCode.UNAUTHENTICATED ? 'TANDEM_ERR_UNAUTHENTICATED' : 'TANDEM_ERR_FORBIDDEN'
@@ -420,6 +512,13 @@ export class TandemClient {
         }
         this.lockGone(message.lock)
         return this.emitter.emit('locks', { type: 'released', lock: message.lock, reason: message.reason })
+      case 'token-expiring':
+        void this.refreshToken(message.expiresAt)
+        return
+      case 'refreshed':
+        this.access = message.access
+        this.awareness.setLocalStateField('user', { name: message.name, color: message.color })
+        return
       case 'lock-reply': {
         const request = this.requests.get(message.id)
         if (request === undefined) return
@@ -499,6 +598,7 @@ export class TandemClient {
 
   private teardown (lifecycle: 'left' | 'destroyed'): void {
     this.lifecycle = lifecycle
+    clearTimeout(this.tokenTimer)
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     this.provider.destroy()
     void this.persistence?.destroy()

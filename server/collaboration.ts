@@ -7,7 +7,7 @@ import type { LeaveReason, LockInfo, PresenceEntry, TandemMessage } from '../sha
 import { PresenceBoard, type PresenceChange } from './presence.js'
 import { PresenceMerge } from './cluster-presence.js'
 import type { LockChange, LockTable } from './locks.js'
-import { ResumeTable, newResumeSecret, sameSecret } from './resume.js'
+import { ResumeTable, newResumeSecret, sameSecret, type HeldSession } from './resume.js'
 import type { Identity } from './auth.js'
 import type { LockEvent } from './metrics.js'
 
@@ -196,7 +196,8 @@ export class Collaboration {
       room.held.add(session.id)
       room.board.suspend(session.id)
       this.locks.cancelWaits(doc, session.id)
-      this.resumes.hold({ sessionId: session.id, doc, userId: session.identity.userId, reason }, this.options.reconnectGraceMs,
+      const { userId, issuedAt, jti } = session.identity
+      this.resumes.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs,
         held => {
           this.finish(held.sessionId, held.doc, held.reason)
           this.observer.finished?.(held.sessionId, held.reason)
@@ -205,6 +206,28 @@ export class Collaboration {
     }
     this.finish(session.id, doc, reason === 'error' ? 'kicked' : reason)
     return false
+  }
+
+  /** The session is being ended for good (revoked, expired, idle): its resume secret is void now. */
+  voidResume (sessionId: string): void {
+    this.secrets.delete(sessionId)
+  }
+
+  /** A session's identity changed (a refresh): presence shows its new name and color. */
+  identityChanged (session: Participant): void {
+    this.rooms.get(session.doc.name)?.board.rename(session.id, session.identity)
+  }
+
+  /** Ends the held sessions `covered` picks (a revocation): no resume; locks and presence go now. */
+  revokeHeld (covered: (held: HeldSession) => boolean): number {
+    let ended = 0
+    for (const held of this.resumes.list()) {
+      if (!covered(held) || this.resumes.take(held.sessionId) === undefined) continue
+      this.finish(held.sessionId, held.doc, 'revoked')
+      this.observer.finished?.(held.sessionId, 'revoked')
+      ended++
+    }
+    return ended
   }
 
   /** Locks held now by sessions of this instance (live or within their grace). */

@@ -9,6 +9,9 @@ export interface HeldSession {
   doc: string
   userId: string
   reason: DropReason
+  /** The session's credentials, for revocations of a token (`jti`) or of older ones (`issuedAt`). */
+  issuedAt?: number
+  jti?: string
 }
 
 interface Held extends HeldSession {
@@ -59,6 +62,11 @@ export class ResumeTable {
     clearTimeout(held.timer)
     this.held.delete(sessionId)
     return held
+  }
+
+  /** The sessions within their grace now. */
+  list (): HeldSession[] {
+    return [...this.held.values()]
   }
 
   /** Ends every grace at once (shutdown) and returns the sessions that were held. */

@@ -27,6 +27,10 @@ import { CloseCode } from '../shared/constants.js'
 import { Metrics } from './metrics.js'
 import { SessionStats } from './stats.js'
 import { SessionAnalytics } from './analytics.js'
+import { LiveSessions } from './live-sessions.js'
+import { Revocations, type RevocationTarget } from './revocations.js'
+import type { Revocation } from './store/store.js'
+import type { AuthRequest } from './auth.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -58,6 +62,8 @@ export class TandemServer {
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private heartbeatTimer: NodeJS.Timeout | undefined
+  private live: LiveSessions | undefined
+  private revocationList: Revocations | undefined
   private closing: Promise<void> | undefined
   private readonly authenticate: Authenticate
 
@@ -106,8 +112,14 @@ export class TandemServer {
   /** One hooks object for every session: a closure per session would cost memory per connection. */
   private readonly sessionHooks: SessionHooks = {
     ended: (s, reason, code) => this.sessionEnded(s, reason, code),
-    message: (s, message) => this.collaboration.message(s, message),
-    active: s => this.collaboration.activity(s)
+    message: (s, message) => {
+      if (message.type === 'refresh') this.live?.refresh(s, message.token)
+      else this.collaboration.message(s, message)
+    },
+    active: s => {
+      this.live?.active(s)
+      this.collaboration.activity(s)
+    }
   }
 
   get collaboration (): Collaboration {
@@ -176,6 +188,25 @@ export class TandemServer {
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
       })
       this.cluster?.bindPresence(this.collab)
+      this.revocationList = new Revocations(this.store, options.revocationTtlMs, logger)
+      await this.revocationList.start()
+      const collab = this.collab
+      const revocations = this.revocationList
+      this.live = new LiveSessions(options, {
+        authenticate: request => this.authenticateWithin(request),
+        revoked: (identity, sessionId) => revocations.covering(identity, sessionId),
+        ending: session => collab.voidResume(session.id),
+        changed: session => collab.identityChanged(session as Session)
+      }, logger)
+      this.cluster?.bindLive({
+        peerRevoked: revocation => {
+          revocations.received(revocation)
+          this.applyRevocation(revocation)
+        },
+        peerRecheck: doc => {
+          this.live?.recheck(doc).catch((err: unknown) => logger.error({ err, doc }, 'recheck failed'))
+        }
+      })
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -187,6 +218,8 @@ export class TandemServer {
         await once(this.http, 'listening')
       }
     } catch (err) {
+      this.live?.close()
+      this.revocationList?.close()
       await this.collab?.close().catch(() => {})
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
@@ -202,11 +235,49 @@ export class TandemServer {
 
   private async admit (request: UpgradeRequest): Promise<Identity> {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
+    const identity = await this.authenticateWithin(request)
+    if (this.atDocumentLimit(request.document)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    return identity
+  }
+
+  /**
+   * The authenticator within the auth timeout, then the checks every credential passes, at the
+   * upgrade and at every refresh: not expired, not revoked.
+   */
+  private async authenticateWithin (request: AuthRequest): Promise<Identity> {
     const { authTimeoutMs } = this.options
     const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
       () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
-    if (this.atDocumentLimit(request.document)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new TandemError('TANDEM_ERR_TOKEN_EXPIRED')
+    if (this.revocationList?.covering(identity) !== undefined) throw new TandemError('TANDEM_ERR_REVOKED')
     return identity
+  }
+
+  /**
+   * Revokes a user's sessions and older tokens, a session, or a token, on every instance: stored
+   * first, then in force here, then told to the peers. Returns it and the sessions ended here.
+   */
+  async revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }> {
+    if (this.revocationList === undefined) throw new Error('server is not listening')
+    const revocation = await this.revocationList.revoke(target)
+    const sessions = this.applyRevocation(revocation)
+    this.cluster?.publishRevocation(revocation)
+    return { revocation, sessions }
+  }
+
+  /** Authenticates every session of a document again, here and on every peer; returns the count here. */
+  async recheck (doc: string): Promise<number> {
+    if (this.live === undefined) throw new Error('server is not listening')
+    this.cluster?.publishRecheck(doc)
+    return await this.live.recheck(doc)
+  }
+
+  /** Ends the live and held sessions of this instance that a revocation covers. */
+  private applyRevocation (revocation: Revocation): number {
+    const list = this.revocationList
+    if (list === undefined) return 0
+    const held = this.collab?.revokeHeld(held => list.covering({ userId: held.userId, issuedAt: held.issuedAt, jti: held.jti } as Identity, held.sessionId) !== undefined) ?? 0
+    return (this.live?.revoke(revocation) ?? 0) + held
   }
 
   /** True when opening `name` would load one document more than maxDocuments. */
@@ -238,6 +309,7 @@ export class TandemServer {
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
+    this.live?.add(session, request)
     const { maxMessagesPerSecond, messageBurst } = this.options
     bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
     loaded.then(() => session.start(), (err: unknown) => {
@@ -258,6 +330,7 @@ export class TandemServer {
    */
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
+    this.live?.remove(session)
     const held = this.collab?.ended(session, reason) ?? false
     this.analytics.ended(session, reason, code, held)
     this.registry?.release(session.doc)
@@ -288,6 +361,8 @@ export class TandemServer {
     const started = Date.now()
     const { logger } = this
     clearInterval(this.heartbeatTimer)
+    this.live?.close()
+    this.revocationList?.close()
     // an attached server is the embedder's: Tandem only stops taking its upgrades
     if (this.options.server === undefined) this.http?.close()
     else if (this.transport !== undefined) this.http?.off('upgrade', this.transport.handleUpgrade)

@@ -11,7 +11,7 @@ import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
 import { changesDocument, encodeIntegratedState } from './read-only.js'
 
 /** Why a session ended. */
-export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
+export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error' | 'expired' | 'revoked' | 'idle'
 
 /** Lifecycle of a session, changed only by setStatus. */
 export type SessionStatus = 'waiting' | 'open' | 'ended'
@@ -49,7 +49,8 @@ export class Session implements DocumentMember {
   constructor (
     readonly socket: WebSocketLike,
     readonly doc: Document,
-    readonly identity: Identity,
+    /** Replaced, never mutated, when a refresh or a recheck changes it (see live-sessions.ts). */
+    public identity: Identity,
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,

@@ -41,7 +41,11 @@ export const CloseCode = Object.freeze({
   /** No valid credentials. */
   UNAUTHENTICATED: 4401,
   /** Valid credentials, but not for this. */
-  FORBIDDEN: 4403
+  FORBIDDEN: 4403,
+  /** The document was deleted. */
+  DOCUMENT_DELETED: 4404,
+  /** The session was inactive longer than --session-idle-timeout. */
+  IDLE: 4408
 } as const)
 
 /** One of the close codes Tandem uses. */

@@ -49,6 +49,13 @@ function prepare (db, durability) {
       token INTEGER NOT NULL,
       PRIMARY KEY (doc, resource)
     );
+    CREATE TABLE IF NOT EXISTS revocations (
+      kind TEXT NOT NULL,
+      value TEXT NOT NULL,
+      revoked_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      PRIMARY KEY (kind, value)
+    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -88,6 +95,12 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  const revoke = db.prepare(`
+    INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
+    ON CONFLICT (kind, value) DO UPDATE SET
+      revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`)
+  const prune = db.prepare('DELETE FROM revocations WHERE expires_at <= ?')
+  const listRevocations = db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
   const append = db.transaction(entries => {
     for (const { name, update } of entries) insert.run({ doc: name, data: update })
   })
@@ -115,7 +128,12 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
-    nextFencingToken: (name, resource) => bump.get(name, resource).token
+    nextFencingToken: (name, resource) => bump.get(name, resource).token,
+    addRevocation: revocation => { revoke.run(revocation) },
+    revocations: now => {
+      prune.run(now)
+      return listRevocations.all()
+    }
   }
 }
 
