@@ -51,8 +51,10 @@ interface State {
   slot: number
   /** The client was told its token expires soon (once per token). */
   warned: boolean
-  /** A refresh or recheck is running: a second one waits for none and is refused. */
-  checking: boolean
+  /** A client's refresh is being checked: a second one is refused (the client sends one at a time). */
+  refreshing: boolean
+  /** Grows with every credential applied: a check that started before one was applied is stale. */
+  generation: number
   ending: boolean
 }
 
@@ -86,7 +88,7 @@ export class LiveSessions {
 
   /** A session started with the credentials of `request`. */
   add (session: LiveSession, request: AuthRequest): void {
-    const state: State = { session, request, lastActiveAt: Date.now(), slot: -1, warned: false, checking: false, ending: false }
+    const state: State = { session, request, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
     this.states.set(session, state)
     this.schedule(state)
   }
@@ -109,19 +111,20 @@ export class LiveSessions {
   refresh (session: LiveSession, token: string): void {
     const state = this.states.get(session)
     if (state === undefined || state.ending) return
-    if (state.checking) {
+    if (state.refreshing) {
       // the client sends one at a time; a flood would run the authenticator for nothing
       this.end(state, CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
       return
     }
-    void this.check(state, { ...state.request, token })
+    state.refreshing = true
+    void this.check(state, { ...state.request, token }).finally(() => { state.refreshing = false })
   }
 
   /** Authenticates every session of the document again, with the credentials it holds now. */
   async recheck (doc: string): Promise<number> {
     const checks = []
     for (const state of this.states.values()) {
-      if (state.session.doc.name !== doc || state.ending || state.checking) continue
+      if (state.session.doc.name !== doc || state.ending) continue
       checks.push(this.check(state, state.request))
     }
     await Promise.all(checks)
@@ -150,13 +153,13 @@ export class LiveSessions {
   /** Runs the authenticator on `request` and applies the answer to the session. */
   private async check (state: State, request: AuthRequest): Promise<void> {
     const { session } = state
-    state.checking = true
+    const generation = state.generation
     let identity: Identity
     try {
       identity = await this.hooks.authenticate(request)
     } catch (err) {
-      state.checking = false
-      if (state.ending || session.isEnded()) return
+      // newer credentials were applied meanwhile: this answer is about old ones
+      if (state.ending || session.isEnded() || state.generation !== generation) return
       if (isTandemError(err, 'TANDEM_ERR_FORBIDDEN')) return this.end(state, CloseCode.FORBIDDEN, 'revoked', 'TANDEM_ERR_FORBIDDEN')
       if (isTandemError(err, 'TANDEM_ERR_AUTH_TIMEOUT') || !isTandemError(err)) {
         // the authenticator failed, not the credentials: keep the session until its expiry
@@ -165,8 +168,7 @@ export class LiveSessions {
       }
       return this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
     }
-    state.checking = false
-    if (state.ending || session.isEnded()) return
+    if (state.ending || session.isEnded() || state.generation !== generation) return
     const before = session.identity
     if (identity.userId !== before.userId) return this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
     if (!mayOpen(identity, session.doc.name)) return this.end(state, CloseCode.FORBIDDEN, 'revoked', 'TANDEM_ERR_FORBIDDEN')
@@ -176,6 +178,7 @@ export class LiveSessions {
     }
     session.identity = identity
     state.request = request
+    state.generation++
     state.warned = false
     this.schedule(state)
     if (session.tandem) {
