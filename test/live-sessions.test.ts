@@ -7,6 +7,8 @@ import { readFrame, writeTandem } from '../shared/messages.js'
 import { isTandemError } from '../client/index.js'
 import type { TandemServer } from '../server/server.js'
 import type { HookIdentity } from '../server/auth.js'
+import { parseCli } from '../server/cli-options.js'
+import { resolveOptions } from '../server/config.js'
 
 const SECRET = 'live-sessions-secret'
 
@@ -57,6 +59,24 @@ describe('token expiry on open connections', () => {
     expect(watcher.doc.getText('t').toString()).toBe('before exp')
     // an expired token is refused at the door
     expect((await upgrade(docUrl(server.url, name, { token: await token({ sub: 'stock' }, -1) }))).status).toBe(401)
+  })
+
+  test('the authenticate hook\'s expiresAt is enforced the same way; a past or malformed one is refused', async () => {
+    let expiresAt: unknown = Date.now() + 1_000
+    const server = await startServer({ authenticate: () => ({ userId: 'hooked', expiresAt: expiresAt as number }) })
+    const name = docName()
+    const hooked = await rawSession(docUrl(server.url, name, { tandem: '1', token: 'x' }))
+    expect(await hooked.closed).toEqual({ code: 4401, reason: 'TANDEM_ERR_TOKEN_EXPIRED' })
+    expiresAt = Date.now() - 1
+    expect((await upgrade(docUrl(server.url, name, { token: 'x' }))).status).toBe(401)
+    expiresAt = '2030-01-01'
+    expect((await upgrade(docUrl(server.url, name, { token: 'x' }))).status).toBe(500)
+  })
+
+  test('--session-idle-timeout and --revocation-ttl are flags with variables', () => {
+    expect(parseCli(['--session-idle-timeout', '60000'], { TANDEM_REVOCATION_TTL: '3600000' })).toMatchObject({ sessionIdleTimeoutMs: 60_000, revocationTtlMs: 3_600_000 })
+    expect(resolveOptions({}).sessionIdleTimeoutMs).toBe(0)
+    expect(() => resolveOptions({ revocationTtlMs: 10 })).toThrow(/revocationTtlMs/)
   })
 
   test('a Tandem client without a token function loses its lock at exp', async () => {
