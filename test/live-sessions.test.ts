@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, stockClient, synced, waitFor, docName, rawClient, closed, tempDir } from './helpers.js'
-import { tandemClient, record, leftEvents } from './tandem-helpers.js'
+import { tandemClient, record, leftEvents, dropSocket } from './tandem-helpers.js'
 import { signToken, upgrade, docUrl, collectFrames } from './security-helpers.js'
 import { readFrame, writeTandem } from '../shared/messages.js'
 import { isTandemError } from '../client/index.js'
@@ -122,6 +122,20 @@ describe('token expiry on open connections', () => {
     // the new name of each token shows in presence
     await waitFor(() => watcher.presence.list().find(u => u.userId === 'ada')?.name === `Ada ${calls}`, 5_000, 'renamed')
     expect(events.presence.some(e => e.type === 'updated' && e.user.name.startsWith('Ada '))).toBe(true)
+  })
+
+  test('a dropped client calls its token function again and resumes its session with the fresh token', async () => {
+    const server = await startServer({ authSecret: SECRET, reconnectGraceMs: 10_000 })
+    const name = docName()
+    let calls = 0
+    const ada = tandemClient(server.url, name, { token: async () => { calls++; return await token({ sub: 'ada' }) } })
+    await ada.synced()
+    const sessionId = ada.sessionId
+    expect(calls).toBe(1)
+    dropSocket(ada)
+    await waitFor(() => calls === 2 && ada.status === 'connected', 10_000, 'reconnected with a fresh token')
+    await waitFor(() => ada.sessionId === sessionId && server.sessions.size === 1, 5_000, 'resumed')
+    expect(server.collaboration.held).toBe(0)
   })
 
   test('a token function that throws keeps the session until exp, reporting errors', async () => {
