@@ -192,7 +192,8 @@ export class Collaboration {
     if (room === undefined) return false
     room.live.delete(session)
     room.tandem.delete(session)
-    if (session.tandem && (reason === 'disconnect' || reason === 'timeout') && !this.closing && this.options.reconnectGraceMs > 0) {
+    // no secret: its end had begun (voidResume) when the connection dropped; it cannot resume
+    if (session.tandem && (reason === 'disconnect' || reason === 'timeout') && !this.closing && this.options.reconnectGraceMs > 0 && this.secrets.has(session.id)) {
       room.held.add(session.id)
       room.board.suspend(session.id)
       this.locks.cancelWaits(doc, session.id)
