@@ -49,13 +49,6 @@ function prepare (db, durability) {
       token INTEGER NOT NULL,
       PRIMARY KEY (doc, resource)
     );
-    CREATE TABLE IF NOT EXISTS revocations (
-      kind TEXT NOT NULL,
-      value TEXT NOT NULL,
-      revoked_at INTEGER NOT NULL,
-      expires_at INTEGER NOT NULL,
-      PRIMARY KEY (kind, value)
-    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -95,12 +88,29 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
-  const revoke = db.prepare(`
-    INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
-    ON CONFLICT (kind, value) DO UPDATE SET
-      revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`)
-  const prune = db.prepare('DELETE FROM revocations WHERE expires_at <= ?')
-  const listRevocations = db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
+  // made on first use, not at open: two instances opening a new file at once race on every
+  // schema change there, and only a server ever needs this table
+  let revocationStatements
+  const revocations = () => {
+    if (revocationStatements !== undefined) return revocationStatements
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS revocations (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+      )`)
+    revocationStatements = {
+      add: db.prepare(`
+        INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
+        ON CONFLICT (kind, value) DO UPDATE SET
+          revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`),
+      prune: db.prepare('DELETE FROM revocations WHERE expires_at <= ?'),
+      list: db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
+    }
+    return revocationStatements
+  }
   const append = db.transaction(entries => {
     for (const { name, update } of entries) insert.run({ doc: name, data: update })
   })
@@ -129,10 +139,11 @@ function operations (db) {
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
     nextFencingToken: (name, resource) => bump.get(name, resource).token,
-    addRevocation: revocation => { revoke.run(revocation) },
+    addRevocation: revocation => { revocations().add.run(revocation) },
     revocations: now => {
+      const { prune, list } = revocations()
       prune.run(now)
-      return listRevocations.all()
+      return list.all()
     }
   }
 }
