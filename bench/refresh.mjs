@@ -61,10 +61,11 @@ const connectOne = async (i) => {
   sockets.push(ws)
 }
 const closes = new Map()
+const connectStarted = performance.now()
 for (let i = 0; i < CONNECTIONS; i += 100) {
   await Promise.all(Array.from({ length: Math.min(100, CONNECTIONS - i) }, (_, j) => connectOne(i + j)))
 }
-console.log(`${CONNECTIONS} connections open; tokens warned at about ${new Date((exp - 60) * 1000).toISOString()}`)
+console.log(`${CONNECTIONS} connections open in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; tokens warned at about ${new Date((exp - 60) * 1000).toISOString()}`)
 
 // the fan-out probe: readers first, then one writer stamping the send time into a map
 const samples = []
@@ -103,7 +104,8 @@ const pct = (values, p) => {
 }
 const show = (what, values) => console.log(`${what.padEnd(40)} n=${String(values.length).padStart(4)}  p50 ${pct(values, 0.5).toFixed(2)} ms  p99 ${pct(values, 0.99).toFixed(2)} ms  max ${Math.max(...values).toFixed(2)} ms`)
 if (closes.size > 0) console.log('closed early:', Object.fromEntries(closes))
-console.log(`refreshes: ${refreshes.warned.length} warned, ${refreshes.refreshed.length} refreshed, all within ${(burstEnd - burstStart).toFixed(0)} ms`)
+const span = values => (Math.max(...values) - Math.min(...values)).toFixed(0)
+console.log(`refreshes: ${refreshes.warned.length} warned within ${span(refreshes.warned)} ms, ${refreshes.refreshed.length} refreshed within ${span(refreshes.refreshed)} ms; first warning to last refreshed ${(burstEnd - burstStart).toFixed(0)} ms`)
 show('fan-out latency, before the burst', samples.filter(s => s.at < burstStart - 500 && s.at > burstStart - 10_500).map(s => s.ms))
 show('fan-out latency, during the burst', samples.filter(s => s.at >= burstStart && s.at <= burstEnd).map(s => s.ms))
 show('fan-out latency, after the burst', samples.filter(s => s.at > burstEnd + 500).map(s => s.ms))
