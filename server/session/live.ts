@@ -1,7 +1,6 @@
 import type { Logger } from 'pino'
 import { writeTandem } from '../../shared/messages.js'
-import { CloseCode } from '../../shared/constants.js'
-import { ERRORS, isTandemError, type ErrorCode } from '../../shared/errors.js'
+import { ERRORS, isTandemError } from '../../shared/errors.js'
 import { mayOpen, type AuthRequest, type Identity } from '../auth/auth.js'
 import type { EndReason } from './session.js'
 import type { Revocation } from '../store/store.js'
@@ -34,6 +33,9 @@ export interface LiveSessionsOptions {
   /** 0: no idle timeout. */
   sessionIdleTimeoutMs: number
 }
+
+/** The errors this policy closes sessions with (each has a close code in the registry). */
+type ClosingError = 'TANDEM_ERR_TOKEN_EXPIRED' | 'TANDEM_ERR_REVOKED' | 'TANDEM_ERR_UNAUTHENTICATED' | 'TANDEM_ERR_FORBIDDEN' | 'TANDEM_ERR_IDLE_TIMEOUT' | 'TANDEM_ERR_MALFORMED_MESSAGE'
 
 /** Resolution of the expiry wheel: a deadline is met within this long. */
 const SLOT_MS = 250
@@ -113,7 +115,7 @@ export class LiveSessions {
     if (state === undefined || state.ending) return
     if (state.refreshing) {
       // the client sends one at a time; a flood would run the authenticator for nothing
-      this.end(state, CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
+      this.end(state, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
       return
     }
     state.refreshing = true
@@ -136,7 +138,7 @@ export class LiveSessions {
     let ended = 0
     for (const state of [...this.states.values()]) {
       if (state.ending || this.hooks.revoked(state.session.identity, state.session.id) === undefined) continue
-      this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', 'TANDEM_ERR_REVOKED')
+      this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
       ended++
     }
     if (ended > 0) this.logger.info({ kind: revocation.kind, sessions: ended }, 'revoked sessions ended')
@@ -160,21 +162,21 @@ export class LiveSessions {
     } catch (err) {
       // newer credentials were applied meanwhile: this answer is about old ones
       if (state.ending || session.isEnded() || state.generation !== generation) return
-      if (isTandemError(err, 'TANDEM_ERR_FORBIDDEN')) return this.end(state, CloseCode.FORBIDDEN, 'revoked', 'TANDEM_ERR_FORBIDDEN')
+      if (isTandemError(err, 'TANDEM_ERR_FORBIDDEN')) return this.end(state, 'revoked', 'TANDEM_ERR_FORBIDDEN')
       if (isTandemError(err, 'TANDEM_ERR_AUTH_TIMEOUT') || !isTandemError(err)) {
         // the authenticator failed, not the credentials: keep the session until its expiry
         this.logger.warn({ err, session: session.id }, 'authentication check failed; the session keeps its credentials')
         return
       }
-      return this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
+      return this.end(state, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
     }
     if (state.ending || session.isEnded() || state.generation !== generation) return
     const before = session.identity
-    if (identity.userId !== before.userId) return this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
-    if (!mayOpen(identity, session.doc.name)) return this.end(state, CloseCode.FORBIDDEN, 'revoked', 'TANDEM_ERR_FORBIDDEN')
-    if (this.hooks.revoked(identity, session.id) !== undefined) return this.end(state, CloseCode.UNAUTHENTICATED, 'revoked', 'TANDEM_ERR_REVOKED')
+    if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
+    if (!mayOpen(identity, session.doc.name)) return this.end(state, 'revoked', 'TANDEM_ERR_FORBIDDEN')
+    if (this.hooks.revoked(identity, session.id) !== undefined) return this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
     if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) {
-      return this.end(state, CloseCode.UNAUTHENTICATED, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
+      return this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
     }
     session.identity = identity
     state.request = request
@@ -187,8 +189,9 @@ export class LiveSessions {
     this.hooks.changed(session, before)
   }
 
-  /** Stores the session's pending edits (bounded), then closes it with `code`. */
-  private end (state: State, code: number, reason: EndReason, errorCode: ErrorCode): void {
+  /** Stores the session's pending edits (bounded), then closes it with the error's close code. */
+  private end (state: State, reason: EndReason, errorCode: ClosingError): void {
+    const code = ERRORS[errorCode].closeCode
     if (state.ending) return
     state.ending = true
     this.unschedule(state)
@@ -255,7 +258,7 @@ export class LiveSessions {
     const { expiresAt } = state.session.identity
     if (state.ending || expiresAt === undefined) return
     if (expiresAt <= now) {
-      this.end(state, ERRORS.TANDEM_ERR_TOKEN_EXPIRED.closeCode, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
+      this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
       return
     }
     if (!state.warned && state.session.tandem) {
@@ -269,7 +272,7 @@ export class LiveSessions {
     const limit = this.options.sessionIdleTimeoutMs
     for (const state of this.states.values()) {
       if (!state.ending && now - state.lastActiveAt >= limit) {
-        this.end(state, ERRORS.TANDEM_ERR_IDLE_TIMEOUT.closeCode, 'idle', 'TANDEM_ERR_IDLE_TIMEOUT')
+        this.end(state, 'idle', 'TANDEM_ERR_IDLE_TIMEOUT')
       }
     }
   }
