@@ -189,22 +189,13 @@ export class TandemServer {
       this.revocationList = new Revocations(this.store, options.revocationTtlMs, logger)
       await this.revocationList.start()
       const collab = this.collab
-      const revocations = this.revocationList
-      this.live = new LiveSessions(options, {
+      this.live = new LiveSessions(options, this.revocationList, {
         authenticate: request => this.authenticateWithin(request),
-        revoked: (identity, sessionId) => revocations.covering(identity, sessionId),
+        revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id),
         changed: session => collab.identityChanged(session as Session)
-      }, logger)
-      this.cluster?.bindLive({
-        peerRevoked: revocation => {
-          revocations.received(revocation)
-          this.applyRevocation(revocation)
-        },
-        peerRecheck: doc => {
-          this.live?.recheck(doc).catch((err: unknown) => logger.error({ err, doc }, 'recheck failed'))
-        }
-      })
+      }, logger, this.cluster)
+      this.cluster?.bindLive(this.live)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -255,26 +246,14 @@ export class TandemServer {
    * first, then in force here, then told to the peers. Returns it and the sessions ended here.
    */
   async revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }> {
-    if (this.revocationList === undefined) throw new Error('server is not listening')
-    const revocation = await this.revocationList.revoke(target)
-    const sessions = this.applyRevocation(revocation)
-    this.cluster?.publishRevocation(revocation)
-    return { revocation, sessions }
+    if (this.live === undefined) throw new Error('server is not listening')
+    return await this.live.revoke(target)
   }
 
   /** Authenticates every session of a document again, here and on every peer; returns the count here. */
   async recheck (doc: string): Promise<number> {
     if (this.live === undefined) throw new Error('server is not listening')
-    this.cluster?.publishRecheck(doc)
-    return await this.live.recheck(doc)
-  }
-
-  /** Ends the live and held sessions of this instance that a revocation covers. */
-  private applyRevocation (revocation: Revocation): number {
-    const list = this.revocationList
-    if (list === undefined) return 0
-    const held = this.collab?.revokeHeld(held => list.covering({ userId: held.userId, issuedAt: held.issuedAt, jti: held.jti } as Identity, held.sessionId) !== undefined) ?? 0
-    return (this.live?.revoke(revocation) ?? 0) + held
+    return await this.live.recheckEverywhere(doc)
   }
 
   private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {

@@ -5,6 +5,9 @@ import type { Identity } from './auth.js'
 /** What `POST /api/revocations` names: one of a user, a session or a token id. */
 export type RevocationTarget = Pick<Revocation, 'kind' | 'value'>
 
+/** What a revocation is checked against: a session's credentials (live or held). */
+export type Credentials = Pick<Identity, 'userId' | 'issuedAt' | 'jti'>
+
 /** How often the list is read again from the store: catches what a peer stored while the bus was down. */
 const RELOAD_MS = 30_000
 
@@ -53,7 +56,7 @@ export class Revocations {
   }
 
   /** The revocation that covers these credentials or this session, if any. */
-  covering (identity: Identity, sessionId?: string): Revocation | undefined {
+  covering (identity: Credentials, sessionId?: string): Revocation | undefined {
     const now = Date.now()
     const live = (revocation: Revocation | undefined): Revocation | undefined =>
       revocation !== undefined && revocation.expiresAt > now ? revocation : undefined

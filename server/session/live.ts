@@ -4,6 +4,8 @@ import { ERRORS, isTandemError } from '../../shared/errors.js'
 import { mayOpen, type AuthRequest, type Identity } from '../auth/auth.js'
 import type { EndReason } from './session.js'
 import type { Revocation } from '../store/store.js'
+import type { Revocations, RevocationTarget } from '../auth/revocations.js'
+import type { HeldSession } from './resume.js'
 
 /** What live-session policy needs of a session. */
 export interface LiveSession {
@@ -20,12 +22,18 @@ export interface LiveSession {
 export interface LiveSessionsHooks {
   /** Authenticates again (the server's authenticator, within its timeout). */
   authenticate (request: AuthRequest): Promise<Identity>
-  /** The revocation that covers these credentials or this session, if any. */
-  revoked (identity: Identity, sessionId: string): Revocation | undefined
+  /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
+  revokeHeld (covered: (held: HeldSession) => boolean): number
   /** A session is being ended by this policy: it may not resume (its pending edits store meanwhile). */
   ending (session: LiveSession): void
   /** A session's identity changed (refresh or recheck): presence shows the new name and color. */
   changed (session: LiveSession, before: Identity): void
+}
+
+/** How revocations and rechecks reach the other instances (the cluster); absent on one instance. */
+export interface LivePeers {
+  publishRevocation (revocation: Revocation): void
+  publishRecheck (doc: string): void
 }
 
 /** Options live-session policy reads. */
@@ -66,6 +74,9 @@ interface State {
  * `sessionIdleTimeoutMs`. Deadlines sit in one wheel of 250 ms slots swept by one timer, which
  * also sweeps for idle sessions: no timer per session, whatever their number.
  *
+ * Revocations are made here (`revoke`: stored, applied to the live and held sessions here, told
+ * to the peers) and heard from peers; a recheck runs here and on every peer.
+ *
  * A session this policy ends stores its pending edits first (bounded), then closes: 4401 for
  * expiry, revocation or credentials refused, 4403 for a document no longer allowed, 4408 idle.
  */
@@ -79,8 +90,10 @@ export class LiveSessions {
 
   constructor (
     private readonly options: LiveSessionsOptions,
+    private readonly revocations: Revocations,
     private readonly hooks: LiveSessionsHooks,
-    private readonly logger: Logger
+    private readonly logger: Logger,
+    private readonly peers?: LivePeers
   ) {
     const idle = options.sessionIdleTimeoutMs
     this.idleSweepMs = idle > 0 ? Math.min(1_000, Math.max(20, Math.floor(idle / 4))) : Infinity
@@ -133,11 +146,39 @@ export class LiveSessions {
     return checks.length
   }
 
-  /** Ends every session the revocation covers; returns how many. */
-  revoke (revocation: Revocation): number {
-    let ended = 0
+  /**
+   * Revokes a user's sessions and older tokens, a session, or a token, on every instance: stored
+   * first, then in force here, then told to the peers. Returns it and the sessions ended here.
+   */
+  async revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }> {
+    const revocation = await this.revocations.revoke(target)
+    const sessions = this.apply(revocation)
+    this.peers?.publishRevocation(revocation)
+    return { revocation, sessions }
+  }
+
+  /** Authenticates every session of a document again, here and on every peer; returns the count here. */
+  recheckEverywhere (doc: string): Promise<number> {
+    this.peers?.publishRecheck(doc)
+    return this.recheck(doc)
+  }
+
+  /** A peer's revocation: in force here too, and applied to this instance's sessions. */
+  peerRevoked (revocation: Revocation): void {
+    this.revocations.received(revocation)
+    this.apply(revocation)
+  }
+
+  /** A peer asks for a recheck of a document. */
+  peerRecheck (doc: string): void {
+    this.recheck(doc).catch((err: unknown) => this.logger.error({ err, doc }, 'recheck failed'))
+  }
+
+  /** Ends the live and held sessions of this instance that the revocations cover; returns how many. */
+  private apply (revocation: Revocation): number {
+    let ended = this.hooks.revokeHeld(held => this.revocations.covering(held, held.sessionId) !== undefined)
     for (const state of [...this.states.values()]) {
-      if (state.ending || this.hooks.revoked(state.session.identity, state.session.id) === undefined) continue
+      if (state.ending || this.revocations.covering(state.session.identity, state.session.id) === undefined) continue
       this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
       ended++
     }
@@ -174,7 +215,7 @@ export class LiveSessions {
     const before = session.identity
     if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
     if (!mayOpen(identity, session.doc.name)) return this.end(state, 'revoked', 'TANDEM_ERR_FORBIDDEN')
-    if (this.hooks.revoked(identity, session.id) !== undefined) return this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
+    if (this.revocations.covering(identity, session.id) !== undefined) return this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
     if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) {
       return this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
     }
