@@ -1,4 +1,4 @@
-import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 
 interface SavedVersion extends VersionInfo {
@@ -15,6 +15,7 @@ interface QueuedEvent extends OutboxEvent {
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
+  private readonly revoked = new Map<string, Revocation>()
   /** Per document, its versions oldest first. */
   private readonly saved = new Map<string, SavedVersion[]>()
   /** Per document, the authors since its last version, with when each was first recorded. */
@@ -131,6 +132,21 @@ export class MemoryStore implements Store {
 
   async pendingEvents (): Promise<number> {
     return this.outbox.length
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    const key = JSON.stringify([revocation.kind, revocation.value])
+    const known = this.revoked.get(key)
+    this.revoked.set(key, {
+      ...revocation,
+      revokedAt: Math.max(revocation.revokedAt, known?.revokedAt ?? 0),
+      expiresAt: Math.max(revocation.expiresAt, known?.expiresAt ?? 0)
+    })
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    for (const [key, revocation] of this.revoked) if (revocation.expiresAt <= now) this.revoked.delete(key)
+    return [...this.revoked.values()].map(revocation => ({ ...revocation }))
   }
 
   async close (): Promise<void> {}

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 
 /** Options of {@link PostgresStore.open}. */
@@ -56,9 +56,9 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string } {
+  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string, revocations: string } {
     const s = `"${this.schema}"`
-    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox` }
+    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox`, revocations: `${s}.revocations` }
   }
 
   private async migrate (): Promise<void> {
@@ -115,6 +115,14 @@ export class PostgresStore implements Store {
             lease_until BIGINT NOT NULL DEFAULT 0
           )`)
         await client.query(`CREATE INDEX IF NOT EXISTS outbox_queue ON ${this.t.outbox} (target, doc, seq)`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.revocations} (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            revoked_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (kind, value)
+          )`)
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
       }
@@ -273,6 +281,22 @@ export class PostgresStore implements Store {
   async pendingEvents (): Promise<number> {
     const { rows: [row] } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${this.t.outbox}`)
     return Number(row?.n ?? 0)
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    const r = this.t.revocations
+    await this.pool.query(`
+      INSERT INTO ${r} (kind, value, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (kind, value) DO UPDATE SET
+        revoked_at = greatest(${r}.revoked_at, excluded.revoked_at), expires_at = greatest(${r}.expires_at, excluded.expires_at)`,
+    [revocation.kind, revocation.value, revocation.revokedAt, revocation.expiresAt])
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    await this.pool.query(`DELETE FROM ${this.t.revocations} WHERE expires_at <= $1`, [now])
+    const { rows } = await this.pool.query<{ kind: Revocation['kind'], value: string, revoked_at: string, expires_at: string }>(
+      `SELECT kind, value, revoked_at, expires_at FROM ${this.t.revocations}`)
+    return rows.map(row => ({ kind: row.kind, value: row.value, revokedAt: Number(row.revoked_at), expiresAt: Number(row.expires_at) }))
   }
 
   close (): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { NewVersion, OutboxEntry, OutboxEvent, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -111,6 +111,14 @@ export class SqliteStore implements Store {
 
   async pendingEvents (): Promise<number> {
     return await this.request('pendingEvents', []) as number
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    await this.request('addRevocation', [revocation])
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    return await this.request('revocations', [now]) as Revocation[]
   }
 
   async close (): Promise<void> {

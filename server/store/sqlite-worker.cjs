@@ -117,6 +117,29 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  // made on first use, not at open: two instances opening a new file at once race on every
+  // schema change there, and only a server ever needs this table
+  let revocationStatements
+  const revocations = () => {
+    if (revocationStatements !== undefined) return revocationStatements
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS revocations (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+      )`)
+    revocationStatements = {
+      add: db.prepare(`
+        INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
+        ON CONFLICT (kind, value) DO UPDATE SET
+          revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`),
+      prune: db.prepare('DELETE FROM revocations WHERE expires_at <= ?'),
+      list: db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
+    }
+    return revocationStatements
+  }
   const noteAuthor = db.prepare('INSERT INTO version_authors (doc, author, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
   const append = db.transaction(entries => {
     const now = Date.now()
@@ -157,7 +180,13 @@ function operations (db) {
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
     nextFencingToken: (name, resource) => bump.get(name, resource).token,
     ...versionOps,
-    ...outboxOps
+    ...outboxOps,
+    addRevocation: revocation => { revocations().add.run(revocation) },
+    revocations: now => {
+      const { prune, list } = revocations()
+      prune.run(now)
+      return list.all()
+    }
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
-import type { Store, StoreEntry } from '../../server/store/store.js'
+import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
 
 /** A real memory store whose loads wait until released: to hold a document in its loading state. */
 class GatedStore implements Store {
@@ -23,6 +23,8 @@ class GatedStore implements Store {
   claimEvents (owner: string, leaseMs: number, limit: number) { return this.inner.claimEvents(owner, leaseMs, limit) }
   settleEvent (seq: number, retryAt: number | null) { return this.inner.settleEvent(seq, retryAt) }
   pendingEvents () { return this.inner.pendingEvents() }
+  addRevocation (revocation: Revocation) { return this.inner.addRevocation(revocation) }
+  revocations (now: number) { return this.inner.revocations(now) }
   close () { return this.inner.close() }
 }
 
