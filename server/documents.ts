@@ -78,6 +78,9 @@ export class DocumentRegistry {
         created.loadStored(updates)
         created.setStatus('ready')
         replication?.loaded(created)
+        // every session that joined while it loaded may have ended meanwhile: release() skipped
+        // it then (it was loading), so nothing else would ever unload it
+        this.release(created)
       }, (err: unknown) => {
         created.setStatus('failed')
         if (this.docs.get(name) === created) {
@@ -92,7 +95,10 @@ export class DocumentRegistry {
     return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }
   }
 
-  /** Call when a member left: unloads the document once it has none and everything is stored. */
+  /**
+   * Call when a member left, and once a load finishes: unloads the document once it has no
+   * member and everything is stored. A document still loading is released when its load ends.
+   */
   release (doc: Document): void {
     if (doc.members.size > 0 || doc.status !== 'ready') return
     doc.setStatus('unloading')
