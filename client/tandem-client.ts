@@ -3,11 +3,12 @@ import { WebsocketProvider } from 'y-websocket'
 import type { Awareness } from 'y-protocols/awareness'
 import type * as decoding from 'lib0/decoding'
 import { IndexeddbPersistence } from 'y-indexeddb'
-import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, MAX_RESOURCE_NAME_LENGTH, CloseCode } from '../shared/constants.js'
+import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, CloseCode } from '../shared/constants.js'
 import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import { writeTandem } from '../shared/messages.js'
 import { validateDocumentName } from '../shared/document-name.js'
+import { validateResource } from '../shared/lock-resource.js'
 import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
 import { Emitter } from './emitter.js'
 import { UnsyncedCounter } from './unsynced.js'
@@ -245,9 +246,7 @@ export class TandemClient {
   }
 
   private async acquire (resource: string, options: AcquireOptions): Promise<Lock> {
-    if (resource.length === 0 || resource.length > MAX_RESOURCE_NAME_LENGTH) {
-      throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', `${resource.length} characters`)
-    }
+    validateResource(resource)
     const ttlMs = Math.max(0, Math.floor(options.ttlMs ?? 0))
     const waitMs = Math.max(0, Math.floor(options.waitMs ?? 0))
     const reply = await this.request('acquire', resource, id => ({ type: 'lock-acquire', id, resource, ttlMs, waitMs }))

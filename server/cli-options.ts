@@ -19,6 +19,8 @@ export const FLAGS = Object.freeze({
   'reconnect-grace': { option: 'reconnectGraceMs', env: 'TANDEM_RECONNECT_GRACE', kind: 'int' },
   'idle-after': { option: 'idleAfterMs', env: 'TANDEM_IDLE_AFTER', kind: 'int' },
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
+  'lock-min-ttl': { option: 'lockMinTtlMs', env: 'TANDEM_LOCK_MIN_TTL', kind: 'int' },
+  'max-locks-per-session': { option: 'maxLocksPerSession', env: 'TANDEM_MAX_LOCKS_PER_SESSION', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },
   'auth-timeout': { option: 'authTimeoutMs', env: 'TANDEM_AUTH_TIMEOUT', kind: 'int' },

@@ -33,6 +33,10 @@ export interface CollaborationOptions {
   reconnectGraceMs: number
   idleAfterMs: number
   lockTtlMs: number
+  /** Shorter leases asked for are raised to this. */
+  lockMinTtlMs: number
+  /** Locks held plus requests pending, per session; 0: no limit. */
+  maxLocksPerSession: number
 }
 
 /** What collaboration reports to its server (metrics, analytics). */
@@ -57,6 +61,29 @@ export interface PresencePeers {
   publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void
   /** Asks the peers for their presence of a document (a room was just created here). */
   refreshPresence (doc: string): void
+}
+
+/** A lock held by a session of this instance; its session's one timer renews it. */
+interface OwnedLock {
+  doc: string
+  resource: string
+  sessionId: string
+  ttlMs: number
+  /** When it is next due for renewal: a third of its lease after the last one. */
+  dueAt: number
+}
+
+/**
+ * The locks of one session of this instance. One timer renews all of them, so a session's
+ * hundred locks cost one timer, and every lock's renewal is lined up with the others'.
+ */
+interface SessionLocks {
+  held: Map<string, OwnedLock>
+  /** Lock requests sent to the table and not answered yet (queued ones included). */
+  requests: number
+  timer: ReturnType<typeof setTimeout> | undefined
+  /** When the timer fires. */
+  timerAt: number
 }
 
 interface Room {
@@ -91,7 +118,10 @@ export class Collaboration {
   private readonly resumes = new ResumeTable()
   /** Tandem sessions waiting for their lock snapshot: lock messages queue here meanwhile. */
   private readonly lockBacklog = new Map<Participant, TandemMessage[]>()
-  private readonly renewals = new Map<string, ReturnType<typeof setInterval>>()
+  /** Locks held by sessions of this instance, by document and resource: they renew them. */
+  private readonly owned = new Map<string, OwnedLock>()
+  /** The same locks by session, with the session's renewal timer and pending requests. */
+  private readonly sessionLocks = new Map<string, SessionLocks>()
   private readonly releases = new Set<Promise<unknown>>()
   private readonly unsubscribe: () => void
   private closing = false
@@ -139,6 +169,8 @@ export class Collaboration {
     } else {
       room.board.connect(session.id, session.identity)
     }
+    // read sessions may not lock: a session resumed with a read token gives up what it held
+    if (resumed && session.identity.access !== 'write') this.dropLocks(session.id, session.doc.name)
     if (!session.tandem) return
     const secret = newResumeSecret()
     this.secrets.set(session.id, secret)
@@ -209,7 +241,7 @@ export class Collaboration {
 
   /** Locks held now by sessions of this instance (live or within their grace). */
   get locksHeld (): number {
-    return this.renewals.size
+    return this.owned.size
   }
 
   /** The presence of a document, on every instance (empty when nobody is there). */
@@ -264,8 +296,9 @@ export class Collaboration {
     }
     while (this.releases.size > 0) await Promise.all(this.releases)
     this.unsubscribe()
-    for (const timer of this.renewals.values()) clearInterval(timer)
-    this.renewals.clear()
+    for (const entry of this.sessionLocks.values()) clearTimeout(entry.timer)
+    this.sessionLocks.clear()
+    this.owned.clear()
     for (const room of this.rooms.values()) room.board.close()
     this.rooms.clear()
     await this.locks.close()
@@ -319,13 +352,13 @@ export class Collaboration {
 
   private lockChanged (change: LockChange): void {
     const key = JSON.stringify([change.doc, change.lock.resource])
+    const owned = this.owned.get(key)
     // the instance renewing a lock is its holder's: it alone counts the release
-    if (change.event === 'released' && this.renewals.has(key)) {
+    if (change.event === 'released' && owned !== undefined) {
       this.observer.lock?.(change.reason === 'expired' ? 'expired' : change.reason === 'admin' ? 'force_released' : 'released')
     }
-    clearInterval(this.renewals.get(key))
-    this.renewals.delete(key)
-    if (change.event === 'acquired' && this.owns(change.lock.sessionId)) this.renewWhileAlive(change.doc, change.lock, key)
+    if (owned !== undefined) this.disown(key, owned)
+    if (change.event === 'acquired' && this.owns(change.lock.sessionId)) this.keep(change.doc, change.lock, key)
     const room = this.rooms.get(change.doc)
     if (room === undefined) return
     const message: TandemMessage = change.event === 'acquired'
@@ -344,17 +377,75 @@ export class Collaboration {
     return this.live.has(sessionId) || this.resumes.get(sessionId) !== undefined
   }
 
-  /** Renews a lease at a third of its length while its session lives (or is held). */
-  private renewWhileAlive (doc: string, lock: LockInfo, key: string): void {
+  /** The lock records of a session, made on first use. */
+  private locksOf (sessionId: string): SessionLocks {
+    let entry = this.sessionLocks.get(sessionId)
+    if (entry === undefined) this.sessionLocks.set(sessionId, entry = { held: new Map(), requests: 0, timer: undefined, timerAt: 0 })
+    return entry
+  }
+
+  /** Forgets a session's lock records once it holds and awaits nothing. */
+  private tidy (sessionId: string, entry: SessionLocks): void {
+    if (entry.held.size > 0 || entry.requests > 0 || this.sessionLocks.get(sessionId) !== entry) return
+    clearTimeout(entry.timer)
+    this.sessionLocks.delete(sessionId)
+  }
+
+  /** A session of this instance got a lock: renew it, at a third of its lease, while it lives. */
+  private keep (doc: string, lock: LockInfo, key: string): void {
     const ttlMs = Math.max(1, lock.expiresAt - lock.acquiredAt)
-    const timer = setInterval(() => {
-      if (!this.owns(lock.sessionId)) return
-      this.locks.renew(doc, lock.resource, lock.sessionId, ttlMs).catch((err: unknown) => {
-        this.logger.warn({ err, doc, resource: lock.resource }, 'cannot renew lock')
-      })
-    }, Math.max(1, Math.floor(ttlMs / 3)))
-    timer.unref?.()
-    this.renewals.set(key, timer)
+    const owned: OwnedLock = { doc, resource: lock.resource, sessionId: lock.sessionId, ttlMs, dueAt: Date.now() + Math.floor(ttlMs / 3) }
+    const entry = this.locksOf(lock.sessionId)
+    this.owned.set(key, owned)
+    entry.held.set(key, owned)
+    this.arm(lock.sessionId, entry, owned.dueAt)
+  }
+
+  private disown (key: string, owned: OwnedLock): void {
+    this.owned.delete(key)
+    const entry = this.sessionLocks.get(owned.sessionId)
+    if (entry === undefined || entry.held.get(key) !== owned) return
+    entry.held.delete(key)
+    this.tidy(owned.sessionId, entry)
+  }
+
+  /** Makes the session's timer fire by `at` (it may fire earlier: nothing is due then). */
+  private arm (sessionId: string, entry: SessionLocks, at: number): void {
+    if (entry.timer !== undefined && entry.timerAt <= at) return
+    clearTimeout(entry.timer)
+    entry.timerAt = at
+    entry.timer = setTimeout(() => this.renewSession(sessionId, entry), Math.max(1, at - Date.now()))
+    entry.timer.unref?.()
+  }
+
+  /**
+   * The session's timer: renews every lock due, and every lock due within a sixth of its lease
+   * (renewed a little early, it lines up with the others: a session's locks then share ticks).
+   */
+  private renewSession (sessionId: string, entry: SessionLocks): void {
+    entry.timer = undefined
+    // a session that ended: its locks are being released; their leases run out otherwise
+    if (!this.owns(sessionId) || this.sessionLocks.get(sessionId) !== entry) return
+    const now = Date.now()
+    let next = Infinity
+    for (const lock of entry.held.values()) {
+      if (lock.dueAt - now <= lock.ttlMs / 6) {
+        lock.dueAt = now + Math.floor(lock.ttlMs / 3)
+        this.locks.renew(lock.doc, lock.resource, sessionId, lock.ttlMs).catch((err: unknown) => {
+          this.logger.warn({ err, doc: lock.doc, resource: lock.resource }, 'cannot renew lock')
+        })
+      }
+      next = Math.min(next, lock.dueAt)
+    }
+    if (next !== Infinity) this.arm(sessionId, entry, next)
+  }
+
+  /** Releases every lock of a session and cancels its queued requests (it resumed read-only). */
+  private dropLocks (sessionId: string, doc: string): void {
+    const release = this.locks.releaseAll(doc, sessionId, 'release').catch((err: unknown) => {
+      this.logger.error({ err, doc, sessionId }, 'cannot release locks')
+    }).finally(() => this.releases.delete(release))
+    this.releases.add(release)
   }
 
   private acquire (session: Participant, request: Extract<TandemMessage, { type: 'lock-acquire' }>): void {
@@ -363,8 +454,18 @@ export class Collaboration {
       this.observer.lock?.('refused')
       return this.reply(session.id, request.id, 'TANDEM_ERR_READ_ONLY', null)
     }
-    const ttlMs = Math.min(request.ttlMs === 0 ? this.options.lockTtlMs : request.ttlMs, MAX_LOCK_TTL_MS)
+    const { lockTtlMs, lockMinTtlMs, maxLocksPerSession } = this.options
+    // a lease shorter than the minimum is raised to it: renewing it would cost more than it buys
+    const ttlMs = Math.min(Math.max(request.ttlMs === 0 ? lockTtlMs : request.ttlMs, lockMinTtlMs), MAX_LOCK_TTL_MS)
     const waitMs = Math.min(request.waitMs, MAX_LOCK_WAIT_MS)
+    const key = JSON.stringify([doc, request.resource])
+    const entry = this.locksOf(session.id)
+    // asking again for a lock it holds renews it: never refused for the count
+    if (maxLocksPerSession > 0 && !entry.held.has(key) && entry.held.size + entry.requests >= maxLocksPerSession) {
+      this.observer.lock?.('refused')
+      this.tidy(session.id, entry)
+      return this.reply(session.id, request.id, 'TANDEM_ERR_TOO_MANY_LOCKS', null)
+    }
     const { identity } = session
     let result: Promise<LockInfo>
     try {
@@ -374,15 +475,25 @@ export class Collaboration {
     } catch (err) {
       result = Promise.reject(err)
     }
+    entry.requests++
+    const answered = (): void => {
+      entry.requests--
+      this.tidy(session.id, entry)
+    }
     result.then(lock => {
+      answered()
       // granted to a session that ended meanwhile: give it back at once
       if (!this.owns(session.id)) {
         void this.locks.release(doc, lock.resource, session.id, 'leave').catch(() => {})
         return
       }
+      // asked again with another lease: renew it at its new pace
+      const owned = this.owned.get(key)
+      if (owned !== undefined) owned.ttlMs = ttlMs
       this.observer.lock?.('granted')
       this.reply(session.id, request.id, '', lock)
     }, (err: unknown) => {
+      answered()
       if (err instanceof LockDeniedError) {
         this.observer.lock?.(err.code === 'TANDEM_ERR_LOCK_TIMEOUT' ? 'timed_out' : 'refused')
         return this.reply(session.id, request.id, err.code, err.holder)

@@ -46,6 +46,17 @@ export interface ServerOptions {
   idleAfterMs?: number
   /** Default lease of an edit lock. @default 30_000 */
   lockTtlMs?: number
+  /**
+   * Shortest lease a client may ask for: a shorter `ttlMs` is raised to this. A lease only
+   * matters once its holder stops being renewed, and each lock costs a renewal every third of
+   * its lease, so a 10 ms lease buys nothing and costs 300 renewals a second. @default 1_000
+   */
+  lockMinTtlMs?: number
+  /**
+   * Locks one session may hold plus lock requests it may have queued or under way; past it a
+   * request is refused with TANDEM_ERR_TOO_MANY_LOCKS. 0: no limit. @default 100
+   */
+  maxLocksPerSession?: number
   /** Larger frames close the socket with 1009. @default 16_777_216 */
   maxMessageSize?: number
   /** Origin allow-list; undefined allows any. @default undefined */
@@ -99,6 +110,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   reconnectGraceMs: 10_000,
   idleAfterMs: 60_000,
   lockTtlMs: 30_000,
+  lockMinTtlMs: 1_000,
+  maxLocksPerSession: 100,
   maxMessageSize: 16 * 1024 * 1024,
   authTimeoutMs: 10_000,
   maxMessagesPerSecond: 100,
@@ -134,6 +147,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
     idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
+    lockMinTtlMs: options.lockMinTtlMs ?? DEFAULT_OPTIONS.lockMinTtlMs,
+    maxLocksPerSession: options.maxLocksPerSession ?? DEFAULT_OPTIONS.maxLocksPerSession,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     allowedOrigins: options.allowedOrigins,
     maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_OPTIONS.maxMessagesPerSecond,
@@ -155,6 +170,11 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('reconnectGraceMs', resolved.reconnectGraceMs, 0, 2 ** 31 - 1)
   checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
+  checkInteger('lockMinTtlMs', resolved.lockMinTtlMs, 1, 2 ** 31 - 1)
+  if (resolved.lockTtlMs < resolved.lockMinTtlMs) {
+    throw invalid('lockTtlMs', resolved.lockTtlMs, `at least lockMinTtlMs (${resolved.lockMinTtlMs})`)
+  }
+  checkInteger('maxLocksPerSession', resolved.maxLocksPerSession, 0, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
   checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)
   checkInteger('authTimeoutMs', resolved.authTimeoutMs, 0, 2 ** 31 - 1)

@@ -7,6 +7,7 @@ import { TANDEM_QUERY_PARAM } from '../shared/constants.js'
 import { CloseCode } from '../shared/constants.js'
 import type { AuthRequest } from './auth.js'
 import { ConnectionCounter } from './limits.js'
+import { splitTarget } from './request-target.js'
 import type { Logger } from 'pino'
 
 /** A WebSocket request that passed the transport's checks. */
@@ -107,16 +108,16 @@ export class WebSocketTransport {
     if (this.options.allowedOrigins !== undefined && (origin === undefined || !this.options.allowedOrigins.includes(origin))) {
       throw new TandemError('TANDEM_ERR_FORBIDDEN', `origin ${origin ?? '(none)'} is not allowed`)
     }
-    const url = new URL(req.url ?? '/', 'http://localhost')
-    const document = documentNameFromPath(url.pathname)
+    const { path, query } = splitTarget(req.url)
+    const document = documentNameFromPath(path)
     const protocol = req.headers['sec-websocket-protocol']
     const protocolToken = typeof protocol === 'string' ? protocol.split(',')[0]?.trim() : undefined
     return {
       document,
-      token: url.searchParams.get('token') ?? protocolToken,
-      query: url.searchParams,
+      token: query.get('token') ?? protocolToken,
+      query,
       headers: req.headers,
-      tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
+      tandem: query.get(TANDEM_QUERY_PARAM) === '1',
       // behind a reverse proxy this is the proxy's address: see README "Security"
       remoteAddress: req.socket.remoteAddress ?? ''
     }
