@@ -135,6 +135,7 @@ export class Collaboration {
     private readonly observer: CollaborationObserver = {}
   ) {
     this.unsubscribe = locks.subscribe(change => this.lockChanged(change))
+    locks.keepAlive(sessionId => this.owns(sessionId))
   }
 
   /**

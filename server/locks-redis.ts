@@ -111,6 +111,7 @@ export class RedisLockTable implements LockTable {
   private wasDown = false
   private closed = false
   private closing: Promise<void> | undefined
+  private alive: (sessionId: string) => boolean = () => false
 
   constructor (private readonly options: RedisLockTableOptions) {
     this.prefix = options.prefix ?? 'tandem:'
@@ -411,6 +412,10 @@ export class RedisLockTable implements LockTable {
     return () => { this.listeners.delete(listener) }
   }
 
+  keepAlive (alive: (sessionId: string) => boolean): void {
+    this.alive = alive
+  }
+
   /**
    * An announcement, from a script's reply or from the channel: resolves the queued request it
    * grants, and reaches the listeners once (the sequence number drops echoes and stale ones).
@@ -457,6 +462,9 @@ export class RedisLockTable implements LockTable {
 
   private async expire (doc: string, resource: string, sessionId: string): Promise<void> {
     const key = JSON.stringify([doc, resource])
+    const ttl = this.owned.get(key)?.ttl ?? 0
+    // its session lives here: the renewal is late (a stalled event loop), not stopped
+    if (ttl > 0 && this.alive(sessionId) && await this.renew(doc, resource, sessionId, ttl).then(lock => lock !== null, () => false)) return
     try {
       const reply = await this.releaseWhere(doc, resource, 'expire', sessionId, 'expired')
       if (reply.status === 'renewed' && reply.lock !== undefined) return this.own(doc, reply.lock, this.owned.get(key)?.ttl ?? 0)

@@ -53,6 +53,12 @@ export interface LockTable {
   /** Calls `listener` on every change; returns the function that unsubscribes. */
   subscribe (listener: (change: LockChange) => void): () => void
   /**
+   * Tells the table which sessions live on this instance. A lease of a live session that runs
+   * out before its renewal came (the event loop stalled longer than the lease) is extended, not
+   * expired: a lease ends a lock only once its holder's renewals stopped.
+   */
+  keepAlive (alive: (sessionId: string) => boolean): void
+  /**
    * Clears every timer and cancels queued requests. In memory, held locks are forgotten, not
    * announced; in Redis, this instance's locks are released (reason `shutdown`).
    */
@@ -104,6 +110,7 @@ export class MemoryLockTable implements LockTable {
    * hundred locks each ending at once was a hundred thousand operations per session).
    */
   private readonly bySession = new Map<string, Set<string>>()
+  private alive: (sessionId: string) => boolean = () => false
   private closed = false
 
   constructor (
@@ -241,6 +248,10 @@ export class MemoryLockTable implements LockTable {
     return () => { this.listeners.delete(listener) }
   }
 
+  keepAlive (alive: (sessionId: string) => boolean): void {
+    this.alive = alive
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -316,6 +327,11 @@ export class MemoryLockTable implements LockTable {
         const left = info.expiresAt - this.now()
         // renewed since, or the timer fired a little before the clock says so: wait out the rest
         if (left > 0) return this.armExpiry(doc, resource, held, left)
+        // its session lives: the renewal is late (a stalled event loop), not stopped
+        if (this.alive(info.sessionId)) {
+          this.extend(doc, held, held.ttlMs)
+          return this.armExpiry(doc, resource, held, held.ttlMs)
+        }
         await this.free(doc, resource, entry, 'expired')
       })
     }, ms)
