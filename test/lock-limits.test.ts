@@ -37,6 +37,24 @@ describe('lock leases have a minimum', () => {
     expect(record(ada).errors).toEqual([])
   })
 
+  test('a stalled event loop does not expire the lease of a live session', async () => {
+    const server = await startServer({ lockMinTtlMs: 200 })
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada' } })
+    const seen = record(ada)
+    await ada.synced()
+    const lock = await ada.locks.acquire('block:1', { ttlMs: 200 })
+    // the whole process stops for five leases: renewals and the expiry come due together
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000)
+    const since = Date.now()
+    await waitFor(() => Date.now() - since > 600, 3_000, 'three leases after the stall')
+    const [held] = await apiLocks(server, name)
+    expect(held?.resource).toBe('block:1')
+    expect(held!.expiresAt).toBeGreaterThan(Date.now())
+    expect(ada.locks.holder('block:1')?.token).toBe(lock.token)
+    expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
+  })
+
   test('the default minimum is 1,000 ms, and --lock-ttl below it is refused at start', async () => {
     const server = await startServer()
     const name = docName()
