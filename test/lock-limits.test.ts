@@ -91,12 +91,13 @@ describe('locks per session are capped', () => {
   })
 
   test('queued requests count: a session queueing thousands of waits gets refusals, not queue entries', async () => {
-    const server = await startServer({ maxLocksPerSession: 20 })
+    // no message rate limit: ten thousand requests from one connection are the point here
+    const server = await startServer({ maxLocksPerSession: 20, maxMessagesPerSecond: 0 })
     const name = docName()
     const bob = tandemClient(server.url, name, { user: { id: 'bob' } })
     await bob.synced()
     await bob.locks.acquire('hot')
-    // a raw client queues 900 waits for the one lock (within the message burst)
+    // a raw client asks to queue 10,000 waits for the one lock
     const raw = rawClient(`${server.url}/${name}?tandem=1&user=mallory`)
     const replies = new Map<number, string>()
     raw.on('message', (data: Buffer) => {
@@ -104,8 +105,8 @@ describe('locks per session are capped', () => {
       if (frame.type === 'tandem' && frame.message.type === 'lock-reply') replies.set(frame.message.id, frame.message.code)
     })
     await opened(raw)
-    for (let id = 1; id <= 900; id++) raw.send(writeTandem({ type: 'lock-acquire', id, resource: 'hot', ttlMs: 0, waitMs: 600_000 }))
-    await waitFor(() => replies.size === 880, 10_000, '880 refusals')
+    for (let id = 1; id <= 10_000; id++) raw.send(writeTandem({ type: 'lock-acquire', id, resource: 'hot', ttlMs: 0, waitMs: 600_000 }))
+    await waitFor(() => replies.size === 9_980, 20_000, '9,980 refusals')
     expect(new Set(replies.values())).toEqual(new Set(['TANDEM_ERR_TOO_MANY_LOCKS']))
     // the twenty queued ones are cancelled when mallory goes, and bob's lock is untouched
     raw.close()
