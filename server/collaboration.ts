@@ -6,7 +6,7 @@ import { LockDeniedError } from '../shared/lock-denied-error.js'
 import type { LeaveReason, LockInfo, PresenceEntry, TandemMessage } from '../shared/tandem.js'
 import { PresenceBoard, type PresenceChange } from './presence.js'
 import { PresenceMerge } from './cluster-presence.js'
-import type { LockChange, LockTable } from './locks.js'
+import { validateResource, type LockChange, type LockTable } from './locks.js'
 import { ResumeTable, newResumeSecret, sameSecret } from './resume.js'
 import type { Identity } from './auth.js'
 import type { LockEvent } from './metrics.js'
@@ -459,6 +459,11 @@ export class Collaboration {
     // a lease shorter than the minimum is raised to it: renewing it would cost more than it buys
     const ttlMs = Math.min(Math.max(request.ttlMs === 0 ? lockTtlMs : request.ttlMs, lockMinTtlMs), MAX_LOCK_TTL_MS)
     const waitMs = Math.min(request.waitMs, MAX_LOCK_WAIT_MS)
+    try {
+      validateResource(request.resource)
+    } catch (err) {
+      return this.reply(session.id, request.id, isTandemError(err) ? err.code : 'TANDEM_ERR_INVALID_RESOURCE', null)
+    }
     const key = JSON.stringify([doc, request.resource])
     const entry = this.locksOf(session.id)
     // asking again for a lock it holds renews it: never refused for the count
