@@ -96,6 +96,8 @@ export class RedisLockTable implements LockTable {
   private sub: Redis | Cluster
   private readonly listeners = new Set<(change: LockChange) => void>()
   private readonly pending = new Map<string, Pending>()
+  /** Ids of the queued requests, by document and session: a session's end finds its own. */
+  private readonly pendingBySession = new Map<string, Set<string>>()
   /** Queued requests whose acquire script has not answered yet. */
   private readonly inFlight = new Set<string>()
   /** Of those, the ones given up meanwhile (cancelled, timed out): undone when it answers. */
@@ -111,7 +113,6 @@ export class RedisLockTable implements LockTable {
   private wasDown = false
   private closed = false
   private closing: Promise<void> | undefined
-  private alive: (sessionId: string) => boolean = () => false
 
   constructor (private readonly options: RedisLockTableOptions) {
     this.prefix = options.prefix ?? 'tandem:'
@@ -235,6 +236,10 @@ export class RedisLockTable implements LockTable {
       if (id !== '') {
         const timer = setTimeout(() => { void this.cancel(id, 'timeout') }, options.waitMs)
         this.pending.set(id, { doc, resource, owner, raw, resolve, reject, timer })
+        const key = JSON.stringify([doc, owner.sessionId])
+        let ids = this.pendingBySession.get(key)
+        if (ids === undefined) this.pendingBySession.set(key, ids = new Set())
+        ids.add(id)
       }
       if (id !== '') this.inFlight.add(id)
       this.tryAcquire(doc, resource, owner, options.ttlMs, raw).then(reply => {
@@ -352,6 +357,10 @@ export class RedisLockTable implements LockTable {
     if (pending === undefined) return undefined
     clearTimeout(pending.timer)
     this.pending.delete(id)
+    const key = JSON.stringify([pending.doc, pending.owner.sessionId])
+    const ids = this.pendingBySession.get(key)
+    ids?.delete(id)
+    if (ids?.size === 0) this.pendingBySession.delete(key)
     return pending
   }
 
@@ -376,9 +385,7 @@ export class RedisLockTable implements LockTable {
   }
 
   cancelWaits (doc: string, sessionId: string): void {
-    for (const [id, pending] of this.pending) {
-      if (pending.doc === doc && pending.owner.sessionId === sessionId) void this.cancel(id, 'cancel')
-    }
+    for (const id of [...this.pendingBySession.get(JSON.stringify([doc, sessionId])) ?? []]) void this.cancel(id, 'cancel')
   }
 
   async renew (doc: string, resource: string, sessionId: string, ttlMs: number): Promise<LockInfo | null> {
@@ -412,9 +419,13 @@ export class RedisLockTable implements LockTable {
     return () => { this.listeners.delete(listener) }
   }
 
-  keepAlive (alive: (sessionId: string) => boolean): void {
-    this.alive = alive
-  }
+  /**
+   * Nothing to do: in Redis a lease is the instances' shared truth, and a lease that ran out is
+   * freed by the next script that touches it, whoever runs it, so a renewal that comes late
+   * cannot be allowed to bring it back. The minimum lease (--lock-min-ttl) is what keeps an
+   * instance's stalls shorter than its leases.
+   */
+  keepAlive (): void {}
 
   /**
    * An announcement, from a script's reply or from the channel: resolves the queued request it
@@ -462,9 +473,6 @@ export class RedisLockTable implements LockTable {
 
   private async expire (doc: string, resource: string, sessionId: string): Promise<void> {
     const key = JSON.stringify([doc, resource])
-    const ttl = this.owned.get(key)?.ttl ?? 0
-    // its session lives here: the renewal is late (a stalled event loop), not stopped
-    if (ttl > 0 && this.alive(sessionId) && await this.renew(doc, resource, sessionId, ttl).then(lock => lock !== null, () => false)) return
     try {
       const reply = await this.releaseWhere(doc, resource, 'expire', sessionId, 'expired')
       if (reply.status === 'renewed' && reply.lock !== undefined) return this.own(doc, reply.lock, this.owned.get(key)?.ttl ?? 0)

@@ -53,9 +53,10 @@ export interface LockTable {
   /** Calls `listener` on every change; returns the function that unsubscribes. */
   subscribe (listener: (change: LockChange) => void): () => void
   /**
-   * Tells the table which sessions live on this instance. A lease of a live session that runs
-   * out before its renewal came (the event loop stalled longer than the lease) is extended, not
-   * expired: a lease ends a lock only once its holder's renewals stopped.
+   * Tells the table which sessions live on this instance. In memory, a lease of a live session
+   * that runs out before its renewal came (the event loop stalled longer than the lease) is
+   * extended, not expired: a lease ends a lock only once its holder's renewals stopped. In
+   * Redis a lease is shared by the instances and cannot be brought back (see RedisLockTable).
    */
   keepAlive (alive: (sessionId: string) => boolean): void
   /**

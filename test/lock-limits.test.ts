@@ -5,6 +5,7 @@ import { signToken } from './security-helpers.js'
 import { readFrame, writeTandem } from '../shared/messages.js'
 import { isTandemError, type TandemClient } from '../client/index.js'
 import type { TandemServer } from '../server/index.js'
+import { REDIS_URL, redisPrefix, redisUp, testWith } from './services.js'
 
 /** The locks of a document as the admin API lists them. */
 async function apiLocks (server: TandemServer, name: string): Promise<Array<{ resource: string, expiresAt: number, acquiredAt: number }>> {
@@ -134,6 +135,36 @@ describe('locks per session are capped', () => {
     await waitFor(() => server.collaboration.locksHeld === 0, 10_000, 'every lock released')
     expect(await apiLocks(server, name)).toEqual([])
   }, 60_000)
+})
+
+describe('the same limits with locks in Redis', () => {
+  testWith(redisUp)('two instances: leases raised to the minimum and renewed, the cap per session with queued waits counted', async () => {
+    const prefix = redisPrefix()
+    const options = { redis: REDIS_URL, redisPrefix: prefix, persistence: 'memory', lockMinTtlMs: 300, maxLocksPerSession: 5 }
+    const one = await startServer(options)
+    const two = await startServer(options)
+    const name = docName()
+    const ada = tandemClient(one.url, name, { user: { id: 'ada' } })
+    const bob = tandemClient(two.url, name, { user: { id: 'bob' } })
+    await Promise.all([ada.synced(), bob.synced()])
+    const results = await acquireAll(ada, Array.from({ length: 7 }, (_, i) => `block:${i}`), { ttlMs: 5 })
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+    expect(refused.map(r => isTandemError(r.reason, 'TANDEM_ERR_TOO_MANY_LOCKS'))).toEqual([true, true])
+    const granted = results.filter((r): r is PromiseFulfilledResult<{ info: { expiresAt: number, acquiredAt: number } }> => r.status === 'fulfilled')
+    for (const r of granted) expect(r.value.info.expiresAt - r.value.info.acquiredAt).toBe(300)
+    await waitFor(() => bob.locks.list().length === 5, 5_000, 'bob sees the five locks')
+    // bob's own allowance, queued behind ada: five waits, the sixth refused
+    const waits = Array.from({ length: 6 }, (_, i) => bob.locks.acquire(`block:${i}`, { waitMs: 60_000 }).catch((e: unknown) => e))
+    const sixth = await Promise.race(waits)
+    expect(isTandemError(sixth, 'TANDEM_ERR_TOO_MANY_LOCKS')).toBe(true)
+    // renewed across instances: three leases later, all five are still held
+    const since = Date.now()
+    await waitFor(() => Date.now() - since > 1_000, 3_000, 'three leases later')
+    expect((await apiLocks(two, name)).filter(l => l.expiresAt > Date.now())).toHaveLength(5)
+    await ada.leave()
+    await Promise.all(waits.slice(0, 5))
+    await waitFor(() => bob.locks.list().filter(l => l.userId === 'bob').length === 5, 10_000, 'bob got the five')
+  })
 })
 
 describe('read-only sessions may not lock', () => {
