@@ -23,6 +23,7 @@ export const FLAGS = Object.freeze({
   'lock-min-ttl': { option: 'lockMinTtlMs', env: 'TANDEM_LOCK_MIN_TTL', kind: 'int' },
   'max-locks-per-session': { option: 'maxLocksPerSession', env: 'TANDEM_MAX_LOCKS_PER_SESSION', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
+  'max-sync-size': { option: 'maxSyncSize', env: 'TANDEM_MAX_SYNC_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },
   'trust-proxy': { option: 'trustProxy', env: 'TANDEM_TRUST_PROXY', kind: 'list' },
   'auth-timeout': { option: 'authTimeoutMs', env: 'TANDEM_AUTH_TIMEOUT', kind: 'int' },
