@@ -6,6 +6,8 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, MAX_RESOURCE_NAME_LENGTH, CloseCode } from '../shared/constants.js'
 import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
+import { LockedError } from '../shared/locked-error.js'
+import { parseTypeResource, resolveTypeResource, typeResource, type SharedType } from '../shared/type-resource.js'
 import { writeTandem } from '../shared/messages.js'
 import { validateDocumentName } from '../shared/document-name.js'
 import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
@@ -77,14 +79,34 @@ export interface TandemClientEvents {
   error: (error: TandemError) => void
 }
 
+/** A shared type the server guards: a `y:` lock is held on it. */
+export interface GuardedType {
+  resource: string
+  /** The type in `client.doc`, or null while this client does not have it. */
+  type: SharedType | null
+  holder: LockInfo
+}
+
 /** `client.locks`: the document's edit locks. */
 export interface LocksView {
-  /** Acquires a lock; rejects with LockDeniedError (`.holder`) when it is held. */
-  acquire (resource: string, options?: AcquireOptions): Promise<Lock>
+  /**
+   * Acquires a lock; rejects with LockDeniedError (`.holder`) when it is held. `target` is a
+   * resource name, or a shared type of `client.doc` (its resource is `y:<name>` or
+   * `y:<client>:<clock>`, see typeResource): the server then undoes every other session's change
+   * inside that type while the lock is held.
+   */
+  acquire (target: string | SharedType, options?: AcquireOptions): Promise<Lock>
   /** Every lock held in the document. */
   list (): LockInfo[]
   /** The holder of a resource's lock, if held. */
   holder (resource: string): LockInfo | undefined
+  /** The types guarded now (every `y:` lock held), so that an editor can make them read-only. */
+  guarded (): GuardedType[]
+  /**
+   * The lock guarding `type` (on the type itself or on a type that contains it), if one is held;
+   * compare its `sessionId` with `client.sessionId` to know whether this client may edit it.
+   */
+  guardOf (type: SharedType): LockInfo | undefined
 }
 
 type Reply = { code: string, lock: LockInfo | null }
@@ -161,9 +183,11 @@ export class TandemClient {
       setStatus: status => this.setStatus(status)
     }
     this.locks = {
-      acquire: (resource, acquireOptions) => this.acquire(resource, acquireOptions ?? {}),
+      acquire: (target, acquireOptions) => this.acquire(this.resourceOf(target), acquireOptions ?? {}),
       list: () => this.book.list(),
-      holder: resource => this.book.get(resource)
+      holder: resource => this.book.get(resource),
+      guarded: () => this.guarded(),
+      guardOf: type => this.guardOf(type)
     }
     if (this.options.connect) this.provider.connect()
   }
@@ -242,6 +266,43 @@ export class TandemClient {
   private setStatus (status: SettableStatus): void {
     this.desiredStatus = status
     if (this.welcomed) this.sendTandem({ type: 'set-status', status })
+  }
+
+  /** The resource name of a lock target: a string as it is, a shared type by its id. */
+  private resourceOf (target: string | SharedType): string {
+    if (typeof target === 'string') return target
+    if (!(target instanceof Y.AbstractType) || target.doc !== this.doc) {
+      throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', 'a lock target must be a resource name or a shared type of client.doc')
+    }
+    try {
+      return typeResource(target)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', (err as Error).message, { cause: err })
+    }
+  }
+
+  private guarded (): GuardedType[] {
+    const types: GuardedType[] = []
+    for (const holder of this.book.list()) {
+      const target = parseTypeResource(holder.resource)
+      if (target !== null) types.push({ resource: holder.resource, type: resolveTypeResource(this.doc, target), holder })
+    }
+    return types
+  }
+
+  private guardOf (type: SharedType): LockInfo | undefined {
+    // the lock on the type itself or on the closest guarded type around it
+    for (let current: SharedType | null = type; current !== null; current = (current._item?.parent ?? null) as SharedType | null) {
+      let resource: string
+      try {
+        resource = typeResource(current)
+      } catch {
+        return undefined
+      }
+      const lock = this.book.get(resource)
+      if (lock !== undefined) return lock
+    }
+    return undefined
   }
 
   private async acquire (resource: string, options: AcquireOptions): Promise<Lock> {
@@ -420,6 +481,8 @@ export class TandemClient {
         }
         this.lockGone(message.lock)
         return this.emitter.emit('locks', { type: 'released', lock: message.lock, reason: message.reason })
+      case 'locked':
+        return this.emitter.emit('error', new LockedError(message.holder))
       case 'lock-reply': {
         const request = this.requests.get(message.id)
         if (request === undefined) return

@@ -9,9 +9,13 @@ import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from './metrics.js'
 import { SharedFrame } from './socket.js'
+import { LockedError } from '../shared/locked-error.js'
+import { applyEnforced, TypeGuards, type Rule } from './enforced-locks.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
+  /** The session's id (stable across resumes): a lock it holds lets it change the guarded type. */
+  readonly id?: string
   send (frame: Uint8Array): void
   /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
   relay (frame: SharedFrame): void
@@ -67,6 +71,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
+  /** The `y:` locks held here: the types whose changes the server undoes (enforced-locks.ts). */
+  readonly guards = new TypeGuards()
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -105,8 +111,14 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * acknowledged once every update applied before it is stored: its content may be one of them
    * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
    * acknowledgement could promise what a crash would still lose.
+   *
+   * Every update path calls this (WebSocket sessions, the HTTP API, in-process edits). While a
+   * `y:` lock is held, the changes the update makes inside types guarded by another session's
+   * lock are undone at once (enforced-locks.ts); the rest takes effect. Returns a LockedError
+   * naming the holder when that happened, else null. `readOnly` undoes every change: a
+   * read-only session's edit, so that its own screen converges too.
    */
-  applyUpdate (update: Uint8Array, from: DocumentMember): void {
+  applyUpdate (update: Uint8Array, from: DocumentMember, readOnly = false): LockedError | null {
     let decoded: ReturnType<typeof Y.decodeUpdate>
     try {
       decoded = Y.decodeUpdate(update)
@@ -116,9 +128,19 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // Yjs trusts its peers; a forged update could corrupt the document for everyone
     const inconsistency = findInconsistency(this.ydoc, decoded)
     if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
+    // the one check on the hot path: no lock on a type and a writer, the update goes as it came
+    const rule: Rule | null = readOnly ? { kind: 'read-only' } : this.guards.active ? { kind: 'locks', guards: this.guards, sessionId: from.id ?? null } : null
     let changes: Uint8Array | null
+    let reverted = false
+    let refusedBy: LockedError | null = null
     try {
-      changes = integrate(this.ydoc, update, decoded.structs, from)
+      if (rule === null) changes = integrate(this.ydoc, update, decoded.structs, from)
+      else {
+        const enforced = applyEnforced(this.ydoc, rule, decoded, from, () => integrate(this.ydoc, update, decoded.structs, from))
+        changes = enforced.changes
+        reverted = enforced.reverted
+        if (enforced.refusedBy !== null) refusedBy = new LockedError(enforced.refusedBy)
+      }
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
@@ -126,11 +148,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push(from)
       else from.acknowledge(1)
-      return
+      return null
     }
     this.pending.push({ update: changes, origin: from })
     this.onPending(this)
-    this.relayUpdate(changes, from)
+    // an undone change goes back to its author too: the revert is what brings it back
+    this.relayUpdate(changes, reverted ? null : from)
+    return refusedBy
   }
 
   /** Applies an update that was stored elsewhere (another instance); relayed at once. */

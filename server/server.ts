@@ -20,6 +20,7 @@ import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
 import { bindSocket } from './socket-events.js'
 import { Collaboration } from './collaboration.js'
 import { openLockTable } from './open-locks.js'
+import { EnforcedLocks } from './enforced-locks.js'
 import { registerApi } from './api.js'
 import { openCluster, type Cluster } from './cluster.js'
 import { TandemError } from '../shared/errors.js'
@@ -54,6 +55,7 @@ export class TandemServer {
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
+  private enforced: EnforcedLocks | undefined
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
@@ -169,8 +171,10 @@ export class TandemServer {
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
       }, options.commitDelayMs)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
+      // every instance hears every lock change: each guards its loaded documents' `y:` types
+      const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards })
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
@@ -298,6 +302,7 @@ export class TandemServer {
       await this.writer?.idle()
       for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
       await this.collab?.close()
+      this.enforced?.close()
       await this.writer?.idle()
       await this.registry?.settled()
       return 'done' as const

@@ -8,7 +8,8 @@ import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
-import { changesDocument, encodeIntegratedState } from './read-only.js'
+import { changesDocument, encodeIntegratedState, integratesWhole } from './read-only.js'
+import type { LockedError } from '../shared/locked-error.js'
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -206,11 +207,11 @@ export class Session implements DocumentMember {
       case 'sync-step2':
         this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
-        return this.doc.applyUpdate(frame.update, this)
+        return this.locked(this.doc.applyUpdate(frame.update, this))
       case 'sync-update':
         this.updatesReceived++
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
-        this.doc.applyUpdate(frame.update, this)
+        this.locked(this.doc.applyUpdate(frame.update, this))
         return this.hooks.active?.(this)
       case 'awareness': {
         // the stock client renews an unchanged state every 15 s: only a change is activity
@@ -233,21 +234,35 @@ export class Session implements DocumentMember {
     }
   }
 
+  /** Part of this session's update was undone by another session's lock: a Tandem client is told. */
+  private locked (refusal: LockedError | null): void {
+    if (refusal === null) return
+    this.doc.meter?.refused('locked')
+    this.logger.debug({ resource: refusal.holder.resource }, 'update undone: locked type')
+    if (this.tandem) this.send(writeTandem({ type: 'locked', holder: refusal.holder }))
+  }
+
   /**
-   * A read-only session sent an update: it never reaches the document, the store or the others.
-   * The socket stays open (the stock client keeps syncing); a Tandem client is told, unless the
-   * frame would have changed nothing, which is acknowledged like any no-op.
+   * A read-only session sent an update. One that integrates whole is applied and undone at once,
+   * as one update relayed to everyone, the sender too, so that a stock client's screen converges
+   * without a reload (enforced-locks.ts); one that would leave content pending never reaches the
+   * document (it could integrate later, under a writer's update). The socket stays open (the
+   * stock client keeps syncing); a Tandem client is told, unless the frame would have changed
+   * nothing, which is acknowledged like any no-op.
    */
   private refuseUpdate (update: Uint8Array): void {
     let changes: boolean
+    let whole: boolean
     try {
       changes = changesDocument(this.doc.ydoc, update)
+      whole = changes && integratesWhole(this.doc.ydoc, update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
     if (!changes) return this.acknowledge(1)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
+    if (whole) this.doc.applyUpdate(update, this, true)
     if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
   }
 

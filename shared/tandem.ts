@@ -43,6 +43,7 @@ export type TandemMessage =
   | { type: 'locks', locks: LockInfo[] }
   | { type: 'lock-event', event: 'acquired', lock: LockInfo }
   | { type: 'lock-event', event: 'released', lock: LockInfo, reason: LockReleaseReason }
+  | { type: 'locked', holder: LockInfo }
 
 /** The Tandem message types a client may send; anything else from a client is malformed. */
 export const CLIENT_MESSAGE_TYPES: ReadonlySet<TandemMessage['type']> = new Set(['set-status', 'leave', 'lock-acquire', 'lock-release'])
@@ -102,6 +103,7 @@ const LOCK_RELEASE = 8
 const LOCK_REPLY = 9
 const LOCKS = 10
 const LOCK_EVENT = 11
+const LOCKED = 12
 
 const PRESENCE_EVENTS = ['joined', 'updated', 'left'] as const
 const LOCK_EVENTS = ['acquired', 'released'] as const
@@ -176,6 +178,10 @@ export function writeTandemMessage (encoder: encoding.Encoder, message: TandemMe
       writeLockInfo(encoder, message.lock)
       encoding.writeVarString(encoder, message.event === 'released' ? message.reason : '')
       break
+    case 'locked':
+      encoding.writeVarUint(encoder, LOCKED)
+      writeLockInfo(encoder, message.holder)
+      break
   }
 }
 
@@ -241,6 +247,8 @@ export function readTandemMessage (decoder: decoding.Decoder): TandemMessage {
       if (reason !== '') throw new RangeError('lock acquired with a reason')
       return { type: 'lock-event', event, lock }
     }
+    case LOCKED:
+      return { type: 'locked', holder: readLockInfo(decoder) }
     default:
       throw new RangeError(`unknown tandem message ${type}`)
   }

@@ -1,0 +1,71 @@
+import * as Y from 'yjs'
+
+/** Any shared type: Y.Text, Y.Map, Y.Array, Y.XmlFragment, Y.XmlElement, Y.XmlText. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- Yjs types every shared type's event as YEvent<any>
+export type SharedType = Y.AbstractType<Y.YEvent<any>>
+
+/** Lock resource names that name a shared type start with this; the server enforces them. */
+export const TYPE_RESOURCE_PREFIX = 'y:'
+
+/** A type a `y:` resource names: a top-level type by name, or a nested one by its item's id. */
+export type TypeTarget =
+  | { kind: 'root', name: string }
+  | { kind: 'item', client: number, clock: number }
+
+const ITEM_NAME = /^y:(\d{1,16}):(\d{1,16})$/
+
+/** True when `resource` names a shared type (`y:…`): the server enforces such locks. */
+export function isTypeResource (resource: string): boolean {
+  return resource.startsWith(TYPE_RESOURCE_PREFIX)
+}
+
+/**
+ * The resource name of a shared type: `y:<name>` for a top-level type, `y:<client>:<clock>` for
+ * a nested one (the id of the item that holds it). Throws a RangeError when the type is not part
+ * of a document yet (a nested type must be inserted first: its id is given then).
+ */
+export function typeResource (type: SharedType): string {
+  const doc = type.doc
+  if (doc === null) throw new RangeError('the type is not part of a document yet')
+  const item = type._item
+  if (item !== null) return `${TYPE_RESOURCE_PREFIX}${item.id.client}:${item.id.clock}`
+  for (const [name, shared] of doc.share) if (shared === type) return `${TYPE_RESOURCE_PREFIX}${name}`
+  throw new RangeError('the type is not part of its document')
+}
+
+/**
+ * What a `y:` resource names, or null for any other resource. `y:<digits>:<digits>` is a nested
+ * type's id; anything else after `y:` is the name of a top-level type (a top-level type whose
+ * name is two numbers joined by `:` cannot be named, and so cannot be guarded).
+ */
+export function parseTypeResource (resource: string): TypeTarget | null {
+  if (!isTypeResource(resource)) return null
+  const match = ITEM_NAME.exec(resource)
+  if (match !== null) {
+    const client = Number(match[1])
+    const clock = Number(match[2])
+    if (Number.isSafeInteger(client) && Number.isSafeInteger(clock)) return { kind: 'item', client, clock }
+  }
+  return { kind: 'root', name: resource.slice(TYPE_RESOURCE_PREFIX.length) }
+}
+
+/**
+ * The type a resource names in `doc`, or null when the document does not have it (yet). A nested
+ * type the server re-created after a forbidden deletion is followed to its copy (`redone`).
+ * A top-level type is looked up, never created.
+ */
+export function resolveTypeResource (doc: Y.Doc, target: TypeTarget): SharedType | null {
+  if (target.kind === 'root') return doc.share.get(target.name) ?? null
+  let id: Y.ID | null = Y.createID(target.client, target.clock)
+  for (let hops = 0; id !== null && hops < 64; hops++) {
+    if (id.clock >= Y.getState(doc.store, id.client)) return null
+    const structs = doc.store.clients.get(id.client)
+    if (structs === undefined) return null
+    const struct: Y.Item | Y.GC | undefined = structs[Y.findIndexSS(structs, id.clock)]
+    // only the item's first clock holds the type
+    if (!(struct instanceof Y.Item) || struct.id.clock !== id.clock || !(struct.content instanceof Y.ContentType)) return null
+    if (!struct.deleted || struct.redone === null) return struct.content.type
+    id = struct.redone
+  }
+  return null
+}
