@@ -63,9 +63,13 @@ export function resolveTypeResource (doc: Y.Doc, target: TypeTarget): SharedType
     if (structs === undefined) return null
     const struct: Y.Item | Y.GC | undefined = structs[Y.findIndexSS(structs, id.clock)]
     // only the item's first clock holds the type
-    if (!(struct instanceof Y.Item) || struct.id.clock !== id.clock || !(struct.content instanceof Y.ContentType)) return null
-    if (!struct.deleted || struct.redone === null) return struct.content.type
-    id = struct.redone
+    if (!(struct instanceof Y.Item) || struct.id.clock !== id.clock) return null
+    // deleted and re-created: its content may be gone already (garbage-collected)
+    if (struct.deleted && struct.redone !== null) {
+      id = struct.redone
+      continue
+    }
+    return struct.content instanceof Y.ContentType ? struct.content.type : null
   }
   return null
 }

@@ -1,8 +1,11 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
+import fc from 'fast-check'
 import { docName, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from './helpers.js'
 import { record, tandemClient } from './tandem-helpers.js'
-import { LockedError, type TandemClient } from '../client/index.js'
+import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, testWith } from './services.js'
+import { signToken } from './security-helpers.js'
+import { LockDeniedError, LockedError, isTandemError, type Lock, type TandemClient } from '../client/index.js'
 import type { TandemServer, ServerOptions } from '../server/index.js'
 
 /** Everything the tests look at in a document, formatting included. */
@@ -30,10 +33,10 @@ async function restartable (): Promise<{ server: TandemServer, options: ServerOp
 }
 
 /** Closes the server, starts it again on the same store and returns what a fresh client loads. */
-async function reloaded (server: TandemServer, options: ServerOptions, name: string): Promise<string> {
+async function reloaded (server: TandemServer, options: ServerOptions, name: string, params?: Record<string, string>): Promise<string> {
   await server.close()
   const again = await startServer(options)
-  const fresh = stockClient(again.url, name)
+  const fresh = stockClient(again.url, name, { params })
   await synced(fresh.provider)
   return content(fresh.doc)
 }
@@ -74,4 +77,274 @@ describe('locks the server enforces', () => {
     await ada.flushed()
     expect(await reloaded(server, options, name)).toBe(final)
   })
+
+  test('map and array: a Tandem non-holder\'s set, delete, insert are undone, and it hears TANDEM_ERR_LOCKED with the holder', async () => {
+    const { server, options } = await restartable()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    const bobEvents = record(bob)
+    ada.doc.transact(() => {
+      ada.doc.getMap('m').set('title', 'Plan')
+      ada.doc.getMap('m').set('owner', 'ada')
+      ada.doc.getArray('a').insert(0, [1, 2, 3])
+    })
+    await converged(peers, () => content(ada.doc), 'the map and array everywhere')
+    const mapLock = await ada.locks.acquire(ada.doc.getMap('m'))
+    await ada.locks.acquire('y:a')
+    const expected = content(ada.doc)
+
+    bob.doc.getMap('m').set('title', 'Mine')
+    await converged(peers, () => expected, 'map set undone')
+    bob.doc.getMap('m').delete('owner')
+    await converged(peers, () => expected, 'map delete undone')
+    bob.doc.getArray('a').insert(1, ['x'])
+    await converged(peers, () => expected, 'array insert undone')
+    stock.doc.getArray('a').delete(0, 2)
+    await converged(peers, () => expected, 'array delete undone')
+    const locked = bobEvents.errors.filter((err): err is LockedError => err instanceof LockedError)
+    expect(locked.length).toBe(3)
+    expect(isTandemError(locked[0], 'TANDEM_ERR_LOCKED')).toBe(true)
+    expect(locked[0]?.holder).toMatchObject({ resource: 'y:m', sessionId: ada.sessionId, token: mapLock.token, userId: 'ada' })
+    expect(locked[2]?.holder.resource).toBe('y:a')
+    expect(bob.locks.guarded().map(g => [g.resource, g.holder.userId, g.type === bob.doc.getMap('m') || g.type === bob.doc.getArray('a')]).sort())
+      .toEqual([['y:a', 'ada', true], ['y:m', 'ada', true]])
+    await ada.flushed()
+    await bob.flushed()
+    expect(await reloaded(server, options, name)).toBe(expected)
+  })
+
+  test('a nested XML element: text, attributes, children and formatting inside it are guarded; the rest of the fragment is free', async () => {
+    const { server, options } = await restartable()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    const section = new Y.XmlElement('section')
+    ada.doc.getXmlFragment('x').insert(0, [section])
+    const para = new Y.XmlElement('p')
+    section.insert(0, [para])
+    para.insert(0, [new Y.XmlText('locked words')])
+    await converged(peers, () => content(ada.doc), 'the fragment everywhere')
+    const lock = await ada.locks.acquire(section)
+    expect(lock.resource).toMatch(/^y:\d+:\d+$/)
+    const expected = content(ada.doc)
+    const theirs = stock.doc.getXmlFragment('x').get(0) as Y.XmlElement
+    const theirText = (theirs.get(0) as Y.XmlElement).get(0) as Y.XmlText
+    theirText.insert(0, 'not ')
+    await converged(peers, () => expected, 'text insert undone')
+    theirText.format(0, 6, { bold: true })
+    await converged(peers, () => expected, 'format undone')
+    theirs.setAttribute('class', 'mine')
+    await converged(peers, () => expected, 'attribute undone')
+    theirs.insert(1, [new Y.XmlElement('aside')])
+    await converged(peers, () => expected, 'child insert undone')
+    theirs.delete(0, 1)
+    await converged(peers, () => expected, 'child delete undone')
+    expect(bob.locks.guardOf(((bob.doc.getXmlFragment('x').get(0) as Y.XmlElement).get(0) as Y.XmlElement))?.userId).toBe('ada')
+    // outside the element, the fragment is free
+    stock.doc.getXmlFragment('x').insert(1, [new Y.XmlElement('footer')])
+    await converged(peers, () => content(stock.doc), 'the free edit everywhere')
+    expect(ada.doc.getXmlFragment('x').length).toBe(2)
+    const final = content(ada.doc)
+    await ada.flushed()
+    expect(await reloaded(server, options, name)).toBe(final)
+  })
+
+  test('deleting the guarded type itself brings it back, with its content, and it stays guarded', async () => {
+    const { server, options } = await restartable()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    const inner = new Y.Map<unknown>()
+    ada.doc.getMap('m').set('inner', inner)
+    inner.set('k', 'v')
+    inner.set('list', Y.Array.from([1, 2]))
+    await converged(peers, () => content(ada.doc), 'the nested map everywhere')
+    await ada.locks.acquire(inner)
+    const expected = content(ada.doc)
+    stock.doc.getMap('m').delete('inner')
+    await converged(peers, () => expected, 'the deletion undone')
+    // the copy is guarded under the lock's name: another edit inside it is undone too
+    ;(stock.doc.getMap('m').get('inner') as Y.Map<unknown>).set('k', 'changed')
+    await converged(peers, () => expected, 'an edit of the copy undone')
+    // and the holder edits the copy
+    ;(ada.doc.getMap('m').get('inner') as Y.Map<unknown>).set('k', 'ada\'s')
+    await converged(peers, () => content(ada.doc), 'the holder\'s edit everywhere')
+    expect((bob.doc.getMap('m').get('inner') as Y.Map<unknown>).get('k')).toBe('ada\'s')
+    const final = content(ada.doc)
+    await ada.flushed()
+    expect(await reloaded(server, options, name)).toBe(final)
+  })
+
+  test('one update touching a guarded and a free type: the free part takes effect', async () => {
+    const { server, options } = await restartable()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    ada.doc.getText('t').insert(0, 'guarded')
+    await converged(peers, () => content(ada.doc), 'the text everywhere')
+    await ada.locks.acquire(ada.doc.getText('t'))
+    stock.doc.transact(() => {
+      stock.doc.getText('t').insert(0, 'X')
+      stock.doc.getText('f').insert(0, 'free')
+    })
+    await waitFor(() => peers.every(peer => peer.doc.getText('f').toString() === 'free' && peer.doc.getText('t').toString() === 'guarded'), 5_000, 'free part kept, guarded part undone')
+    await converged(peers, () => content(ada.doc), 'all equal')
+    const final = content(ada.doc)
+    await ada.flushed()
+    expect(await reloaded(server, options, name)).toBe(final)
+  })
+
+  test('an edit that raced the acquire (made before, arriving after) is undone', async () => {
+    const { server, options } = await restartable()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    ada.doc.getText('t').insert(0, 'mine')
+    await converged(peers, () => content(ada.doc), 'the text everywhere')
+    stock.provider.disconnect()
+    stock.doc.getText('t').insert(4, ' and theirs')
+    await ada.locks.acquire(ada.doc.getText('t'))
+    stock.provider.connect()
+    await converged(peers, () => content(ada.doc), 'the raced edit undone')
+    expect(stock.doc.getText('t').toString()).toBe('mine')
+    const final = content(ada.doc)
+    await ada.flushed()
+    expect(await reloaded(server, options, name)).toBe(final)
+  })
+
+  test('releasing the lock lifts the guard; other resource names stay advisory', async () => {
+    const server = await startServer()
+    const name = docName()
+    const { ada, bob, stock } = await trio(server, name)
+    const peers = [ada, bob, stock]
+    const lock = await ada.locks.acquire(ada.doc.getText('t'))
+    await ada.locks.acquire('block:t')
+    await lock.release()
+    stock.doc.getText('t').insert(0, 'free again')
+    await converged(peers, () => content(stock.doc), 'the edit everywhere')
+    expect(ada.doc.getText('t').toString()).toBe('free again')
+  })
+
+  test('a read-only stock client\'s edit is undone on its own screen, without a reload', async () => {
+    const secret = 'enforce-secret-enforce-secret-enforce'
+    const options: ServerOptions = { persistence: 'sqlite', dataDir: tempDir(), authSecret: secret }
+    const server = await startServer(options)
+    const name = docName()
+    const writerParams = { token: await signToken(secret, { sub: 'w', access: 'write' }) }
+    const writer = stockClient(server.url, name, { params: writerParams })
+    const reader = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'r', access: 'read' }) } })
+    await Promise.all([synced(writer.provider), synced(reader.provider)])
+    writer.doc.getText('t').insert(0, 'written')
+    writer.doc.getMap('m').set('k', 1)
+    await converged([writer, reader], () => content(writer.doc), 'the content everywhere')
+    const expected = content(writer.doc)
+    reader.doc.getText('t').insert(0, 'read-only ')
+    await converged([writer, reader], () => expected, 'insert undone on the reader')
+    reader.doc.getText('t').delete(0, 3)
+    reader.doc.getMap('m').delete('k')
+    await converged([writer, reader], () => expected, 'deletions undone on the reader')
+    await waitFor(() => server.documents.get(name)?.hasPending === false, 5_000, 'stored')
+    expect(await reloaded(server, options, name, writerParams)).toBe(expected)
+  })
+
+  testWith(postgresUp && redisUp)('two instances sharing Redis: a lock taken through one is enforced on the other', async () => {
+    const schema = pgSchema()
+    const options: ServerOptions = { persistence: `${POSTGRES_URL}?schema=${schema}`, redis: REDIS_URL, redisPrefix: redisPrefix() }
+    const one = await startServer(options)
+    const two = await startServer(options)
+    const name = docName()
+    const ada = tandemClient(one.url, name, { user: { id: 'ada' } })
+    const bob = tandemClient(two.url, name, { user: { id: 'bob' } })
+    const stock = stockClient(two.url, name)
+    const peers = [ada, bob, stock]
+    await Promise.all([ada.synced(), bob.synced(), synced(stock.provider)])
+    ada.doc.getText('t').insert(0, 'across')
+    await converged(peers, () => content(ada.doc), 'the text everywhere')
+    await ada.locks.acquire(ada.doc.getText('t'))
+    await waitFor(() => bob.locks.holder('y:t') !== undefined, 5_000, 'the lock heard on the other instance')
+    const expected = content(ada.doc)
+    stock.doc.getText('t').insert(0, 'X')
+    await converged(peers, () => expected, 'undone by the other instance')
+    bob.doc.getText('t').delete(0, 2)
+    await converged(peers, () => expected, 'undone again')
+    await ada.flushed()
+    await bob.flushed()
+    await waitFor(() => two.documents.get(name)?.hasPending === false, 5_000, 'stored')
+    await one.close()
+    await two.close()
+    const three = await startServer(options)
+    const fresh = stockClient(three.url, name)
+    await synced(fresh.provider)
+    expect(content(fresh.doc)).toBe(expected)
+  })
+
+  test('seeded random edits by holders and non-holders: all converge, guarded text is what holders wrote', async () => {
+    const server = await startServer()
+    let edits = 0
+    let undone = 0
+    await fc.assert(fc.asyncProperty(fc.array(step(), { minLength: 8, maxLength: 20 }), async steps => {
+      const name = docName()
+      const { ada, bob, stock } = await trio(server, name)
+      const peers: Peer[] = [ada, bob, stock]
+      const locks = new Map<TandemClient, Lock>()
+      const holderOfT = (): TandemClient | StockClient | null => [...locks.entries()].find(([, lock]) => !lock.released)?.[0] ?? null
+      try {
+        for (const s of steps) {
+          const peer = peers[s.who] as Peer
+          if (s.op === 'acquire' || s.op === 'release') {
+            if (!('locks' in peer)) continue
+            if (s.op === 'acquire') {
+              const lock = await peer.locks.acquire(peer.doc.getText('t')).catch((err: unknown) => { if (err instanceof LockDeniedError) return null; throw err })
+              if (lock !== null) locks.set(peer, lock)
+            } else {
+              await locks.get(peer)?.release()
+              locks.delete(peer)
+            }
+            continue
+          }
+          const text = peer.doc.getText(s.target)
+          const before = content(peer.doc)
+          const guardedBefore = JSON.stringify(peers[0]!.doc.getText('t').toDelta())
+          const at = Math.min(s.at, text.length)
+          if (s.op === 'insert') text.insert(at, s.text)
+          else if (s.op === 'delete') {
+            if (text.length === 0) continue
+            text.delete(Math.min(at, text.length - 1), Math.max(1, Math.min(3, text.length - at)))
+          } else {
+            if (text.length === 0) continue
+            text.format(0, text.length, { bold: s.at % 2 === 0 ? true : null })
+          }
+          if (content(peer.doc) === before) continue
+          await converged(peers, () => content(peers[0]!.doc), 'convergence')
+          edits++
+          const holder = holderOfT()
+          if (s.target === 't' && holder !== null && holder !== peer) {
+            undone++
+            expect(JSON.stringify(peers[0]!.doc.getText('t').toDelta())).toBe(guardedBefore)
+          }
+        }
+      } finally {
+        for (const peer of peers) if ('leave' in peer) peer.destroy()
+        stock.provider.destroy()
+      }
+    }), { seed: 1812, numRuns: 8, endOnFailure: true })
+    // the sequences did exercise the guard
+    expect(edits).toBeGreaterThan(20)
+    expect(undone).toBeGreaterThan(3)
+  })
 })
+
+type Step =
+  | { who: number, op: 'insert' | 'delete' | 'format', target: 't' | 'f', at: number, text: string }
+  | { who: number, op: 'acquire' | 'release', target: 't', at: number, text: string }
+
+function step (): fc.Arbitrary<Step> {
+  return fc.record({
+    who: fc.integer({ min: 0, max: 2 }),
+    op: fc.constantFrom('insert', 'insert', 'delete', 'format', 'acquire', 'release'),
+    target: fc.constantFrom('t', 'f'),
+    at: fc.integer({ min: 0, max: 20 }),
+    text: fc.string({ minLength: 1, maxLength: 4 })
+  }) as fc.Arbitrary<Step>
+}
