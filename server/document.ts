@@ -21,6 +21,8 @@ export interface DocumentMember {
   relay (frame: SharedFrame): void
   /** `count` sync frames of this member are now stored (or were no-ops). */
   acknowledge (count: number): void
+  /** Part of this member's update was undone (enforced-locks.ts); `bytes` is what undoing it cost. */
+  undone? (bytes: number): void
 }
 
 /**
@@ -140,6 +142,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
         changes = enforced.changes
         reverted = enforced.reverted
         if (enforced.refusedBy !== null) refusedBy = new LockedError(enforced.refusedBy)
+        if (reverted) from.undone?.(enforced.revertBytes)
       }
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })

@@ -69,6 +69,8 @@ export interface Enforced {
   reverted: boolean
   /** The lock (held by another session) that refused part of the update, or null. */
   refusedBy: LockInfo | null
+  /** Size of the revert: what undoing cost (copies of deleted content, mostly). */
+  revertBytes: number
 }
 
 /**
@@ -120,8 +122,9 @@ export function applyEnforced (doc: Y.Doc, rule: Rule, decoded: Decoded, origin:
     doc.off('update', onUpdate)
     ;(undo as Y.UndoManager | null)?.destroy()
   }
-  if (revert === null) return { changes, reverted: false, refusedBy: null }
-  return { changes: changes === null ? revert : mergeUpdates([changes, revert]), reverted: true, refusedBy }
+  if (revert === null) return { changes, reverted: false, refusedBy: null, revertBytes: 0 }
+  const revertBytes = (revert as Uint8Array).byteLength
+  return { changes: changes === null ? revert : mergeUpdates([changes, revert]), reverted: true, refusedBy, revertBytes }
 }
 
 /** The changes to undo: insertions to delete and deletions to copy back. */
@@ -287,6 +290,28 @@ function add (ds: DeleteSet, client: number, clock: number, len: number): void {
 function sortPlan (plan: Plan): void {
   for (const ds of [plan.insertions, plan.deletions]) {
     for (const ranges of ds.clients.values()) ranges.sort((a, b) => a.clock - b.clock)
+  }
+}
+
+/**
+ * Bytes of reverts one session may cause: a tiny update can delete a large guarded type, and its
+ * revert copies all of it back (relayed to everyone and stored), so a session that keeps doing
+ * that is stopped. Holds `capacity` bytes and regains `bytesPerSecond`.
+ */
+export class RevertBudget {
+  private left: number
+  private updatedAt: number
+
+  constructor (readonly capacity: number, readonly bytesPerSecond: number, now = Date.now()) {
+    this.left = capacity
+    this.updatedAt = now
+  }
+
+  /** Spends `bytes`; false once the budget is overdrawn. */
+  spend (bytes: number, now = Date.now()): boolean {
+    this.left = Math.min(this.capacity, this.left + Math.max(0, now - this.updatedAt) * this.bytesPerSecond / 1000) - bytes
+    this.updatedAt = now
+    return this.left >= 0
   }
 }
 

@@ -10,6 +10,12 @@ import type { Identity } from './auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
 import { changesDocument, encodeIntegratedState, integratesWhole } from './read-only.js'
 import type { LockedError } from '../shared/locked-error.js'
+import { RevertBudget } from './enforced-locks.js'
+
+/** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
+const REVERT_BURST_BYTES = 8 * 1024 * 1024
+/** …and regains per second. */
+const REVERT_BYTES_PER_SECOND = 256 * 1024
 
 /** Why a session ended. */
 export type EndReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown' | 'error'
@@ -38,6 +44,8 @@ export class Session implements DocumentMember {
   lastSentAt = Date.now()
   lastPingAt = Date.now()
   private backlog: Uint8Array[] | null = []
+  /** Made on the first undone change: most sessions never have one. */
+  private revertBudget: RevertBudget | undefined
   private log: Logger | undefined
   /** Traffic of this session, for its end-of-session record (plain numbers: cheap to count). */
   messagesReceived = 0
@@ -232,6 +240,19 @@ export class Session implements DocumentMember {
       case 'auth-denied':
         throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${frame.type} message from a client`)
     }
+  }
+
+  /**
+   * Part of this session's update was undone (a lock, or read-only access). Undoing a deletion
+   * copies the deleted content back: a session whose reverts keep costing more than the budget
+   * is closed (4429), after its change was undone.
+   */
+  undone (bytes: number): void {
+    this.revertBudget ??= new RevertBudget(REVERT_BURST_BYTES, REVERT_BYTES_PER_SECOND)
+    if (this.revertBudget.spend(bytes)) return
+    this.logger.warn({ bytes }, 'closing session: its undone changes cost too much')
+    // after the current update is handled: it is applied and relayed already
+    queueMicrotask(() => this.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED'))
   }
 
   /** Part of this session's update was undone by another session's lock: a Tandem client is told. */
