@@ -7,6 +7,9 @@ import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, te
 import { signToken } from './security-helpers.js'
 import { LockDeniedError, LockedError, isTandemError, type Lock, type TandemClient } from '../client/index.js'
 import type { TandemServer, ServerOptions } from '../server/index.js'
+import { applyEnforced, TypeGuards } from '../server/enforced-locks.js'
+import { integrate } from '../server/integrate.js'
+import type { LockInfo } from '../shared/tandem.js'
 
 /** Everything the tests look at in a document, formatting included. */
 function content (doc: Y.Doc): string {
@@ -348,3 +351,66 @@ function step (): fc.Arbitrary<Step> {
     text: fc.string({ minLength: 1, maxLength: 4 })
   }) as fc.Arbitrary<Step>
 }
+
+describe('enforcement inside one document', () => {
+  const lock = (sessionId: string): LockInfo => ({ resource: 'y:t', token: 1, sessionId, userId: sessionId, name: sessionId, color: '', acquiredAt: 0, expiresAt: 0 })
+
+  /** Applies `update` from `sessionId` to `doc` under `guards`, as Document.applyUpdate does. */
+  function apply (doc: Y.Doc, guards: TypeGuards, sessionId: string, update: Uint8Array): ReturnType<typeof applyEnforced> {
+    const decoded = Y.decodeUpdate(update)
+    const origin = {}
+    return applyEnforced(doc, { kind: 'locks', guards, sessionId }, decoded, origin, () => integrate(doc, update, decoded.structs, origin))
+  }
+
+  /** The update a change makes in `doc`. */
+  function edit (doc: Y.Doc, change: () => void): Uint8Array {
+    const updates: Uint8Array[] = []
+    const listener = (update: Uint8Array): void => { updates.push(update) }
+    doc.on('update', listener)
+    change()
+    doc.off('update', listener)
+    return Y.mergeUpdates(updates)
+  }
+
+  test('content another sender left pending, integrating with the holder\'s update, is undone', () => {
+    const server = new Y.Doc()
+    const ada = new Y.Doc()
+    ada.getText('t').insert(0, 'hello')
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(ada))
+    const guards = new TypeGuards()
+    guards.acquired(lock('ada'))
+    // ada types, not sent yet; mallory saw it (or guessed its id) and writes right after it
+    const adas = edit(ada, () => ada.getText('t').insert(5, '!'))
+    const mallory = new Y.Doc()
+    Y.applyUpdate(mallory, Y.encodeStateAsUpdate(ada))
+    const mallorys = edit(mallory, () => mallory.getText('t').insert(6, ' pwned'))
+    const first = apply(server, guards, 'mallory', mallorys)
+    expect(first.changes).toBeNull()
+    expect(server.getText('t').toString()).toBe('hello')
+    const second = apply(server, guards, 'ada', adas)
+    expect(second.reverted).toBe(true)
+    expect(server.getText('t').toString()).toBe('hello!')
+    // every client converges from the relayed update
+    const bob = new Y.Doc()
+    Y.applyUpdate(bob, Y.encodeStateAsUpdate(ada))
+    Y.applyUpdate(bob, mallorys)
+    Y.applyUpdate(bob, second.changes!)
+    expect(bob.getText('t').toString()).toBe('hello!')
+  })
+
+  test('with no lock on a type the update goes through untouched', () => {
+    const server = new Y.Doc()
+    const guards = new TypeGuards()
+    guards.acquired({ ...lock('ada'), resource: 'block:1' })
+    expect(guards.active).toBe(false)
+    guards.acquired(lock('ada'))
+    guards.released({ ...lock('ada'), token: 0 })
+    expect(guards.active).toBe(true)
+    const bob = new Y.Doc()
+    const update = edit(bob, () => bob.getText('f').insert(0, 'free'))
+    const result = apply(server, guards, 'bob', update)
+    expect(result).toEqual({ changes: update, reverted: false, refusedBy: null, revertBytes: 0 })
+    guards.released(lock('ada'))
+    expect(guards.active).toBe(false)
+  })
+})

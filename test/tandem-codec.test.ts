@@ -46,7 +46,8 @@ const VECTORS: Array<[TandemMessage, number[]]> = [
   [{ type: 'locks', locks: [] }, [10, 0]],
   [{ type: 'lock-event', event: 'acquired', lock }, [11, 0, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 0]],
   [{ type: 'lock-event', event: 'released', lock, reason: 'admin' },
-    [11, 1, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 5, 0x61, 0x64, 0x6d, 0x69, 0x6e]]
+    [11, 1, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 5, 0x61, 0x64, 0x6d, 0x69, 0x6e]],
+  [{ type: 'locked', holder: lock }, [12, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2]]
 ]
 
 describe('Tandem messages', () => {
@@ -126,7 +127,7 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
   const entry = (): PresenceEntry => ({ userId: str(), name: str(), color: str(), status: pick(PRESENCE_STATUSES), connections: uint(), joinedAt: uint(), lastActiveAt: uint() })
   const info = (): LockInfo => ({ resource: str(), token: uint(), sessionId: str(), userId: str(), name: str(), color: str(), acquiredAt: uint(), expiresAt: uint() })
   const list = <T>(make: () => T): T[] => Array.from({ length: prng.int32(gen, 0, 4) }, make)
-  switch (prng.int32(gen, 0, 13)) {
+  switch (prng.int32(gen, 0, 14)) {
     case 0: return { type: 'ack', count: uint() }
     case 1: return { type: 'refused', count: uint(), code: str() }
     case 2: return { type: 'welcome', sessionId: str(), secret: str(), resumed: prng.bool(gen), userId: str(), name: str(), color: str(), access: pick(['read', 'write'] as const) }
@@ -140,6 +141,7 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
     case 10: return { type: 'lock-reply', id: uint(), code: str(), lock: prng.bool(gen) ? info() : null }
     case 11: return { type: 'locks', locks: list(info) }
     case 12: return { type: 'lock-event', event: 'acquired', lock: info() }
+    case 13: return { type: 'locked', holder: info() }
     default: return { type: 'lock-event', event: 'released', lock: info(), reason: pick(LOCK_RELEASE_REASONS) }
   }
 }
