@@ -9,7 +9,7 @@ import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from './metrics.js'
 import { SharedFrame } from './socket.js'
-import { LockedError } from '../shared/locked-error.js'
+import type { LockInfo } from '../shared/tandem.js'
 import { applyEnforced, TypeGuards, type Rule } from './enforced-locks.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
@@ -116,11 +116,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
    *
    * Every update path calls this (WebSocket sessions, the HTTP API, in-process edits). While a
    * `y:` lock is held, the changes the update makes inside types guarded by another session's
-   * lock are undone at once (enforced-locks.ts); the rest takes effect. Returns a LockedError
-   * naming the holder when that happened, else null. `readOnly` undoes every change: a
+   * lock are undone at once (enforced-locks.ts); the rest takes effect. Returns the lock that
+   * refused a part (its holder) when that happened, else null: a caller answers with
+   * TANDEM_ERR_LOCKED (`new LockedError(holder)`). A plain value, not an Error: capturing a stack
+   * per refused update would cost more than the check. `readOnly` undoes every change: a
    * read-only session's edit, so that its own screen converges too.
    */
-  applyUpdate (update: Uint8Array, from: DocumentMember, readOnly = false): LockedError | null {
+  applyUpdate (update: Uint8Array, from: DocumentMember, readOnly = false): LockInfo | null {
     let decoded: ReturnType<typeof Y.decodeUpdate>
     try {
       decoded = Y.decodeUpdate(update)
@@ -134,14 +136,14 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const rule: Rule | null = readOnly ? { kind: 'read-only' } : this.guards.active ? { kind: 'locks', guards: this.guards, sessionId: from.id ?? null } : null
     let changes: Uint8Array | null
     let reverted = false
-    let refusedBy: LockedError | null = null
+    let refusedBy: LockInfo | null = null
     try {
       if (rule === null) changes = integrate(this.ydoc, update, decoded.structs, from)
       else {
         const enforced = applyEnforced(this.ydoc, rule, decoded, from, () => integrate(this.ydoc, update, decoded.structs, from))
         changes = enforced.changes
         reverted = enforced.reverted
-        if (enforced.refusedBy !== null) refusedBy = new LockedError(enforced.refusedBy)
+        refusedBy = enforced.refusedBy
         if (reverted) from.undone?.(enforced.revertBytes)
       }
     } catch (err) {

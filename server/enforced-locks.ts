@@ -99,32 +99,56 @@ export function applyEnforced (doc: Y.Doc, rule: Rule, decoded: Decoded, origin:
   let undo: Y.UndoManager | null = null
   let revert: Uint8Array | null = null
   let refusedBy: LockInfo | null = null
+  const onUpdate = (update: Uint8Array, updateOrigin: unknown): void => {
+    if (updateOrigin === undo) revert = revert === null ? update : mergeUpdates([revert, update])
+  }
+  const onCleanup = (transaction: Y.Transaction): void => {
+    if (transaction.origin !== undo) return
+    doc.off('afterTransactionCleanup', onCleanup)
+    doc.on('update', onUpdate)
+  }
   const afterTransaction = (transaction: Y.Transaction): void => {
     if (transaction.origin !== origin || undo !== null) return
     const plan = rule.kind === 'read-only' ? everything(transaction) : forbidden(doc, transaction, rule.guards, rule.sessionId, decoded)
     if (plan === null) return
     refusedBy = plan.refusedBy
-    // a manager that captures nothing: it only undoes the stack item it is handed
-    undo = new Y.UndoManager(doc, { captureTransaction: () => false, trackedOrigins: new Set() })
+    undo = undoManager(doc)
+    // an `update` listener makes Yjs encode every transaction: listen for the revert's only, from
+    // the moment its cleanup starts (this transaction's own update is emitted before that)
+    doc.on('afterTransactionCleanup', onCleanup)
     undo.undoStack.push({ insertions: plan.insertions, deletions: plan.deletions, meta: new Map() } as unknown as Y.UndoManager['undoStack'][number])
     undo.undo()
   }
-  const onUpdate = (update: Uint8Array, updateOrigin: unknown): void => {
-    if (undo !== null && updateOrigin === undo) revert = revert === null ? update : mergeUpdates([revert, update])
-  }
   doc.on('afterTransaction', afterTransaction)
-  doc.on('update', onUpdate)
   let changes: Uint8Array | null
   try {
     changes = apply()
   } finally {
     doc.off('afterTransaction', afterTransaction)
-    doc.off('update', onUpdate)
-    ;(undo as Y.UndoManager | null)?.destroy()
+    if (undo !== null) {
+      doc.off('afterTransactionCleanup', onCleanup)
+      doc.off('update', onUpdate)
+    }
   }
   if (revert === null) return { changes, reverted: false, refusedBy: null, revertBytes: 0 }
   const revertBytes = (revert as Uint8Array).byteLength
   return { changes: changes === null ? revert : mergeUpdates([changes, revert]), reverted: true, refusedBy, revertBytes }
+}
+
+/** One UndoManager per document, made on its first revert, gone with the document. */
+const managers = new WeakMap<Y.Doc, Y.UndoManager>()
+
+/**
+ * The document's UndoManager for reverts: it captures nothing (its scope is the whole document,
+ * but captureTransaction refuses every transaction) and only undoes the stack items it is handed.
+ */
+function undoManager (doc: Y.Doc): Y.UndoManager {
+  let manager = managers.get(doc)
+  if (manager === undefined) {
+    manager = new Y.UndoManager(doc, { captureTransaction: () => false, trackedOrigins: new Set() })
+    managers.set(doc, manager)
+  }
+  return manager
 }
 
 /** The changes to undo: insertions to delete and deletions to copy back. */

@@ -4,12 +4,11 @@ import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../shared/messages.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
 import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../shared/constants.js'
-import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../shared/tandem.js'
+import { CLIENT_MESSAGE_TYPES, type LockInfo, type TandemMessage } from '../shared/tandem.js'
 import type { Document, DocumentMember } from './document.js'
 import type { Identity } from './auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from './socket.js'
 import { changesDocument, encodeIntegratedState, integratesWhole } from './read-only.js'
-import type { LockedError } from '../shared/locked-error.js'
 import { RevertBudget } from './enforced-locks.js'
 
 /** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
@@ -256,11 +255,11 @@ export class Session implements DocumentMember {
   }
 
   /** Part of this session's update was undone by another session's lock: a Tandem client is told. */
-  private locked (refusal: LockedError | null): void {
-    if (refusal === null) return
+  private locked (holder: LockInfo | null): void {
+    if (holder === null) return
     this.doc.meter?.refused('locked')
-    this.logger.debug({ resource: refusal.holder.resource }, 'update undone: locked type')
-    if (this.tandem) this.send(writeTandem({ type: 'locked', holder: refusal.holder }))
+    this.logger.debug({ resource: holder.resource }, 'update undone: locked type')
+    if (this.tandem) this.send(writeTandem({ type: 'locked', holder }))
   }
 
   /**
