@@ -235,8 +235,13 @@ function forbidden (doc: Y.Doc, transaction: Y.Transaction, guards: TypeGuards, 
         const from = Math.max(clock, struct.id.clock)
         add(plan.deletions, client, from, Math.min(end, struct.id.clock + struct.length) - from)
         refuse(lock)
-        // a guarded type deleted with its container: the containers come back with it
-        if (itself !== null) addDeletedAncestors(struct, plan.deletions, transaction)
+        if (itself !== null) {
+          // its item must keep `redone` (the way to its copy): never garbage-collected, nor
+          // replaced as the child of a collected container
+          struct.keep = true
+          // a guarded type deleted with its container: the containers come back with it
+          addDeletedAncestors(struct, plan.deletions, transaction)
+        }
       }
     }
   }
@@ -279,6 +284,7 @@ function addDeletedAncestors (item: Y.Item, deletions: DeleteSet, transaction: Y
   let parent = (item.parent as Type)._item
   while (parent !== null && parent.deleted && Y.isDeleted(transaction.deleteSet, parent.id)) {
     add(deletions, parent.id.client, parent.id.clock, 1)
+    parent.keep = true
     parent = (parent.parent as Type)._item
   }
 }

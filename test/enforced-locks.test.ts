@@ -398,6 +398,34 @@ describe('enforcement inside one document', () => {
     expect(bob.getText('t').toString()).toBe('hello!')
   })
 
+  test('deleting a free container of a guarded type brings the guarded type back inside a copy of it', () => {
+    const server = new Y.Doc()
+    const ada = new Y.Doc()
+    const outer = new Y.Map<unknown>()
+    ada.getMap('m').set('outer', outer)
+    const guarded = new Y.Text('keep me')
+    outer.set('guarded', guarded)
+    outer.set('free', 'gone')
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(ada))
+    const guards = new TypeGuards()
+    const id = guarded._item!.id
+    guards.acquired({ ...lock('ada'), resource: `y:${id.client}:${id.clock}` })
+    const bob = new Y.Doc()
+    Y.applyUpdate(bob, Y.encodeStateAsUpdate(ada))
+    const result = apply(server, guards, 'bob', edit(bob, () => bob.getMap('m').delete('outer')))
+    expect(result.reverted).toBe(true)
+    expect(result.refusedBy?.sessionId).toBe('ada')
+    Y.applyUpdate(bob, result.changes!)
+    for (const doc of [server, bob]) {
+      expect(doc.getMap('m').toJSON()).toEqual({ outer: { guarded: 'keep me' } })
+    }
+    // the copy is what the lock guards now: bob's edit of it is undone too
+    const copy = (bob.getMap('m').get('outer') as Y.Map<unknown>).get('guarded') as Y.Text
+    const again = apply(server, guards, 'bob', edit(bob, () => copy.insert(0, 'no ')))
+    expect(again.reverted).toBe(true)
+    expect(((server.getMap('m').get('outer') as Y.Map<unknown>).get('guarded') as Y.Text).toString()).toBe('keep me')
+  })
+
   test('with no lock on a type the update goes through untouched', () => {
     const server = new Y.Doc()
     const guards = new TypeGuards()
