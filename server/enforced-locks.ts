@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import type { Logger } from 'pino'
 import type { LockInfo } from '../shared/tandem.js'
 import { parseTypeResource, resolveTypeResource, type SharedType, type TypeTarget } from '../shared/type-resource.js'
 import { mergeUpdates } from './merge.js'
@@ -351,38 +352,68 @@ export interface GuardedDocuments {
   guards (name: string): TypeGuards | undefined
 }
 
+/** How long to wait before asking the lock table again for a document's locks. */
+const RETRY_LIST_MS = 1_000
+
 /**
  * Keeps every loaded document's TypeGuards in step with the lock table: it subscribes to the
  * table's changes, and fills a document's guards from the table's list when it loads (changes
- * heard meanwhile win over the list, which may be older).
+ * heard meanwhile win over the list, which may be older). When the list cannot be read (Redis is
+ * unreachable), the document loads all the same, unguarded but for the changes heard, and the
+ * list is asked again every second until it is read or the document unloads: availability first,
+ * with an error logged.
  */
 export class EnforcedLocks {
   private readonly unsubscribe: () => void
-  private readonly loading = new Map<string, Set<string>>()
+  /** Per document being filled: the resources whose changes were heard meanwhile. */
+  private readonly heard = new Map<string, Set<string>>()
+  private readonly timers = new Set<ReturnType<typeof setTimeout>>()
+  private closed = false
 
-  constructor (private readonly locks: LockTable, private readonly documents: GuardedDocuments) {
+  constructor (
+    private readonly locks: LockTable,
+    private readonly documents: GuardedDocuments,
+    private readonly logger: Logger
+  ) {
     this.unsubscribe = locks.subscribe(change => this.changed(change))
   }
 
-  /** Fills the guards of a document that just loaded; resolves once they are in place. */
+  /** Fills the guards of a document that is loading; resolves once they are in place (or given up for now). */
   async prepare (name: string, guards: TypeGuards): Promise<void> {
     const heard = new Set<string>()
-    this.loading.set(name, heard)
+    this.heard.set(name, heard)
     try {
       const locks = await this.locks.list(name)
       for (const lock of locks) if (!heard.has(lock.resource)) guards.acquired(lock)
-    } finally {
-      if (this.loading.get(name) === heard) this.loading.delete(name)
+      if (this.heard.get(name) === heard) this.heard.delete(name)
+    } catch (err) {
+      this.logger.error({ err, doc: name }, 'cannot read the locks of a document: its y: locks are not enforced until they are read')
+      this.retry(name, guards)
     }
   }
 
-  /** Stops listening. Safe to call twice. */
+  /** Stops listening and retrying. Safe to call twice. */
   close (): void {
+    this.closed = true
     this.unsubscribe()
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+  }
+
+  private retry (name: string, guards: TypeGuards): void {
+    if (this.closed) return
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      // unloaded (or loaded again, with guards of its own) meanwhile: nothing to fill
+      if (this.closed || this.documents.guards(name) !== guards) return
+      void this.prepare(name, guards)
+    }, RETRY_LIST_MS)
+    timer.unref?.()
+    this.timers.add(timer)
   }
 
   private changed (change: LockChange): void {
-    this.loading.get(change.doc)?.add(change.lock.resource)
+    this.heard.get(change.doc)?.add(change.lock.resource)
     const guards = this.documents.guards(change.doc)
     if (guards === undefined) return
     if (change.event === 'acquired') guards.acquired(change.lock)

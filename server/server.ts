@@ -173,7 +173,7 @@ export class TandemServer {
       }, options.commitDelayMs)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       // every instance hears every lock change: each guards its loaded documents' `y:` types
-      const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards })
+      const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards }, logger)
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
