@@ -183,7 +183,7 @@ export class TandemClient {
       setStatus: status => this.setStatus(status)
     }
     this.locks = {
-      acquire: (target, acquireOptions) => this.acquire(this.resourceOf(target), acquireOptions ?? {}),
+      acquire: async (target, acquireOptions) => await this.acquire(this.resourceOf(target), acquireOptions ?? {}),
       list: () => this.book.list(),
       holder: resource => this.book.get(resource),
       guarded: () => this.guarded(),

@@ -46,7 +46,12 @@ export class TypeGuards {
     return [...this.held.values()].map(held => held.lock)
   }
 
-  /** Each guarded type the document has now, with its lock. */
+  /**
+   * Each guarded type the document has now, with its lock. Looked up afresh for every update
+   * that is checked (one Map lookup or binary search per lock): a top-level type is replaced by
+   * a typed one when someone calls getText on it, a nested one may arrive or be re-created, and a
+   * cache would have to check as much to stay right.
+   */
   resolve (doc: Y.Doc): Map<Type, LockInfo> {
     const types = new Map<Type, LockInfo>()
     for (const { lock, target } of this.held.values()) {

@@ -221,6 +221,8 @@ describe('locks the server enforces', () => {
     const name = docName()
     const { ada, bob, stock } = await trio(server, name)
     const peers = [ada, bob, stock]
+    const stranger = await ada.locks.acquire(new Y.Doc().getText('t')).catch((err: unknown) => err)
+    expect(isTandemError(stranger, 'TANDEM_ERR_INVALID_RESOURCE')).toBe(true)
     const lock = await ada.locks.acquire(ada.doc.getText('t'))
     await ada.locks.acquire('block:t')
     await lock.release()
