@@ -231,6 +231,27 @@ describe('locks the server enforces', () => {
     expect(ada.doc.getText('t').toString()).toBe('free again')
   })
 
+  test('a session whose undone deletions keep costing more than its budget is closed with 1013', async () => {
+    const server = await startServer()
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada' } })
+    const stock = stockClient(server.url, name)
+    await Promise.all([ada.synced(), synced(stock.provider)])
+    const big = 'x'.repeat(1024 * 1024)
+    ada.doc.getText('t').insert(0, big)
+    await waitFor(() => stock.doc.getText('t').length === big.length, 10_000, 'the big text everywhere')
+    await ada.locks.acquire(ada.doc.getText('t'))
+    const codes: number[] = []
+    stock.provider.on('connection-close', (event: CloseEvent | null) => { if (event !== null) codes.push(event.code) })
+    // each deletion of 1 MiB is copied back: the 8 MiB budget runs out within a dozen
+    for (let round = 0; round < 12 && codes.length === 0; round++) {
+      stock.doc.getText('t').delete(0, stock.doc.getText('t').length)
+      await waitFor(() => stock.doc.getText('t').length === big.length || codes.length > 0, 10_000, `round ${round} undone`)
+    }
+    expect(codes).toContain(1013)
+    expect(ada.doc.getText('t').toString()).toBe(big)
+  })
+
   test('a read-only stock client\'s edit is undone on its own screen, without a reload', async () => {
     const secret = 'enforce-secret-enforce-secret-enforce'
     const options: ServerOptions = { persistence: 'sqlite', dataDir: tempDir(), authSecret: secret }
