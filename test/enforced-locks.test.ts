@@ -9,6 +9,7 @@ import { LockDeniedError, LockedError, isTandemError, type Lock, type TandemClie
 import type { TandemServer, ServerOptions } from '../server/index.js'
 import { applyEnforced, TypeGuards } from '../server/enforced-locks.js'
 import { integrate } from '../server/integrate.js'
+import { integratesWhole } from '../server/read-only.js'
 import type { LockInfo } from '../shared/tandem.js'
 
 /** Everything the tests look at in a document, formatting included. */
@@ -463,5 +464,38 @@ describe('enforcement inside one document', () => {
     expect(result).toEqual({ changes: update, reverted: false, refusedBy: null, revertBytes: 0 })
     guards.released(lock('ada'))
     expect(guards.active).toBe(false)
+  })
+})
+
+describe('read-only updates that would leave content pending', () => {
+  test('integratesWhole: an honest edit integrates whole; one that references unknown content does not', () => {
+    const server = new Y.Doc()
+    const writer = new Y.Doc()
+    writer.getText('t').insert(0, 'abc')
+    Y.applyUpdate(server, Y.encodeStateAsUpdate(writer))
+    const reader = new Y.Doc()
+    Y.applyUpdate(reader, Y.encodeStateAsUpdate(server))
+    const honest: Uint8Array[] = []
+    reader.on('update', (update: Uint8Array) => honest.push(update))
+    reader.getText('t').insert(1, 'x')
+    reader.getText('t').delete(0, 1)
+    expect(integratesWhole(server, Y.mergeUpdates(honest))).toBe(true)
+    // content the server lacks (the writer's next edit, never sent), and an edit after it
+    const unsent: Uint8Array[] = []
+    writer.on('update', (update: Uint8Array) => unsent.push(update))
+    writer.getText('t').insert(3, 'd')
+    const forger = new Y.Doc()
+    Y.applyUpdate(forger, Y.encodeStateAsUpdate(writer))
+    const forged: Uint8Array[] = []
+    forger.on('update', (update: Uint8Array) => forged.push(update))
+    forger.getText('t').insert(4, 'e')
+    expect(integratesWhole(server, forged[0]!)).toBe(false)
+    // a deletion of content the server lacks
+    const deletes: Uint8Array[] = []
+    const other = new Y.Doc()
+    Y.applyUpdate(other, Y.encodeStateAsUpdate(writer))
+    other.on('update', (update: Uint8Array) => deletes.push(update))
+    other.getText('t').delete(3, 1)
+    expect(integratesWhole(server, deletes[0]!)).toBe(false)
   })
 })
