@@ -12,8 +12,8 @@
 // guarded text must hold exactly what its holder wrote: no refused change lasted.
 import * as Y from 'yjs'
 import { pino } from 'pino'
-import { Document, type DocumentMember } from '../server/document.js'
-import type { SharedFrame } from '../server/socket.js'
+import { Document, type DocumentMember } from '../server/document/document.js'
+import type { SharedFrame } from '../server/transport/socket.js'
 import type { LockInfo } from '../shared/tandem.js'
 
 interface Options { docs: number, clients: number, edits: number, runs: number, seed: number }

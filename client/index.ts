@@ -2,8 +2,8 @@
  * `tandem/client`: the browser and Node client of a Tandem server.
  * @packageDocumentation
  */
-export { TandemClient, DEFAULT_CLIENT_OPTIONS, type TandemClientOptions, type TandemClientEvents, type ClientStatus, type LocksView, type GuardedType, type WebSocketClass } from './tandem-client.js'
-export { Lock, type AcquireOptions, type LockEvent } from './locks.js'
+export { TandemClient, DEFAULT_CLIENT_OPTIONS, type TandemClientOptions, type TandemClientEvents, type ClientStatus, type WebSocketClass } from './tandem-client.js'
+export { Lock, type AcquireOptions, type LockEvent, type LocksView, type GuardedType } from './locks.js'
 export type { PresenceEvent, PresenceView } from './presence.js'
 export { LockDeniedError } from '../shared/lock-denied-error.js'
 export { LockedError } from '../shared/locked-error.js'

@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { isResourceName, validateResourceName } from './resource-name.js'
 
 /** Any shared type: Y.Text, Y.Map, Y.Array, Y.XmlFragment, Y.XmlElement, Y.XmlText. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Yjs types every shared type's event as YEvent<any>
@@ -22,9 +23,17 @@ export function isTypeResource (resource: string): boolean {
 /**
  * The resource name of a shared type: `y:<name>` for a top-level type, `y:<client>:<clock>` for
  * a nested one (the id of the item that holds it). Throws a RangeError when the type is not part
- * of a document yet (a nested type must be inserted first: its id is given then).
+ * of a document yet (a nested type must be inserted first: its id is given then), and
+ * TANDEM_ERR_INVALID_RESOURCE when the name fails validateResourceName (a top-level type whose
+ * name is too long cannot be locked).
  */
 export function typeResource (type: SharedType): string {
+  const resource = unvalidatedTypeResource(type)
+  validateResourceName(resource)
+  return resource
+}
+
+function unvalidatedTypeResource (type: SharedType): string {
   const doc = type.doc
   if (doc === null) throw new RangeError('the type is not part of a document yet')
   const item = type._item
@@ -34,12 +43,13 @@ export function typeResource (type: SharedType): string {
 }
 
 /**
- * What a `y:` resource names, or null for any other resource. `y:<digits>:<digits>` is a nested
- * type's id; anything else after `y:` is the name of a top-level type (a top-level type whose
- * name is two numbers joined by `:` cannot be named, and so cannot be guarded).
+ * What a `y:` resource names, or null for any other resource (and for a name that fails
+ * validateResourceName, which no lock table grants). `y:<digits>:<digits>` is a nested type's id;
+ * anything else after `y:` is the name of a top-level type (a top-level type whose name is two
+ * numbers joined by `:` cannot be named, and so cannot be guarded).
  */
 export function parseTypeResource (resource: string): TypeTarget | null {
-  if (!isTypeResource(resource)) return null
+  if (!isTypeResource(resource) || !isResourceName(resource)) return null
   const match = ITEM_NAME.exec(resource)
   if (match !== null) {
     const client = Number(match[1])
