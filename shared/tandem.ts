@@ -100,7 +100,7 @@ const LOCK_RELEASE = 8
 const LOCK_REPLY = 9
 const LOCKS = 10
 const LOCK_EVENT = 11
-const LOCKED = 12
+const LOCKED = 15
 
 const PRESENCE_EVENTS = ['joined', 'updated', 'left'] as const
 const LOCK_EVENTS = ['acquired', 'released'] as const

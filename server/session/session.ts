@@ -247,7 +247,7 @@ export class Session implements DocumentMember {
   /**
    * Part of this session's update was undone (a lock, or read-only access). Undoing a deletion
    * copies the deleted content back: a session whose reverts keep costing more than the budget
-   * is closed (4429), after its change was undone.
+   * is closed (1013), after its change was undone.
    */
   undone (bytes: number): void {
     this.revertBudget ??= new RevertBudget(REVERT_BURST_BYTES, REVERT_BYTES_PER_SECOND)

@@ -47,7 +47,7 @@ const VECTORS: Array<[TandemMessage, number[]]> = [
   [{ type: 'lock-event', event: 'acquired', lock }, [11, 0, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 0]],
   [{ type: 'lock-event', event: 'released', lock, reason: 'admin' },
     [11, 1, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 5, 0x61, 0x64, 0x6d, 0x69, 0x6e]],
-  [{ type: 'locked', holder: lock }, [12, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2]]
+  [{ type: 'locked', holder: lock }, [15, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2]]
 ]
 
 describe('Tandem messages', () => {
