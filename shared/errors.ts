@@ -19,6 +19,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_MALFORMED_MESSAGE: { message: 'The message could not be decoded', closeCode: CloseCode.MALFORMED, httpStatus: 400 },
   TANDEM_ERR_INVALID_UPDATE: { message: 'The Yjs update could not be decoded; it was not applied', closeCode: CloseCode.MALFORMED, httpStatus: 400 },
   TANDEM_ERR_MESSAGE_TOO_BIG: { message: 'The message is larger than the server accepts (--max-message-size)', closeCode: CloseCode.MESSAGE_TOO_BIG, httpStatus: 413 },
+  TANDEM_ERR_SYNC_TOO_BIG: { message: 'The first sync (sync step 2) is larger than the server accepts (--max-sync-size); reconnecting cannot help, sync in smaller parts', closeCode: CloseCode.SYNC_TOO_BIG, httpStatus: 413 },
   TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED, httpStatus: 401 },
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN, httpStatus: 403 },
   TANDEM_ERR_KICKED: { message: 'An administrator removed this user from the document; reconnecting needs the administrator\'s consent', closeCode: CloseCode.FORBIDDEN, httpStatus: 403 },
