@@ -74,7 +74,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
-  /** The `y:` locks held here: the types whose changes the server undoes (enforced-locks.ts). */
+  /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
   readonly guards = new TypeGuards()
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
