@@ -14,6 +14,7 @@ import * as Y from 'yjs'
 import { pino } from 'pino'
 import { Document, type DocumentMember } from '../server/document/document.js'
 import type { SharedFrame } from '../server/transport/socket.js'
+import type { AckTicket } from '../server/session/ack-order.js'
 import type { LockInfo } from '../shared/tandem.js'
 
 interface Options { docs: number, clients: number, edits: number, runs: number, seed: number }
@@ -39,6 +40,10 @@ class Member implements DocumentMember {
   send (): void {}
   relay (_frame: SharedFrame): void { this.delivered++ }
   acknowledge (): void {}
+  // every update is made whole beforehand: nothing is held
+  hold (): AckTicket { return { done: false } }
+  settle (): void {}
+  fail (): void {}
 }
 
 /** mulberry32: small and seeded. */

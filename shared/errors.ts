@@ -29,6 +29,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_INVALID_OPTION: { message: 'An option has an invalid value', closeCode: undefined, httpStatus: 400 },
   TANDEM_ERR_SHUTTING_DOWN: { message: 'The server is shutting down; reconnect later', closeCode: CloseCode.SERVICE_RESTART, httpStatus: 503 },
   TANDEM_ERR_RATE_LIMITED: { message: 'Too many messages; slow down and reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 429 },
+  TANDEM_ERR_UPDATE_INCOMPLETE: { message: 'The update depends on content the server does not have, and the server holds no more such updates for this session or document; reconnect to sync in full', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 400 },
   TANDEM_ERR_OVERLOADED: { message: 'The server is at capacity; reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 503 },
   TANDEM_ERR_STORE_UNAVAILABLE: { message: 'The store cannot be opened or reached', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_STORE_FAILED: { message: 'The store failed to write; the write will be retried', closeCode: undefined, httpStatus: 503 },

@@ -12,6 +12,7 @@ import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, encodeIntegratedState, integratesWhole } from '../document/read-only.js'
 import { RevertBudget } from '../document/enforced-locks.js'
+import { AckOrder, type AckTicket } from './ack-order.js'
 
 /** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
 const REVERT_BURST_BYTES = 8 * 1024 * 1024
@@ -54,6 +55,11 @@ export class Session implements DocumentMember {
   messagesSent = 0
   bytesSent = 0
   updatesSent = 0
+  /** Acknowledgements in the order the frames came, though held frames settle late. */
+  private readonly acks = new AckOrder((count, refused) => {
+    if (!this.tandem) return
+    this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
+  })
 
   constructor (
     readonly socket: WebSocketLike,
@@ -147,7 +153,19 @@ export class Session implements DocumentMember {
   }
 
   acknowledge (count: number): void {
-    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+    this.acks.acknowledge(count)
+  }
+
+  hold (): AckTicket {
+    return this.acks.holdLast()
+  }
+
+  settle (ticket: AckTicket): void {
+    this.acks.settle(ticket)
+  }
+
+  fail (error: TandemError): void {
+    this.refuseInput(error)
   }
 
   /**
@@ -163,6 +181,9 @@ export class Session implements DocumentMember {
       this.end('timeout', 1006)
       return
     }
+    // an update held for content that never came: 1013, and the client syncs in full on reconnect
+    this.doc.expireHeld(this, now)
+    if (this.isEnded()) return
     if (now - this.lastPingAt >= options.intervalMs) {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
@@ -203,11 +224,17 @@ export class Session implements DocumentMember {
     try {
       this.dispatch(readFrame(data))
     } catch (err) {
-      const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
-      if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
-      this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
-      this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
+      this.refuseInput(isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err }))
     }
+  }
+
+  /** Closes the session on input it cannot accept, with the error's close code and one log line. */
+  private refuseInput (error: TandemError): void {
+    if (this.isEnded()) return
+    if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+    else if (error.code === 'TANDEM_ERR_UPDATE_INCOMPLETE') this.doc.meter?.refused('incomplete')
+    this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
+    this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }
 
   private dispatch (frame: Frame): void {
@@ -216,10 +243,12 @@ export class Session implements DocumentMember {
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
         this.updatesReceived++
+        this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.locked(this.doc.applyUpdate(frame.update, this))
       case 'sync-update':
         this.updatesReceived++
+        this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.locked(this.doc.applyUpdate(frame.update, this))
         return this.hooks.active?.(this)
@@ -258,7 +287,7 @@ export class Session implements DocumentMember {
   }
 
   /** Part of this session's update was undone by another session's lock: a Tandem client is told. */
-  private locked (holder: LockInfo | null): void {
+  locked (holder: LockInfo | null): void {
     if (holder === null) return
     this.doc.meter?.refused('locked')
     this.logger.debug({ resource: holder.resource }, 'update undone: locked type')
@@ -282,11 +311,11 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
-    if (!changes) return this.acknowledge(1)
+    if (!changes) return this.acks.settleLast(null)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
     if (whole) this.doc.applyUpdate(update, this, true)
-    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
+    this.acks.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
   private answerStep1 (stateVector: Uint8Array): void {
