@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import fc from 'fast-check'
-import { docName, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from '../support/helpers.js'
+import { docName, opened, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from '../support/helpers.js'
 import { record, tandemClient } from '../support/tandem-helpers.js'
 import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, testWith } from '../support/services.js'
-import { signToken } from '../support/security-helpers.js'
+import { docUrl, signToken } from '../support/security-helpers.js'
 import { LockDeniedError, LockedError, isTandemError, type Lock, type TandemClient } from '../../client/index.js'
 import type { TandemServer, ServerOptions } from '../../server/index.js'
 import { applyEnforced } from '../../server/document/enforced-locks.js'
@@ -12,6 +12,7 @@ import { TypeGuards } from '../../server/document/type-guards.js'
 import { integrate } from '../../server/document/integrate.js'
 import { integratesWhole } from '../../server/document/read-only.js'
 import type { LockInfo } from '../../shared/tandem.js'
+import { readFrame, writeSyncUpdate } from '../../shared/messages.js'
 
 /** Everything the tests look at in a document, formatting included. */
 function content (doc: Y.Doc): string {
@@ -274,6 +275,32 @@ describe('locks the server enforces', () => {
     await converged([writer, reader], () => expected, 'deletions undone on the reader')
     await waitFor(() => server.documents.get(name)?.hasPending === false, 5_000, 'stored')
     expect(await reloaded(server, options, name, writerParams)).toBe(expected)
+  })
+
+  test('a read-only Tandem client\'s undone edit is refused once and never acknowledged', async () => {
+    const secret = 'enforce-secret-enforce-secret-enforce'
+    const server = await startServer({ authSecret: secret })
+    const name = docName()
+    const token = await signToken(secret, { sub: 'r', access: 'read' })
+    const ws = rawClient(docUrl(server.url, name, { token, tandem: '1' }))
+    const frames: Array<ReturnType<typeof readFrame>> = []
+    ws.on('message', (data: Buffer) => frames.push(readFrame(data)))
+    await opened(ws)
+    const scratch = new Y.Doc()
+    scratch.getText('t').insert(0, 'nope')
+    ws.send(writeSyncUpdate(Y.encodeStateAsUpdate(scratch)))
+    const replies = (): unknown[] => frames.flatMap(f => f.type === 'tandem' && (f.message.type === 'ack' || f.message.type === 'refused') ? [f.message] : [])
+    await waitFor(() => replies().length >= 1, 5_000, 'the reply')
+    // the edit and its undo are stored as one update: nothing may acknowledge the frame after that
+    await waitFor(() => server.documents.get(name)?.hasPending === false, 5_000, 'stored')
+    // a round trip on the same socket (query awareness): a late ack would arrive before its answer
+    const answers = (): number => frames.filter(f => f.type === 'awareness').length
+    const before = answers()
+    ws.send(Uint8Array.of(3))
+    await waitFor(() => answers() > before, 5_000, 'the awareness answer')
+    expect(replies()).toEqual([{ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }])
+    expect(server.documents.get(name)!.ydoc.getText('t').toString()).toBe('')
+    ws.close()
   })
 
   testWith(postgresUp && redisUp)('two instances sharing Redis: a lock taken through one is enforced on the other', async () => {
