@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { isResourceName, validateResourceName } from './resource-name.js'
+import { validateResourceName } from './resource-name.js'
 
 /** Any shared type: Y.Text, Y.Map, Y.Array, Y.XmlFragment, Y.XmlElement, Y.XmlText. */
 // `any`, not YEvent<any>: each type's event handler takes its own event class (YTextEvent…), so
@@ -51,7 +51,12 @@ function unvalidatedTypeResource (type: SharedType): string {
  * numbers joined by `:` cannot be named, and so cannot be guarded).
  */
 export function parseTypeResource (resource: string): TypeTarget | null {
-  if (!isTypeResource(resource) || !isResourceName(resource)) return null
+  if (!isTypeResource(resource)) return null
+  try {
+    validateResourceName(resource)
+  } catch {
+    return null
+  }
   const match = ITEM_NAME.exec(resource)
   if (match !== null) {
     const client = Number(match[1])
