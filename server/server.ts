@@ -22,6 +22,7 @@ import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/li
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
 import { openLockTable } from './locks/open.js'
+import { EnforcedLocks } from './document/type-guards.js'
 import { registerApi } from './http/api.js'
 import { openCluster, type Cluster } from './cluster/cluster.js'
 import { TandemError } from '../shared/errors.js'
@@ -66,6 +67,7 @@ export class TandemServer {
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
+  private enforced: EnforcedLocks | undefined
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
@@ -214,8 +216,10 @@ export class TandemServer {
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
       }, options.commitDelayMs)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
+      // every instance hears every lock change: each guards its loaded documents' `y:` types
+      const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards }, logger)
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason),
@@ -379,6 +383,7 @@ export class TandemServer {
       await this.writer?.idle()
       for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
       await this.collab?.close()
+      this.enforced?.close()
       await this.writer?.idle()
       await this.registry?.settled()
       return 'done' as const

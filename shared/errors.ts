@@ -40,6 +40,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_REDIS_UNAVAILABLE: { message: 'Redis cannot be reached (--redis)', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_LOCK_HELD: { message: 'The lock is held by another session', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_LOCK_TIMEOUT: { message: 'The lock was not granted within waitMs', closeCode: undefined, httpStatus: 409 },
+  TANDEM_ERR_LOCKED: { message: 'The change touched a shared type locked by another session; the server undid that part for everyone', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined, httpStatus: 400 },
   TANDEM_ERR_TOO_MANY_LOCKS: { message: 'This session holds or awaits as many locks as the server allows (--max-locks-per-session); release some first', closeCode: undefined, httpStatus: 429 },

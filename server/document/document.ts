@@ -12,9 +12,14 @@ import { writeSyncUpdate, writeAwareness, writeSyncStep1 } from '../../shared/me
 import type { WriterSource } from './writer.js'
 import type { Meter } from '../observability/metrics.js'
 import { SharedFrame } from '../transport/socket.js'
+import type { LockInfo } from '../../shared/tandem.js'
+import { applyEnforced, type Rule } from './enforced-locks.js'
+import { TypeGuards } from './type-guards.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
+  /** The session's id (stable across resumes): a lock it holds lets it change the guarded type. */
+  readonly id?: string
   send (frame: Uint8Array): void
   /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
   relay (frame: SharedFrame): void
@@ -28,6 +33,10 @@ export interface DocumentMember {
   settle (ticket: AckTicket): void
   /** A held frame of the member turned out invalid once what it waited for arrived: end the member. */
   fail (error: TandemError): void
+  /** Part of this member's update was undone (enforced-locks.ts); `bytes` is what undoing it cost. */
+  undone? (bytes: number): void
+  /** Part of this member's held update, applied later, was undone by `holder`'s `y:` lock. */
+  locked? (holder: LockInfo): void
 }
 
 /**
@@ -49,8 +58,11 @@ interface Settlement {
 
 interface PendingUpdate {
   update: Uint8Array
-  /** The member that sent it: one of its sync frames is acknowledged once this is stored. */
-  origin: DocumentMember
+  /**
+   * The member that sent it: one of its sync frames is acknowledged once this is stored. Null
+   * for a read-only member's undone edit: the member settled that frame itself (refused).
+   */
+  origin: DocumentMember | null
   /** Set when the frame was held first (it waited for content the document lacked). */
   ticket: AckTicket | null
   /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
@@ -89,6 +101,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
+  /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
+  readonly guards = new TypeGuards()
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -141,12 +155,25 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * acknowledged once every update applied before it is stored: its content may be one of them
    * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
    * acknowledgement could promise what a crash would still lose.
+   *
+   * Every update path calls this (WebSocket sessions, the HTTP API, in-process edits). While a
+   * `y:` lock is held, the changes the update makes inside types guarded by another session's
+   * lock are undone at once (enforced-locks.ts); the rest takes effect. Returns the lock that
+   * refused a part (its holder) when that happened, else null: a caller answers with
+   * TANDEM_ERR_LOCKED (`new LockedError(holder)`). A plain value, not an Error: capturing a stack
+   * per refused update would cost more than the check. `readOnly` undoes every change: a
+   * read-only session's edit, so that its own screen converges too.
    */
-  applyUpdate (update: Uint8Array, from: DocumentMember): void {
+  applyUpdate (update: Uint8Array, from: DocumentMember, readOnly = false): LockInfo | null {
     const { decoded, needs } = this.check(update)
-    if (needs.size > 0) return this.hold(update, needs, from)
-    this.integrateFrom(update, decoded, from, null)
+    if (needs.size > 0) {
+      // a read-only session's edit is only undone when it integrates whole (its caller checks)
+      if (!readOnly) this.hold(update, needs, from)
+      return null
+    }
+    const refusedBy = this.integrateFrom(update, decoded, from, null, readOnly)
     this.releaseHeld()
+    return refusedBy
   }
 
   /**
@@ -224,32 +251,51 @@ export class Document implements WriterSource<PendingUpdate[]> {
         this.held.add({ ...held, needs })
         return
       }
-      this.integrateFrom(held.update, decoded, held.owner, held.ticket)
+      const refusedBy = this.integrateFrom(held.update, decoded, held.owner, held.ticket, false)
+      if (refusedBy !== null) held.owner.locked?.(refusedBy)
     } catch (err) {
       const error = err instanceof TandemError ? err : new TandemError('TANDEM_ERR_INVALID_UPDATE', String(err), { cause: err })
       held.owner.fail(error)
     }
   }
 
-  /** Applies a checked update that needs nothing the document lacks; settles, stores and relays it. */
-  private integrateFrom (update: Uint8Array, decoded: ReturnType<typeof Y.decodeUpdate>, from: DocumentMember, ticket: AckTicket | null): void {
+  /**
+   * Applies a checked update that needs nothing the document lacks, undoing what the `y:` locks
+   * (or read-only access) forbid; settles, stores and relays it. Returns the lock that refused a
+   * part, or null. A read-only member's frame is settled by the member itself (refused).
+   */
+  private integrateFrom (update: Uint8Array, decoded: ReturnType<typeof Y.decodeUpdate>, from: DocumentMember, ticket: AckTicket | null, readOnly: boolean): LockInfo | null {
+    // the one check on the hot path: no lock on a type and a writer, the update goes as it came
+    const rule: Rule | null = readOnly ? { kind: 'read-only' } : this.guards.active ? { kind: 'locks', guards: this.guards, sessionId: from.id ?? null } : null
     let changes: Uint8Array | null
+    let reverted = false
+    let refusedBy: LockInfo | null = null
     try {
-      changes = integrate(this.ydoc, update, decoded.structs, from)
+      if (rule === null) changes = integrate(this.ydoc, update, decoded.structs, from)
+      else {
+        const enforced = applyEnforced(this.ydoc, rule, decoded, from, () => integrate(this.ydoc, update, decoded.structs, from))
+        changes = enforced.changes
+        reverted = enforced.reverted
+        refusedBy = enforced.refusedBy
+        if (reverted) from.undone?.(enforced.revertBytes)
+      }
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     } finally {
       this.dropYjsPending('an update left content pending despite its check; the pending part is dropped')
     }
     if (changes === null) {
+      if (readOnly) return null
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push({ member: from, ticket })
       else this.settle({ member: from, ticket })
-      return
+      return null
     }
-    this.pending.push({ update: changes, origin: from, ticket })
+    this.pending.push({ update: changes, origin: readOnly ? null : from, ticket })
     this.onPending(this)
-    this.relayUpdate(changes, from)
+    // an undone change goes back to its author too: the revert is what brings it back
+    this.relayUpdate(changes, reverted ? null : from)
+    return refusedBy
   }
 
   /** Settles one frame of a member that is still here. */
@@ -377,7 +423,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)))
     }
     for (const item of batch) {
-      this.settle({ member: item.origin, ticket: item.ticket })
+      if (item.origin !== null) this.settle({ member: item.origin, ticket: item.ticket })
       for (const settlement of item.also ?? []) this.settle(settlement)
     }
     if (!this.hasPending) {

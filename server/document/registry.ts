@@ -44,7 +44,9 @@ export class DocumentRegistry {
     private readonly writer: UpdateWriter,
     private readonly limits: CompactionLimits,
     private readonly logger: Logger,
-    private readonly replication: Replication | null = null
+    private readonly replication: Replication | null = null,
+    /** Runs while a document loads, beside the store's read (the guards of its `y:` locks). */
+    private readonly prepare: ((doc: Document) => Promise<void>) | null = null
   ) {}
 
   /** The loaded document of that name, if any. */
@@ -81,7 +83,11 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
-      const loaded = attached.then(() => this.store.load(name)).then(updates => {
+      const prepared = this.prepare === null ? Promise.resolve() : this.prepare(created)
+      // awaited below; handled now so that a failure before the store answers is not unhandled
+      prepared.catch(() => {})
+      const loaded = attached.then(() => this.store.load(name)).then(async updates => {
+        await prepared
         created.loadStored(updates)
         created.setStatus('ready')
         replication?.loaded(created)
