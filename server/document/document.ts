@@ -404,12 +404,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return new Promise(resolve => this.storedWaiters.push(resolve))
   }
 
+  /** `authors[i]` wrote `entries[i]`; none for a read-only member's undone edit (it changed nothing). */
   takePending (): { entries: Uint8Array[], authors: Array<string | undefined>, batch: PendingUpdate[] } | null {
     if (this.pending.length === 0) return null
     const batch = this.pending
     this.pending = []
     this.inflight = batch
-    return { entries: batch.map(item => item.update), authors: batch.map(item => item.origin.author), batch }
+    return { entries: batch.map(item => item.update), authors: batch.map(item => item.origin?.author), batch }
   }
 
   stored (batch: PendingUpdate[]): void {
