@@ -116,8 +116,15 @@ export class AwarenessRegistry {
   private removals: Removal[] = []
   private forgotten = 0
 
-  /** @param now the wall clock, in ms (tests pass their own) */
-  constructor (private readonly now: () => number = Date.now) {}
+  /**
+   * @param now the wall clock, in ms (tests pass their own)
+   * @param mayUse whether `owner` may control `clientId`, claiming it if nobody owns it (the
+   *   document's client id owners: an id stays its user's across reconnects); the default allows all
+   */
+  constructor (
+    private readonly now: () => number = Date.now,
+    private readonly mayUse: (owner: object, clientId: number) => boolean = () => true
+  ) {}
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
   private forgetLater (clientId: number, seq: number, now: number): void {
@@ -180,6 +187,8 @@ export class AwarenessRegistry {
       if (isEcho(known, owner, entry, this.seen)) continue
       const held = known?.owner === owner
       if (held && isOwnEcho(known, entry, now)) continue
+      // another user's id (its owner dropped, and will be back): dropped, the owner's state stands
+      if (!held && !this.mayUse(owner, entry.clientId)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {

@@ -9,6 +9,7 @@ import { writeSyncUpdate, writeAwareness } from '../shared/messages.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from './metrics.js'
 import { SharedFrame } from './socket.js'
+import { ClientOwners, type ClientOwner } from './client-owners.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -17,6 +18,13 @@ export interface DocumentMember {
   relay (frame: SharedFrame): void
   /** `count` sync frames of this member are now stored (or were no-ops). */
   acknowledge (count: number): void
+  /** Whose client ids this member uses: its user's id, or a key of its own (see `durableOwner`). */
+  readonly clientOwner: string
+  /**
+   * True when `clientOwner` is an authenticated user: what it claims is stored and outlives the
+   * connection. False for an anonymous connection, whose claims end with it.
+   */
+  readonly durableOwner: boolean
 }
 
 /**
@@ -24,7 +32,8 @@ export interface DocumentMember {
  * awareness changes (clocks assigned) once applied.
  */
 export interface DocumentObserver {
-  stored (doc: Document, update: Uint8Array): void
+  /** `owners`: the client ids the update claimed (stored with it), for peers to know their owners. */
+  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void
   awareness (doc: Document, update: Uint8Array): void
 }
 
@@ -36,6 +45,8 @@ interface PendingUpdate {
   origin: DocumentMember
   /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
   also?: DocumentMember[]
+  /** Client ids this update claimed: stored with it, in the same write. */
+  owners?: ClientOwner[]
 }
 
 /** Lifecycle of a loaded document, changed only by setStatus. */
@@ -59,7 +70,12 @@ interface QueuedRelay {
  */
 export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true })
-  readonly awareness = new AwarenessRegistry()
+  /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
+  readonly owners = new ClientOwners()
+  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId) => {
+    const { clientOwner } = member as DocumentMember
+    return this.owners.claim(clientId, clientOwner, false)
+  })
   readonly members = new Set<DocumentMember>()
   status: DocumentStatus = 'loading'
   /** Message counters (metrics); set by the registry. */
@@ -88,8 +104,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.status = status
   }
 
-  /** Applies stored updates at load; they are not stored again. */
-  loadStored (updates: readonly Uint8Array[]): void {
+  /** Applies stored updates at load, and takes their client ids' owners; they are not stored again. */
+  loadStored (updates: readonly Uint8Array[], owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
     Y.transact(this.ydoc, () => {
       for (const update of updates) Y.applyUpdate(this.ydoc, update)
     })
@@ -113,6 +130,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
+    // an update writing under another user's client id would take that client's next ids
+    const clients = this.newClients(decoded.structs, from)
     // Yjs trusts its peers; a forged update could corrupt the document for everyone
     const inconsistency = findInconsistency(this.ydoc, decoded)
     if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
@@ -122,19 +141,55 @@ export class Document implements WriterSource<PendingUpdate[]> {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
+    const owners: ClientOwner[] = []
+    // claimed once applied: content kept pending claims the ids too, but only in memory
+    for (const client of clients) this.owners.claim(client, from.clientOwner, from.durableOwner && changes !== null, owners)
     if (changes === null) {
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push(from)
       else from.acknowledge(1)
       return
     }
-    this.pending.push({ update: changes, origin: from })
+    this.pending.push(owners.length === 0 ? { update: changes, origin: from } : { update: changes, origin: from, owners })
     this.onPending(this)
     this.relayUpdate(changes, from)
   }
 
-  /** Applies an update that was stored elsewhere (another instance); relayed at once. */
-  applyRemote (update: Uint8Array): void {
+  /**
+   * The client ids whose new content (past what the document holds) `structs` carry. Throws
+   * TANDEM_ERR_CLIENT_ID_TAKEN (TANDEM_ERR_CLIENT_ID_IN_USE for an anonymous member) when
+   * another owns one: that would take its next ids. Content the document holds already is a
+   * no-op whoever sends it (a client syncing passes on what it received from others), and
+   * deletions of anyone's content are edits like any other.
+   */
+  private newClients (structs: ReturnType<typeof Y.decodeUpdate>['structs'], from: DocumentMember): number[] {
+    const clients: number[] = []
+    let client = -1
+    let state = 0
+    for (const struct of structs) {
+      if (struct instanceof Y.Skip) continue
+      const id = struct.id
+      if (id.client !== client) {
+        client = id.client
+        state = Y.getState(this.ydoc.store, client)
+      }
+      if (id.clock + struct.length <= state || clients[clients.length - 1] === client) continue
+      const owner = this.owners.owner(client)
+      if (owner !== undefined && owner !== from.clientOwner) {
+        const code = from.durableOwner ? 'TANDEM_ERR_CLIENT_ID_TAKEN' : 'TANDEM_ERR_CLIENT_ID_IN_USE'
+        throw new TandemError(code, `client id ${client} belongs to ${from.durableOwner ? 'another user' : 'another connection'}`)
+      }
+      clients.push(client)
+    }
+    return clients
+  }
+
+  /**
+   * Applies an update that was stored elsewhere (another instance), with the owners of the
+   * client ids it claimed there; relayed at once.
+   */
+  applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
     const changes = integrate(this.ydoc, update, null, REMOTE)
     if (changes !== null) this.relayUpdate(changes, null)
   }
@@ -189,9 +244,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.awareness.register(member)
   }
 
-  /** Removes the member and the awareness states it controlled, telling the others at once. */
+  /**
+   * Removes the member and the awareness states it controlled, telling the others at once. An
+   * anonymous member's client ids are free again: nothing tells its next connection from another.
+   */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
+    if (!member.durableOwner) this.owners.releaseUser(member.clientOwner)
     const relay = this.awareness.removeOwnedBy(member)
     if (relay === null) return
     this.broadcast(writeAwareness(relay))
@@ -209,12 +268,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return new Promise(resolve => this.storedWaiters.push(resolve))
   }
 
-  takePending (): { entries: Uint8Array[], batch: PendingUpdate[] } | null {
+  takePending (): { entries: Uint8Array[], owners: ClientOwner[], batch: PendingUpdate[] } | null {
     if (this.pending.length === 0) return null
     const batch = this.pending
     this.pending = []
     this.inflight = batch
-    return { entries: batch.map(item => item.update), batch }
+    return { entries: batch.map(item => item.update), owners: ownersOf(batch), batch }
   }
 
   stored (batch: PendingUpdate[]): void {
@@ -225,7 +284,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     }
     // other instances hear of the batch once it is stored, as one update
     if (this.observer !== null && batch.length > 0) {
-      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)))
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)), ownersOf(batch))
     }
     for (const item of batch) {
       if (this.members.has(item.origin)) item.origin.acknowledge(1)
@@ -247,4 +306,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
   destroy (): void {
     this.ydoc.destroy()
   }
+}
+
+/** The client ids a batch of updates claimed. */
+function ownersOf (batch: readonly PendingUpdate[]): ClientOwner[] {
+  const owners: ClientOwner[] = []
+  for (const item of batch) if (item.owners !== undefined) owners.push(...item.owners)
+  return owners
 }

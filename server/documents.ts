@@ -74,8 +74,9 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
-      const loaded = attached.then(() => this.store.load(name)).then(updates => {
-        created.loadStored(updates)
+      const { store } = this
+      const loaded = attached.then(() => Promise.all([store.load(name), store.loadOwners?.(name) ?? []])).then(([updates, owners]) => {
+        created.loadStored(updates, owners)
         created.setStatus('ready')
         replication?.loaded(created)
       }, (err: unknown) => {

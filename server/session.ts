@@ -46,6 +46,10 @@ export class Session implements DocumentMember {
   bytesSent = 0
   updatesSent = 0
 
+  /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
+  readonly clientOwner: string
+  readonly durableOwner: boolean
+
   constructor (
     readonly socket: WebSocketLike,
     readonly doc: Document,
@@ -57,6 +61,8 @@ export class Session implements DocumentMember {
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomId()
   ) {
+    this.durableOwner = identity.anonymous !== true
+    this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
   }
 

@@ -13,6 +13,8 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN },
   TANDEM_ERR_KICKED: { message: 'An administrator removed this user from the document; reconnecting needs the administrator\'s consent', closeCode: CloseCode.FORBIDDEN },
   TANDEM_ERR_AUTH_TIMEOUT: { message: 'Authentication took longer than the server allows (--auth-timeout); reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER },
+  TANDEM_ERR_CLIENT_ID_TAKEN: { message: 'The update writes under a Yjs client id another user owns in this document; it was not applied (reload to get a new client id)', closeCode: CloseCode.FORBIDDEN },
+  TANDEM_ERR_CLIENT_ID_IN_USE: { message: 'The update writes under a Yjs client id another connection holds; it was not applied (reconnect later)', closeCode: CloseCode.TRY_AGAIN_LATER },
   TANDEM_ERR_READ_ONLY: { message: 'This session has read access only; the update was not applied', closeCode: undefined },
   TANDEM_ERR_INVALID_DOCUMENT_NAME: { message: 'Document names are 1 to 512 characters without control characters', closeCode: undefined },
   TANDEM_ERR_INVALID_OPTION: { message: 'An option has an invalid value', closeCode: undefined },

@@ -2,9 +2,10 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import type { BusMessage } from './bus.js'
 import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason } from '../../shared/tandem.js'
+import type { ClientOwner } from '../client-owners.js'
 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
-const VERSION = 2
+const VERSION = 3
 /** Appended only: a type's index is its byte on the wire. */
 const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
 
@@ -12,12 +13,13 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  * Encodes a bus message. Byte layout:
  *   varUint version, varUint type (index in TYPES), varString from, varString doc,
  *   varUint sentAt (ms since the epoch, for the bus lag metric), then
- *   update | awareness | awareness-snapshot: varUint8Array update
+ *   update:     varUint8Array update, owners
+ *   awareness | awareness-snapshot: varUint8Array update
  *   sync:       varString to, varUint8Array stateVector
- *   sync-reply: varString to, varUint8Array update
+ *   sync-reply: varString to, varUint8Array update, owners
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
- * (PresenceEntry as in shared/tandem.ts.)
+ * (PresenceEntry as in shared/tandem.ts; owners: varUint n, n × (varUint client, varString user).)
  */
 export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
   const encoder = encoding.createEncoder()
@@ -34,6 +36,11 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
     case 'sync-reply':
       encoding.writeVarString(encoder, message.to)
       encoding.writeVarUint8Array(encoder, message.update)
+      writeOwners(encoder, message.owners)
+      break
+    case 'update':
+      encoding.writeVarUint8Array(encoder, message.update)
+      writeOwners(encoder, message.owners)
       break
     case 'presence':
       encoding.writeVarString(encoder, message.userId)
@@ -70,10 +77,19 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'sync':
       message = { type, from, doc, to: decoding.readVarString(decoder), stateVector: decoding.readVarUint8Array(decoder) }
       break
-    case 'sync-reply':
-      message = { type, from, doc, to: decoding.readVarString(decoder), update: decoding.readVarUint8Array(decoder) }
+    case 'sync-reply': {
+      const to = decoding.readVarString(decoder)
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, to, update } : { type, from, doc, to, update, owners }
       break
-    case 'update':
+    }
+    case 'update': {
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, update } : { type, from, doc, update, owners }
+      break
+    }
     case 'awareness':
     case 'awareness-snapshot':
       message = { type, from, doc, update: decoding.readVarUint8Array(decoder) }
@@ -102,4 +118,22 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
   }
   if (decoding.hasContent(decoder)) throw new RangeError('trailing bytes after bus message')
   return { message, sentAt }
+}
+
+/** Writes client id owners: varUint n, then n × (varUint client, varString user). */
+function writeOwners (encoder: encoding.Encoder, owners: readonly ClientOwner[] = []): void {
+  encoding.writeVarUint(encoder, owners.length)
+  for (const { client, user } of owners) {
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarString(encoder, user)
+  }
+}
+
+/** Reads what writeOwners wrote; `size` bounds the count (each owner takes at least 2 bytes). */
+function readOwners (decoder: decoding.Decoder, size: number): ClientOwner[] {
+  const count = decoding.readVarUint(decoder)
+  if (count > size) throw new RangeError('owner count exceeds the message')
+  const owners: ClientOwner[] = []
+  for (let i = 0; i < count; i++) owners.push({ client: decoding.readVarUint(decoder), user: decoding.readVarString(decoder) })
+  return owners
 }

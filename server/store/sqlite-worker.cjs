@@ -49,6 +49,13 @@ function prepare (db, durability) {
       token INTEGER NOT NULL,
       PRIMARY KEY (doc, resource)
     );
+    -- who owns which Yjs client id of a document; a rowid table: the rowid is the claim order
+    CREATE TABLE IF NOT EXISTS owners (
+      doc TEXT NOT NULL,
+      client INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      PRIMARY KEY (doc, client)
+    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -88,8 +95,15 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  // REPLACE deletes the row of an id claimed again and inserts a new one, with the next rowid:
+  // the claim counts as the newest
+  const claim = db.prepare('INSERT OR REPLACE INTO owners (doc, client, user) VALUES (?, ?, ?)')
+  const selectOwners = db.prepare('SELECT client, user FROM owners WHERE doc = ? ORDER BY rowid')
   const append = db.transaction(entries => {
-    for (const { name, update } of entries) insert.run({ doc: name, data: update })
+    for (const { name, update, owners } of entries) {
+      insert.run({ doc: name, data: update })
+      if (owners !== undefined) for (const { client, user } of owners) claim.run(name, client, user)
+    }
   })
   // the rows up to the last one are replaced by one row in its place; run IMMEDIATE (below), it
   // holds the write lock from its first read, so nothing can be appended between the reads and
@@ -110,6 +124,7 @@ function operations (db) {
   })
   return {
     load: name => select.all(name).map(row => row.data),
+    loadOwners: name => selectOwners.all(name),
     // IMMEDIATE: the write lock is taken (waiting for another connection's, if a second
     // instance writes the same file) before anything is read; a deferred transaction that read
     // first and then found the file changed by another connection fails at once, without waiting
