@@ -5,7 +5,7 @@ import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason 
 import type { ClientOwner } from '../client-owners.js'
 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
-const VERSION = 3
+const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
 const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
 
@@ -13,13 +13,14 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  * Encodes a bus message. Byte layout:
  *   varUint version, varUint type (index in TYPES), varString from, varString doc,
  *   varUint sentAt (ms since the epoch, for the bus lag metric), then
- *   update:     varUint8Array update, owners
+ *   update:     varUint8Array update, [owners]
  *   awareness | awareness-snapshot: varUint8Array update
  *   sync:       varString to, varUint8Array stateVector
- *   sync-reply: varString to, varUint8Array update, owners
+ *   sync-reply: varString to, varUint8Array update, [owners]
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
- * (PresenceEntry as in shared/tandem.ts; owners: varUint n, n × (varUint client, varString user).)
+ * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
+ * user), written only when there are some: an update without owners has the layout it always had.)
  */
 export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
   const encoder = encoding.createEncoder()
@@ -120,8 +121,9 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
   return { message, sentAt }
 }
 
-/** Writes client id owners: varUint n, then n × (varUint client, varString user). */
+/** Writes client id owners, if any: varUint n, then n × (varUint client, varString user). */
 function writeOwners (encoder: encoding.Encoder, owners: readonly ClientOwner[] = []): void {
+  if (owners.length === 0) return
   encoding.writeVarUint(encoder, owners.length)
   for (const { client, user } of owners) {
     encoding.writeVarUint(encoder, client)
@@ -129,9 +131,12 @@ function writeOwners (encoder: encoding.Encoder, owners: readonly ClientOwner[] 
   }
 }
 
-/** Reads what writeOwners wrote; `size` bounds the count (each owner takes at least 2 bytes). */
+/** Reads what writeOwners wrote (nothing: none); `size` bounds the count (an owner takes 2 bytes or more). */
 function readOwners (decoder: decoding.Decoder, size: number): ClientOwner[] {
+  if (!decoding.hasContent(decoder)) return []
   const count = decoding.readVarUint(decoder)
+  // an empty list is never written: a 0 here is a stray byte
+  if (count === 0) throw new RangeError('trailing bytes after bus message')
   if (count > size) throw new RangeError('owner count exceeds the message')
   const owners: ClientOwner[] = []
   for (let i = 0; i < count; i++) owners.push({ client: decoding.readVarUint(decoder), user: decoding.readVarString(decoder) })
