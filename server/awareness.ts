@@ -118,12 +118,13 @@ export class AwarenessRegistry {
 
   /**
    * @param now the wall clock, in ms (tests pass their own)
-   * @param mayUse whether `owner` may control `clientId`, claiming it if nobody owns it (the
-   *   document's client id owners: an id stays its user's across reconnects); the default allows all
+   * @param mayUse whether `owner` may control `clientId`, claiming it if nobody owns it when
+   *   `claim` is set (the document's client id owners: an id stays its user's across
+   *   reconnects); the default allows all
    */
   constructor (
     private readonly now: () => number = Date.now,
-    private readonly mayUse: (owner: object, clientId: number) => boolean = () => true
+    private readonly mayUse: (owner: object, clientId: number, claim: boolean) => boolean = () => true
   ) {}
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
@@ -188,7 +189,7 @@ export class AwarenessRegistry {
       const held = known?.owner === owner
       if (held && isOwnEcho(known, entry, now)) continue
       // another user's id (its owner dropped, and will be back): dropped, the owner's state stands
-      if (!held && !this.mayUse(owner, entry.clientId)) continue
+      if (!held && !this.mayUse(owner, entry.clientId, true)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
@@ -244,6 +245,8 @@ export class AwarenessRegistry {
     const now = this.now()
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
+      // another user's id: the entry will be dropped
+      if (known?.owner !== owner && !this.mayUse(owner, entry.clientId, false)) return false
       if (known === undefined) return true
       if (isEcho(known, owner, entry, this.seen) || (known.owner === owner && isOwnEcho(known, entry, now))) return false
       return known.state !== entry.state

@@ -72,9 +72,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true })
   /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
   readonly owners = new ClientOwners()
-  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId) => {
+  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
     const { clientOwner } = member as DocumentMember
-    return this.owners.claim(clientId, clientOwner, false)
+    if (claim) return this.owners.claim(clientId, clientOwner, false)
+    const owner = this.owners.owner(clientId)
+    return owner === undefined || owner === clientOwner
   })
   readonly members = new Set<DocumentMember>()
   status: DocumentStatus = 'loading'
