@@ -15,7 +15,7 @@ export const MESSAGE_KINDS = ['sync_step1', 'sync_step2', 'sync_update', 'awaren
 export type MessageKind = typeof MESSAGE_KINDS[number]
 
 /** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
-export type RefusalReason = 'read_only' | 'invalid'
+export type RefusalReason = 'read_only' | 'invalid' | 'client_id'
 
 /** Lock events: the `event` label of tandem_lock_events_total. */
 export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
@@ -95,13 +95,14 @@ export class Metrics {
     this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Client updates applied to documents and stored', registers })
     this.updatesRefused = new Counter({
       name: 'tandem_updates_refused_total',
-      help: 'Client updates refused: read_only (a read-access session) or invalid (not a valid Yjs update)',
+      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update) or client_id (under a client id another owns)',
       labelNames: ['reason'],
       registers,
       collect () {
         this.reset()
         this.inc({ reason: 'read_only' }, meter.refusedReadOnly)
         this.inc({ reason: 'invalid' }, meter.refusedInvalid)
+        this.inc({ reason: 'client_id' }, meter.refusedClientId)
       }
     })
     this.storeWriteSeconds = new Histogram({
@@ -170,6 +171,7 @@ export class Meter {
   readonly sentBytes = new Float64Array(MESSAGE_KINDS.length)
   refusedReadOnly = 0
   refusedInvalid = 0
+  refusedClientId = 0
   heartbeatTerminations = 0
 
   /** A frame arrived from a client. */
@@ -189,6 +191,7 @@ export class Meter {
   /** An update from a client did not reach the document. */
   refused (reason: RefusalReason): void {
     if (reason === 'read_only') this.refusedReadOnly++
+    else if (reason === 'client_id') this.refusedClientId++
     else this.refusedInvalid++
   }
 

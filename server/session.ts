@@ -200,6 +200,7 @@ export class Session implements DocumentMember {
     } catch (err) {
       const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
       if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+      if (error.code === 'TANDEM_ERR_CLIENT_ID_TAKEN' || error.code === 'TANDEM_ERR_CLIENT_ID_IN_USE') this.doc.meter?.refused('client_id')
       this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
       this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
     }

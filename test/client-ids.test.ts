@@ -9,6 +9,7 @@ import { CloseCode } from '../shared/constants.js'
 import type { TandemServer, ServerOptions } from '../server/index.js'
 import { closed, docName, opened, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from './helpers.js'
 import { docUrl, signToken } from './security-helpers.js'
+import { parsePrometheusText, sampleValue } from './prometheus-text.js'
 
 const SECRET = 'client-ids-test-secret-0123456789'
 
@@ -60,6 +61,8 @@ describe('Yjs client ids belong to the user that first used them', () => {
     attacker.send(writeSyncUpdate(forgedUpdate(victim.doc, 'EVIL')))
     expect(await closing).toEqual({ code: CloseCode.FORBIDDEN, reason: 'TANDEM_ERR_CLIENT_ID_TAKEN' })
     expect(serverText(server, name)).toBe('hello')
+    const metrics = parsePrometheusText(await (await fetch(`http://127.0.0.1:${server.address.port}/metrics`)).text())
+    expect(sampleValue(metrics, 'tandem_updates_refused_total', { reason: 'client_id' })).toBe(1)
 
     victim.text.insert(5, ' world')
     await waitFor(() => observer.text.toString() === 'hello world', 5_000, 'observer sees the victim\'s edit')
