@@ -21,8 +21,9 @@ export interface DocumentMember {
   /** Whose client ids this member uses: its user's id, or a key of its own (see `durableOwner`). */
   readonly clientOwner: string
   /**
-   * True when `clientOwner` is an authenticated user: what it claims is stored and outlives the
-   * connection. False for an anonymous connection, whose claims end with it.
+   * True when `clientOwner` is an authenticated user: the ids of its updates and awareness states
+   * are claimed, stored, and outlive the connection. False for an anonymous connection: it claims
+   * only its awareness ids, and its claims end with it.
    */
   readonly durableOwner: boolean
 }
@@ -144,8 +145,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
     const owners: ClientOwner[] = []
-    // claimed once applied: content kept pending claims the ids too, but only in memory
-    for (const client of clients) this.owners.claim(client, from.clientOwner, from.durableOwner && changes !== null, owners)
+    // claimed once applied: content kept pending claims the ids too, but only in memory. An
+    // anonymous connection claims only the id it announces in awareness: its updates may carry
+    // another tab's content, passed to it over BroadcastChannel, which is no proof of authorship
+    if (from.durableOwner) for (const client of clients) this.owners.claim(client, from.clientOwner, changes !== null, owners)
     if (changes === null) {
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push(from)

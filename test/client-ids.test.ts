@@ -193,6 +193,28 @@ describe('Yjs client ids belong to the user that first used them', () => {
     next.send(writeSyncUpdate(forgedUpdate(victim.doc, '>')))
     await waitFor(() => observer.text.toString() === '>x', 5_000, 'taken after the end')
   })
+
+  test('anonymous mode: a connection passing on another tab\'s content does not take its id', async () => {
+    const server = await startServer()
+    const name = docName()
+    const tab = stockClient(server.url, name)
+    const observer = stockClient(server.url, name)
+    await Promise.all([synced(tab.provider), synced(observer.provider)])
+    tab.text.insert(0, 'a')
+    await waitFor(() => observer.text.toString() === 'a', 5_000, 'observer sees a')
+    tab.provider.disconnect()
+    tab.text.insert(1, 'b') // offline; a second tab hears of it over BroadcastChannel
+    const secondTab = rawClient(docUrl(server.url, name))
+    await opened(secondTab)
+    // its sync step 2 carries the first tab's edit
+    secondTab.send(writeSyncUpdate(Y.encodeStateAsUpdate(tab.doc, Y.encodeStateVector(observer.doc))))
+    await waitFor(() => observer.text.toString() === 'ab', 5_000, 'the edit passed on')
+    tab.provider.connect()
+    await synced(tab.provider)
+    tab.text.insert(2, 'c')
+    await waitFor(() => observer.text.toString() === 'abc', 5_000, 'the first tab writes on')
+    expect(secondTab.readyState).toBe(secondTab.OPEN)
+  })
 })
 
 describe('awareness ids belong to the user that first used them', () => {
