@@ -121,7 +121,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /**
    * Validates and applies an update sent by `from`. Throws TANDEM_ERR_INVALID_UPDATE, leaving the
-   * document untouched, when the bytes are not a Yjs update. A frame that changes nothing is
+   * document untouched, when the bytes are not a Yjs update, and TANDEM_ERR_CLIENT_ID_TAKEN (or
+   * _IN_USE) when it adds content under a client id another owns. A frame that changes nothing is
    * acknowledged once every update applied before it is stored: its content may be one of them
    * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
    * acknowledgement could promise what a crash would still lose.
