@@ -10,6 +10,7 @@ import type { TandemServer, ServerOptions } from '../server/index.js'
 import { closed, docName, opened, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from './helpers.js'
 import { docUrl, signToken } from './security-helpers.js'
 import { parsePrometheusText, sampleValue } from './prometheus-text.js'
+import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, testWith } from './services.js'
 
 const SECRET = 'client-ids-test-secret-0123456789'
 
@@ -141,33 +142,48 @@ describe('Yjs client ids belong to the user that first used them', () => {
     await waitFor(() => observer.text.toString() === 'kept!', 5_000, 'the victim writes on after the restart')
   })
 
-  test('across instances: an id claimed on one instance is refused to another user on the other', async () => {
-    const hub = new LocalHub()
-    const store = new MemoryStore()
-    const one = await startServer({ authSecret: SECRET, persistence: store, bus: hub.bus() })
-    const two = await startServer({ authSecret: SECRET, persistence: store, bus: hub.bus() })
-    const name = docName()
-    const onTwo = await signedIn(two, name, 'carol')
-    const victim = await signedIn(one, name, 'alice')
-    victim.text.insert(0, 'hi')
-    await waitFor(() => onTwo.text.toString() === 'hi', 5_000, 'the other instance has it')
-    await waitFor(() => two.documents.get(name)?.owners.owner(victim.doc.clientID) === 'alice', 5_000, 'the claim crossed the bus')
+  /** Per deployment: a function making the options of each next instance of one deployment. */
+  const deployments: Array<[string, boolean, () => () => ServerOptions]> = [
+    ['an in-process bus and a shared memory store', true, () => {
+      const hub = new LocalHub()
+      const store = new MemoryStore()
+      return () => ({ authSecret: SECRET, persistence: store, bus: hub.bus() })
+    }],
+    ['Redis and PostgreSQL', redisUp && postgresUp, () => {
+      const [schema, prefix] = [pgSchema(), redisPrefix()]
+      return () => ({ authSecret: SECRET, persistence: `${POSTGRES_URL}?schema=${schema}`, redis: REDIS_URL, redisPrefix: prefix })
+    }]
+  ]
+  for (const [kind, up, deployment] of deployments) {
+    testWith(up || process.env.CI === 'true')(`across instances (${kind}): an id claimed on one instance is refused to another user on the other, and on one that loads the document later`, async () => {
+      const options = deployment()
+      const one = await startServer(options())
+      const two = await startServer(options())
+      const name = docName()
+      const onTwo = await signedIn(two, name, 'carol')
+      const victim = await signedIn(one, name, 'alice')
+      victim.text.insert(0, 'hi')
+      await waitFor(() => onTwo.text.toString() === 'hi', 5_000, 'the other instance has it')
+      await waitFor(() => two.documents.get(name)?.owners.owner(victim.doc.clientID) === 'alice', 5_000, 'the claim crossed the bus')
 
-    const attacker = await rawSignedIn(two, name, 'mallory')
-    const closing = closed(attacker)
-    attacker.send(writeSyncUpdate(forgedUpdate(victim.doc, 'EVIL')))
-    expect((await closing).code).toBe(CloseCode.FORBIDDEN)
-    victim.text.insert(2, '!')
-    await waitFor(() => onTwo.text.toString() === 'hi!', 5_000, 'the victim\'s next edit')
+      const attacker = await rawSignedIn(two, name, 'mallory')
+      const closing = closed(attacker)
+      attacker.send(writeSyncUpdate(forgedUpdate(victim.doc, 'EVIL')))
+      expect((await closing).code).toBe(CloseCode.FORBIDDEN)
+      victim.text.insert(2, '!')
+      await waitFor(() => onTwo.text.toString() === 'hi!', 5_000, 'the victim\'s next edit')
 
-    // an instance that loads the document later reads the claim from the store
-    const three = await startServer({ authSecret: SECRET, persistence: store, bus: hub.bus() })
-    const late = await rawSignedIn(three, name, 'mallory')
-    await waitFor(() => three.documents.get(name)?.status === 'ready', 5_000, 'loaded')
-    const lateClosing = closed(late)
-    late.send(writeSyncUpdate(forgedUpdate(victim.doc, 'EVIL')))
-    expect((await lateClosing).code).toBe(CloseCode.FORBIDDEN)
-  })
+      // an instance that loads the document later reads the claim from the store (peers hear
+      // of an update, and of its claims, once it is stored)
+      const three = await startServer(options())
+      const late = await rawSignedIn(three, name, 'mallory')
+      await waitFor(() => three.documents.get(name)?.status === 'ready', 5_000, 'loaded')
+      expect(three.documents.get(name)?.owners.owner(victim.doc.clientID)).toBe('alice')
+      const lateClosing = closed(late)
+      late.send(writeSyncUpdate(forgedUpdate(victim.doc, 'EVIL')))
+      expect((await lateClosing).code).toBe(CloseCode.FORBIDDEN)
+    })
+  }
 
   test('anonymous mode: an id is the connection\'s while it lives (1013 to others), free once it ends', async () => {
     const server = await startServer()
