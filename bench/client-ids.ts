@@ -1,10 +1,10 @@
 import * as Y from 'yjs'
 import { pino } from 'pino'
-import { Document, type DocumentMember } from '../server/document.js'
+import { Document, type DocumentMember } from '../server/document/document.js'
 
 /**
  * `npm run build && tsc -p bench/tsconfig.json && node bench/dist/bench/client-ids.js [ROUNDS]`:
- * what the client id ownership check (server/client-owners.ts, Document.newClients) costs on the
+ * what the client id ownership check (server/document/client-owners.ts, Document.newClients) costs on the
  * update path. Two shapes of 10,000 structs: one author inserting at the start (the shape of a
  * big offline edit), and 10,000 authors of one struct each (the worst case: a look-up per
  * struct). For each, the time to decode the update, and the time to decode and check it, taken

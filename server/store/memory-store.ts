@@ -1,6 +1,6 @@
 import type { Store, StoreEntry } from './store.js'
-import { mergeUpdates } from '../merge.js'
-import type { ClientOwner } from '../client-owners.js'
+import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {

@@ -1,7 +1,7 @@
 import pg from 'pg'
 import type { Store, StoreEntry } from './store.js'
-import { mergeUpdates } from '../merge.js'
-import type { ClientOwner } from '../client-owners.js'
+import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** Options of {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Store, StoreEntry } from './store.js'
-import type { ClientOwner } from '../client-owners.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 interface Pending {
   resolve: (value: unknown) => void

@@ -1,4 +1,4 @@
-import type { ClientOwner } from '../client-owners.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** One update to append to a document's log. */
 export interface StoreEntry {

@@ -1,0 +1,321 @@
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import { AwarenessRegistry } from './awareness.js'
+import { findInconsistency } from './update-guard.js'
+import { integrate } from './integrate.js'
+import { mergeUpdates } from './merge.js'
+import { TandemError } from '../../shared/errors.js'
+import { writeSyncUpdate, writeAwareness } from '../../shared/messages.js'
+import type { WriterSource } from './writer.js'
+import type { Meter } from '../observability/metrics.js'
+import { SharedFrame } from '../transport/socket.js'
+import { ClientOwners, type ClientOwner } from './client-owners.js'
+
+/** What a document needs of a session: a way to send, and to hear that its updates are stored. */
+export interface DocumentMember {
+  send (frame: Uint8Array): void
+  /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
+  relay (frame: SharedFrame): void
+  /** `count` sync frames of this member are now stored (or were no-ops). */
+  acknowledge (count: number): void
+  /** Whose client ids this member uses: its user's id, or a key of its own (see `durableOwner`). */
+  readonly clientOwner: string
+  /**
+   * True when `clientOwner` is an authenticated user: the ids of its updates and awareness states
+   * are claimed, stored, and outlive the connection. False for an anonymous connection: it claims
+   * only its awareness ids, and its claims end with it.
+   */
+  readonly durableOwner: boolean
+}
+
+/**
+ * Hears what other instances must learn about a document (scale-out): updates once stored, and
+ * awareness changes (clocks assigned) once applied.
+ */
+export interface DocumentObserver {
+  /** `owners`: the client ids the update claimed (stored with it), for peers to know their owners. */
+  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void
+  awareness (doc: Document, update: Uint8Array): void
+}
+
+const REMOTE = Symbol('remote')
+
+interface PendingUpdate {
+  update: Uint8Array
+  /** The member that sent it: one of its sync frames is acknowledged once this is stored. */
+  origin: DocumentMember
+  /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
+  also?: DocumentMember[]
+  /** Client ids this update claimed: stored with it, in the same write. */
+  owners?: ClientOwner[]
+}
+
+/** Lifecycle of a loaded document, changed only by setStatus. */
+export type DocumentStatus = 'loading' | 'ready' | 'unloading' | 'unloaded' | 'failed'
+
+/** An applied update waiting for the end of the event-loop turn to be relayed. */
+interface QueuedRelay {
+  update: Uint8Array
+  origin: DocumentMember | null
+}
+
+/**
+ * One document in memory: its Y.Doc, the members connected to it, the awareness states they
+ * control and the updates waiting to be stored. An update is relayed to the other members as
+ * soon as it is applied, and acknowledged to its sender only once it is stored (a client that
+ * saw it holds it too, and gives it back when it syncs). What is relayed and stored is what the
+ * document integrated (see integrate.ts): usually the received bytes as they came. The first
+ * update of an event-loop turn goes out at once; the ones after it in the same turn are merged
+ * into one frame at the end of the turn, so a busy document sends each member at most two frames
+ * per turn.
+ */
+export class Document implements WriterSource<PendingUpdate[]> {
+  readonly ydoc = new Y.Doc({ gc: true })
+  /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
+  readonly owners = new ClientOwners()
+  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
+    const { clientOwner } = member as DocumentMember
+    if (claim) return this.owners.claim(clientId, clientOwner, false)
+    const owner = this.owners.owner(clientId)
+    return owner === undefined || owner === clientOwner
+  })
+  readonly members = new Set<DocumentMember>()
+  status: DocumentStatus = 'loading'
+  /** Message counters (metrics); set by the registry. */
+  meter: Meter | null = null
+  /** Stored updates since the last compaction, for the compaction thresholds. */
+  logUpdates = 0
+  logBytes = 0
+  private pending: PendingUpdate[] = []
+  /** The batch the writer is storing now: applied and relayed, not durable yet. */
+  private inflight: PendingUpdate[] = []
+  private storedWaiters: Array<() => void> = []
+  /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */
+  private relayedThisTurn = false
+  private relayQueue: QueuedRelay[] = []
+
+  constructor (
+    readonly name: string,
+    readonly logger: Logger,
+    private readonly onPending: (doc: Document) => void,
+    private readonly observer: DocumentObserver | null = null
+  ) {}
+
+  /** Changes the lifecycle status; the one place it changes. */
+  setStatus (status: DocumentStatus): void {
+    this.logger.debug({ from: this.status, to: status }, 'document status')
+    this.status = status
+  }
+
+  /** Applies stored updates at load, and takes their client ids' owners; they are not stored again. */
+  loadStored (updates: readonly Uint8Array[], owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
+    Y.transact(this.ydoc, () => {
+      for (const update of updates) Y.applyUpdate(this.ydoc, update)
+    })
+    let bytes = 0
+    for (const update of updates) bytes += update.byteLength
+    this.logUpdates = updates.length
+    this.logBytes = bytes
+  }
+
+  /**
+   * Validates and applies an update sent by `from`. Throws TANDEM_ERR_INVALID_UPDATE, leaving the
+   * document untouched, when the bytes are not a Yjs update, and TANDEM_ERR_CLIENT_ID_TAKEN (or
+   * _IN_USE) when it adds content under a client id another owns. A frame that changes nothing is
+   * acknowledged once every update applied before it is stored: its content may be one of them
+   * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
+   * acknowledgement could promise what a crash would still lose.
+   */
+  applyUpdate (update: Uint8Array, from: DocumentMember): void {
+    let decoded: ReturnType<typeof Y.decodeUpdate>
+    try {
+      decoded = Y.decodeUpdate(update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    // an update writing under another user's client id would take that client's next ids
+    const clients = this.newClients(decoded.structs, from)
+    // Yjs trusts its peers; a forged update could corrupt the document for everyone
+    const inconsistency = findInconsistency(this.ydoc, decoded)
+    if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
+    let changes: Uint8Array | null
+    try {
+      changes = integrate(this.ydoc, update, decoded.structs, from)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    const owners: ClientOwner[] = []
+    // claimed once applied: content kept pending claims the ids too, but only in memory. An
+    // anonymous connection claims only the id it announces in awareness: its updates may carry
+    // another tab's content, passed to it over BroadcastChannel, which is no proof of authorship
+    if (from.durableOwner) for (const client of clients) this.owners.claim(client, from.clientOwner, changes !== null, owners)
+    if (changes === null) {
+      const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
+      if (tail !== undefined) (tail.also ??= []).push(from)
+      else from.acknowledge(1)
+      return
+    }
+    this.pending.push(owners.length === 0 ? { update: changes, origin: from } : { update: changes, origin: from, owners })
+    this.onPending(this)
+    this.relayUpdate(changes, from)
+  }
+
+  /**
+   * The client ids whose new content (past what the document holds) `structs` carry. Throws
+   * TANDEM_ERR_CLIENT_ID_TAKEN (TANDEM_ERR_CLIENT_ID_IN_USE for an anonymous member) when
+   * another owns one: that would take its next ids. Content the document holds already is a
+   * no-op whoever sends it (a client syncing passes on what it received from others), and
+   * deletions of anyone's content are edits like any other.
+   */
+  private newClients (structs: ReturnType<typeof Y.decodeUpdate>['structs'], from: DocumentMember): number[] {
+    const clients: number[] = []
+    let client = -1
+    let state = 0
+    for (const struct of structs) {
+      if (struct instanceof Y.Skip) continue
+      const id = struct.id
+      if (id.client !== client) {
+        client = id.client
+        state = Y.getState(this.ydoc.store, client)
+      }
+      if (id.clock + struct.length <= state || clients[clients.length - 1] === client) continue
+      const owner = this.owners.owner(client)
+      if (owner !== undefined && owner !== from.clientOwner) {
+        const code = from.durableOwner ? 'TANDEM_ERR_CLIENT_ID_TAKEN' : 'TANDEM_ERR_CLIENT_ID_IN_USE'
+        throw new TandemError(code, `client id ${client} belongs to ${from.durableOwner ? 'another user' : 'another connection'}`)
+      }
+      clients.push(client)
+    }
+    return clients
+  }
+
+  /**
+   * Applies an update that was stored elsewhere (another instance), with the owners of the
+   * client ids it claimed there; relayed at once.
+   */
+  applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
+    const changes = integrate(this.ydoc, update, null, REMOTE)
+    if (changes !== null) this.relayUpdate(changes, null)
+  }
+
+  /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
+  private relayUpdate (update: Uint8Array, origin: DocumentMember | null): void {
+    if (this.relayedThisTurn) {
+      this.relayQueue.push({ update, origin })
+      return
+    }
+    this.relayedThisTurn = true
+    setImmediate(this.endTurn)
+    this.broadcast(writeSyncUpdate(update), origin)
+  }
+
+  /**
+   * Relays what waited this turn as one frame: a lone update to everyone but its sender, several
+   * merged into one for everyone, senders too (Yjs ignores what it already has).
+   */
+  private readonly endTurn = (): void => {
+    this.relayedThisTurn = false
+    const queue = this.relayQueue
+    if (queue.length === 0) return
+    this.relayQueue = []
+    if (queue.length === 1) {
+      const { update, origin } = queue[0] as QueuedRelay
+      this.broadcast(writeSyncUpdate(update), origin)
+    } else {
+      this.broadcast(writeSyncUpdate(mergeUpdates(queue.map(item => item.update))))
+    }
+  }
+
+  /** Relays a frame to every member but `except`. */
+  broadcast (frame: Uint8Array, except: DocumentMember | null = null): void {
+    const shared = new SharedFrame(frame)
+    for (const member of this.members) if (member !== except) member.relay(shared)
+    // counted once: one frame to every member but the sender
+    this.meter?.sent(frame, except !== null && this.members.has(except) ? this.members.size - 1 : this.members.size)
+  }
+
+  /** Applies a member's awareness update and relays what changed to the others. */
+  applyAwareness (update: Uint8Array, from: DocumentMember): void {
+    const { members, peers } = this.awareness.applyFrom(from, update)
+    if (members !== null) this.broadcast(writeAwareness(members), from)
+    if (peers !== null) this.observer?.awareness(this, peers)
+  }
+
+  /** Adds a member: it receives every relay from now on. */
+  addMember (member: DocumentMember): void {
+    this.members.add(member)
+    this.awareness.register(member)
+  }
+
+  /**
+   * Removes the member and the awareness states it controlled, telling the others at once. An
+   * anonymous member's client ids are free again: nothing tells its next connection from another.
+   */
+  removeMember (member: DocumentMember): void {
+    this.members.delete(member)
+    if (!member.durableOwner) this.owners.releaseUser(member.clientOwner)
+    const relay = this.awareness.removeOwnedBy(member)
+    if (relay === null) return
+    this.broadcast(writeAwareness(relay))
+    this.observer?.awareness(this, relay)
+  }
+
+  /** True while some update is not yet stored (waiting, or being written). */
+  get hasPending (): boolean {
+    return this.pending.length > 0 || this.inflight.length > 0
+  }
+
+  /** Resolves once every update applied so far is stored. */
+  whenStored (): Promise<void> {
+    if (!this.hasPending) return Promise.resolve()
+    return new Promise(resolve => this.storedWaiters.push(resolve))
+  }
+
+  takePending (): { entries: Uint8Array[], owners: ClientOwner[], batch: PendingUpdate[] } | null {
+    if (this.pending.length === 0) return null
+    const batch = this.pending
+    this.pending = []
+    this.inflight = batch
+    return { entries: batch.map(item => item.update), owners: ownersOf(batch), batch }
+  }
+
+  stored (batch: PendingUpdate[]): void {
+    if (this.inflight === batch) this.inflight = []
+    for (const item of batch) {
+      this.logUpdates++
+      this.logBytes += item.update.byteLength
+    }
+    // other instances hear of the batch once it is stored, as one update
+    if (this.observer !== null && batch.length > 0) {
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)), ownersOf(batch))
+    }
+    for (const item of batch) {
+      if (this.members.has(item.origin)) item.origin.acknowledge(1)
+      for (const member of item.also ?? []) if (this.members.has(member)) member.acknowledge(1)
+    }
+    if (!this.hasPending) {
+      const waiters = this.storedWaiters
+      this.storedWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  requeue (batch: PendingUpdate[]): void {
+    if (this.inflight === batch) this.inflight = []
+    this.pending = batch.concat(this.pending)
+  }
+
+  /** Frees the Y.Doc. */
+  destroy (): void {
+    this.ydoc.destroy()
+  }
+}
+
+/** The client ids a batch of updates claimed. */
+function ownersOf (batch: readonly PendingUpdate[]): ClientOwner[] {
+  const owners: ClientOwner[] = []
+  for (const item of batch) if (item.owners !== undefined) owners.push(...item.owners)
+  return owners
+}
