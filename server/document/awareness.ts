@@ -205,9 +205,11 @@ export class AwarenessRegistry {
       if (isEcho(known, owner, entry, this.seen)) continue
       const held = known?.owner === owner
       if (held && isOwnEcho(known, entry, now)) continue
-      // another user's id (its owner dropped, and will be back): dropped, the owner's state stands
-      if (!held && !this.mayUse(owner, entry.clientId, true)) continue
       const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
+      // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
+      // A provisional claim (most likely another tab's state) is checked but claims no ownership:
+      // that would lock the id's real owner out of its own id while this session lives
+      if (!held && !this.mayUse(owner, entry.clientId, !provisional)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {

@@ -231,6 +231,28 @@ describe('Yjs client ids belong to the user that first used them', () => {
     await waitFor(() => observer.text.toString() === 'abc', 5_000, 'the first tab writes on')
     expect(secondTab.readyState).toBe(secondTab.OPEN)
   })
+
+  test('anonymous mode: a connection passing on another tab\'s awareness state (its second id) does not take that id', async () => {
+    const server = await startServer()
+    const name = docName()
+    const tab = stockClient(server.url, name)
+    const observer = stockClient(server.url, name)
+    await Promise.all([synced(tab.provider), synced(observer.provider)])
+    tab.provider.disconnect()
+    await waitFor(() => server.documents.get(name)?.members.size === 1, 5_000, 'the tab left')
+    const secondTab = rawClient(docUrl(server.url, name))
+    await opened(secondTab)
+    // its own state first, then the first tab's, heard over BroadcastChannel: a provisional claim
+    secondTab.send(writeAwareness(writeAwarenessUpdate([{ clientId: 1234567, clock: 1, state: '{"user":"second"}' }])))
+    secondTab.send(writeAwareness(writeAwarenessUpdate([{ clientId: tab.doc.clientID, clock: 5, state: '{"user":"first"}' }])))
+    await waitFor(() => observer.provider.awareness.getStates().get(tab.doc.clientID) !== undefined, 5_000, 'the state passed on')
+    expect(server.documents.get(name)?.owners.owner(tab.doc.clientID)).toBeUndefined()
+    tab.provider.connect()
+    await synced(tab.provider)
+    tab.text.insert(0, 'a')
+    await waitFor(() => observer.text.toString() === 'a', 5_000, 'the first tab writes')
+    expect(secondTab.readyState).toBe(secondTab.OPEN)
+  })
 })
 
 describe('awareness ids belong to the user that first used them', () => {
