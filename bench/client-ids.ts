@@ -15,7 +15,7 @@ import { Document, type DocumentMember } from '../server/document/document.js'
 const logger = pino({ level: 'silent' })
 
 function member (user: string): DocumentMember {
-  return { send () {}, relay () {}, acknowledge () {}, clientOwner: user, durableOwner: true }
+  return { send () {}, relay () {}, acknowledge () {}, hold: () => ({ done: false }), settle () {}, fail () {}, clientOwner: user, durableOwner: true }
 }
 
 function median (values: number[]): number {

@@ -41,7 +41,9 @@ export const CloseCode = Object.freeze({
   /** No valid credentials. */
   UNAUTHENTICATED: 4401,
   /** Valid credentials, but not for this. */
-  FORBIDDEN: 4403
+  FORBIDDEN: 4403,
+  /** The first sync is larger than --max-sync-size: final, reconnecting would send it again. */
+  SYNC_TOO_BIG: 4413
 } as const)
 
 /** One of the close codes Tandem uses. */

@@ -11,6 +11,7 @@ import { writeAwareness } from '../../shared/messages.js'
 import type { ResolvedOptions } from '../config/config.js'
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
 import type { PresencePeers } from '../presence/rooms.js'
+import { encodeIntegratedState } from '../document/read-only.js'
 
 /** What the cluster needs of presence (Collaboration). */
 export interface PresenceNode {
@@ -193,7 +194,7 @@ export class Cluster implements Replication, PresencePeers {
     // what we send must be stored first, as for a client's sync step 1
     doc.whenStored().then(() => {
       if (doc.status !== 'ready' && doc.status !== 'unloading') return
-      const update = Y.encodeStateAsUpdate(doc.ydoc, message.stateVector)
+      const update = encodeIntegratedState(doc.ydoc, message.stateVector)
       // the owners of the ids the peer lacks content of: it may not have heard of their claims
       const theirs = Y.decodeStateVector(message.stateVector)
       const lacking: number[] = []

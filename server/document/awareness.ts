@@ -1,3 +1,6 @@
+// Longer than most files here (about 390 lines), on purpose: the registry's echo rules, clock
+// rules and removal memory decide together whether one awareness entry is relayed, and are
+// tested together (test/document/awareness-registry.test.ts models tabs across instances).
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../../shared/awareness.js'
 import { TandemError } from '../../shared/errors.js'
 

@@ -1,3 +1,8 @@
+// Longer than most files here (about 500 lines), on purpose: every method drives the same Lua
+// scripts (redis-scripts.ts) over the same queued-request state, and the failure handling (a
+// request abandoned while its script runs, a hand-off to a dead instance, Redis losing its data)
+// only reads correctly in one place. Announcements (redis-announcements.ts) and instance
+// liveness (cluster/instances.ts) are rooms of their own.
 import { randomUUID } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from 'pino'
@@ -6,6 +11,7 @@ import { LockDeniedError } from '../../shared/lock-denied-error.js'
 import type { LockInfo, LockReleaseReason } from '../../shared/tandem.js'
 import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './table.js'
 import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './redis-scripts.js'
+import { Announcements, type Announcement } from './redis-announcements.js'
 import { LiveInstances } from '../cluster/instances.js'
 import { connectPair, redisClient } from '../cluster/redis-client.js'
 
@@ -35,17 +41,6 @@ interface Reply {
   events: string[] | Record<string, never>
 }
 
-/** An announcement, as published by the scripts. */
-interface Announcement {
-  doc: string
-  event: 'acquired' | 'released'
-  lock: LockInfo
-  reason: LockReleaseReason | ''
-  node: string
-  waiter: string
-  seq: number
-}
-
 /** A queued request of a session of this instance. */
 interface Pending {
   doc: string
@@ -66,10 +61,6 @@ type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGr
 
 /** Tokens a grant may fetch before giving up (each retry means another instance raced it). */
 const MAX_TOKEN_TRIES = 20
-/** How long an announcement of ours may take to come back through the channel. */
-const HEARD_WITHIN_MS = 1_000
-/** Remembered sequence numbers, per resource, before the memory is cleared. */
-const MAX_SEQS = 50_000
 
 /**
  * The LockTable shared by every instance through Redis. A lock is a record in the document's
@@ -103,10 +94,8 @@ export class RedisLockTable implements LockTable {
   private readonly inFlight = new Set<string>()
   /** Of those, the ones given up meanwhile (cancelled, timed out): undone when it answers. */
   private readonly abandoned = new Set<string>()
-  /** Last sequence number delivered, per document and resource. */
-  private readonly seqs = new Map<string, number>()
-  /** Our own announcements waiting to come through the channel. */
-  private readonly hearing = new Map<string, Set<{ seq: number, done: () => void }>>()
+  /** Every change, from the channel or a script's reply, once and in order per resource. */
+  private readonly announcements: Announcements
   /** Locks held by this instance's sessions, with their lease timers. */
   private readonly owned = new Map<string, { doc: string, lock: LockInfo, ttl: number, timer: ReturnType<typeof setTimeout> }>()
   private ticker: ReturnType<typeof setInterval> | undefined
@@ -120,6 +109,7 @@ export class RedisLockTable implements LockTable {
     this.nodeId = options.nodeId ?? randomUUID()
     this.livenessMs = options.livenessMs ?? 30_000
     this.logger = options.logger.child({ locks: 'redis', node: this.nodeId })
+    this.announcements = new Announcements(change => this.announced(change), this.logger)
     this.client = this.connection(false, 'locks')
     this.sub = this.connection(false, 'locks-sub')
     this.instances = new LiveInstances(() => this.client, this.prefix, this.nodeId, Math.floor(this.livenessMs * 3 / 5), this.logger)
@@ -159,7 +149,7 @@ export class RedisLockTable implements LockTable {
       throw err
     }
     this.define()
-    this.sub.on('message', (_channel: string, payload: string) => this.deliver(payload))
+    this.sub.on('message', (_channel: string, payload: string) => this.announcements.deliver(payload))
     this.client.on('close', () => { if (this.status === 'ready') this.setStatus('down') })
     this.client.on('ready', () => { void this.reconnected() })
     await this.instances.beat()
@@ -194,34 +184,8 @@ export class RedisLockTable implements LockTable {
       throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `locks need Redis: ${(err as Error).message}`, { cause: err })
     }
     const reply = JSON.parse(raw) as Reply
-    await Promise.all((Array.isArray(reply.events) ? reply.events : []).map(payload => this.heard(payload)))
+    await Promise.all((Array.isArray(reply.events) ? reply.events : []).map(payload => this.announcements.heard(payload)))
     return reply
-  }
-
-  /**
-   * Resolves once an announcement a script of ours made was delivered. The channel delivers it,
-   * so that listeners get every change of a resource in order, whoever made it; if it has not
-   * come after a moment (the subscription is reconnecting), it is delivered from the reply.
-   */
-  private heard (payload: string): Promise<void> {
-    const { doc, lock, seq } = JSON.parse(payload) as Announcement
-    const key = JSON.stringify([doc, lock.resource])
-    if ((this.seqs.get(key) ?? 0) >= seq) return Promise.resolve()
-    return new Promise(resolve => {
-      const waiter = { seq, done: (): void => {
-        clearTimeout(timer)
-        this.hearing.get(key)?.delete(waiter)
-        if (this.hearing.get(key)?.size === 0) this.hearing.delete(key)
-        resolve()
-      } }
-      const timer = setTimeout(() => {
-        this.deliver(payload)
-        waiter.done()
-      }, HEARD_WITHIN_MS)
-      let waiters = this.hearing.get(key)
-      if (waiters === undefined) this.hearing.set(key, waiters = new Set())
-      waiters.add(waiter)
-    })
   }
 
   acquire (doc: string, resource: string, owner: LockOwner, options: AcquireOptions): Promise<LockInfo> {
@@ -410,24 +374,10 @@ export class RedisLockTable implements LockTable {
     return () => { this.listeners.delete(listener) }
   }
 
-  /**
-   * An announcement, from a script's reply or from the channel: resolves the queued request it
-   * grants, and reaches the listeners once (the sequence number drops echoes and stale ones).
-   */
-  private deliver (payload: string): void {
-    let change: Announcement
-    try {
-      change = JSON.parse(payload) as Announcement
-    } catch (err) {
-      this.logger.warn({ err }, 'ignoring a lock announcement that cannot be parsed')
-      return
-    }
+  /** A change, heard once and in order: resolves the queued request it grants, reaches the listeners. */
+  private announced (change: Announcement): void {
     const { doc, lock } = change
     const key = JSON.stringify([doc, lock.resource])
-    const last = this.seqs.get(key) ?? 0
-    if (change.seq <= last) return
-    if (this.seqs.size >= MAX_SEQS) this.seqs.clear()
-    this.seqs.set(key, change.seq)
     if (change.event === 'acquired' && change.node === this.nodeId) this.own(doc, lock, lock.expiresAt - lock.acquiredAt)
     if (change.event === 'released') {
       const owned = this.owned.get(key)
@@ -441,7 +391,6 @@ export class RedisLockTable implements LockTable {
       : { doc, event: 'released', lock, reason: change.reason as LockReleaseReason }
     for (const listener of this.listeners) listener(out)
     if (change.event === 'acquired' && change.waiter !== '') this.settle(change.waiter)?.resolve(lock)
-    for (const waiter of [...this.hearing.get(key) ?? []]) if (waiter.seq <= change.seq) waiter.done()
   }
 
   /** A lock of this instance: its lease is timed here (the owner expires it when renewals stop). */
