@@ -7,7 +7,8 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck'] as const
+const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
  * Encodes a bus message. Byte layout:
@@ -19,6 +20,9 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  *   sync-reply: varString to, varUint8Array update, [owners]
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
+ *   revoke:     varUint kind (0 user, 1 session, 2 jti), varString value, varUint revokedAt,
+ *               varUint expiresAt
+ *   recheck:    (nothing)
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
  */
@@ -52,6 +56,14 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
     case 'presence-snapshot':
       encoding.writeVarUint(encoder, message.entries.length)
       for (const entry of message.entries) writePresenceEntry(encoder, entry)
+      break
+    case 'revoke':
+      encoding.writeVarUint(encoder, REVOCATION_KINDS.indexOf(message.revocation.kind))
+      encoding.writeVarString(encoder, message.revocation.value)
+      encoding.writeVarUint(encoder, message.revocation.revokedAt)
+      encoding.writeVarUint(encoder, message.revocation.expiresAt)
+      break
+    case 'recheck':
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -114,6 +126,17 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
       message = { type, from, doc, entries }
       break
     }
+    case 'revoke': {
+      const kind = REVOCATION_KINDS[decoding.readVarUint(decoder)]
+      if (kind === undefined) throw new RangeError('unknown revocation kind')
+      const value = decoding.readVarString(decoder)
+      const revokedAt = decoding.readVarUint(decoder)
+      message = { type, from, doc, revocation: { kind, value, revokedAt, expiresAt: decoding.readVarUint(decoder) } }
+      break
+    }
+    case 'recheck':
+      message = { type, from, doc }
+      break
     default:
       throw new RangeError('unknown bus message type')
   }

@@ -1,5 +1,9 @@
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
 import type { ClientOwner } from '../document/client-owners.js'
+import type { Revocation } from '../store/store.js'
+
+/** The topic of messages about no one document (revocations): no document name is empty. */
+export const CLUSTER_TOPIC = ''
 
 /**
  * What one instance tells the others about a document. Every message names its sender so that a
@@ -18,6 +22,9 @@ import type { ClientOwner } from '../document/client-owners.js'
  *   the user's last connection there ended, with the reason; receivers merge it with theirs.
  * - `presence-snapshot`: every entry the sender has of its own for the document (sent with the
  *   answer to a `sync`); the receiver replaces what it had from the sender.
+ * - `revoke`: a revocation made on the sender (topic CLUSTER_TOPIC, every node hears it): end
+ *   the sessions it covers, refuse the tokens it covers, keep it.
+ * - `recheck`: authenticate every session of the document again and apply the answers.
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
@@ -27,6 +34,8 @@ export type BusMessage =
   | { type: 'awareness-snapshot', from: string, doc: string, update: Uint8Array }
   | { type: 'presence', from: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | '' }
   | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }
+  | { type: 'revoke', from: string, doc: string, revocation: Revocation }
+  | { type: 'recheck', from: string, doc: string }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -18,6 +18,8 @@ export const FLAGS = Object.freeze({
   'heartbeat-interval': { option: 'heartbeatIntervalMs', env: 'TANDEM_HEARTBEAT_INTERVAL', kind: 'int' },
   'heartbeat-timeout': { option: 'heartbeatTimeoutMs', env: 'TANDEM_HEARTBEAT_TIMEOUT', kind: 'int' },
   'reconnect-grace': { option: 'reconnectGraceMs', env: 'TANDEM_RECONNECT_GRACE', kind: 'int' },
+  'session-idle-timeout': { option: 'sessionIdleTimeoutMs', env: 'TANDEM_SESSION_IDLE_TIMEOUT', kind: 'int' },
+  'revocation-ttl': { option: 'revocationTtlMs', env: 'TANDEM_REVOCATION_TTL', kind: 'int' },
   'idle-after': { option: 'idleAfterMs', env: 'TANDEM_IDLE_AFTER', kind: 'int' },
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },

@@ -49,6 +49,17 @@ export interface ServerOptions {
   heartbeatTimeoutMs?: number
   /** A dropped session may resume this long. @default 10_000 */
   reconnectGraceMs?: number
+  /**
+   * A session with no edits and no awareness changes for this long ends with close code 4408
+   * (reason `idle`). 0: never. @default 0
+   */
+  sessionIdleTimeoutMs?: number
+  /**
+   * How long a revocation is kept (`POST /api/revocations`): set it to at least the longest
+   * token lifetime you issue, since a revoked token is refused only while its revocation is
+   * kept. @default 86_400_000
+   */
+  revocationTtlMs?: number
   /** Presence turns idle after this long without activity. @default 60_000 */
   idleAfterMs?: number
   /** Default lease of an edit lock. @default 30_000 */
@@ -118,6 +129,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   heartbeatTimeoutMs: 30_000,
   reconnectGraceMs: 10_000,
   idleAfterMs: 60_000,
+  sessionIdleTimeoutMs: 0,
+  revocationTtlMs: 24 * 60 * 60_000,
   lockTtlMs: 30_000,
   maxMessageSize: 16 * 1024 * 1024,
   maxSyncSize: 256 * 1024 * 1024,
@@ -155,6 +168,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_OPTIONS.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
     idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
+    sessionIdleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_OPTIONS.sessionIdleTimeoutMs,
+    revocationTtlMs: options.revocationTtlMs ?? DEFAULT_OPTIONS.revocationTtlMs,
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     maxSyncSize: options.maxSyncSize ?? DEFAULT_OPTIONS.maxSyncSize,
@@ -178,6 +193,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('heartbeatTimeoutMs', resolved.heartbeatTimeoutMs, 1, 2 ** 31 - 1)
   checkInteger('reconnectGraceMs', resolved.reconnectGraceMs, 0, 2 ** 31 - 1)
   checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
+  checkInteger('sessionIdleTimeoutMs', resolved.sessionIdleTimeoutMs, 0, 2 ** 31 - 1)
+  checkInteger('revocationTtlMs', resolved.revocationTtlMs, 1_000, 2 ** 42)
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
   checkInteger('maxSyncSize', resolved.maxSyncSize, 64, 2 ** 31 - 1)

@@ -6,7 +6,7 @@ import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../../sha
 import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
 import { LockService } from '../locks/service.js'
 import type { LockTable } from '../locks/table.js'
-import { Resumption } from './resume.js'
+import { Resumption, type HeldSession } from './resume.js'
 import type { Identity } from '../auth/auth.js'
 import type { LockEvent } from '../observability/metrics.js'
 
@@ -52,8 +52,9 @@ export interface CollaborationObserver {
  * presence shows `reconnecting`, locks are kept and renewed, queued lock requests are
  * cancelled. Resumed in time, nothing is announced but the status; otherwise its locks are
  * released and `left` is announced with the drop's reason. Every other end (leave, kick,
- * shutdown, bad input, any end of a stock client) releases locks and presence at once, and
- * voids the session's resume secret.
+ * shutdown, bad input, expiry, revocation, idle timeout, any end of a stock client) releases
+ * locks and presence at once, and voids the session's resume secret; a session whose end has
+ * begun (`voidResume`: it closes once its edits are stored) is not held if it drops meanwhile.
  */
 export class Collaboration {
   private readonly rooms: PresenceRooms
@@ -127,10 +128,12 @@ export class Collaboration {
     this.resumption.ended(session)
     this.lockService.forget(session)
     if (!this.rooms.leave(doc, session)) return false
-    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0) {
+    // without a secret its end had begun (revoked, expired, idle) when the connection dropped
+    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0 && this.resumption.resumes(session.id)) {
       this.rooms.hold(doc, session.id)
       this.lockService.cancelWaits(doc, session.id)
-      this.resumption.hold({ sessionId: session.id, doc, userId: session.identity.userId, reason }, this.options.reconnectGraceMs,
+      const { userId, issuedAt, jti } = session.identity
+      this.resumption.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs,
         held => {
           this.finish(held.sessionId, held.doc, held.reason)
           this.observer.finished?.(held.sessionId, held.reason)
@@ -139,6 +142,26 @@ export class Collaboration {
     }
     this.finish(session.id, doc, leaveReason(reason))
     return false
+  }
+
+  /** The session is being ended for good (revoked, expired, idle): its resume secret is void now. */
+  voidResume (sessionId: string): void {
+    this.resumption.forget(sessionId)
+  }
+
+  /** A session's identity changed (a refresh or recheck): presence shows its new name and color. */
+  identityChanged (session: Participant): void {
+    this.rooms.rename(session.doc.name, session.id, session.identity)
+  }
+
+  /** Ends the held sessions `covered` picks (a revocation): no resume; locks and presence go now. */
+  revokeHeld (covered: (held: HeldSession) => boolean): number {
+    const taken = this.resumption.takeWhere(covered)
+    for (const held of taken) {
+      this.finish(held.sessionId, held.doc, 'revoked')
+      this.observer.finished?.(held.sessionId, 'revoked')
+    }
+    return taken.length
   }
 
   /** Locks held now by sessions of this instance (live or within their grace). */

@@ -99,6 +99,29 @@ function operations (db) {
   // the claim counts as the newest
   const claim = db.prepare('INSERT OR REPLACE INTO owners (doc, client, user) VALUES (?, ?, ?)')
   const selectOwners = db.prepare('SELECT client, user FROM owners WHERE doc = ? ORDER BY rowid')
+  // made on first use, not at open: two instances opening a new file at once race on every
+  // schema change there, and only a server ever needs this table
+  let revocationStatements
+  const revocations = () => {
+    if (revocationStatements !== undefined) return revocationStatements
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS revocations (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+      )`)
+    revocationStatements = {
+      add: db.prepare(`
+        INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
+        ON CONFLICT (kind, value) DO UPDATE SET
+          revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`),
+      prune: db.prepare('DELETE FROM revocations WHERE expires_at <= ?'),
+      list: db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
+    }
+    return revocationStatements
+  }
   const append = db.transaction(entries => {
     for (const { name, update, owners } of entries) {
       insert.run({ doc: name, data: update })
@@ -130,7 +153,13 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
-    nextFencingToken: (name, resource) => bump.get(name, resource).token
+    nextFencingToken: (name, resource) => bump.get(name, resource).token,
+    addRevocation: revocation => { revocations().add.run(revocation) },
+    revocations: now => {
+      const { prune, list } = revocations()
+      prune.run(now)
+      return list.all()
+    }
   }
 }
 

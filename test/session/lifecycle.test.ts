@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
-import type { Store, StoreEntry } from '../../server/store/store.js'
+import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
 
 /** A real memory store whose loads wait until released: to hold a document in its loading state. */
 class GatedStore implements Store {
@@ -15,6 +15,8 @@ class GatedStore implements Store {
   append (entries: readonly StoreEntry[]) { return this.inner.append(entries) }
   compact (name: string) { return this.inner.compact(name) }
   nextFencingToken (name: string, resource: string) { return this.inner.nextFencingToken(name, resource) }
+  addRevocation (revocation: Revocation) { return this.inner.addRevocation(revocation) }
+  revocations (now: number) { return this.inner.revocations(now) }
   close () { return this.inner.close() }
 }
 
