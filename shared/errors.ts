@@ -44,6 +44,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_LOCK_TIMEOUT: { message: 'The lock was not granted within waitMs', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined, httpStatus: 400 },
+  TANDEM_ERR_TOO_MANY_LOCKS: { message: 'This session holds or awaits as many locks as the server allows (--max-locks-per-session); release some first', closeCode: undefined, httpStatus: 429 },
   TANDEM_ERR_DISCONNECTED: { message: 'The client is not connected', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_DESTROYED: { message: 'The client was destroyed', closeCode: undefined, httpStatus: 410 }
 } satisfies Record<string, ErrorSpec>)

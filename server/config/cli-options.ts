@@ -22,6 +22,8 @@ export const FLAGS = Object.freeze({
   'revocation-ttl': { option: 'revocationTtlMs', env: 'TANDEM_REVOCATION_TTL', kind: 'int' },
   'idle-after': { option: 'idleAfterMs', env: 'TANDEM_IDLE_AFTER', kind: 'int' },
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
+  'lock-min-ttl': { option: 'lockMinTtlMs', env: 'TANDEM_LOCK_MIN_TTL', kind: 'int' },
+  'max-locks-per-session': { option: 'maxLocksPerSession', env: 'TANDEM_MAX_LOCKS_PER_SESSION', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
   'max-sync-size': { option: 'maxSyncSize', env: 'TANDEM_MAX_SYNC_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },

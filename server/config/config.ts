@@ -64,6 +64,17 @@ export interface ServerOptions {
   idleAfterMs?: number
   /** Default lease of an edit lock. @default 30_000 */
   lockTtlMs?: number
+  /**
+   * Shortest lease a client may ask for: a shorter `ttlMs` is raised to this. A lease only
+   * matters once its holder stops being renewed, and each lock costs a renewal every third of
+   * its lease, so a 10 ms lease buys nothing and costs 300 renewals a second. @default 1_000
+   */
+  lockMinTtlMs?: number
+  /**
+   * Locks one session may hold plus lock requests it may have queued or under way; past it a
+   * request is refused with TANDEM_ERR_TOO_MANY_LOCKS. 0: no limit. @default 100
+   */
+  maxLocksPerSession?: number
   /** Larger frames close the socket with 1009. @default 16_777_216 */
   maxMessageSize?: number
   /**
@@ -132,6 +143,8 @@ export const DEFAULT_OPTIONS = Object.freeze({
   sessionIdleTimeoutMs: 0,
   revocationTtlMs: 24 * 60 * 60_000,
   lockTtlMs: 30_000,
+  lockMinTtlMs: 1_000,
+  maxLocksPerSession: 100,
   maxMessageSize: 16 * 1024 * 1024,
   maxSyncSize: 256 * 1024 * 1024,
   authTimeoutMs: 10_000,
@@ -171,6 +184,8 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     sessionIdleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_OPTIONS.sessionIdleTimeoutMs,
     revocationTtlMs: options.revocationTtlMs ?? DEFAULT_OPTIONS.revocationTtlMs,
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
+    lockMinTtlMs: options.lockMinTtlMs ?? DEFAULT_OPTIONS.lockMinTtlMs,
+    maxLocksPerSession: options.maxLocksPerSession ?? DEFAULT_OPTIONS.maxLocksPerSession,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     maxSyncSize: options.maxSyncSize ?? DEFAULT_OPTIONS.maxSyncSize,
     allowedOrigins: options.allowedOrigins,
@@ -196,6 +211,11 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('sessionIdleTimeoutMs', resolved.sessionIdleTimeoutMs, 0, 2 ** 31 - 1)
   checkInteger('revocationTtlMs', resolved.revocationTtlMs, 1_000, 2 ** 42)
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
+  checkInteger('lockMinTtlMs', resolved.lockMinTtlMs, 1, 2 ** 31 - 1)
+  if (resolved.lockTtlMs < resolved.lockMinTtlMs) {
+    throw invalid('lockTtlMs', resolved.lockTtlMs, `at least lockMinTtlMs (${resolved.lockMinTtlMs})`)
+  }
+  checkInteger('maxLocksPerSession', resolved.maxLocksPerSession, 0, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
   checkInteger('maxSyncSize', resolved.maxSyncSize, 64, 2 ** 31 - 1)
   checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)

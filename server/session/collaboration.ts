@@ -4,7 +4,7 @@ import { CloseCode } from '../../shared/constants.js'
 import type { PresenceEntry, TandemMessage } from '../../shared/tandem.js'
 import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../../shared/reasons.js'
 import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
-import { LockService } from '../locks/service.js'
+import { LockService, type LockServiceOptions } from '../locks/service.js'
 import type { LockTable } from '../locks/table.js'
 import { Resumption, type HeldSession } from './resume.js'
 import type { Identity } from '../auth/auth.js'
@@ -25,10 +25,9 @@ export interface Participant {
 }
 
 /** Options collaboration reads. */
-export interface CollaborationOptions {
+export interface CollaborationOptions extends LockServiceOptions {
   reconnectGraceMs: number
   idleAfterMs: number
-  lockTtlMs: number
 }
 
 /** What collaboration reports to its server (metrics, analytics). */
@@ -50,7 +49,8 @@ export interface CollaborationObserver {
  *
  * Exit policy: a Tandem session that drops (`disconnect`, `timeout`) is held for the grace:
  * presence shows `reconnecting`, locks are kept and renewed, queued lock requests are
- * cancelled. Resumed in time, nothing is announced but the status; otherwise its locks are
+ * cancelled. Resumed in time, nothing is announced but the status (resumed with a read token,
+ * it gives up its locks, reason `release`, and its queued requests); otherwise its locks are
  * released and `left` is announced with the drop's reason. Every other end (leave, kick,
  * shutdown, bad input, expiry, revocation, idle timeout, any end of a stock client) releases
  * locks and presence at once, and voids the session's resume secret; a session whose end has
@@ -88,6 +88,9 @@ export class Collaboration {
   joined (session: Participant, resumed: boolean): void {
     const doc = session.doc.name
     this.rooms.join(doc, session, this.resumption.started(session, resumed))
+    // read sessions may not lock: a session resumed with a read token gives up what it held
+    // (reason `release`) and its queued requests
+    if (resumed && session.identity.access !== 'write') this.lockService.releaseAll(doc, session.id, 'release')
     if (!session.tandem) return
     const secret = this.resumption.issue(session.id)
     const { identity } = session

@@ -171,12 +171,24 @@ describe('token expiry on open connections', () => {
     const server = await startServer({ authSecret: SECRET })
     const name = docName()
     let calls = 0
-    const ada = tandemClient(server.url, name, { token: async () => await token({ sub: 'ada', access: calls++ === 0 ? 'write' : 'read' }, 2) })
+    // the read-only token is handed out only once the write is stored: a slow machine must not
+    // see the downgrade overtake the edit made with write access
+    let writeStored!: () => void
+    const stored = new Promise<void>(resolve => { writeStored = resolve })
+    const ada = tandemClient(server.url, name, {
+      token: async () => {
+        if (calls++ === 0) return await token({ sub: 'ada', access: 'write' }, 4)
+        await stored
+        return await token({ sub: 'ada', access: 'read' }, 4)
+      }
+    })
     const adaErrors = record(ada).errors
     const watcher = tandemClient(server.url, name, { token: await token({ sub: 'watcher' }) })
     await Promise.all([ada.synced(), watcher.synced()])
     ada.doc.getText('t').insert(0, 'w')
-    await waitFor(() => ada.access === 'read', 5_000, 'downgraded')
+    await ada.flushed()
+    writeStored()
+    await waitFor(() => ada.access === 'read', 10_000, 'downgraded')
     ada.doc.getText('t').insert(0, 'r')
     await waitFor(() => adaErrors.some(e => isTandemError(e, 'TANDEM_ERR_READ_ONLY')), 5_000, 'edit refused')
     expect(watcher.doc.getText('t').toString()).toBe('w')
