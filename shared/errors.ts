@@ -28,6 +28,8 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_TOKEN_REFRESH_FAILED: { message: 'The token function failed; the session lasts until the current token expires, and refreshing is retried', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_IDLE_TIMEOUT: { message: 'The session had no edits and no awareness changes for longer than the server allows (--session-idle-timeout)', closeCode: CloseCode.IDLE, httpStatus: 408 },
   TANDEM_ERR_AUTH_TIMEOUT: { message: 'Authentication took longer than the server allows (--auth-timeout); reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 503 },
+  TANDEM_ERR_CLIENT_ID_TAKEN: { message: 'The update writes under a Yjs client id another user owns in this document; it was not applied (reload to get a new client id)', closeCode: CloseCode.FORBIDDEN, httpStatus: 409 },
+  TANDEM_ERR_CLIENT_ID_IN_USE: { message: 'The update writes under a Yjs client id another connection holds; it was not applied (reconnect later)', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 409 },
   TANDEM_ERR_READ_ONLY: { message: 'This session has read access only; the update was not applied', closeCode: undefined, httpStatus: 403 },
   TANDEM_ERR_INVALID_DOCUMENT_NAME: { message: 'Document names are 1 to 512 characters without control characters', closeCode: undefined, httpStatus: 400 },
   TANDEM_ERR_INVALID_OPTION: { message: 'An option has an invalid value', closeCode: undefined, httpStatus: 400 },

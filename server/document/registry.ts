@@ -83,12 +83,13 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
+      const { store } = this
       const prepared = this.prepare === null ? Promise.resolve() : this.prepare(created)
       // awaited below; handled now so that a failure before the store answers is not unhandled
       prepared.catch(() => {})
-      const loaded = attached.then(() => this.store.load(name)).then(async updates => {
+      const loaded = attached.then(() => Promise.all([store.load(name), store.loadOwners?.(name) ?? []])).then(async ([updates, owners]) => {
         await prepared
-        created.loadStored(updates)
+        created.loadStored(updates, owners)
         created.setStatus('ready')
         replication?.loaded(created)
         // a member left while it loaded: release() could not unload it then, and no other

@@ -1,15 +1,17 @@
 import type { Logger } from 'pino'
 import type { Store, StoreEntry } from '../store/store.js'
 import { TandemError } from '../../shared/errors.js'
+import type { ClientOwner } from './client-owners.js'
 
 /** A document as the writer sees it: updates to take, and where to report them stored. */
 export interface WriterSource<Batch> {
   readonly name: string
   /**
-   * Takes the updates waiting to be stored, with whatever the source needs back, and the user id
-   * of each update's author (`authors[i]` wrote `entries[i]`) where known.
+   * Takes the updates waiting to be stored, with whatever the source needs back, the user id of
+   * each update's author (`authors[i]` wrote `entries[i]`) where known, and the client id owners
+   * they claimed (stored in the same write).
    */
-  takePending (): { entries: Uint8Array[], authors?: ReadonlyArray<string | undefined>, batch: Batch } | null
+  takePending (): { entries: Uint8Array[], authors?: ReadonlyArray<string | undefined>, owners?: readonly ClientOwner[], batch: Batch } | null
   /** The batch is durably stored. */
   stored (batch: Batch): void
   /** The batch failed to store; the source keeps it, in order, for the next try. */
@@ -100,12 +102,15 @@ export class UpdateWriter {
       const pending = source.takePending()
       if (pending === null) continue
       const authors = new Set<string>()
+      const first = entries.length
       pending.entries.forEach((update, i) => {
         const author = pending.authors?.[i]
         if (author !== undefined) authors.add(author)
         entries.push({ name: source.name, update, author })
       })
       taken.push({ source, batch: pending.batch, count: pending.entries.length, authors })
+      const owners = pending.owners ?? []
+      if (owners.length > 0 && entries[first] !== undefined) entries[first] = { ...(entries[first] as StoreEntry), owners }
     }
     this.dirty.clear()
     if (entries.length === 0) return this.settle()

@@ -18,7 +18,7 @@ export const MESSAGE_KINDS = FRAME_KINDS
 export type MessageKind = FrameKind
 
 /** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
-export type RefusalReason = 'read_only' | 'invalid' | 'incomplete' | 'locked'
+export type RefusalReason = 'read_only' | 'invalid' | 'incomplete' | 'locked' | 'client_id'
 
 /** Lock events: the `event` label of tandem_lock_events_total. */
 export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
@@ -81,7 +81,7 @@ export class Metrics {
     this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Client updates applied to documents and stored', registers })
     this.updatesRefused = new Counter({
       name: 'tandem_updates_refused_total',
-      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update), incomplete (sessions closed for updates depending on content the server lacks) or locked (part undone: it touched a type another session locked)',
+      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update), incomplete (sessions closed for updates depending on content the server lacks), locked (part undone: it touched a type another session locked) or client_id (under a client id another owns)',
       labelNames: ['reason'],
       registers,
       collect () {
@@ -89,6 +89,7 @@ export class Metrics {
         this.inc({ reason: 'read_only' }, meter.refusedReadOnly)
         this.inc({ reason: 'invalid' }, meter.refusedInvalid)
         this.inc({ reason: 'locked' }, meter.refusedLocked)
+        this.inc({ reason: 'client_id' }, meter.refusedClientId)
         this.inc({ reason: 'incomplete' }, meter.refusedIncomplete)
       }
     })
@@ -185,6 +186,7 @@ export class Meter {
   refusedLocked = 0
   refusedIncomplete = 0
   updatesHeld = 0
+  refusedClientId = 0
   heartbeatTerminations = 0
 
   /** A frame arrived from a client. */
@@ -206,6 +208,7 @@ export class Meter {
     if (reason === 'read_only') this.refusedReadOnly++
     else if (reason === 'locked') this.refusedLocked++
     else if (reason === 'incomplete') this.refusedIncomplete++
+    else if (reason === 'client_id') this.refusedClientId++
     else this.refusedInvalid++
   }
 

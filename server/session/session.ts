@@ -61,6 +61,10 @@ export class Session implements DocumentMember {
     this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
   })
 
+  /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
+  readonly clientOwner: string
+  readonly durableOwner: boolean
+
   constructor (
     readonly socket: WebSocketLike,
     readonly doc: Document,
@@ -75,6 +79,8 @@ export class Session implements DocumentMember {
     /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
     readonly address: string = ''
   ) {
+    this.durableOwner = identity.anonymous !== true
+    this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
   }
 
@@ -239,6 +245,7 @@ export class Session implements DocumentMember {
     if (this.isEnded()) return
     if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
     else if (error.code === 'TANDEM_ERR_UPDATE_INCOMPLETE') this.doc.meter?.refused('incomplete')
+    else if (error.code === 'TANDEM_ERR_CLIENT_ID_TAKEN' || error.code === 'TANDEM_ERR_CLIENT_ID_IN_USE') this.doc.meter?.refused('client_id')
     this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
     this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }

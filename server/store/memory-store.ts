@@ -1,5 +1,6 @@
 import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 interface SavedVersion extends VersionInfo {
   state: Uint8Array
@@ -15,6 +16,8 @@ interface QueuedEvent extends OutboxEvent {
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
+  /** Per document: client id to user, in claim order. */
+  private readonly owners = new Map<string, Map<number, string>>()
   private readonly revoked = new Map<string, Revocation>()
   /** Per document, its versions oldest first. */
   private readonly saved = new Map<string, SavedVersion[]>()
@@ -27,15 +30,27 @@ export class MemoryStore implements Store {
     return (this.docs.get(name) ?? []).slice()
   }
 
+  async loadOwners (name: string): Promise<ClientOwner[]> {
+    return [...this.owners.get(name) ?? []].map(([client, user]) => ({ client, user }))
+  }
+
   async append (entries: readonly StoreEntry[]): Promise<void> {
     const now = Date.now()
-    for (const { name, update, author } of entries) {
+    for (const { name, update, author, owners } of entries) {
       let log = this.docs.get(name)
       if (log === undefined) this.docs.set(name, log = [])
       log.push(update)
       let since = this.authors.get(name)
       if (since === undefined) this.authors.set(name, since = new Map())
       if (!since.has(author ?? '')) since.set(author ?? '', now)
+      if (owners === undefined || owners.length === 0) continue
+      let table = this.owners.get(name)
+      if (table === undefined) this.owners.set(name, table = new Map())
+      for (const { client, user } of owners) {
+        // a claim made again is the newest
+        table.delete(client)
+        table.set(client, user)
+      }
     }
   }
 

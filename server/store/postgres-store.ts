@@ -1,6 +1,7 @@
 import pg from 'pg'
 import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** Options of {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {
@@ -56,9 +57,9 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string, revocations: string } {
+  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string, owners: string, revocations: string } {
     const s = `"${this.schema}"`
-    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox`, revocations: `${s}.revocations` }
+    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox`, owners: `${s}.owners`, revocations: `${s}.revocations` }
   }
 
   private async migrate (): Promise<void> {
@@ -81,6 +82,15 @@ export class PostgresStore implements Store {
             resource TEXT NOT NULL,
             token BIGINT NOT NULL,
             PRIMARY KEY (doc, resource)
+          )`)
+        // who owns which Yjs client id of a document; id is the claim order
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.owners} (
+            id BIGSERIAL NOT NULL,
+            doc TEXT NOT NULL,
+            client BIGINT NOT NULL,
+            owner TEXT NOT NULL,
+            PRIMARY KEY (doc, client)
           )`)
         await client.query(`
           CREATE TABLE IF NOT EXISTS ${this.t.versions} (
@@ -136,18 +146,43 @@ export class PostgresStore implements Store {
     return rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength))
   }
 
+  async loadOwners (name: string): Promise<ClientOwner[]> {
+    const { rows } = await this.pool.query<{ client: string, owner: string }>(`SELECT client, owner FROM ${this.t.owners} WHERE doc = $1 ORDER BY id`, [name])
+    return rows.map(row => ({ client: Number(row.client), user: row.owner }))
+  }
+
   async append (entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return
     // one multi-row insert is one statement, hence atomic without an explicit transaction
     const names = entries.map(entry => entry.name)
     const data = entries.map(entry => Buffer.from(entry.update.buffer, entry.update.byteOffset, entry.update.byteLength))
     const authors = entries.map(entry => entry.author ?? '')
-    // one statement (the authors in a data-modifying CTE), hence atomic without a transaction
-    await this.pool.query(`
-      WITH appended AS (INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[]))
+    const insert = `INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])`
+    const authored = `
       INSERT INTO ${this.t.authors} (doc, author, since)
       SELECT DISTINCT doc, author, $4::bigint FROM unnest($1::text[], $3::text[]) AS t(doc, author)
-      ON CONFLICT DO NOTHING`, [names, data, authors, Date.now()])
+      ON CONFLICT DO NOTHING`
+    // one row per id (a statement may not update a row twice); the last claim of an id stands
+    const claims = new Map<string, { doc: string, client: number, user: string }>()
+    for (const { name, owners } of entries) {
+      for (const { client, user } of owners ?? []) {
+        const key = `${client}:${name}`
+        claims.delete(key)
+        claims.set(key, { doc: name, client, user })
+      }
+    }
+    // one statement (authors and claims in data-modifying CTEs), hence atomic without a transaction
+    if (claims.size === 0) {
+      await this.pool.query(`WITH appended AS (${insert}) ${authored}`, [names, data, authors, Date.now()])
+      return
+    }
+    const rows = [...claims.values()]
+    // an id claimed again gets a new (newest) id
+    await this.pool.query(`
+      WITH appended AS (${insert}), authored AS (${authored})
+      INSERT INTO ${this.t.owners} (doc, client, owner) SELECT * FROM unnest($5::text[], $6::bigint[], $7::text[])
+      ON CONFLICT (doc, client) DO UPDATE SET owner = excluded.owner, id = DEFAULT`,
+    [names, data, authors, Date.now(), rows.map(row => row.doc), rows.map(row => row.client), rows.map(row => row.user)])
   }
 
   async compact (name: string): Promise<void> {

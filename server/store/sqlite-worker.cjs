@@ -94,6 +94,13 @@ function prepare (db, durability) {
       lease_until INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (target, doc, seq);
+    -- who owns which Yjs client id of a document; a rowid table: the rowid is the claim order
+    CREATE TABLE IF NOT EXISTS owners (
+      doc TEXT NOT NULL,
+      client INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      PRIMARY KEY (doc, client)
+    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -133,6 +140,10 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  // REPLACE deletes the row of an id claimed again and inserts a new one, with the next rowid:
+  // the claim counts as the newest
+  const claim = db.prepare('INSERT OR REPLACE INTO owners (doc, client, user) VALUES (?, ?, ?)')
+  const selectOwners = db.prepare('SELECT client, user FROM owners WHERE doc = ? ORDER BY rowid')
   // made on first use, not at open: two instances opening a new file at once race on every
   // schema change there, and only a server ever needs this table
   let revocationStatements
@@ -160,8 +171,9 @@ function operations (db) {
   const append = db.transaction(entries => {
     const now = Date.now()
     const authors = new Set()
-    for (const { name, update, author } of entries) {
+    for (const { name, update, author, owners } of entries) {
       insert.run({ doc: name, data: update })
+      if (owners !== undefined) for (const { client, user } of owners) claim.run(name, client, user)
       const key = JSON.stringify([name, author ?? ''])
       if (authors.has(key)) continue
       authors.add(key)
@@ -189,6 +201,7 @@ function operations (db) {
   })
   return {
     load: name => select.all(name).map(row => row.data),
+    loadOwners: name => selectOwners.all(name),
     // IMMEDIATE: the write lock is taken (waiting for another connection's, if a second
     // instance writes the same file) before anything is read; a deferred transaction that read
     // first and then found the file changed by another connection fails at once, without waiting

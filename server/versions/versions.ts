@@ -33,7 +33,10 @@ const RESTORER: DocumentMember = {
   acknowledge () {},
   hold: () => ({ done: false }),
   settle () {},
-  fail () {}
+  fail () {},
+  // the update is written by a fresh Y.Doc (a new random client id) and claims nothing durably
+  clientOwner: 'tandem:restore',
+  durableOwner: false
 }
 
 /**

@@ -236,6 +236,31 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       }
     })
 
+    it('stores client id owners with their updates, oldest claim first; a claim made again is the newest', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const [name, other] = [docName(), docName()]
+      expect(await store.loadOwners?.(name)).toEqual([])
+      await store.append([
+        { name, update: edit('a'), owners: [{ client: 7, user: 'alice' }, { client: 4_294_967_295, user: 'bob' }] },
+        { name: other, update: edit('x'), owners: [{ client: 7, user: 'carol' }] },
+        { name, update: edit('b') }
+      ])
+      // id 7 released from alice and claimed by dave: replaced, and now the newest
+      await store.append([{ name, update: edit('c'), owners: [{ client: 9, user: 'alice' }, { client: 7, user: 'dave' }] }])
+      const want = [{ client: 4_294_967_295, user: 'bob' }, { client: 9, user: 'alice' }, { client: 7, user: 'dave' }]
+      expect(await store.loadOwners?.(name)).toEqual(want)
+      expect(await store.loadOwners?.(other)).toEqual([{ client: 7, user: 'carol' }])
+      expect(contents(await store.load(name))).toBe('abc')
+      await store.compact(name)
+      expect(await store.loadOwners?.(name)).toEqual(want)
+      await store.close()
+      if (!b.durable) return
+      const reopened = await b.open()
+      expect(await reopened.loadOwners?.(name)).toEqual(want)
+      await reopened.close()
+    })
+
     it('close is safe to call twice', async () => {
       const b = await backing()
       const store = await b.open()
