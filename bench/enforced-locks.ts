@@ -36,7 +36,10 @@ const FREE = ['f0', 'f1', 'f2', 'f3', 'f4']
 /** A member that counts what it is sent. */
 class Member implements DocumentMember {
   delivered = 0
+  /** Each member its own user: the client-id check runs as it does for authenticated sessions. */
+  readonly durableOwner = true
   constructor (readonly id: string) {}
+  get clientOwner (): string { return this.id }
   send (): void {}
   relay (_frame: SharedFrame): void { this.delivered++ }
   acknowledge (): void {}

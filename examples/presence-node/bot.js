@@ -44,9 +44,10 @@ client.on('presence', event => {
 async function greet (name) {
   let lock
   try {
-    lock = await client.locks.acquire(NOTES, { waitMs: 5_000 })
+    // the section's Y.Text itself: a y: lock the server enforces, as the editor's section locks are
+    lock = await client.locks.acquire(client.doc.getText(NOTES), { waitMs: 5_000 })
   } catch (err) {
-    if (err instanceof LockDeniedError) return log(`could not greet ${name}: ${err.holder?.name ?? 'someone'} holds ${NOTES}`)
+    if (err instanceof LockDeniedError) return log(`could not greet ${name}: ${err.holder?.name ?? 'someone'} holds the ${NOTES} section`)
     throw err
   }
   try {
