@@ -5,6 +5,7 @@ import type { Collaboration } from './collaboration.js'
 import type { DocumentRegistry } from './documents.js'
 import type { StatsSummary } from './stats.js'
 import { ERRORS } from '../shared/errors.js'
+import { registerDocumentApi, type DocumentApiSource } from './document-api.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
 export interface ApiSource {
@@ -19,6 +20,7 @@ export interface ApiSource {
     readonly documents: DocumentRegistry
     readonly collaboration: Collaboration
     readonly stats: { summary (): StatsSummary }
+    readonly documentApi: DocumentApiSource
   }
 }
 
@@ -33,6 +35,7 @@ export interface ApiSource {
  *   DELETE /api/documents/:name/users/:userId     { kicked: n }: closes that user's connections
  *                                                here with 4403 (session end reason `kicked`); 404 when none
  *   GET    /api/stats                           StatsSummary (sessions over a recent window)
+ *   ...and the document API (content, updates, delete, restore): see document-api.ts
  */
 export function registerApi (router: Router, source: ApiSource): void {
   const guarded = (route: Route): Route => (req, params) => {
@@ -67,6 +70,8 @@ export function registerApi (router: Router, source: ApiSource): void {
         ? { status: 404, body: { error: 'the lock is not held' } }
         : { status: 200, body: { released } }
     }))
+  // last: DELETE /api/documents/:name* would otherwise take the DELETE routes above
+  registerDocumentApi(router, () => source.server.documentApi, guarded)
 }
 
 function authorize (req: IncomingMessage, adminToken: string | undefined): RouteResult | null {

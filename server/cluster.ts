@@ -32,6 +32,8 @@ export interface ClusterObserver {
 export interface LoadedDocuments {
   get (name: string): Document | undefined
   all (): Iterable<Document>
+  /** Another instance deleted the document: evict it here (close its connections with 4404). */
+  deleted? (name: string): void
 }
 
 /**
@@ -100,6 +102,11 @@ export class Cluster implements Replication, PresencePeers {
 
   awareness (doc: Document, update: Uint8Array): void {
     this.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
+  }
+
+  /** Tells every other instance that `name` was deleted (they evict it). */
+  announceDeleted (name: string): void {
+    this.publish({ type: 'deleted', from: this.nodeId, doc: name })
   }
 
   /** Where peers' presence goes (the instance's Collaboration). */
@@ -181,6 +188,8 @@ export class Cluster implements Replication, PresencePeers {
         return this.presenceNode?.peerPresence(message.from, message.doc, message.userId, message.entry, message.reason)
       case 'presence-snapshot':
         return this.presenceNode?.peerSnapshot(message.from, message.doc, message.entries)
+      case 'deleted':
+        return this.docs.deleted?.(message.doc)
     }
   }
 

@@ -77,6 +77,11 @@ export interface ServerOptions {
    * never wait for it; acknowledgements do. 0 commits at the end of the event-loop turn. @default 2
    */
   commitDelayMs?: number
+  /**
+   * How long a deleted document (DELETE /api/documents/:name) can be restored; after that its
+   * data is purged and the name is free. 0 purges at once. @default 604_800_000 (7 days)
+   */
+  deletedRetentionMs?: number
   /** pino level, used when no logger is given. @default 'info' */
   logLevel?: string
   /** A pino logger to use instead of creating one. @default undefined */
@@ -110,6 +115,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   compactAfterUpdates: 500,
   compactAfterBytes: 4 * 1024 * 1024,
   commitDelayMs: 2,
+  deletedRetentionMs: 7 * 24 * 60 * 60 * 1000,
   logLevel: 'info'
 } satisfies Partial<ServerOptions>)
 
@@ -146,6 +152,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     compactAfterUpdates: options.compactAfterUpdates ?? DEFAULT_OPTIONS.compactAfterUpdates,
     compactAfterBytes: options.compactAfterBytes ?? DEFAULT_OPTIONS.compactAfterBytes,
     commitDelayMs: options.commitDelayMs ?? DEFAULT_OPTIONS.commitDelayMs,
+    deletedRetentionMs: options.deletedRetentionMs ?? DEFAULT_OPTIONS.deletedRetentionMs,
     logLevel: options.logLevel ?? DEFAULT_OPTIONS.logLevel,
     logger: options.logger
   }
@@ -170,6 +177,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('compactAfterUpdates', resolved.compactAfterUpdates, 1, 2 ** 31 - 1)
   checkInteger('compactAfterBytes', resolved.compactAfterBytes, 1, 2 ** 53)
   checkInteger('commitDelayMs', resolved.commitDelayMs, 0, 1_000)
+  checkInteger('deletedRetentionMs', resolved.deletedRetentionMs, 0, 2 ** 53)
   if (!LOG_LEVELS.includes(resolved.logLevel)) {
     throw invalid('logLevel', resolved.logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   }

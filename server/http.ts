@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-/** A route handler: returns the status and JSON body (or text with a content type). */
+/** A route handler: returns the status and JSON body (or text or bytes with a content type). */
 export type RouteResult = { status: number, body: unknown, contentType?: string, headers?: Record<string, string> }
 export type Route = (req: IncomingMessage, params: Record<string, string>) => RouteResult | Promise<RouteResult>
 /** Runs before the routes under its prefix: returns a result to answer with, or undefined to pass. */
@@ -73,10 +73,12 @@ export class Router {
 }
 
 function send (res: ServerResponse, result: RouteResult): void {
-  const text = result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
+  // bytes go as they are (with their content type); anything else as JSON, or as text with one
+  const text = result.body instanceof Uint8Array ? result.body
+    : result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
   res.writeHead(result.status, {
     'content-type': result.contentType ?? 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
+    'content-length': typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength,
     'cache-control': 'no-store',
     ...result.headers
   })

@@ -27,6 +27,9 @@ import { CloseCode } from '../shared/constants.js'
 import { Metrics } from './metrics.js'
 import { SessionStats } from './stats.js'
 import { SessionAnalytics } from './analytics.js'
+import { Deletions } from './deletion.js'
+import { DocumentHandle, isServerMember } from './document-handle.js'
+import type { DocumentApiSource } from './document-api.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -54,6 +57,7 @@ export class TandemServer {
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
+  private deletions: Deletions | undefined
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
@@ -149,7 +153,8 @@ export class TandemServer {
         }
         this.cluster = await openCluster(options, {
           get: name => this.registry?.get(name),
-          all: () => this.registry?.all() ?? []
+          all: () => this.registry?.all() ?? [],
+          deleted: name => this.evict(name)
         }, logger, {
           message: (direction, lagSeconds) => {
             this.metrics.busMessages.labels(direction).inc()
@@ -169,7 +174,11 @@ export class TandemServer {
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
       }, options.commitDelayMs)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null)
+      this.deletions = new Deletions(this.store, options.deletedRetentionMs, logger, {
+        evict: name => this.evict(name),
+        announce: name => this.cluster?.announceDeleted(name)
+      })
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, this.deletions.gate)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
@@ -193,6 +202,7 @@ export class TandemServer {
       this.setStatus('closed')
       throw err
     }
+    this.deletions?.start()
     const tick = Math.min(options.heartbeatIntervalMs, KEEPALIVE_MS)
     this.heartbeatTimer = setInterval(() => this.heartbeat(), tick)
     this.setStatus('listening')
@@ -206,6 +216,8 @@ export class TandemServer {
     const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
       () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
     if (this.atDocumentLimit(request.document)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
+    if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
     return identity
   }
 
@@ -251,6 +263,46 @@ export class TandemServer {
   }
 
   /**
+   * Opens a document in this process, for edits from the server side (a bot, an importer, an
+   * assistant): a Y.Doc in step with the document, whose changes made in `transact` are applied
+   * like a client's (validated, relayed to every client on every instance, attributed to
+   * `userId`) and resolve once stored. Keeps the document loaded until `close()`. Rejects with
+   * TANDEM_ERR_DOCUMENT_DELETED for a deleted document.
+   */
+  async openDocument (name: string, options: { userId?: string } = {}): Promise<DocumentHandle> {
+    if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN', `the server is ${this.status}`)
+    const { doc, loaded } = this.documents.open(name)
+    await loaded
+    return new DocumentHandle(doc, options.userId ?? 'server', released => this.registry?.release(released))
+  }
+
+  /** What the document API reads (GET/POST/DELETE /api/documents/:name/...), once listening. */
+  get documentApi (): DocumentApiSource {
+    if (this.store === undefined || this.deletions === undefined) throw new Error('server is not listening')
+    return {
+      documents: this.documents,
+      store: this.store,
+      deletions: this.deletions,
+      clustered: this.cluster !== undefined,
+      maxMessageSize: this.options.maxMessageSize
+    }
+  }
+
+  /**
+   * The document was deleted (here or on another instance): it is forgotten at once, and every
+   * connection to it here closes with 4404, every in-process handle and API write fails.
+   */
+  private evict (name: string): void {
+    const doc = this.registry?.evict(name)
+    if (doc === undefined) return
+    const err = new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
+    for (const session of [...this.sessions]) {
+      if (session.doc === doc) session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
+    }
+    for (const member of [...doc.members]) if (isServerMember(member)) member.gone(err)
+  }
+
+  /**
    * Every session ends here, once (Session.end is the single exit): its awareness states are
    * already removed and broadcast; collaboration holds or releases its locks and presence (see
    * Collaboration.ended); pending updates are stored by the writer and the document unloads
@@ -288,6 +340,7 @@ export class TandemServer {
     const started = Date.now()
     const { logger } = this
     clearInterval(this.heartbeatTimer)
+    this.deletions?.close()
     // an attached server is the embedder's: Tandem only stops taking its upgrades
     if (this.options.server === undefined) this.http?.close()
     else if (this.transport !== undefined) this.http?.off('upgrade', this.transport.handleUpgrade)

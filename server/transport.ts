@@ -38,7 +38,8 @@ const HTTP_STATUS: Record<string, number> = {
   TANDEM_ERR_SHUTTING_DOWN: 503,
   TANDEM_ERR_OVERLOADED: 503,
   TANDEM_ERR_AUTH_TIMEOUT: 503,
-  TANDEM_ERR_RATE_LIMITED: 429
+  TANDEM_ERR_RATE_LIMITED: 429,
+  TANDEM_ERR_DOCUMENT_DELETED: 410
 }
 
 /**
@@ -147,7 +148,7 @@ function errorStatus (err: unknown): number {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
 }
 
 function destroyOnError (this: Duplex): void {

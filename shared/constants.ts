@@ -41,7 +41,9 @@ export const CloseCode = Object.freeze({
   /** No valid credentials. */
   UNAUTHENTICATED: 4401,
   /** Valid credentials, but not for this. */
-  FORBIDDEN: 4403
+  FORBIDDEN: 4403,
+  /** The document was deleted (DELETE /api/documents/:name): final, reconnecting cannot help. */
+  DOCUMENT_DELETED: 4404
 } as const)
 
 /** One of the close codes Tandem uses. */

@@ -26,6 +26,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_LOCK_TIMEOUT: { message: 'The lock was not granted within waitMs', closeCode: undefined },
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined },
   TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined },
+  TANDEM_ERR_DOCUMENT_DELETED: { message: 'The document was deleted; an administrator can restore it during the retention period (POST /api/documents/:name/restore)', closeCode: CloseCode.DOCUMENT_DELETED },
   TANDEM_ERR_DISCONNECTED: { message: 'The client is not connected', closeCode: undefined },
   TANDEM_ERR_DESTROYED: { message: 'The client was destroyed', closeCode: undefined }
 } satisfies Record<string, { message: string, closeCode: CloseCodeValue | undefined }>)

@@ -6,7 +6,7 @@ import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'deleted'] as const
 
 /**
  * Encodes a bus message. Byte layout:
@@ -17,6 +17,7 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  *   sync-reply: varString to, varUint8Array update
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
+ *   deleted:    nothing more
  * (PresenceEntry as in shared/tandem.ts.)
  */
 export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
@@ -44,6 +45,8 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
     case 'presence-snapshot':
       encoding.writeVarUint(encoder, message.entries.length)
       for (const entry of message.entries) writePresenceEntry(encoder, entry)
+      break
+    case 'deleted':
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -97,6 +100,9 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
       message = { type, from, doc, entries }
       break
     }
+    case 'deleted':
+      message = { type, from, doc }
+      break
     default:
       throw new RangeError('unknown bus message type')
   }

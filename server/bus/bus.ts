@@ -15,6 +15,8 @@ import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
  *   the user's last connection there ended, with the reason; receivers merge it with theirs.
  * - `presence-snapshot`: every entry the sender has of its own for the document (sent with the
  *   answer to a `sync`); the receiver replaces what it had from the sender.
+ * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
+ *   their connections to it with 4404 and unload it.
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array }
@@ -24,6 +26,7 @@ export type BusMessage =
   | { type: 'awareness-snapshot', from: string, doc: string, update: Uint8Array }
   | { type: 'presence', from: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | '' }
   | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }
+  | { type: 'deleted', from: string, doc: string }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -1,10 +1,11 @@
-import type { Store, StoreEntry } from './store.js'
+import type { Store, StoreEntry, Tombstone } from './store.js'
 import { mergeUpdates } from '../merge.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
+  private readonly tombstones = new Map<string, Tombstone>()
 
   async load (name: string): Promise<Uint8Array[]> {
     return (this.docs.get(name) ?? []).slice()
@@ -22,6 +23,39 @@ export class MemoryStore implements Store {
     const log = this.docs.get(name)
     if (log === undefined || log.length < 2) return
     this.docs.set(name, [snapshot?.() ?? mergeUpdates(log)])
+  }
+
+  async tombstone (name: string): Promise<Tombstone | null> {
+    const found = this.tombstones.get(name)
+    return found === undefined ? null : { ...found }
+  }
+
+  async markDeleted (name: string, at: number): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found?.deletedAt != null) return false
+    this.tombstones.set(name, { deletedAt: at, retired: found?.retired ?? new Uint8Array(0) })
+    return true
+  }
+
+  async restore (name: string): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found?.deletedAt == null) return false
+    found.deletedAt = null
+    return true
+  }
+
+  async deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>> {
+    const rows: Array<{ name: string, deletedAt: number }> = []
+    for (const [name, { deletedAt }] of this.tombstones) if (deletedAt !== null && deletedAt < before) rows.push({ name, deletedAt })
+    return rows.sort((a, b) => a.deletedAt - b.deletedAt).slice(0, limit)
+  }
+
+  async purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found === undefined || found.deletedAt !== deletedAt) return false
+    this.tombstones.set(name, { deletedAt: null, retired })
+    this.docs.delete(name)
+    return true
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

@@ -49,6 +49,11 @@ function prepare (db, durability) {
       token INTEGER NOT NULL,
       PRIMARY KEY (doc, resource)
     );
+    CREATE TABLE IF NOT EXISTS tombstones (
+      doc TEXT PRIMARY KEY,
+      deleted_at INTEGER,
+      retired BLOB NOT NULL
+    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -88,6 +93,22 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  const getTombstone = db.prepare('SELECT deleted_at AS deletedAt, retired FROM tombstones WHERE doc = ?')
+  const markDeleted = db.prepare(`
+    INSERT INTO tombstones (doc, deleted_at, retired) VALUES (?, ?, x'')
+    ON CONFLICT (doc) DO UPDATE SET deleted_at = excluded.deleted_at WHERE tombstones.deleted_at IS NULL`)
+  const restore = db.prepare('UPDATE tombstones SET deleted_at = NULL WHERE doc = ? AND deleted_at IS NOT NULL')
+  const deletedBefore = db.prepare(`
+    SELECT doc AS name, deleted_at AS deletedAt FROM tombstones
+    WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY deleted_at LIMIT ?`)
+  const retire = db.prepare('UPDATE tombstones SET deleted_at = NULL, retired = ? WHERE doc = ? AND deleted_at = ?')
+  const removeAll = db.prepare('DELETE FROM log WHERE doc = ?')
+  // the mark and the rows go together: a restore either wins before or finds nothing to restore
+  const purge = db.transaction((name, deletedAt, retired) => {
+    if (retire.run(retired, name, deletedAt).changes !== 1) return false
+    removeAll.run(name)
+    return true
+  })
   const append = db.transaction(entries => {
     for (const { name, update } of entries) insert.run({ doc: name, data: update })
   })
@@ -115,7 +136,12 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
-    nextFencingToken: (name, resource) => bump.get(name, resource).token
+    nextFencingToken: (name, resource) => bump.get(name, resource).token,
+    tombstone: name => getTombstone.get(name) ?? null,
+    markDeleted: (name, at) => markDeleted.run(name, at).changes === 1,
+    restore: name => restore.run(name).changes === 1,
+    deletedBefore: (before, limit) => deletedBefore.all(before, limit),
+    purge: (name, deletedAt, retired) => purge.immediate(name, deletedAt, retired)
   }
 }
 

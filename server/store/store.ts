@@ -5,6 +5,19 @@ export interface StoreEntry {
 }
 
 /**
+ * What a store remembers of a deleted document (DELETE /api/documents/:name): while `deletedAt`
+ * is set its data is kept for a restore; once purged, `deletedAt` is null and `retired` lists the
+ * Yjs client ids of every purged generation, so that a client still holding the old content
+ * cannot bring it back into the fresh document of the same name.
+ */
+export interface Tombstone {
+  /** When it was deleted (ms since the epoch); null once purged. */
+  deletedAt: number | null
+  /** The purged generations' client ids, as a Yjs state vector; empty (zero bytes) when none. */
+  retired: Uint8Array
+}
+
+/**
  * Where documents live between sessions. A document is an append-only log of Yjs updates that
  * `compact` folds into one snapshot; applying every stored update rebuilds the document, in any
  * order. Implementations: SQLite (embedded default), PostgreSQL (shared), memory (tests, demos).
@@ -24,6 +37,20 @@ export interface Store {
    * instances must not, since another instance's rows may not be in it yet.
    */
   compact (name: string, snapshot?: () => Uint8Array): Promise<void>
+  /** The deletion record of a document, or null when it was never deleted. */
+  tombstone (name: string): Promise<Tombstone | null>
+  /** Marks a document deleted at `at` (ms), keeping its data; false when it is deleted already. */
+  markDeleted (name: string, at: number): Promise<boolean>
+  /** Clears the deletion mark, its data untouched; false when it was not deleted. */
+  restore (name: string): Promise<boolean>
+  /** Documents deleted before `before` (ms), oldest first, at most `limit` of them. */
+  deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>>
+  /**
+   * Drops every stored update of a document still deleted at exactly `deletedAt` (a restore or a
+   * later delete meanwhile wins) and records `retired` as its retired client ids, atomically.
+   * False when it did nothing.
+   */
+  purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean>
   /** The next fencing token for a lock resource: larger than any returned before, ever. */
   nextFencingToken (name: string, resource: string): Promise<number>
   /** Releases the store's resources; safe to call twice. */
