@@ -34,7 +34,8 @@ describe('bus message codec', () => {
     { type: 'presence', from: 'n1', doc: 'd', userId: 'u', entry: { userId: 'u', name: 'Ada', color: '#f80', status: 'idle', connections: 2, joinedAt: 1_732_000_000_000, lastActiveAt: 1_732_000_000_500 }, reason: '' },
     { type: 'presence', from: 'n1', doc: 'd', userId: 'u', entry: null, reason: 'timeout' },
     { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [] },
-    { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [{ userId: 'a', name: '', color: '', status: 'reconnecting', connections: 1, joinedAt: 0, lastActiveAt: 0 }, { userId: 'b', name: 'B', color: 'c', status: 'away', connections: 3, joinedAt: 5, lastActiveAt: 6 }] }
+    { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [{ userId: 'a', name: '', color: '', status: 'reconnecting', connections: 1, joinedAt: 0, lastActiveAt: 0 }, { userId: 'b', name: 'B', color: 'c', status: 'away', connections: 3, joinedAt: 5, lastActiveAt: 6 }] },
+    { type: 'deleted', from: 'n3', doc: 'gone/é' }
   ]
 
   test('round-trips every message type', () => {
@@ -43,6 +44,11 @@ describe('bus message codec', () => {
 
   test('fixed bytes for an update', () => {
     expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) }, 9)]).toEqual([2, 0, 1, 110, 1, 100, 9, 1, 7])
+  })
+
+  test('fixed bytes for a deletion', () => {
+    expect([...encodeBusMessage({ type: 'deleted', from: 'n', doc: 'd' }, 9)]).toEqual([2, 7, 1, 110, 1, 100, 9])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 7, 1, 110, 1, 100, 9, 0))).toThrow(/trailing/)
   })
 
   test('fixed bytes for a presence removal', () => {

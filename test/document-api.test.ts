@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest'
+import { isDeepStrictEqual } from 'node:util'
 import * as Y from 'yjs'
 import { docName, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from './helpers.js'
 import { tandemClient } from './tandem-helpers.js'
@@ -121,7 +122,7 @@ describe('GET /api/documents/:name/content', () => {
     p.insert(0, [new Y.XmlText('x')])
     client.doc.getXmlFragment('x').push([p])
     const want = { t: 'hi', m: { k: [1] }, a: ['x'], x: '<p>x</p>' }
-    await waitFor(async () => JSON.stringify(await contentJson(server, name)) === JSON.stringify(want), 5_000, 'all four types')
+    await waitFor(async () => isDeepStrictEqual(await contentJson(server, name), want), 5_000, 'all four types')
   })
 })
 
