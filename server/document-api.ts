@@ -63,13 +63,13 @@ export function registerDocumentApi (router: Router, source: () => DocumentApiSo
   router
     .add('GET', '/api/documents/:name*/content', route(async (req, name) => {
       const json = new URL(req.url ?? '/', 'http://localhost').searchParams.get('format') === 'json'
-      const ydoc = await readDocument(source(), name)
-      if (ydoc === null) return { status: 404, body: { error: 'no such document' } }
+      const read = await readDocument(source(), name)
+      if (read === null) return { status: 404, body: { error: 'no such document' } }
       try {
-        if (json) return { status: 200, body: documentJson(ydoc) }
-        return { status: 200, body: Y.encodeStateAsUpdate(ydoc), contentType: 'application/octet-stream' }
+        if (json) return { status: 200, body: documentJson(read.ydoc) }
+        return { status: 200, body: Y.encodeStateAsUpdate(read.ydoc), contentType: 'application/octet-stream' }
       } finally {
-        ydoc.destroy()
+        if (read.owned) read.ydoc.destroy()
       }
     }))
     .add('POST', '/api/documents/:name*/updates', route(async (req, name) => {
@@ -96,13 +96,13 @@ export function registerDocumentApi (router: Router, source: () => DocumentApiSo
 }
 
 /**
- * A copy of the document's content, or null when it has none stored and is not loaded here.
- * A document loaded here is read from memory, which holds every update this instance
- * acknowledged; with other instances, from the store as well, which holds every update any
- * instance acknowledged (an update is acknowledged only once stored). A document not loaded is
- * read from the store and is not loaded.
+ * The document's content, or null when it has none stored and is not loaded here. A document
+ * loaded here is read from memory, which holds every update this instance acknowledged; with
+ * other instances, from the store as well, which holds every update any instance acknowledged
+ * (an update is acknowledged only once stored). A document not loaded is read from the store and
+ * is not loaded. `owned`: the Y.Doc is a copy, to destroy after use (else it is the live one).
  */
-async function readDocument (source: DocumentApiSource, name: string): Promise<Y.Doc | null> {
+async function readDocument (source: DocumentApiSource, name: string): Promise<{ ydoc: Y.Doc, owned: boolean } | null> {
   const { documents, store, deletions, clustered } = source
   let loaded = documents.get(name)
   if (loaded?.status === 'loading') {
@@ -110,18 +110,17 @@ async function readDocument (source: DocumentApiSource, name: string): Promise<Y
     loaded = documents.get(name)
   }
   const live = loaded !== undefined && (loaded.status === 'ready' || loaded.status === 'unloading') ? loaded : undefined
+  if (live !== undefined && !clustered) return { ydoc: live.ydoc, owned: false }
+  // another instance may have deleted it a moment ago
+  await deletions.gate(name)
+  const updates = await store.load(name)
+  if (updates.length === 0 && live === undefined) return null
   const copy = new Y.Doc()
-  if (live === undefined || clustered) {
-    if (live === undefined) await deletions.gate(name)
-    const updates = await store.load(name)
-    if (updates.length === 0 && live === undefined) {
-      copy.destroy()
-      return null
-    }
-    Y.transact(copy, () => { for (const update of updates) Y.applyUpdate(copy, update) })
-  }
-  if (live !== undefined) Y.applyUpdate(copy, Y.encodeStateAsUpdate(live.ydoc))
-  return copy
+  Y.transact(copy, () => {
+    for (const update of updates) Y.applyUpdate(copy, update)
+    if (live !== undefined) Y.applyUpdate(copy, Y.encodeStateAsUpdate(live.ydoc))
+  })
+  return { ydoc: copy, owned: true }
 }
 
 /**
