@@ -22,7 +22,7 @@ import { Collaboration } from './collaboration.js'
 import { openLockTable } from './open-locks.js'
 import { registerApi } from './api.js'
 import { openCluster, type Cluster } from './cluster.js'
-import { TandemError } from '../shared/errors.js'
+import { TandemError, isTandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
 import { Metrics } from './metrics.js'
 import { SessionStats } from './stats.js'
@@ -253,6 +253,8 @@ export class TandemServer {
     const { maxMessagesPerSecond, messageBurst } = this.options
     bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
     loaded.then(() => session.start(), (err: unknown) => {
+      // deleted between the admission and the load: as final as a deletion seen at once
+      if (isTandemError(err, 'TANDEM_ERR_DOCUMENT_DELETED')) return session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
       session.logger.error({ err }, 'document failed to load')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
     }).catch((err: unknown) => {

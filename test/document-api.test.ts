@@ -5,6 +5,8 @@ import { docName, rawClient, startServer, stockClient, synced, tempDir, waitFor,
 import { tandemClient } from './tandem-helpers.js'
 import type { TandemServer } from '../server/index.js'
 import { SqliteStore } from '../server/store/sqlite-store.js'
+import { MemoryStore } from '../server/store/memory-store.js'
+import { LocalHub } from '../server/bus/local-bus.js'
 
 /** `http://host:port` of a server. */
 function httpOf (server: TandemServer): string {
@@ -387,3 +389,42 @@ describe('behind the admin token', () => {
 })
 
 
+
+describe('two servers sharing a store through an in-process bus', () => {
+  async function pair (): Promise<[TandemServer, TandemServer]> {
+    const hub = new LocalHub()
+    const store = new MemoryStore()
+    return [await startServer({ persistence: store, bus: hub.bus() }), await startServer({ persistence: store, bus: hub.bus() })]
+  }
+
+  test('an in-process handle on one server edits for clients on the other, attributed and stored; it hears them back', async () => {
+    const [one, two] = await pair()
+    const name = docName()
+    const client = stockClient(two.url, name)
+    await synced(client.provider)
+    const handle = await one.openDocument(name, { userId: 'assistant' })
+    expect(handle.userId).toBe('assistant')
+    await handle.transact(doc => doc.getText('t').insert(0, 'from the assistant'))
+    await waitFor(() => client.text.toString() === 'from the assistant', 5_000, 'the client on the other server sees it')
+    client.text.insert(0, '> ')
+    await waitFor(() => handle.doc.getText('t').toString() === '> from the assistant', 5_000, 'the handle hears the client')
+    await handle.close()
+  })
+
+  test('delete on one server closes the other\'s connections with 4404 and ends its handles', async () => {
+    const [one, two] = await pair()
+    const name = docName()
+    const [a, b] = [stockClient(one.url, name), stockClient(two.url, name)]
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    const handle = await two.openDocument(name)
+    await handle.transact(doc => doc.getText('t').insert(0, 'x'))
+    const closes = [nextClose(a), nextClose(b)]
+    expect((await call(one, 'DELETE', path(name))).status).toBe(200)
+    expect(await Promise.all(closes)).toEqual([4404, 4404])
+    await expect(handle.transact(doc => doc.getText('t').insert(0, 'y'))).rejects.toThrow(/deleted/)
+    expect(await upgradeStatus(two, name)).toBe(410)
+    expect((await call(two, 'POST', path(name, '/restore'))).status).toBe(200)
+    expect(await contentJson(one, name)).toEqual({ t: 'x' })
+    await handle.close()
+  })
+})

@@ -15,6 +15,11 @@ class GatedStore implements Store {
   append (entries: readonly StoreEntry[]) { return this.inner.append(entries) }
   compact (name: string) { return this.inner.compact(name) }
   nextFencingToken (name: string, resource: string) { return this.inner.nextFencingToken(name, resource) }
+  tombstone (name: string) { return this.inner.tombstone(name) }
+  markDeleted (name: string, at: number) { return this.inner.markDeleted(name, at) }
+  restore (name: string) { return this.inner.restore(name) }
+  deletedBefore (before: number, limit: number) { return this.inner.deletedBefore(before, limit) }
+  purge (name: string, deletedAt: number, retired: Uint8Array) { return this.inner.purge(name, deletedAt, retired) }
   close () { return this.inner.close() }
 }
 
