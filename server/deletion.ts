@@ -5,8 +5,11 @@ import { TandemError } from '../shared/errors.js'
 
 /** What deleting a document does beyond the store: this instance's part, and the others'. */
 export interface DeletionHooks {
-  /** Closes every connection and in-process handle to `name` here (4404) and unloads it. */
-  evict (name: string): void
+  /**
+   * Closes every connection and in-process handle to `name` here (4404) and unloads it; resolves
+   * once the updates it still had pending are stored (they belong to the deleted content).
+   */
+  evict (name: string): Promise<void>
   /** Tells the other instances to evict `name` too. */
   announce (name: string): void
 }
@@ -77,8 +80,9 @@ export class Deletions {
   async delete (name: string): Promise<boolean> {
     if (!await this.store.markDeleted(name, Date.now())) return false
     this.logger.info({ doc: name, retentionMs: this.retentionMs }, 'document deleted')
-    this.hooks.evict(name)
     this.hooks.announce(name)
+    // before answering: a purge (with a short retention) must not run before these rows land
+    await this.hooks.evict(name)
     return true
   }
 

@@ -154,7 +154,7 @@ export class TandemServer {
         this.cluster = await openCluster(options, {
           get: name => this.registry?.get(name),
           all: () => this.registry?.all() ?? [],
-          deleted: name => this.evict(name)
+          deleted: name => { void this.evict(name) }
         }, logger, {
           message: (direction, lagSeconds) => {
             this.metrics.busMessages.labels(direction).inc()
@@ -293,15 +293,17 @@ export class TandemServer {
   /**
    * The document was deleted (here or on another instance): it is forgotten at once, and every
    * connection to it here closes with 4404, every in-process handle and API write fails.
+   * Resolves once the updates it had pending are stored.
    */
-  private evict (name: string): void {
+  private evict (name: string): Promise<void> {
     const doc = this.registry?.evict(name)
-    if (doc === undefined) return
+    if (doc === undefined) return Promise.resolve()
     const err = new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
     for (const session of [...this.sessions]) {
       if (session.doc === doc) session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
     }
     for (const member of [...doc.members]) if (isServerMember(member)) member.gone(err)
+    return doc.whenStored()
   }
 
   /**
