@@ -99,6 +99,28 @@ describe('the document API on two instances with PostgreSQL and Redis', () => {
     expect(await json(p3, name)).toEqual({ t: 'one\ntwo\n' })
   })
 
+  it('bad bytes, a forged update and an oversize body are refused on either instance, nothing changed', async () => {
+    const { p1, p2 } = await twoInstances(['--max-message-size', '4096'])
+    const name = docName()
+    const a = stockClient(p1.url, name)
+    await synced(a.provider)
+    a.text.insert(0, 'intact')
+    await waitFor(async () => isDeepStrictEqual(await json(p2, name), { t: 'intact' }), 5_000, 'stored')
+    const before = await bytes(p1, name)
+    const forger = new Y.Doc()
+    forger.clientID = a.doc.clientID
+    forger.getArray('x').insert(0, Array.from({ length: 10 }, (_, i) => i))
+    for (const p of [p1, p2]) {
+      expect(await call(p, 'POST', path(name, '/updates'), new Uint8Array(64).fill(0xff))).toBe(400)
+      expect(await call(p, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(forger))).toBe(400)
+      expect(await call(p, 'POST', path(name, '/updates'), appendUpdate(new Uint8Array([0, 0]), 'x'.repeat(8192)))).toBe(413)
+    }
+    expect(await bytes(p2, name)).toEqual(before)
+    expect(await bytes(p1, name)).toEqual(before)
+    expect(a.text.toString()).toBe('intact')
+    expect(a.provider.wsconnected).toBe(true)
+  })
+
   it('delete closes connections on both instances with 4404; 410 on both; restore on the other brings it back exactly', async () => {
     const { p1, p2 } = await twoInstances()
     const name = docName()
