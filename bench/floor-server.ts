@@ -1,6 +1,6 @@
 import { WebSocketServer, type WebSocket } from 'ws'
-import { SharedFrame } from '../server/socket.js'
-import { sendFramedOnce } from '../server/ws-frame.js'
+import { SharedFrame } from '../server/transport/socket.js'
+import { sendFramedOnce } from '../server/transport/ws-frame.js'
 
 /**
  * The floor: a bare `ws` server that relays every binary frame to the other sockets on the same

@@ -2,8 +2,8 @@ import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, WebSocket } from 'ws'
-import { sendFramedOnce } from '../server/ws-frame.js'
-import { SharedFrame } from '../server/socket.js'
+import { sendFramedOnce } from '../server/transport/ws-frame.js'
+import { SharedFrame } from '../server/transport/socket.js'
 
 /**
  * `npm run bench:frames -- [SOCKETS] [BROADCASTS] [ROUNDS]`: the server's CPU per delivery for a

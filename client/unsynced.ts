@@ -1,3 +1,5 @@
+import { FRAME_KINDS, frameKind } from '../shared/frame-kind.js'
+
 /**
  * Counts local changes not yet stored by the server, from what went over the socket.
  *
@@ -15,6 +17,8 @@ export class UnsyncedCounter {
   /** Weights of the sync frames sent on the current socket, oldest first. */
   private queue: number[] = []
   private total = 0
+  /** The socket the queued frames went out on. */
+  private socket: object | null = null
 
   /** Local changes not yet known to be stored. */
   get count (): number {
@@ -25,6 +29,18 @@ export class UnsyncedCounter {
   unsent (): void {
     this.carried++
     this.total++
+  }
+
+  /** A frame went out on `socket`: sync frames are counted (a new socket carries the old one's). */
+  frameSent (socket: object, bytes: Uint8Array): void {
+    const kind = FRAME_KINDS[frameKind(bytes)]
+    if (kind !== 'sync_step2' && kind !== 'sync_update') return
+    if (socket !== this.socket) {
+      this.socketClosed()
+      this.socket = socket
+    }
+    if (kind === 'sync_step2') this.sentStep2()
+    else this.sentUpdate()
   }
 
   /** An update frame carrying one local change was sent. */
@@ -52,5 +68,6 @@ export class UnsyncedCounter {
   socketClosed (): void {
     for (const weight of this.queue) this.carried += weight
     this.queue = []
+    this.socket = null
   }
 }

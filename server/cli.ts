@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseCli, usage } from './cli-options.js'
+import { parseCli, usage } from './config/cli-options.js'
 import { createServer, type TandemServer } from './server.js'
 
 /** The `tandem` binary: parse flags, listen, shut down gracefully on SIGTERM and SIGINT. */

@@ -4,38 +4,37 @@ import { once } from 'node:events'
 import { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
-import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config.js'
-import { createLogger } from './logger.js'
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config/config.js'
+import { createLogger } from './observability/logger.js'
 import { openStore } from './store/open.js'
 import type { Store } from './store/store.js'
-import { UpdateWriter } from './writer.js'
-import { DocumentRegistry } from './documents.js'
-import { Session, type EndReason, type SessionHooks } from './session.js'
-import { WebSocketTransport, type UpgradeRequest } from './transport.js'
-import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth.js'
-import { Router } from './http.js'
-import { adminGuard } from './admin.js'
-import { BoundedSocket } from './bounded-socket.js'
-import { TokenBucket, withTimeout, type ConnectionCounter } from './limits.js'
-import { bindSocket } from './socket-events.js'
-import { Collaboration } from './collaboration.js'
-import { openLockTable } from './open-locks.js'
-import { registerApi } from './api.js'
-import { openCluster, type Cluster } from './cluster.js'
+import { UpdateWriter } from './document/writer.js'
+import { DocumentRegistry } from './document/registry.js'
+import { Session, type EndReason, type SessionHooks } from './session/session.js'
+import { WebSocketTransport, type UpgradeRequest } from './transport/transport.js'
+import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth/auth.js'
+import { Router } from './http/router.js'
+import { adminGuard } from './http/admin.js'
+import { registerHealth } from './http/health.js'
+import { HeartbeatLoop } from './session/heartbeat.js'
+import { BoundedSocket } from './transport/bounded-socket.js'
+import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
+import { bindSocket } from './transport/socket-events.js'
+import { Collaboration } from './session/collaboration.js'
+import { openLockTable } from './locks/open.js'
+import { registerApi } from './http/api.js'
+import { openCluster, type Cluster } from './cluster/cluster.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
-import { Metrics } from './metrics.js'
-import { SessionStats } from './stats.js'
-import { SessionAnalytics } from './analytics.js'
-import { Deletions } from './deletion.js'
-import { DocumentHandle, isServerMember } from './document-handle.js'
-import type { DocumentApiSource } from './document-api.js'
+import { Metrics } from './observability/metrics.js'
+import { SessionStats } from './observability/stats.js'
+import { SessionAnalytics } from './observability/analytics.js'
+import { Deletions } from './document/deletion.js'
+import { DocumentHandle, isServerMember } from './document/handle.js'
+import type { DocumentApiSource } from './http/documents.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
-
-/** Keepalive period for clients: well inside the stock client's 30 s watchdog. */
-const KEEPALIVE_MS = 15_000
 
 /**
  * A Tandem server: an HTTP server whose upgrades become document sessions. `listen()` opens the
@@ -46,7 +45,7 @@ export class TandemServer {
   readonly options: ResolvedOptions
   readonly logger: Logger
   readonly router = new Router()
-  status: ServerStatus = 'idle'
+  private lifecycle: ServerStatus = 'idle'
   readonly sessions = new Set<Session>()
   /** Prometheus metrics (`GET /metrics`). */
   readonly metrics: Metrics
@@ -61,7 +60,7 @@ export class TandemServer {
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
-  private heartbeatTimer: NodeJS.Timeout | undefined
+  private readonly heartbeats: HeartbeatLoop
   private closing: Promise<void> | undefined
   private readonly authenticate: Authenticate
 
@@ -71,15 +70,9 @@ export class TandemServer {
     const { authenticate, authSecret, adminToken } = this.options
     this.authenticate = authenticate !== undefined ? fromHook(authenticate) : authSecret !== undefined ? jwt(authSecret) : anonymous()
     if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
-    this.router
-      .add('GET', '/healthz', () => ({ status: 200, body: { status: 'ok' } }))
-      .add('GET', '/readyz', () => {
-        if (this.status !== 'listening') return { status: 503, body: { status: this.status } }
-        // local clients are still served while Redis is away, but a balancer should prefer peers
-        if (this.cluster !== undefined && !this.cluster.ready) return { status: 503, body: { status: 'redis-unreachable' } }
-        return { status: 200, body: { status: 'ready' } }
-      })
-    registerApi(this.router, { adminToken: this.options.adminToken, server: this })
+    registerHealth(this.router, { status: () => this.status, redisReady: () => this.cluster?.ready })
+    this.heartbeats = new HeartbeatLoop(this.sessions, this.options.heartbeatIntervalMs, this.options.heartbeatTimeoutMs)
+    registerApi(this.router, { server: this })
     this.metrics = new Metrics({
       connections: () => this.sessions.size,
       sessions: () => this.sessions.size + (this.collab?.held ?? 0),
@@ -96,8 +89,13 @@ export class TandemServer {
 
   /** Changes the lifecycle status; the one place it changes. */
   private setStatus (status: ServerStatus): void {
-    this.logger.debug({ from: this.status, to: status }, 'server status')
-    this.status = status
+    this.logger.debug({ from: this.lifecycle, to: status }, 'server status')
+    this.lifecycle = status
+  }
+
+  /** Where the server is in its lifecycle. */
+  get status (): ServerStatus {
+    return this.lifecycle
   }
 
   /** The documents loaded now. */
@@ -203,8 +201,7 @@ export class TandemServer {
       throw err
     }
     this.deletions?.start()
-    const tick = Math.min(options.heartbeatIntervalMs, KEEPALIVE_MS)
-    this.heartbeatTimer = setInterval(() => this.heartbeat(), tick)
+    this.heartbeats.start()
     this.setStatus('listening')
     logger.info({ url: this.url }, `listening on ${this.url}`)
     return this
@@ -215,16 +212,10 @@ export class TandemServer {
     const { authTimeoutMs } = this.options
     const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
       () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
-    if (this.atDocumentLimit(request.document)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    if (this.documents.atLimit(request.document, this.options.maxDocuments)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
     // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
     if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
     return identity
-  }
-
-  /** True when opening `name` would load one document more than maxDocuments. */
-  private atDocumentLimit (name: string): boolean {
-    const { maxDocuments } = this.options
-    return maxDocuments > 0 && this.documents.get(name) === undefined && this.documents.size >= maxDocuments
   }
 
   private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {
@@ -233,7 +224,7 @@ export class TandemServer {
       return
     }
     // admitted sessions may have loaded other documents meanwhile
-    if (this.atDocumentLimit(request.document)) {
+    if (this.documents.atLimit(request.document, this.options.maxDocuments)) {
       socket.close(CloseCode.TRY_AGAIN_LATER, 'TANDEM_ERR_OVERLOADED')
       return
     }
@@ -246,7 +237,7 @@ export class TandemServer {
       session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
       session.end('error', CloseCode.TRY_AGAIN_LATER)
     })
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId)
+    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId, request.remoteAddress)
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
@@ -319,12 +310,6 @@ export class TandemServer {
     this.registry?.release(session.doc)
   }
 
-  private heartbeat (): void {
-    const now = Date.now()
-    const options = { intervalMs: this.options.heartbeatIntervalMs, timeoutMs: this.options.heartbeatTimeoutMs, keepaliveMs: KEEPALIVE_MS }
-    for (const session of this.sessions) session.heartbeat(now, options)
-  }
-
   /**
    * Graceful shutdown: readyz turns 503, no new connections, pending updates are stored, every
    * socket is closed with 1012. Resolves within the shutdown timeout even if the store hangs.
@@ -343,7 +328,7 @@ export class TandemServer {
     this.setStatus('draining')
     const started = Date.now()
     const { logger } = this
-    clearInterval(this.heartbeatTimer)
+    this.heartbeats.stop()
     this.deletions?.close()
     // an attached server is the embedder's: Tandem only stops taking its upgrades
     if (this.options.server === undefined) this.http?.close()

@@ -1,5 +1,8 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
+import { LEAVE_REASONS, LOCK_RELEASE_REASONS, type LeaveReason, type LockReleaseReason } from './reasons.js'
+
+export { LEAVE_REASONS, LOCK_RELEASE_REASONS, type LeaveReason, type LockReleaseReason }
 
 /**
  * Tandem's own messages, carried in frames of type MESSAGE_TANDEM (100) and sent only to clients
@@ -54,10 +57,6 @@ export type Access = 'read' | 'write'
 export type PresenceStatus = 'active' | 'idle' | 'away' | 'reconnecting'
 /** The statuses a client may set itself; `idle` and `reconnecting` are the server's to decide. */
 export type SettableStatus = 'active' | 'away'
-/** Why a user left a document. */
-export type LeaveReason = 'leave' | 'disconnect' | 'timeout' | 'kicked' | 'shutdown'
-/** Why a lock was released. */
-export type LockReleaseReason = 'release' | 'expired' | 'admin' | LeaveReason
 
 /** One user in a document: several connections (tabs) of one user are one entry. */
 export interface PresenceEntry {
@@ -87,8 +86,6 @@ export interface LockInfo {
 }
 
 export const PRESENCE_STATUSES: readonly PresenceStatus[] = ['active', 'idle', 'away', 'reconnecting']
-export const LEAVE_REASONS: readonly LeaveReason[] = ['leave', 'disconnect', 'timeout', 'kicked', 'shutdown']
-export const LOCK_RELEASE_REASONS: readonly LockReleaseReason[] = ['release', 'expired', 'admin', ...LEAVE_REASONS]
 
 const ACK = 0
 const REFUSED = 1

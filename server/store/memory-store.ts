@@ -1,5 +1,5 @@
 import type { Store, StoreEntry, Tombstone } from './store.js'
-import { mergeUpdates } from '../merge.js'
+import { mergeUpdates } from '../document/merge.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {

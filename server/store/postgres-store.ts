@@ -1,6 +1,6 @@
 import pg from 'pg'
 import type { Store, StoreEntry, Tombstone } from './store.js'
-import { mergeUpdates } from '../merge.js'
+import { mergeUpdates } from '../document/merge.js'
 
 /** Options of {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {

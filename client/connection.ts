@@ -1,0 +1,41 @@
+import { CloseCode } from '../shared/constants.js'
+import type { WebSocketClass } from './options.js'
+
+/** What the tracking socket class reports to its client. */
+export interface SocketHooks {
+  /** A frame goes out on `socket`. */
+  sent (socket: object, bytes: Uint8Array): void
+  /** True while the client closes on purpose: a close without a code is then a normal leave. */
+  departing (): boolean
+}
+
+/**
+ * Wraps a WebSocket class (the browser's, or `ws` in Node) for the y-websocket provider, so
+ * that every frame sent is seen (for `unsyncedChanges`) and a close on purpose says 1000.
+ */
+export function trackingSocketClass (Base: WebSocketClass, hooks: SocketHooks): WebSocketClass {
+  return class TrackingWebSocket extends Base {
+    override send (data: Parameters<WebSocket['send']>[0]): void {
+      const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null
+      if (bytes !== null) hooks.sent(this, bytes)
+      super.send(data)
+    }
+
+    override close (code?: number, reason?: string): void {
+      // the provider closes without a code; only a departure on purpose is a normal leave
+      if (code === undefined && hooks.departing()) super.close(CloseCode.NORMAL, 'leave')
+      else super.close(code, reason)
+    }
+  } as WebSocketClass
+}
+
+/** Resolves when the socket closed, or after `timeoutMs` at the latest. */
+export function socketClosed (socket: WebSocket, timeoutMs: number): Promise<void> {
+  return new Promise(resolve => {
+    const timer = setTimeout(resolve, timeoutMs)
+    socket.addEventListener('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+}

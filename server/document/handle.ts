@@ -1,0 +1,137 @@
+import * as Y from 'yjs'
+import type { Document, DocumentMember } from './document.js'
+import type { SharedFrame } from '../transport/socket.js'
+import { readFrame } from '../../shared/messages.js'
+import { TandemError } from '../../shared/errors.js'
+
+/**
+ * A member of a document that is not a connection: a request of the document API, or an
+ * in-process handle (`tandem.openDocument`). Its updates take the path a session's take
+ * (Document.applyUpdate: validation, the enforced-lock check once there is one, relay, storage,
+ * replication to other instances) and are attributed to `identity.userId`, as a session's are to
+ * its identity. `submit` resolves once the update is stored, as a Tandem client's acknowledgement
+ * arrives.
+ */
+export class ServerMember implements DocumentMember {
+  readonly identity: { readonly userId: string }
+  /** Updates submitted and not yet stored, oldest first: acknowledgements come in order. */
+  private readonly waiting: Array<{ resolve: () => void, reject: (err: Error) => void }> = []
+  private goneWith: Error | null = null
+
+  /** @param onUpdate - hears every update the document relays to its members */
+  constructor (userId: string, private readonly onUpdate: ((update: Uint8Array) => void) | null = null) {
+    this.identity = { userId }
+  }
+
+  /**
+   * Applies `update` to `doc` as this member. Throws at once what Document.applyUpdate throws
+   * (TANDEM_ERR_INVALID_UPDATE, TANDEM_ERR_DOCUMENT_DELETED, and TANDEM_ERR_LOCKED with the
+   * holder once locks are enforced), the document untouched; else resolves once it is stored.
+   */
+  submit (doc: Document, update: Uint8Array): Promise<void> {
+    if (this.goneWith !== null) return Promise.reject(this.goneWith)
+    const stored = new Promise<void>((resolve, reject) => this.waiting.push({ resolve, reject }))
+    try {
+      doc.applyUpdate(update, this)
+    } catch (err) {
+      this.waiting.pop()
+      throw err
+    }
+    return stored
+  }
+
+  /** The document went away (deleted): every submit waiting fails with `err`, and later ones too. */
+  gone (err: Error): void {
+    this.goneWith ??= err
+    for (const waiter of this.waiting.splice(0)) waiter.reject(err)
+  }
+
+  send (): void {
+    // only sync replies and awareness are sent to one member: nothing this member needs
+  }
+
+  relay (frame: SharedFrame): void {
+    if (this.onUpdate === null) return
+    const decoded = readFrame(frame.data)
+    if (decoded.type === 'sync-update' || decoded.type === 'sync-step2') this.onUpdate(decoded.update)
+  }
+
+  acknowledge (count: number): void {
+    for (const waiter of this.waiting.splice(0, count)) waiter.resolve()
+  }
+}
+
+/** Marks updates that come from the server's document, so they are not sent back to it. */
+const FROM_SERVER = Symbol('from server')
+
+/**
+ * A document opened in the server's own process (`tandem.openDocument`): a Y.Doc kept in step
+ * with the loaded document, whose local changes are applied like a client's and resolve once
+ * stored. Keeps the document loaded until `close()`.
+ */
+export class DocumentHandle {
+  /** The document's content; change it inside `transact`. Other members' changes arrive here. */
+  readonly doc = new Y.Doc()
+  private readonly member: ServerMember
+  private last: Promise<void> = Promise.resolve()
+  private closing: Promise<void> | undefined
+
+  /** @param release - called once closed: the document may unload */
+  constructor (private readonly document: Document, userId: string, private readonly release: (doc: Document) => void) {
+    this.member = new ServerMember(userId, update => Y.applyUpdate(this.doc, update, FROM_SERVER))
+    Y.applyUpdate(this.doc, Y.encodeStateAsUpdate(document.ydoc), FROM_SERVER)
+    this.doc.on('update', this.submitLocal)
+    document.addMember(this.member)
+  }
+
+  /** The user id its changes are attributed to. */
+  get userId (): string {
+    return this.member.identity.userId
+  }
+
+  /**
+   * Runs `fn` in one Yjs transaction on `doc`; resolves once its changes are stored (and relayed
+   * to every client on every instance), at once when it changed nothing. Rejects when they are
+   * refused (TANDEM_ERR_INVALID_UPDATE, TANDEM_ERR_DOCUMENT_DELETED, TANDEM_ERR_LOCKED), or when
+   * the handle is closed.
+   */
+  transact (fn: (doc: Y.Doc) => void): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new TandemError('TANDEM_ERR_DESTROYED', 'the document handle is closed'))
+    const before = this.last
+    this.doc.transact(() => fn(this.doc))
+    return this.last === before ? Promise.resolve() : this.last
+  }
+
+  /** The document was deleted: further changes are refused. */
+  gone (err: Error): void {
+    this.member.gone(err)
+  }
+
+  /** Waits for changes made so far to be stored, then leaves the document. Safe to call twice. */
+  close (): Promise<void> {
+    this.closing ??= this.last.catch(() => {}).then(() => {
+      this.doc.off('update', this.submitLocal)
+      this.document.removeMember(this.member)
+      this.release(this.document)
+    })
+    return this.closing
+  }
+
+  private readonly submitLocal = (update: Uint8Array, origin: unknown): void => {
+    if (origin === FROM_SERVER) return
+    let stored: Promise<void>
+    try {
+      stored = this.member.submit(this.document, update)
+    } catch (err) {
+      stored = Promise.reject(err)
+    }
+    // a caller that never awaits its transact must not crash the process
+    stored.catch(() => {})
+    this.last = stored
+  }
+}
+
+/** True when `member` is a ServerMember (an API request or an in-process handle). */
+export function isServerMember (member: DocumentMember): member is ServerMember {
+  return member instanceof ServerMember
+}

@@ -1,0 +1,215 @@
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import { Document, type DocumentObserver } from './document.js'
+import type { Store } from '../store/store.js'
+import type { UpdateWriter } from './writer.js'
+import { TandemError } from '../../shared/errors.js'
+
+/**
+ * Decides whether a document may load: rejects with TANDEM_ERR_DOCUMENT_DELETED while it is
+ * deleted; else resolves with the client ids whose updates it must refuse (purged generations of
+ * the name), or null. See deletion.ts.
+ */
+export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
+
+/** Thresholds after which a document's update log is folded into one snapshot. */
+export interface CompactionLimits {
+  compactAfterUpdates: number
+  compactAfterBytes: number
+}
+
+/**
+ * How loaded documents stay in step with other instances (scale-out). Besides observing each
+ * document, it hears about a document before it loads (so nothing published meanwhile is
+ * missed), once it has loaded (to catch up from peers), and after it unloads.
+ */
+export interface Replication extends DocumentObserver {
+  /** Start hearing about `name`; resolves once messages about it are heard. */
+  attach (name: string): Promise<void>
+  /** The document loaded from the store: ask peers for what the store did not have yet. */
+  loaded (doc: Document): void
+  /** Stop hearing about `name`. */
+  detach (name: string): void
+}
+
+/**
+ * The documents loaded in this process. A document is loaded once however many sessions join
+ * while it loads, and unloaded when its last member leaves and its updates are stored.
+ */
+export class DocumentRegistry {
+  private readonly docs = new Map<string, Document>()
+  private readonly loads = new Map<Document, Promise<void>>()
+  private readonly compacting = new Set<Document>()
+  /** Documents past a compaction threshold, compacted one per event-loop turn, oldest first. */
+  private readonly compactQueue = new Set<Document>()
+  private compactScheduled = false
+  private readonly unloads = new Set<Promise<void>>()
+
+  constructor (
+    private readonly store: Store,
+    private readonly writer: UpdateWriter,
+    private readonly limits: CompactionLimits,
+    private readonly logger: Logger,
+    private readonly replication: Replication | null = null,
+    private readonly gate: DocumentGate | null = null
+  ) {}
+
+  /** The loaded document of that name, if any. */
+  get (name: string): Document | undefined {
+    return this.docs.get(name)
+  }
+
+  /** Every loaded document. */
+  all (): IterableIterator<Document> {
+    return this.docs.values()
+  }
+
+  /** Number of loaded documents. */
+  get size (): number {
+    return this.docs.size
+  }
+
+  /** True when opening `name` would load one document more than `max` (0: no limit). */
+  atLimit (name: string, max: number): boolean {
+    return max > 0 && !this.docs.has(name) && this.docs.size >= max
+  }
+
+  /**
+   * The document of that name, loading it if needed. The returned promise resolves once it is
+   * loaded; it rejects if the store cannot load it (the document is then forgotten).
+   */
+  open (name: string): { doc: Document, loaded: Promise<void> } {
+    let doc = this.docs.get(name)
+    if (doc !== undefined && doc.status === 'unloading') doc.setStatus('ready')
+    if (doc === undefined) {
+      const created = new Document(name, this.logger.child({ doc: name }), d => this.onPending(d), this.replication)
+      doc = created
+      this.docs.set(name, created)
+      const { replication } = this
+      // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
+      const attached = replication === null ? Promise.resolve() : replication.attach(name)
+      const { gate } = this
+      const loaded = attached.then(() => Promise.all([gate?.(name) ?? null, this.store.load(name)])).then(([retired, updates]) => {
+        if (this.docs.get(name) !== created) {
+          // deleted while it loaded (evict): it must not become ready
+          created.setStatus('unloaded')
+          created.destroy()
+          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
+        }
+        created.retired = retired
+        created.loadStored(updates)
+        created.setStatus('ready')
+        replication?.loaded(created)
+      }, (err: unknown) => {
+        created.setStatus('failed')
+        if (this.docs.get(name) === created) {
+          this.docs.delete(name)
+          replication?.detach(name)
+        }
+        created.destroy()
+        throw err
+      }).finally(() => this.loads.delete(created))
+      this.loads.set(created, loaded)
+    }
+    return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }
+  }
+
+  /** Call when a member left: unloads the document once it has none and everything is stored. */
+  release (doc: Document): void {
+    if (doc.members.size > 0 || doc.status !== 'ready') return
+    doc.setStatus('unloading')
+    const unload = this.unload(doc).catch((err: unknown) => {
+      doc.logger.error({ err }, 'unload failed')
+    }).finally(() => this.unloads.delete(unload))
+    this.unloads.add(unload)
+  }
+
+  /**
+   * Forgets the document of that name at once (it was deleted): a later `open` loads it afresh,
+   * through the gate. Its members are the caller's to close; updates it still has pending are
+   * stored, then it is destroyed. Returns the document, or undefined when it was not loaded.
+   */
+  evict (name: string): Document | undefined {
+    const doc = this.docs.get(name)
+    if (doc === undefined) return undefined
+    this.docs.delete(name)
+    this.compactQueue.delete(doc)
+    this.replication?.detach(name)
+    // not 'ready': release() leaves it alone, and a load under way sees it was evicted
+    if (doc.status === 'loading') return doc
+    doc.setStatus('unloading')
+    const unload = doc.whenStored().then(() => {
+      doc.setStatus('unloaded')
+      doc.destroy()
+    }).finally(() => this.unloads.delete(unload))
+    this.unloads.add(unload)
+    return doc
+  }
+
+  /** Resolves when every unload under way has finished. */
+  async settled (): Promise<void> {
+    while (this.unloads.size > 0) await Promise.all(this.unloads)
+  }
+
+  private async unload (doc: Document): Promise<void> {
+    await doc.whenStored()
+    if (doc.status !== 'unloading') return // someone joined meanwhile
+    if (doc.logUpdates > 1) await this.compact(doc)
+    if (doc.status !== 'unloading' || doc.hasPending) return
+    // an evicted document is no longer the registry's (another of that name may be loaded)
+    if (this.docs.get(doc.name) !== doc) return
+    this.docs.delete(doc.name)
+    this.replication?.detach(doc.name)
+    doc.setStatus('unloaded')
+    doc.destroy()
+  }
+
+  private onPending (doc: Document): void {
+    this.writer.schedule(doc)
+    if (doc.logUpdates >= this.limits.compactAfterUpdates || doc.logBytes >= this.limits.compactAfterBytes) {
+      // never inside the update being applied, and never many at once: documents under the same
+      // load cross their thresholds together, and compacting a hundred in one turn stalls every
+      // relay behind them for hundreds of milliseconds
+      if (this.compacting.has(doc) || this.compactQueue.has(doc)) return
+      this.compactQueue.add(doc)
+      this.scheduleCompaction()
+    }
+  }
+
+  private scheduleCompaction (): void {
+    if (this.compactScheduled || this.compactQueue.size === 0) return
+    this.compactScheduled = true
+    setImmediate(this.compactNext)
+  }
+
+  private readonly compactNext = (): void => {
+    const doc = this.compactQueue.values().next().value
+    if (doc === undefined) {
+      this.compactScheduled = false
+      return
+    }
+    this.compactQueue.delete(doc)
+    const skip = doc.status !== 'ready' && doc.status !== 'unloading'
+    const done = skip ? Promise.resolve() : this.compact(doc)
+    done.catch((err: unknown) => doc.logger.error({ err }, 'compaction failed')).finally(() => {
+      this.compactScheduled = false
+      this.scheduleCompaction()
+    })
+  }
+
+  private async compact (doc: Document): Promise<void> {
+    if (this.compacting.has(doc)) return
+    this.compacting.add(doc)
+    try {
+      const before = doc.logUpdates
+      // the in-memory state holds every update this process stored (a shared store ignores it)
+      await this.store.compact(doc.name, () => Y.encodeStateAsUpdate(doc.ydoc))
+      // updates stored while compacting are still separate rows
+      doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
+      doc.logBytes = 0
+      doc.logger.debug({ updates: before }, 'compacted')
+    } finally {
+      this.compacting.delete(doc)
+    }
+  }
+}

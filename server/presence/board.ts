@@ -1,0 +1,234 @@
+import type { LeaveReason, PresenceEntry, PresenceStatus, SettableStatus } from '../../shared/tandem.js'
+
+/** A change to a document's presence, as broadcast to Tandem clients. */
+export type PresenceChange =
+  | { event: 'joined' | 'updated', user: PresenceEntry }
+  | { event: 'left', user: PresenceEntry, reason: LeaveReason }
+
+/** Who a connection belongs to. */
+export interface PresenceIdentity {
+  userId: string
+  name: string
+  color: string
+}
+
+interface Connection {
+  userId: string
+  /** Set by the client: 'away' sticks until it sets 'active' again. */
+  chosen: SettableStatus
+  idle: boolean
+  reconnecting: boolean
+  lastActiveAt: number
+}
+
+interface User {
+  identity: PresenceIdentity
+  joinedAt: number
+  connections: Set<string>
+  /** What was last announced, to announce only real changes. */
+  announced: PresenceEntry | undefined
+}
+
+/** Status order: the entry of a user shows the liveliest of its connections. */
+const RANK: Record<PresenceStatus, number> = { active: 3, idle: 2, away: 1, reconnecting: 0 }
+
+/**
+ * The presence of one document: one entry per user, made of that user's connections (tabs).
+ * It holds state and reports changes through `onChange`; it knows nothing of sockets, so the
+ * same board can later be fed by a bus from other instances.
+ *
+ * A connection turns `idle` after `idleAfterMs` without activity (edits, awareness changes,
+ * status changes) and back to `active` on the next activity; `away` is set by the client and
+ * kept until it sets `active`; `reconnecting` lasts from a drop until resume or the end of the
+ * grace. `updated` is announced when status, connections, name or color change (not for
+ * `lastActiveAt` alone, which would mean one event per keystroke).
+ */
+export class PresenceBoard {
+  private readonly users = new Map<string, User>()
+  private readonly connections = new Map<string, Connection>()
+  /** One timer for the board, due when the next connection turns idle (not one per connection). */
+  private idleTimer: ReturnType<typeof setTimeout> | undefined
+  private idleDueAt = Infinity
+
+  constructor (
+    private readonly idleAfterMs: number,
+    private readonly onChange: (change: PresenceChange) => void,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  /** Adds a connection of `identity`: `joined` for a new user, else `updated`. */
+  connect (connectionId: string, identity: PresenceIdentity): void {
+    if (this.connections.has(connectionId)) return
+    const now = this.now()
+    const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now }
+    this.connections.set(connectionId, connection)
+    let user = this.users.get(identity.userId)
+    if (user === undefined) {
+      user = { identity, joinedAt: now, connections: new Set(), announced: undefined }
+      this.users.set(identity.userId, user)
+    } else {
+      // the newest connection's name and color win: that is what the user chose last
+      user.identity = identity
+    }
+    user.connections.add(connectionId)
+    this.armIdle(connection)
+    this.announce(user)
+  }
+
+  /** Removes a connection: `left` with `reason` when it was the user's last, else `updated`. */
+  disconnect (connectionId: string, reason: LeaveReason): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return
+    this.connections.delete(connectionId)
+    const user = this.users.get(connection.userId)
+    if (user === undefined) return
+    user.connections.delete(connectionId)
+    if (user.connections.size > 0) return this.announce(user)
+    this.users.delete(connection.userId)
+    // as last seen: with no connection left there is no status to compute
+    const last = user.announced ?? this.entry(user)
+    this.onChange({ event: 'left', user: { ...last, connections: 0 }, reason })
+  }
+
+  /** The connection dropped and may resume: it shows `reconnecting`. */
+  suspend (connectionId: string): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return
+    connection.reconnecting = true
+    this.changed(connection)
+  }
+
+  /** The connection resumed within the grace. */
+  resume (connectionId: string): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined || !connection.reconnecting) return
+    connection.reconnecting = false
+    this.touch(connectionId)
+    this.changed(connection)
+  }
+
+  /** The connection did something: an edit or an awareness change. */
+  activity (connectionId: string): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined || connection.reconnecting) return
+    const wasIdle = connection.idle
+    this.touch(connectionId)
+    if (wasIdle) this.changed(connection)
+  }
+
+  /** The client set its status (`away`, or `active` again). */
+  setStatus (connectionId: string, status: SettableStatus): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return
+    connection.chosen = status
+    this.touch(connectionId)
+    this.changed(connection)
+  }
+
+  /** True while the board has the connection (live or reconnecting). */
+  has (connectionId: string): boolean {
+    return this.connections.has(connectionId)
+  }
+
+  /** The entry of a user, if present. */
+  get (userId: string): PresenceEntry | undefined {
+    const user = this.users.get(userId)
+    return user === undefined ? undefined : this.entry(user)
+  }
+
+  /** Every entry, in order of joining. */
+  list (): PresenceEntry[] {
+    return [...this.users.values()].map(user => this.entry(user))
+  }
+
+  /** Number of users. */
+  get size (): number {
+    return this.users.size
+  }
+
+  /** Clears every timer; the board announces nothing more. */
+  close (): void {
+    clearTimeout(this.idleTimer)
+    this.idleTimer = undefined
+    this.connections.clear()
+    this.users.clear()
+  }
+
+  private touch (connectionId: string): void {
+    const connection = this.connections.get(connectionId)
+    if (connection === undefined) return
+    connection.lastActiveAt = this.now()
+    connection.idle = false
+    this.armIdle(connection)
+  }
+
+  /**
+   * Makes sure the board's timer is due by the time `connection` would turn idle. Activity only
+   * stamps `lastActiveAt`, so a burst of keystrokes costs no timer churn; the sweep re-arms for
+   * whatever connection is next.
+   */
+  private armIdle (connection: Connection): void {
+    if (connection.reconnecting || connection.idle) return
+    const dueAt = connection.lastActiveAt + this.idleAfterMs
+    if (this.idleTimer !== undefined && this.idleDueAt <= dueAt) return
+    clearTimeout(this.idleTimer)
+    this.idleDueAt = dueAt
+    this.idleTimer = setTimeout(this.sweep, Math.max(0, dueAt - this.now()))
+    this.idleTimer.unref?.()
+  }
+
+  /** Turns quiet connections idle and arms the timer for the next one. */
+  private readonly sweep = (): void => {
+    this.idleTimer = undefined
+    this.idleDueAt = Infinity
+    const now = this.now()
+    let next: Connection | undefined
+    for (const connection of this.connections.values()) {
+      if (connection.reconnecting || connection.idle) continue
+      if (now - connection.lastActiveAt >= this.idleAfterMs) {
+        connection.idle = true
+        this.changed(connection)
+      } else if (next === undefined || connection.lastActiveAt < next.lastActiveAt) {
+        next = connection
+      }
+    }
+    if (next !== undefined) this.armIdle(next)
+  }
+
+  private changed (connection: Connection): void {
+    const user = this.users.get(connection.userId)
+    if (user !== undefined) this.announce(user)
+  }
+
+  private announce (user: User): void {
+    const entry = this.entry(user)
+    const before = user.announced
+    user.announced = entry
+    if (before === undefined) return this.onChange({ event: 'joined', user: entry })
+    if (before.status !== entry.status || before.connections !== entry.connections ||
+        before.name !== entry.name || before.color !== entry.color) {
+      this.onChange({ event: 'updated', user: entry })
+    }
+  }
+
+  private entry (user: User): PresenceEntry {
+    let status: PresenceStatus = 'reconnecting'
+    let lastActiveAt = user.joinedAt
+    for (const id of user.connections) {
+      const connection = this.connections.get(id)
+      if (connection === undefined) continue
+      const own: PresenceStatus = connection.reconnecting ? 'reconnecting' : connection.chosen === 'away' ? 'away' : connection.idle ? 'idle' : 'active'
+      if (RANK[own] > RANK[status]) status = own
+      lastActiveAt = Math.max(lastActiveAt, connection.lastActiveAt)
+    }
+    return {
+      userId: user.identity.userId,
+      name: user.identity.name,
+      color: user.identity.color,
+      status,
+      connections: user.connections.size,
+      joinedAt: user.joinedAt,
+      lastActiveAt
+    }
+  }
+}

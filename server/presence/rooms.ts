@@ -1,0 +1,174 @@
+import { writeTandem } from '../../shared/messages.js'
+import type { PresenceEntry, SettableStatus, TandemMessage } from '../../shared/tandem.js'
+import type { LeaveReason } from '../../shared/reasons.js'
+import { PresenceBoard, type PresenceChange } from './board.js'
+import { PresenceMerge } from './merge.js'
+import type { Identity } from '../auth/auth.js'
+
+/** What presence needs of a session. */
+export interface PresenceMember {
+  /** Stable across resumes. */
+  readonly id: string
+  readonly identity: Identity
+  send (frame: Uint8Array): void
+}
+
+/** How presence reaches the other instances (the cluster); absent on a single instance. */
+export interface PresencePeers {
+  /** This instance's entry of a user changed (null: its last connection here ended). */
+  publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void
+  /** Asks the peers for their presence of a document (a room was just created here). */
+  refreshPresence (doc: string): void
+}
+
+interface Room {
+  /** This instance's connections. */
+  board: PresenceBoard
+  /** The board merged with the peers' entries: what clients and the API see. */
+  merge: PresenceMerge
+  /** Live sessions of the document here. */
+  live: Set<PresenceMember>
+  /** Live Tandem sessions: they receive presence and lock messages. */
+  tandem: Set<PresenceMember>
+  /** Ids of sessions within their reconnect grace. */
+  held: Set<string>
+}
+
+/**
+ * The presence of every document with someone in it: one room per document, holding this
+ * instance's board, its merge with the peers' entries, and the sessions that hear presence (and
+ * lock) messages. A room goes when its last live or held session is gone.
+ */
+export class PresenceRooms {
+  private readonly rooms = new Map<string, Room>()
+
+  constructor (private readonly idleAfterMs: number, private readonly peers?: PresencePeers) {}
+
+  /** A session started; `resumed` when it takes back its entry from its reconnect grace. */
+  join (doc: string, member: PresenceMember, resumed: boolean): void {
+    const room = this.room(doc)
+    room.live.add(member)
+    if (resumed) {
+      room.held.delete(member.id)
+      room.board.resume(member.id)
+    } else {
+      room.board.connect(member.id, member.identity)
+    }
+  }
+
+  /** Sends a Tandem session the document's presence; from now on it hears every change. */
+  greet (doc: string, member: PresenceMember): void {
+    const room = this.room(doc)
+    member.send(writeTandem({ type: 'presence', users: room.merge.list() }))
+    room.tandem.add(member)
+  }
+
+  /** The Tandem sessions of a document here: they hear presence and lock messages. */
+  listeners (doc: string): Iterable<PresenceMember> {
+    return this.rooms.get(doc)?.tandem ?? []
+  }
+
+  setStatus (doc: string, id: string, status: SettableStatus): void {
+    this.rooms.get(doc)?.board.setStatus(id, status)
+  }
+
+  /** The session edited the document or changed its awareness state. */
+  activity (doc: string, id: string): void {
+    this.rooms.get(doc)?.board.activity(id)
+  }
+
+  /** The session's connection ended: it no longer hears anything. False when it had no room. */
+  leave (doc: string, member: PresenceMember): boolean {
+    const room = this.rooms.get(doc)
+    if (room === undefined) return false
+    room.live.delete(member)
+    room.tandem.delete(member)
+    return true
+  }
+
+  /** The session is held for its reconnect grace: its entry shows `reconnecting`. */
+  hold (doc: string, id: string): void {
+    const room = this.rooms.get(doc)
+    if (room === undefined) return
+    room.held.add(id)
+    room.board.suspend(id)
+  }
+
+  /** The session ended for good: its connection leaves the entry (`left` when it was the last). */
+  finish (doc: string, id: string, reason: LeaveReason): void {
+    const room = this.rooms.get(doc)
+    if (room === undefined) return
+    room.held.delete(id)
+    room.board.disconnect(id, reason)
+    // peers' entries go with the room: a room made again asks the peers afresh
+    if (room.live.size === 0 && room.held.size === 0 && room.board.size === 0) {
+      room.board.close()
+      this.rooms.delete(doc)
+    }
+  }
+
+  /** The presence of a document, on every instance (empty when nobody is there). */
+  presence (doc: string): PresenceEntry[] {
+    return this.rooms.get(doc)?.merge.list() ?? []
+  }
+
+  /** Documents with presence here: their live session count here and user count everywhere. */
+  documents (): Array<{ name: string, sessions: number, users: number }> {
+    return [...this.rooms].map(([name, room]) => ({ name, sessions: room.live.size, users: room.merge.size }))
+  }
+
+  /** This instance's own entries of a document, for a peer that asks. */
+  ownPresence (doc: string): PresenceEntry[] {
+    return this.rooms.get(doc)?.merge.own() ?? []
+  }
+
+  /** A peer's entry of one user changed (null: its last connection there ended). */
+  peerPresence (node: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
+    this.rooms.get(doc)?.merge.set(node, userId, entry, reason === '' ? 'disconnect' : reason)
+  }
+
+  /** Everything a peer has of a document; what it does not list any more left (`disconnect`). */
+  peerSnapshot (node: string, doc: string, entries: PresenceEntry[]): void {
+    this.rooms.get(doc)?.merge.replace(node, entries, 'disconnect')
+  }
+
+  /** A peer died: its users leave every document (`timeout`) unless still here or elsewhere. */
+  peerDown (node: string): void {
+    for (const room of this.rooms.values()) room.merge.drop(node, 'timeout')
+  }
+
+  /** Stops every board's timers and forgets every room. */
+  close (): void {
+    for (const room of this.rooms.values()) room.board.close()
+    this.rooms.clear()
+  }
+
+  private room (doc: string): Room {
+    let room = this.rooms.get(doc)
+    if (room === undefined) {
+      const created: Room = {
+        board: new PresenceBoard(this.idleAfterMs, change => this.localPresence(doc, created, change)),
+        merge: new PresenceMerge(change => this.presenceChanged(created, change)),
+        live: new Set(),
+        tandem: new Set(),
+        held: new Set()
+      }
+      room = created
+      this.rooms.set(doc, room)
+      this.peers?.refreshPresence(doc)
+    }
+    return room
+  }
+
+  /** The board changed: merged for clients here, told to the peers. */
+  private localPresence (doc: string, room: Room, change: PresenceChange): void {
+    room.merge.local(change)
+    if (change.event === 'left') this.peers?.publishPresence(doc, change.user.userId, null, change.reason)
+    else this.peers?.publishPresence(doc, change.user.userId, change.user, '')
+  }
+
+  private presenceChanged (room: Room, change: PresenceChange): void {
+    const frame = writeTandem({ type: 'presence-event', ...change } as TandemMessage)
+    for (const member of room.tandem) member.send(frame)
+  }
+}

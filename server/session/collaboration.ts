@@ -1,0 +1,209 @@
+import type { Logger } from 'pino'
+import { writeTandem } from '../../shared/messages.js'
+import { CloseCode } from '../../shared/constants.js'
+import type { PresenceEntry, TandemMessage } from '../../shared/tandem.js'
+import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../../shared/reasons.js'
+import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
+import { LockService } from '../locks/service.js'
+import type { LockTable } from '../locks/table.js'
+import { Resumption } from './resume.js'
+import type { Identity } from '../auth/auth.js'
+import type { LockEvent } from '../observability/metrics.js'
+
+/** What collaboration needs of a session. */
+export interface Participant {
+  /** Stable across resumes. */
+  readonly id: string
+  readonly doc: { readonly name: string }
+  readonly identity: Identity
+  /** The client asked for Tandem messages (and can resume). */
+  readonly tandem: boolean
+  send (frame: Uint8Array): void
+  close (code: number, reason: EndReason, message?: string): void
+  /** Drops the connection without a closing handshake and ends the session. */
+  drop (): void
+}
+
+/** Options collaboration reads. */
+export interface CollaborationOptions {
+  reconnectGraceMs: number
+  idleAfterMs: number
+  lockTtlMs: number
+}
+
+/** What collaboration reports to its server (metrics, analytics). */
+export interface CollaborationObserver {
+  /**
+   * A lock event, counted once across instances: requests where they were made, releases,
+   * expiries and forced releases on the instance whose session held the lock.
+   */
+  lock? (event: LockEvent): void
+  /** A session held for its reconnect grace ends for good (not resumed in time, or shutdown). */
+  finished? (sessionId: string, reason: LeaveReason): void
+}
+
+/**
+ * The exit policy of a session, over the three rooms it decides for: presence
+ * (presence/rooms.ts), edit locks (locks/service.ts) and resuming (session/resume.ts). The
+ * server calls `joined` when a session starts, `message` and `activity` while it runs, and
+ * `ended` from the session's single exit path.
+ *
+ * Exit policy: a Tandem session that drops (`disconnect`, `timeout`) is held for the grace:
+ * presence shows `reconnecting`, locks are kept and renewed, queued lock requests are
+ * cancelled. Resumed in time, nothing is announced but the status; otherwise its locks are
+ * released and `left` is announced with the drop's reason. Every other end (leave, kick,
+ * shutdown, bad input, any end of a stock client) releases locks and presence at once, and
+ * voids the session's resume secret.
+ */
+export class Collaboration {
+  private readonly rooms: PresenceRooms
+  private readonly resumption = new Resumption<Participant>()
+  private readonly lockService: LockService
+  private closing = false
+  private closed: Promise<void> | undefined
+
+  constructor (
+    readonly locks: LockTable,
+    private readonly options: CollaborationOptions,
+    logger: Logger,
+    peers?: PresencePeers,
+    private readonly observer: CollaborationObserver = {}
+  ) {
+    this.rooms = new PresenceRooms(options.idleAfterMs, peers)
+    this.lockService = new LockService(locks, {
+      owns: id => this.resumption.owns(id),
+      live: id => this.resumption.session(id),
+      listeners: doc => this.rooms.listeners(doc)
+    }, options, logger, event => this.observer.lock?.(event))
+  }
+
+  /** The session id a new connection resumes, or undefined for a fresh session (see Resumption). */
+  resumable (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): string | undefined {
+    if (!tandem || this.closing) return undefined
+    return this.resumption.resumable(doc, query, identity.userId)
+  }
+
+  /** A session started; `resumed` when `resumable` returned its id. Greets a Tandem client. */
+  joined (session: Participant, resumed: boolean): void {
+    const doc = session.doc.name
+    this.rooms.join(doc, session, this.resumption.started(session, resumed))
+    if (!session.tandem) return
+    const secret = this.resumption.issue(session.id)
+    const { identity } = session
+    session.send(writeTandem({
+      type: 'welcome', sessionId: session.id, secret, resumed, userId: identity.userId, name: identity.name, color: identity.color, access: identity.access
+    }))
+    this.rooms.greet(doc, session)
+    this.lockService.greet(session)
+  }
+
+  /** A Tandem message from a client. */
+  message (session: Participant, message: TandemMessage): void {
+    switch (message.type) {
+      case 'set-status':
+        return this.rooms.setStatus(session.doc.name, session.id, message.status)
+      case 'leave':
+        return session.close(CloseCode.NORMAL, 'leave')
+      case 'lock-acquire':
+        return this.lockService.acquire(session, message)
+      case 'lock-release':
+        return this.lockService.release(session, message)
+      default:
+        throw new Error(`${message.type} is not a client message`)
+    }
+  }
+
+  /** The session edited the document or changed its awareness state. */
+  activity (session: Participant): void {
+    this.rooms.activity(session.doc.name, session.id)
+  }
+
+  /**
+   * The exit policy (see the class comment). Called once per session, from Session.end. Returns
+   * true when the session is held for its grace: its end is final only when `finished` is told.
+   */
+  ended (session: Participant, reason: EndReason): boolean {
+    const doc = session.doc.name
+    this.resumption.ended(session)
+    this.lockService.forget(session)
+    if (!this.rooms.leave(doc, session)) return false
+    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0) {
+      this.rooms.hold(doc, session.id)
+      this.lockService.cancelWaits(doc, session.id)
+      this.resumption.hold({ sessionId: session.id, doc, userId: session.identity.userId, reason }, this.options.reconnectGraceMs,
+        held => {
+          this.finish(held.sessionId, held.doc, held.reason)
+          this.observer.finished?.(held.sessionId, held.reason)
+        })
+      return true
+    }
+    this.finish(session.id, doc, leaveReason(reason))
+    return false
+  }
+
+  /** Locks held now by sessions of this instance (live or within their grace). */
+  get locksHeld (): number {
+    return this.lockService.held
+  }
+
+  /** The presence of a document, on every instance (empty when nobody is there). */
+  presence (doc: string): PresenceEntry[] {
+    return this.rooms.presence(doc)
+  }
+
+  /** Documents with presence here: their live session count here and user count everywhere. */
+  documents (): Array<{ name: string, sessions: number, users: number }> {
+    return this.rooms.documents()
+  }
+
+  /** This instance's own entries of a document, for a peer that asks. */
+  ownPresence (doc: string): PresenceEntry[] {
+    return this.rooms.ownPresence(doc)
+  }
+
+  /** A peer's entry of one user changed (null: its last connection there ended). */
+  peerPresence (node: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
+    this.rooms.peerPresence(node, doc, userId, entry, reason)
+  }
+
+  /** Everything a peer has of a document; what it does not list any more left (`disconnect`). */
+  peerSnapshot (node: string, doc: string, entries: PresenceEntry[]): void {
+    this.rooms.peerSnapshot(node, doc, entries)
+  }
+
+  /** A peer died: its users leave every document (`timeout`) unless still here or elsewhere. */
+  peerDown (node: string): void {
+    this.rooms.peerDown(node)
+  }
+
+  /** Number of sessions within their reconnect grace. */
+  get held (): number {
+    return this.resumption.held
+  }
+
+  /**
+   * Shutdown, after every session was closed: ends every grace with `shutdown`, waits for the
+   * lock releases, then closes the lock table. Safe to call twice.
+   */
+  close (): Promise<void> {
+    this.closed ??= this.shutdown()
+    return this.closed
+  }
+
+  private async shutdown (): Promise<void> {
+    this.closing = true
+    for (const held of this.resumption.takeAll()) {
+      this.finish(held.sessionId, held.doc, 'shutdown')
+      this.observer.finished?.(held.sessionId, 'shutdown')
+    }
+    await this.lockService.close()
+    this.rooms.close()
+  }
+
+  /** The session ended for good: its secret is void, its locks released, its presence gone. */
+  private finish (sessionId: string, doc: string, reason: LeaveReason): void {
+    this.resumption.forget(sessionId)
+    this.lockService.releaseAll(doc, sessionId, reason)
+    this.rooms.finish(doc, sessionId, reason)
+  }
+}

@@ -1,0 +1,162 @@
+import { randomBytes } from 'node:crypto'
+import { sameSecret } from '../auth/secret.js'
+
+import type { DropReason } from '../../shared/reasons.js'
+
+export type { DropReason }
+
+/** A Tandem session that dropped without a clean leave and may still resume. */
+export interface HeldSession {
+  sessionId: string
+  doc: string
+  userId: string
+  reason: DropReason
+}
+
+interface Held extends HeldSession {
+  timer: ReturnType<typeof setTimeout>
+}
+
+/** A fresh resume secret: 144 random bits, URL-safe. */
+export function newResumeSecret (): string {
+  return randomBytes(18).toString('base64url')
+}
+
+/**
+ * Sessions within their reconnect grace. `hold` starts the grace; `take` ends it early when the
+ * client resumes; otherwise `expire` runs when the grace is over.
+ */
+export class ResumeTable {
+  private readonly held = new Map<string, Held>()
+
+  /** Holds `session` for `graceMs`, then calls `expire` unless it was taken. */
+  hold (session: HeldSession, graceMs: number, expire: (session: HeldSession) => void): void {
+    this.take(session.sessionId)
+    const held: Held = {
+      ...session,
+      timer: setTimeout(() => {
+        if (this.held.get(session.sessionId) !== held) return
+        this.held.delete(session.sessionId)
+        expire(session)
+      }, graceMs)
+    }
+    this.held.set(session.sessionId, held)
+  }
+
+  /** The held session of that id, if any. */
+  get (sessionId: string): HeldSession | undefined {
+    return this.held.get(sessionId)
+  }
+
+  /** Ends the grace of a session that resumed; returns it, or undefined if it was not held. */
+  take (sessionId: string): HeldSession | undefined {
+    const held = this.held.get(sessionId)
+    if (held === undefined) return undefined
+    clearTimeout(held.timer)
+    this.held.delete(sessionId)
+    return held
+  }
+
+  /** Ends every grace at once (shutdown) and returns the sessions that were held. */
+  takeAll (): HeldSession[] {
+    const all = [...this.held.values()]
+    for (const held of all) clearTimeout(held.timer)
+    this.held.clear()
+    return all
+  }
+
+  /** Number of sessions within their grace. */
+  get size (): number {
+    return this.held.size
+  }
+}
+
+/** What resuming needs of a session. */
+export interface Resumable {
+  /** Stable across resumes. */
+  readonly id: string
+  readonly doc: { readonly name: string }
+  readonly identity: { readonly userId: string }
+  /** Drops the connection without a closing handshake and ends the session. */
+  drop (): void
+}
+
+/**
+ * Who may resume: the resume secret of every live or held Tandem session, the live sessions by
+ * id, and the sessions within their reconnect grace. A secret is void once its session ended for
+ * good (`forget`).
+ */
+export class Resumption<S extends Resumable> {
+  private readonly live = new Map<string, S>()
+  private readonly secrets = new Map<string, string>()
+  private readonly graces = new ResumeTable()
+
+  /**
+   * The session id a new connection resumes, or undefined for a fresh session. A resume needs
+   * the `session` and `resume` query parameters of a session of the same user and document that
+   * is held, or still live (a half-open socket: that one is dropped now and held).
+   */
+  resumable (doc: string, query: URLSearchParams, userId: string): string | undefined {
+    const sessionId = query.get('session')
+    const secret = query.get('resume')
+    if (sessionId === null || secret === null) return undefined
+    const expected = this.secrets.get(sessionId)
+    if (expected === undefined || !sameSecret(expected, secret)) return undefined
+    const current = this.live.get(sessionId)
+    if (current !== undefined) {
+      if (current.doc.name !== doc || current.identity.userId !== userId) return undefined
+      current.drop()
+    }
+    const held = this.graces.get(sessionId)
+    if (held === undefined || held.doc !== doc || held.userId !== userId) return undefined
+    return sessionId
+  }
+
+  /** A session started; true when it takes back a held session (its grace ends). */
+  started (session: S, resumed: boolean): boolean {
+    this.live.set(session.id, session)
+    return resumed && this.graces.take(session.id) !== undefined
+  }
+
+  /** A fresh secret for a Tandem session (replacing the one it resumed with). */
+  issue (sessionId: string): string {
+    const secret = newResumeSecret()
+    this.secrets.set(sessionId, secret)
+    return secret
+  }
+
+  /** The session's connection ended (it may still be held). */
+  ended (session: S): void {
+    if (this.live.get(session.id) === session) this.live.delete(session.id)
+  }
+
+  /** Holds a dropped session for `graceMs`; `expire` runs unless it resumes in time. */
+  hold (held: HeldSession, graceMs: number, expire: (held: HeldSession) => void): void {
+    this.graces.hold(held, graceMs, expire)
+  }
+
+  /** The session ended for good: its secret is void. */
+  forget (sessionId: string): void {
+    this.secrets.delete(sessionId)
+  }
+
+  /** True while the session is live here or held for its grace. */
+  owns (sessionId: string): boolean {
+    return this.live.has(sessionId) || this.graces.get(sessionId) !== undefined
+  }
+
+  /** The live session of that id here, if any. */
+  session (sessionId: string): S | undefined {
+    return this.live.get(sessionId)
+  }
+
+  /** Ends every grace at once (shutdown); returns the sessions that were held. */
+  takeAll (): HeldSession[] {
+    return this.graces.takeAll()
+  }
+
+  /** Number of sessions within their grace. */
+  get held (): number {
+    return this.graces.size
+  }
+}

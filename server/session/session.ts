@@ -1,0 +1,270 @@
+import { randomId } from './ids.js'
+import type { HeartbeatOptions } from './heartbeat.js'
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../../shared/messages.js'
+import { TandemError, isTandemError } from '../../shared/errors.js'
+import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
+import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../../shared/tandem.js'
+import type { EndReason } from '../../shared/reasons.js'
+import type { Document, DocumentMember } from '../document/document.js'
+import type { Identity } from '../auth/auth.js'
+import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
+import { changesDocument, encodeIntegratedState } from '../document/read-only.js'
+
+export type { EndReason }
+
+/** Lifecycle of a session, changed only by setStatus. */
+export type SessionStatus = 'waiting' | 'open' | 'ended'
+
+/** What a session reports to the server that owns it. */
+export interface SessionHooks {
+  /** The session ended; called once. */
+  ended (session: Session, reason: EndReason, code: number): void
+  /** A Tandem message from a client that opted in; throwing closes the session as malformed. */
+  message? (session: Session, message: TandemMessage): void
+  /** The client edited the document or changed its awareness state (presence activity). */
+  active? (session: Session): void
+}
+
+/**
+ * One WebSocket connection to one document. It decodes frames, applies them to the document and
+ * sends the document's changes back. Frames that arrive while the document loads wait, in order.
+ */
+export class Session implements DocumentMember {
+  readonly startedAt = Date.now()
+  status: SessionStatus = 'waiting'
+  lastReceivedAt = Date.now()
+  lastSentAt = Date.now()
+  lastPingAt = Date.now()
+  private backlog: Uint8Array[] | null = []
+  private log: Logger | undefined
+  /** Traffic of this session, for its end-of-session record (plain numbers: cheap to count). */
+  messagesReceived = 0
+  bytesReceived = 0
+  updatesReceived = 0
+  messagesSent = 0
+  bytesSent = 0
+  updatesSent = 0
+
+  constructor (
+    readonly socket: WebSocketLike,
+    readonly doc: Document,
+    readonly identity: Identity,
+    /** True when the client asked for Tandem messages. */
+    readonly tandem: boolean,
+    private readonly hooks: SessionHooks,
+    private readonly parentLogger: Logger,
+    /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
+    readonly id: string = randomId(),
+    /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
+    readonly address: string = ''
+  ) {
+    doc.addMember(this)
+  }
+
+  /** This session's child logger, made on first use: an idle connection does not pay for one. */
+  get logger (): Logger {
+    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId, address: this.address })
+  }
+
+  /** Changes the lifecycle status; the one place it changes. */
+  private setStatus (status: SessionStatus): void {
+    this.status = status
+  }
+
+  /** True once the session has ended. */
+  isEnded (): boolean {
+    return this.status === 'ended'
+  }
+
+  /** The document finished loading: greet the client and handle what it sent meanwhile. */
+  start (): void {
+    if (this.status !== 'waiting') return
+    this.setStatus('open')
+    this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
+    const states = this.doc.awareness.encodeAll(this)
+    if (states !== null) this.send(writeAwareness(states))
+    const backlog = this.backlog ?? []
+    this.backlog = null
+    for (const data of backlog) {
+      if (this.isEnded()) break
+      this.handle(data)
+    }
+  }
+
+  /** A binary frame arrived. */
+  receive (data: Uint8Array): void {
+    this.lastReceivedAt = Date.now()
+    this.doc.meter?.received(data)
+    this.messagesReceived++
+    this.bytesReceived += data.byteLength
+    if (this.status === 'ended') return
+    if (this.backlog !== null) {
+      this.backlog.push(data)
+      return
+    }
+    this.handle(data)
+  }
+
+  /** A pong (or anything else that proves the peer alive) arrived. */
+  touch (): void {
+    this.lastReceivedAt = Date.now()
+  }
+
+  send (frame: Uint8Array): void {
+    if (this.socket.readyState !== OPEN) return
+    this.doc.meter?.sent(frame)
+    this.deliver(frame)
+  }
+
+  /** Sends a frame its caller counts in the metrics (a broadcast counts once for every member). */
+  relay (frame: SharedFrame): void {
+    if (this.socket.readyState !== OPEN) return
+    this.count(frame.data)
+    if (this.socket.sendShared !== undefined) this.socket.sendShared(frame)
+    else this.socket.send(frame.data)
+  }
+
+  private deliver (frame: Uint8Array): void {
+    this.count(frame)
+    this.socket.send(frame)
+  }
+
+  private count (frame: Uint8Array): void {
+    this.lastSentAt = Date.now()
+    this.messagesSent++
+    this.bytesSent += frame.byteLength
+    if (frame[0] === MESSAGE_SYNC && frame[1] !== SYNC_STEP1) this.updatesSent++
+  }
+
+  acknowledge (count: number): void {
+    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+  }
+
+  /**
+   * Heartbeat tick: terminate a silent peer, ping a quiet one, and send a keepalive message to a
+   * client that has received nothing for a while (the stock client's watchdog ignores pings).
+   */
+  heartbeat (now: number, options: HeartbeatOptions): void {
+    if (this.status === 'ended') return
+    if (now - this.lastReceivedAt >= options.timeoutMs) {
+      this.logger.info({ silentMs: now - this.lastReceivedAt }, 'heartbeat timeout')
+      this.doc.meter?.heartbeatTerminated()
+      this.socket.terminate()
+      this.end('timeout', 1006)
+      return
+    }
+    if (now - this.lastPingAt >= options.intervalMs) {
+      this.lastPingAt = now
+      if (this.socket.readyState === OPEN) this.socket.ping()
+    }
+    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs) this.send(KEEPALIVE_FRAME)
+  }
+
+  /** Closes the socket with `code` and ends the session with `reason`. */
+  close (code: number, reason: EndReason, message = ''): void {
+    if (this.socket.readyState <= OPEN) this.socket.close(code, message.slice(0, 120))
+    this.end(reason, code)
+  }
+
+  /** Drops the connection without a closing handshake (a half-open socket being replaced). */
+  drop (): void {
+    this.socket.terminate()
+    this.end('disconnect', 1006)
+  }
+
+  /** The socket closed (or was terminated): ends the session. */
+  socketClosed (code: number): void {
+    this.end(code === CloseCode.NORMAL ? 'leave' : 'disconnect', code)
+  }
+
+  /**
+   * The one exit path: remove awareness and membership, then tell the server. Safe to call twice.
+   * Pending updates are stored by the writer regardless; the document unloads after that.
+   */
+  end (reason: EndReason, code: number): void {
+    if (this.status === 'ended') return
+    this.setStatus('ended')
+    this.backlog = null
+    this.doc.removeMember(this)
+    this.hooks.ended(this, reason, code)
+  }
+
+  private handle (data: Uint8Array): void {
+    try {
+      this.dispatch(readFrame(data))
+    } catch (err) {
+      const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
+      if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+      this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
+      this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
+    }
+  }
+
+  private dispatch (frame: Frame): void {
+    switch (frame.type) {
+      case 'sync-step1':
+        return this.answerStep1(frame.stateVector)
+      case 'sync-step2':
+        this.updatesReceived++
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
+        return this.doc.applyUpdate(frame.update, this)
+      case 'sync-update':
+        this.updatesReceived++
+        if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
+        this.doc.applyUpdate(frame.update, this)
+        return this.hooks.active?.(this)
+      case 'awareness': {
+        // the stock client renews an unchanged state every 15 s: only a change is activity
+        const changed = this.hooks.active !== undefined && this.doc.awareness.changesState(this, frame.update)
+        this.doc.applyAwareness(frame.update, this)
+        if (changed) this.hooks.active?.(this)
+        return
+      }
+      case 'query-awareness': {
+        const states = this.doc.awareness.encodeAll(this)
+        return this.send(writeAwareness(states ?? Uint8Array.of(0)))
+      }
+      case 'tandem':
+        if (!this.tandem || this.hooks.message === undefined || !CLIENT_MESSAGE_TYPES.has(frame.message.type)) {
+          throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected tandem ${frame.message.type} message`)
+        }
+        return this.hooks.message(this, frame.message)
+      case 'auth-denied':
+        throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${frame.type} message from a client`)
+    }
+  }
+
+  /**
+   * A read-only session sent an update: it never reaches the document, the store or the others.
+   * The socket stays open (the stock client keeps syncing); a Tandem client is told, unless the
+   * frame would have changed nothing, which is acknowledged like any no-op.
+   */
+  private refuseUpdate (update: Uint8Array): void {
+    let changes: boolean
+    try {
+      changes = changesDocument(this.doc.ydoc, update)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    if (!changes) return this.acknowledge(1)
+    this.doc.meter?.refused('read_only')
+    this.logger.debug('update refused: read-only session')
+    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
+  }
+
+  private answerStep1 (stateVector: Uint8Array): void {
+    try {
+      Y.decodeStateVector(stateVector)
+    } catch (err) {
+      throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', 'bad state vector', { cause: err })
+    }
+    // what we send must be stored first: a client must never hold an update a crash could lose
+    const reply = (): void => {
+      if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))
+    }
+    if (!this.doc.hasPending) reply()
+    else this.doc.whenStored().then(reply, () => {})
+  }
+}

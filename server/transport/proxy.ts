@@ -1,0 +1,40 @@
+import type { IncomingMessage } from 'node:http'
+import proxyAddr from 'proxy-addr'
+import type { Logger } from 'pino'
+
+/** Finds a request's client address (see `clientAddress.compile`). */
+export interface TrustProxy {
+  /** The client's address: the socket's peer, or X-Forwarded-For's when the peer is trusted. */
+  address (req: IncomingMessage): string
+}
+
+/**
+ * The client address of a request behind reverse proxies (`--trust-proxy`). X-Forwarded-For is
+ * read only from a peer in the trusted list, from the right, hop by hop while each hop is
+ * trusted too (proxy-addr, as Express does); from anyone else the header is ignored, since any
+ * client can send one. Per-address limits and log lines use this address.
+ */
+export const clientAddress = {
+  /**
+   * @param trusted - addresses or CIDRs (`10.0.0.0/8`, `::1`), or proxy-addr's names
+   *   `loopback`, `linklocal`, `uniquelocal`; empty: trust no one
+   * @param perAddressLimit - the per-address connection limit: with one on and no proxy trusted,
+   *   the first request that carries X-Forwarded-For logs a warning (all users behind a proxy
+   *   share its address, and so its limit)
+   */
+  compile (trusted: readonly string[], perAddressLimit: number, logger: Logger): TrustProxy {
+    const trust = proxyAddr.compile([...trusted])
+    let warned = trusted.length > 0 || perAddressLimit === 0
+    return {
+      address (req) {
+        const peer = req.socket.remoteAddress ?? ''
+        if (!warned && req.headers['x-forwarded-for'] !== undefined) {
+          warned = true
+          logger.warn({ peer, perAddressLimit }, `connections arrive through a proxy (X-Forwarded-For from ${peer}) and --trust-proxy is not set: every client behind it shares one address and its limit of ${perAddressLimit} connections (set --trust-proxy to the proxy's address, or --max-connections-per-ip 0)`)
+        }
+        if (trusted.length === 0 || peer === '') return peer
+        return proxyAddr(req, trust)
+      }
+    }
+  }
+}

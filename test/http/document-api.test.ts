@@ -1,0 +1,430 @@
+import { describe, expect, test } from 'vitest'
+import { isDeepStrictEqual } from 'node:util'
+import * as Y from 'yjs'
+import { docName, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from '../support/helpers.js'
+import { tandemClient } from '../support/tandem-helpers.js'
+import type { TandemServer } from '../../server/index.js'
+import { SqliteStore } from '../../server/store/sqlite-store.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
+import { LocalHub } from '../../server/cluster/local-bus.js'
+
+/** `http://host:port` of a server. */
+function httpOf (server: TandemServer): string {
+  return server.url.replace(/^ws/, 'http')
+}
+
+function path (name: string, tail = ''): string {
+  return `/api/documents/${encodeURIComponent(name)}${tail}`
+}
+
+async function call (server: TandemServer, method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
+  const response = await fetch(httpOf(server) + url, {
+    method,
+    body,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/octet-stream' } : {}), ...headers }
+  })
+  return { status: response.status, json: await response.json() as Record<string, unknown> }
+}
+
+async function content (server: TandemServer, name: string): Promise<{ status: number, bytes: Uint8Array }> {
+  const response = await fetch(httpOf(server) + path(name, '/content'))
+  return { status: response.status, bytes: new Uint8Array(await response.arrayBuffer()) }
+}
+
+async function contentJson (server: TandemServer, name: string): Promise<Record<string, unknown>> {
+  const response = await fetch(httpOf(server) + path(name, '/content?format=json'))
+  expect(response.status).toBe(200)
+  return await response.json() as Record<string, unknown>
+}
+
+/** An update that appends `text` to text 't' of the document whose state is `state`. */
+function appendUpdate (state: Uint8Array, text: string): Uint8Array {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, state)
+  const before = Y.encodeStateVector(doc)
+  doc.getText('t').insert(doc.getText('t').length, text)
+  const update = Y.encodeStateAsUpdate(doc, before)
+  doc.destroy()
+  return update
+}
+
+/** The close code a stock client's socket gets next, and whether it then stays closed. */
+function nextClose (client: StockClient): Promise<number> {
+  return new Promise(resolve => client.provider.once('connection-close', (event: CloseEvent | null) => resolve(event?.code ?? 0)))
+}
+
+/** The HTTP status an upgrade to `name` gets (101 when accepted). */
+function upgradeStatus (server: TandemServer, name: string): Promise<number> {
+  const ws = rawClient(`${server.url}/${encodeURIComponent(name)}`)
+  return new Promise(resolve => {
+    ws.once('open', () => resolve(101))
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+    ws.once('error', () => {})
+  })
+}
+
+async function sqliteServer (dir = tempDir(), options: Parameters<typeof startServer>[0] = {}): Promise<TandemServer> {
+  return await startServer({ persistence: 'sqlite', dataDir: dir, ...options })
+}
+
+describe('GET /api/documents/:name/content', () => {
+  test('404 for a document with no data; reads a document not loaded from the store without loading it', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    expect((await content(server, name)).status).toBe(404)
+    const writer = tandemClient(server.url, name)
+    await writer.synced()
+    writer.doc.getText('t').insert(0, 'stored')
+    await writer.flushed()
+    await writer.leave()
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'unloaded')
+    const { status, bytes } = await content(server, name)
+    expect(status).toBe(200)
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, bytes)
+    expect(doc.getText('t').toString()).toBe('stored')
+    expect(await contentJson(server, name)).toEqual({ t: 'stored' })
+    expect(server.documents.get(name)).toBeUndefined()
+  })
+
+  test('while clients edit, the content read includes every acknowledged edit', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const writer = tandemClient(server.url, name)
+    const noise = stockClient(server.url, name)
+    await Promise.all([writer.synced(), synced(noise.provider)])
+    const list = writer.doc.getArray<number>('a')
+    let stop = false
+    const typing = (async () => {
+      while (!stop) {
+        noise.doc.getMap('m').set('k', Math.random())
+        await new Promise(resolve => setTimeout(resolve, 1))
+      }
+    })()
+    for (let i = 0; i < 30; i++) {
+      list.push([i])
+      await writer.flushed()
+      const read = await contentJson(server, name)
+      expect((read.a as number[]).length).toBeGreaterThanOrEqual(i + 1)
+      expect(read.a).toEqual(list.toArray().slice(0, (read.a as number[]).length))
+    }
+    stop = true
+    await typing
+  })
+
+  test('?format=json renders text, map, array and XML by their kind', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const client = stockClient(server.url, name)
+    await synced(client.provider)
+    client.doc.getText('t').insert(0, 'hi')
+    client.doc.getMap('m').set('k', [1])
+    client.doc.getArray('a').push(['x'])
+    const p = new Y.XmlElement('p')
+    p.insert(0, [new Y.XmlText('x')])
+    client.doc.getXmlFragment('x').push([p])
+    const want = { t: 'hi', m: { k: [1] }, a: ['x'], x: '<p>x</p>' }
+    await waitFor(async () => isDeepStrictEqual(await contentJson(server, name), want), 5_000, 'all four types')
+  })
+})
+
+describe('POST /api/documents/:name/updates', () => {
+  test('stored, then seen by every client, and after a restart; attributed to the caller', async () => {
+    const dir = tempDir()
+    const server = await sqliteServer(dir)
+    const name = docName()
+    const [a, b] = [stockClient(server.url, name), stockClient(server.url, name)]
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    a.text.insert(0, 'line 1\n')
+    await waitFor(() => b.text.toString() === 'line 1\n', 5_000, 'b synced')
+    const update = appendUpdate(Y.encodeStateAsUpdate(a.doc), 'line 2\n')
+    const answer = await call(server, 'POST', path(name, '/updates?userId=importer'), update)
+    expect(answer).toEqual({ status: 200, json: { stored: true } })
+    // stored before it was answered
+    const store = await SqliteStore.open(dir)
+    const stored = new Y.Doc()
+    for (const row of await store.load(name)) Y.applyUpdate(stored, row)
+    await store.close()
+    expect(stored.getText('t').toString()).toBe('line 1\nline 2\n')
+    await waitFor(() => a.text.toString() === 'line 1\nline 2\n' && b.text.toString() === 'line 1\nline 2\n', 5_000, 'relayed')
+    await server.close()
+    const again = await sqliteServer(dir)
+    expect(await contentJson(again, name)).toEqual({ t: 'line 1\nline 2\n' })
+  })
+
+  test('creates a document that did not exist; a no-op update is answered too', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const update = appendUpdate(new Uint8Array([0, 0]), 'fresh')
+    expect((await call(server, 'POST', path(name, '/updates'), update)).status).toBe(200)
+    expect((await call(server, 'POST', path(name, '/updates'), update)).status).toBe(200)
+    expect(await contentJson(server, name)).toEqual({ t: 'fresh' })
+  })
+
+  describe('refused with nothing changed', () => {
+    async function setup (options: Parameters<typeof startServer>[0] = {}) {
+      const dir = tempDir()
+      const server = await sqliteServer(dir, options)
+      const name = docName()
+      const client = stockClient(server.url, name)
+      await synced(client.provider)
+      client.text.insert(0, 'intact')
+      await waitFor(async () => JSON.stringify(await contentJson(server, name)) === '{"t":"intact"}', 5_000, 'stored')
+      const before = (await content(server, name)).bytes
+      const unchanged = async (): Promise<void> => {
+        expect((await content(server, name)).bytes).toEqual(before)
+        expect(client.text.toString()).toBe('intact')
+        expect(client.provider.wsconnected).toBe(true)
+      }
+      return { server, name, client, unchanged }
+    }
+
+    test.each([
+      ['garbage', new Uint8Array(64).fill(0xff)],
+      ['a truncated update', Uint8Array.of(1, 1, 200, 3, 0, 77, 1, 2, 3)],
+      ['an empty body', new Uint8Array(0)]
+    ])('%s: 400 TANDEM_ERR_INVALID_UPDATE', async (_, body) => {
+      const { server, name, unchanged } = await setup()
+      const answer = await call(server, 'POST', path(name, '/updates'), body)
+      expect(answer.status).toBe(400)
+      expect(answer.json.code).toBe('TANDEM_ERR_INVALID_UPDATE')
+      await unchanged()
+    })
+
+    test('a forged update (a client id the document has, with other content): 400', async () => {
+      const { server, name, client, unchanged } = await setup()
+      const forger = new Y.Doc()
+      forger.clientID = client.doc.clientID
+      // clocks 0-9 of another type, where the document has 'intact' (clocks 0-5) in text 't'
+      forger.getArray('a').insert(0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      const answer = await call(server, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(forger))
+      expect(answer.status).toBe(400)
+      expect(answer.json.error).toMatch(/^TANDEM_ERR_INVALID_UPDATE: .*overlaps/)
+      await unchanged()
+    })
+
+    test('an update depending on content the document lacks: 400, not kept pending', async () => {
+      const { server, name, unchanged } = await setup()
+      const elsewhere = new Y.Doc()
+      elsewhere.getText('t').insert(0, 'abc')
+      const missing = appendUpdate(Y.encodeStateAsUpdate(elsewhere), 'def')
+      const answer = await call(server, 'POST', path(name, '/updates'), missing)
+      expect(answer.status).toBe(400)
+      expect(answer.json.error).toMatch(/depends on content the document does not have/)
+      await unchanged()
+      expect(server.documents.get(name)?.ydoc.store.pendingStructs ?? null).toBeNull()
+    })
+
+    test('a body over --max-message-size: 413, by its length and when streamed without one', async () => {
+      const { server, name, unchanged } = await setup({ maxMessageSize: 1024 })
+      const big = appendUpdate(new Uint8Array([0, 0]), 'x'.repeat(4096))
+      const answer = await call(server, 'POST', path(name, '/updates'), big)
+      expect(answer.status).toBe(413)
+      expect(answer.json.code).toBe('TANDEM_ERR_MESSAGE_TOO_BIG')
+      const stream = new ReadableStream<Uint8Array>({
+        start (controller) {
+          for (let i = 0; i < 8; i++) controller.enqueue(new Uint8Array(512))
+          controller.close()
+        }
+      })
+      const streamed = await fetch(httpOf(server) + path(name, '/updates'), { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
+      expect(streamed.status).toBe(413)
+      await unchanged()
+    })
+
+    test('a bad userId: 400', async () => {
+      const { server, name, client, unchanged } = await setup()
+      const update = appendUpdate(Y.encodeStateAsUpdate(client.doc), '!')
+      expect((await call(server, 'POST', path(name, '/updates?userId='), update)).status).toBe(400)
+      expect((await call(server, 'POST', path(name, '/updates'), update, { 'tandem-user-id': 'x'.repeat(300) })).status).toBe(400)
+      await unchanged()
+    })
+  })
+})
+
+describe('DELETE /api/documents/:name', () => {
+  test('closes every connection with 4404; 410 while retained; restore brings it back exactly', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const [a, b] = [stockClient(server.url, name), stockClient(server.url, name)]
+    const writer = tandemClient(server.url, name)
+    await Promise.all([synced(a.provider), synced(b.provider), writer.synced()])
+    a.text.insert(0, 'keep me')
+    writer.doc.getMap('m').set('k', 'v')
+    await writer.flushed()
+    await waitFor(() => b.text.toString() === 'keep me', 5_000, 'b synced')
+    const before = (await content(server, name)).bytes
+    const errors: string[] = []
+    writer.on('error', (err: { code: string }) => errors.push(err.code))
+    const closes = [nextClose(a), nextClose(b)]
+    expect(await call(server, 'DELETE', path(name))).toEqual({ status: 200, json: { deleted: true } })
+    expect(await Promise.all(closes)).toEqual([4404, 4404])
+    await waitFor(() => errors.includes('TANDEM_ERR_DOCUMENT_DELETED'), 5_000, 'the Tandem client told')
+    // the stock clients stay closed: 4404 is final for them
+    expect(a.provider.shouldConnect).toBe(false)
+    expect(await upgradeStatus(server, name)).toBe(410)
+    expect((await content(server, name)).status).toBe(410)
+    expect((await call(server, 'POST', path(name, '/updates'), appendUpdate(before, 'x'))).status).toBe(410)
+    expect((await call(server, 'DELETE', path(name))).status).toBe(410)
+    expect((await call(server, 'DELETE', path(docName()))).status).toBe(404)
+    expect(await call(server, 'POST', path(name, '/restore'))).toEqual({ status: 200, json: { restored: true } })
+    expect((await call(server, 'POST', path(name, '/restore'))).status).toBe(404)
+    expect((await content(server, name)).bytes).toEqual(before)
+    const back = stockClient(server.url, name)
+    await synced(back.provider)
+    expect(back.text.toString()).toBe('keep me')
+    expect(back.doc.getMap('m').get('k')).toBe('v')
+  })
+
+  test('after the retention period the data is purged and the name is free; a stale client cannot bring the content back', async () => {
+    const dir = tempDir()
+    const server = await sqliteServer(dir, { deletedRetentionMs: 200 })
+    const name = docName()
+    const old = stockClient(server.url, name)
+    await synced(old.provider)
+    old.text.insert(0, 'old secret')
+    await waitFor(async () => (await content(server, name)).status === 200, 5_000, 'stored')
+    await waitFor(async () => JSON.stringify(await contentJson(server, name)) === '{"t":"old secret"}', 5_000, 'stored')
+    const oldState = Y.encodeStateAsUpdate(old.doc)
+    const closing = nextClose(old)
+    expect((await call(server, 'DELETE', path(name))).status).toBe(200)
+    expect(await closing).toBe(4404)
+    // the sweep purges it (at most a second after the retention period)
+    await waitFor(async () => {
+      const store = await SqliteStore.open(dir)
+      try {
+        return (await store.load(name)).length === 0 && (await store.tombstone(name))?.deletedAt === null
+      } finally {
+        await store.close()
+      }
+    }, 5_000, 'purged')
+    expect((await content(server, name)).status).toBe(404)
+    expect((await call(server, 'POST', path(name, '/restore'))).status).toBe(404)
+    // a client still holding the old content (as a reload from y-indexeddb would) reconnects:
+    // its sync step 2 carries the deleted content, and is refused with 4404
+    const staleDoc = new Y.Doc()
+    Y.applyUpdate(staleDoc, oldState)
+    const stale = stockClient(server.url, name, { doc: staleDoc })
+    expect(await nextClose(stale)).toBe(4404)
+    expect(stale.provider.shouldConnect).toBe(false)
+    expect(await contentJson(server, name).catch(() => null)).not.toEqual({ t: 'old secret' })
+    // the name is free: a new client writes a new document
+    const fresh = stockClient(server.url, name)
+    await synced(fresh.provider)
+    expect(fresh.text.toString()).toBe('')
+    fresh.text.insert(0, 'new')
+    await waitFor(async () => JSON.stringify(await contentJson(server, name).catch(() => null)) === '{"t":"new"}', 5_000, 'new content')
+    // and the API refuses the old content too
+    const answer = await call(server, 'POST', path(name, '/updates'), oldState)
+    expect(answer.status).toBe(410)
+    expect(answer.json.code).toBe('TANDEM_ERR_DOCUMENT_DELETED')
+    expect(await contentJson(server, name)).toEqual({ t: 'new' })
+  })
+
+  test('an expired deletion is purged when the document is next opened (lazily)', async () => {
+    const server = await sqliteServer(tempDir(), { deletedRetentionMs: 1 })
+    const name = docName()
+    expect((await call(server, 'POST', path(name, '/updates'), appendUpdate(new Uint8Array([0, 0]), 'x'))).status).toBe(200)
+    expect((await call(server, 'DELETE', path(name))).status).toBe(200)
+    await new Promise(resolve => setTimeout(resolve, 5)) // the retention period itself: 1 ms
+    const client = stockClient(server.url, name)
+    await synced(client.provider)
+    expect(client.text.toString()).toBe('')
+  })
+})
+
+describe('tandem.openDocument', () => {
+  test('transact resolves once stored; changes are relayed both ways; close releases the document', async () => {
+    const dir = tempDir()
+    const server = await sqliteServer(dir)
+    const name = docName()
+    const client = stockClient(server.url, name)
+    await synced(client.provider)
+    client.text.insert(0, 'from client\n')
+    await waitFor(() => server.documents.get(name)?.ydoc.getText('t').length === 12, 5_000, 'applied')
+    const handle = await server.openDocument(name, { userId: 'bot' })
+    expect(handle.doc.getText('t').toString()).toBe('from client\n')
+    await handle.transact(doc => doc.getText('t').insert(doc.getText('t').length, 'from bot\n'))
+    const store = await SqliteStore.open(dir)
+    const stored = new Y.Doc()
+    for (const row of await store.load(name)) Y.applyUpdate(stored, row)
+    await store.close()
+    expect(stored.getText('t').toString()).toBe('from client\nfrom bot\n')
+    await waitFor(() => client.text.toString() === 'from client\nfrom bot\n', 5_000, 'relayed to the client')
+    client.text.insert(0, '>')
+    await waitFor(() => handle.doc.getText('t').toString().startsWith('>'), 5_000, 'relayed to the handle')
+    await handle.transact(() => {}) // nothing changed: resolves at once
+    await handle.close()
+    await handle.close()
+    await expect(handle.transact(doc => doc.getText('t').insert(0, 'late'))).rejects.toThrow(/closed/)
+    client.provider.destroy()
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'unloaded')
+  })
+
+  test('a deleted document: openDocument rejects, an open handle\'s transact rejects', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const handle = await server.openDocument(name)
+    await handle.transact(doc => doc.getText('t').insert(0, 'x'))
+    expect((await call(server, 'DELETE', path(name))).status).toBe(200)
+    await expect(handle.transact(doc => doc.getText('t').insert(0, 'y'))).rejects.toThrow(/deleted/)
+    await expect(server.openDocument(name)).rejects.toThrow(/deleted/)
+    await handle.close()
+  })
+})
+
+describe('behind the admin token', () => {
+  test('every document API route needs it', async () => {
+    const server = await sqliteServer(tempDir(), { adminToken: 'secret-token' })
+    const name = docName()
+    const update = appendUpdate(new Uint8Array([0, 0]), 'x')
+    expect((await call(server, 'POST', path(name, '/updates'), update)).status).toBe(401)
+    expect((await content(server, name)).status).toBe(401)
+    expect((await call(server, 'DELETE', path(name))).status).toBe(401)
+    expect((await call(server, 'POST', path(name, '/restore'))).status).toBe(401)
+    const auth = { authorization: 'Bearer secret-token' }
+    expect((await call(server, 'POST', path(name, '/updates'), update, auth)).status).toBe(200)
+    expect((await call(server, 'DELETE', path(name), undefined, auth)).status).toBe(200)
+  })
+})
+
+
+
+describe('two servers sharing a store through an in-process bus', () => {
+  async function pair (): Promise<[TandemServer, TandemServer]> {
+    const hub = new LocalHub()
+    const store = new MemoryStore()
+    return [await startServer({ persistence: store, bus: hub.bus() }), await startServer({ persistence: store, bus: hub.bus() })]
+  }
+
+  test('an in-process handle on one server edits for clients on the other, attributed and stored; it hears them back', async () => {
+    const [one, two] = await pair()
+    const name = docName()
+    const client = stockClient(two.url, name)
+    await synced(client.provider)
+    const handle = await one.openDocument(name, { userId: 'assistant' })
+    expect(handle.userId).toBe('assistant')
+    await handle.transact(doc => doc.getText('t').insert(0, 'from the assistant'))
+    await waitFor(() => client.text.toString() === 'from the assistant', 5_000, 'the client on the other server sees it')
+    client.text.insert(0, '> ')
+    await waitFor(() => handle.doc.getText('t').toString() === '> from the assistant', 5_000, 'the handle hears the client')
+    await handle.close()
+  })
+
+  test('delete on one server closes the other\'s connections with 4404 and ends its handles', async () => {
+    const [one, two] = await pair()
+    const name = docName()
+    const [a, b] = [stockClient(one.url, name), stockClient(two.url, name)]
+    await Promise.all([synced(a.provider), synced(b.provider)])
+    const handle = await two.openDocument(name)
+    await handle.transact(doc => doc.getText('t').insert(0, 'x'))
+    const closes = [nextClose(a), nextClose(b)]
+    expect((await call(one, 'DELETE', path(name))).status).toBe(200)
+    expect(await Promise.all(closes)).toEqual([4404, 4404])
+    await expect(handle.transact(doc => doc.getText('t').insert(0, 'y'))).rejects.toThrow(/deleted/)
+    expect(await upgradeStatus(two, name)).toBe(410)
+    expect((await call(two, 'POST', path(name, '/restore'))).status).toBe(200)
+    expect(await contentJson(one, name)).toEqual({ t: 'x' })
+    await handle.close()
+  })
+})

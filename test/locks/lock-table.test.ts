@@ -1,0 +1,69 @@
+import { describe, expect, onTestFinished } from 'vitest'
+import { MemoryLockTable, type LockChange } from '../../server/locks/table.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
+import { LockDeniedError } from '../../shared/lock-denied-error.js'
+import { Cluster, Redis } from 'ioredis'
+import { RedisLockTable } from '../../server/locks/redis-table.js'
+import { createLogger } from '../../server/observability/logger.js'
+import { docName, waitFor } from '../support/helpers.js'
+import { lockTableContract, owner, LONG } from './lock-table-contract.js'
+import { REDIS_URL, privateRedisCluster, redisPrefix, redisUp, testWith } from '../support/services.js'
+
+lockTableContract('MemoryLockTable', async () => {
+  const store = new MemoryStore()
+  return new MemoryLockTable((doc, resource) => store.nextFencingToken(doc, resource))
+})
+lockTableContract('RedisLockTable', async () => {
+  const store = new MemoryStore()
+  const table = new RedisLockTable({ url: REDIS_URL, prefix: redisPrefix(), nextToken: (doc, resource) => store.nextFencingToken(doc, resource), logger: createLogger('silent') })
+  await table.start()
+  return table
+}, redisUp || process.env.CI === 'true')
+
+describe('RedisLockTable between instances', () => {
+  const it = testWith(redisUp)
+
+  async function tables (url: string, count: number, prefix = redisPrefix()): Promise<RedisLockTable[]> {
+    const store = new MemoryStore()
+    const created: RedisLockTable[] = []
+    for (let i = 0; i < count; i++) {
+      const table = new RedisLockTable({ url, prefix, livenessMs: 1_000, nextToken: (doc, resource) => store.nextFencingToken(doc, resource), logger: createLogger('silent') })
+      onTestFinished(() => table.close())
+      await table.start()
+      created.push(table)
+    }
+    return created
+  }
+
+  async function sharedLocks (url: string): Promise<void> {
+    const prefix = redisPrefix()
+    const [a, b] = await tables(url, 2, prefix) as [RedisLockTable, RedisLockTable]
+    const redis = url === REDIS_URL ? new Redis(url) : new Cluster([url])
+    onTestFinished(() => { redis.disconnect() })
+    const seenByB: LockChange[] = []
+    b.subscribe(change => seenByB.push(change))
+    const doc = docName('{tagged}/locks')
+    const held = await a.acquire(doc, 'r', owner('a'), LONG)
+    const refusal = await b.acquire(doc, 'r', owner('b'), LONG).catch((e: unknown) => e)
+    expect((refusal as LockDeniedError).holder?.sessionId).toBe('session-a')
+    const waiting = b.acquire(doc, 'r', owner('b'), { ttlMs: 60_000, waitMs: 10_000 })
+    await waitFor(async () => await redis.llen(`${prefix}{${encodeURIComponent(doc)}}:q:r`) === 1, 5_000, 'b queued')
+    await a.release(doc, 'r', 'session-a', 'release')
+    const granted = await waiting
+    expect(granted.token).toBeGreaterThan(held.token)
+    // b hears what a did through the channel (a made the grant too: it handed the lock on)
+    await waitFor(() => seenByB.length >= 3, 5_000, `b hears a's changes: ${JSON.stringify(seenByB)}`)
+    expect(seenByB.map(c => `${c.event}:${c.lock.sessionId}`)).toEqual(['acquired:session-a', 'released:session-a', 'acquired:session-b'])
+    expect(await a.list(doc)).toEqual([granted])
+    expect(await a.forceRelease(doc, 'r')).toMatchObject({ sessionId: 'session-b' })
+    expect(await b.list(doc)).toEqual([])
+  }
+
+  it('two tables on one Redis share locks, queue and events', async () => {
+    await sharedLocks(REDIS_URL)
+  })
+
+  it('the same on a Redis Cluster: every script touches one document\'s shard only', async () => {
+    await sharedLocks(await privateRedisCluster())
+  })
+})

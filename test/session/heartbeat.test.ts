@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'vitest'
+import { startServer, rawClient, opened, closed, stockClient, synced, waitFor, docName } from '../support/helpers.js'
+import { writeAwareness } from '../../shared/messages.js'
+import { writeAwarenessUpdate } from '../../shared/awareness.js'
+
+describe('heartbeats', () => {
+  test('a client that stops answering pings is terminated within interval plus timeout', async () => {
+    const server = await startServer({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 300 })
+    const name = docName()
+    const observer = stockClient(server.url, name)
+    await synced(observer.provider)
+    const silent = rawClient(`${server.url}/${encodeURIComponent(name)}`, { autoPong: false })
+    await opened(silent)
+    // the silent client holds an awareness state: it must be removed when it is terminated
+    silent.send(writeAwareness(writeAwarenessUpdate([{ clientId: 4242, clock: 1, state: '{"user":"silent"}' }])))
+    await waitFor(() => observer.provider.awareness.getStates().has(4242), 5_000, 'observer sees the silent client')
+    const started = Date.now()
+    const { code } = await closed(silent, 5_000)
+    const elapsed = Date.now() - started
+    expect(code).toBe(1006) // terminated, no closing handshake
+    expect(elapsed).toBeLessThan(5_000)
+    await waitFor(() => !observer.provider.awareness.getStates().has(4242), 2_000, 'awareness removed')
+    await waitFor(() => server.sessions.size === 1, 2_000, 'session ended')
+  })
+
+  test('a client that answers pings is kept', async () => {
+    const server = await startServer({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 150 })
+    const ws = rawClient(`${server.url}/${docName()}`)
+    await opened(ws)
+    let pings = 0
+    ws.on('ping', () => { pings++ })
+    await waitFor(() => pings >= 8, 5_000, 'eight pings')
+    expect(ws.readyState).toBe(ws.OPEN)
+  })
+})

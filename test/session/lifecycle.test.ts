@@ -1,0 +1,110 @@
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
+import type { Store, StoreEntry } from '../../server/store/store.js'
+
+/** A real memory store whose loads wait until released: to hold a document in its loading state. */
+class GatedStore implements Store {
+  readonly inner = new MemoryStore()
+  loads = 0
+  private release!: () => void
+  private readonly gate = new Promise<void>(resolve => { this.release = resolve })
+  open (): void { this.release() }
+  async load (name: string) { this.loads++; await this.gate; return this.inner.load(name) }
+  append (entries: readonly StoreEntry[]) { return this.inner.append(entries) }
+  compact (name: string) { return this.inner.compact(name) }
+  nextFencingToken (name: string, resource: string) { return this.inner.nextFencingToken(name, resource) }
+  tombstone (name: string) { return this.inner.tombstone(name) }
+  markDeleted (name: string, at: number) { return this.inner.markDeleted(name, at) }
+  restore (name: string) { return this.inner.restore(name) }
+  deletedBefore (before: number, limit: number) { return this.inner.deletedBefore(before, limit) }
+  purge (name: string, deletedAt: number, retired: Uint8Array) { return this.inner.purge(name, deletedAt, retired) }
+  close () { return this.inner.close() }
+}
+
+describe('document lifecycle', () => {
+  test('clients joining during a load share one load and all get the full content', async () => {
+    const store = new GatedStore()
+    const name = docName()
+    const seed = new Y.Doc()
+    seed.getText('t').insert(0, 'stored before')
+    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(seed) }])
+    const server = await startServer({ persistence: store })
+    const clients = Array.from({ length: 5 }, () => stockClient(server.url, name))
+    await waitFor(() => server.sessions.size === 5, 5_000, 'five sessions')
+    // one client edits while the document is still loading
+    clients[0]!.text.insert(0, '>')
+    store.open()
+    await Promise.all(clients.map(c => synced(c.provider)))
+    // '>' and the stored text were inserted concurrently at 0: their order depends on client ids
+    const full = (text: string) => text.length === 14 && text.includes('stored before') && text.includes('>')
+    await waitFor(() => clients.every(c => full(c.text.toString())), 5_000, 'everyone has everything')
+    expect(new Set(clients.map(c => c.text.toString())).size).toBe(1)
+    expect(store.loads).toBe(1)
+  })
+
+  test('the document unloads when the last session ends, and reloads with its content', async () => {
+    const store = new MemoryStore()
+    const server = await startServer({ persistence: store })
+    const name = docName()
+    const a = stockClient(server.url, name)
+    await synced(a.provider)
+    for (let i = 0; i < 20; i++) a.text.insert(0, 'x')
+    await waitFor(async () => (await store.load(name)).length > 0)
+    a.provider.destroy()
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'unloaded')
+    // compacted on unload
+    expect((await store.load(name)).length).toBe(1)
+    const b = stockClient(server.url, name)
+    await synced(b.provider)
+    await waitFor(() => b.text.toString() === 'x'.repeat(20))
+  })
+
+  test('a restarted server has the content (SQLite)', async () => {
+    const dir = tempDir()
+    const name = docName()
+    const first = await startServer({ persistence: 'sqlite', dataDir: dir })
+    const a = stockClient(first.url, name)
+    await synced(a.provider)
+    a.text.insert(0, 'survives')
+    a.doc.getArray('list').push([1, 2, 3])
+    await waitFor(() => first.documents.get(name)?.hasPending === false && first.documents.get(name)!.logUpdates > 0)
+    a.provider.destroy()
+    await first.close()
+    const second = await startServer({ persistence: 'sqlite', dataDir: dir })
+    const b = stockClient(second.url, name)
+    await synced(b.provider)
+    await waitFor(() => b.text.toString() === 'survives')
+    expect(b.doc.getArray('list').toArray()).toEqual([1, 2, 3])
+  })
+
+  test('graceful close: clients get 1012, pending updates are stored, close twice is safe', async () => {
+    const dir = tempDir()
+    const name = docName()
+    const server = await startServer({ persistence: 'sqlite', dataDir: dir })
+    const a = stockClient(server.url, name)
+    await synced(a.provider)
+    const codes: number[] = []
+    a.provider.on('connection-close', event => { if (event !== null) codes.push(event.code) })
+    a.text.insert(0, 'last words')
+    await waitFor(() => server.documents.get(name)?.ydoc.getText('t').length === 10, 5_000, 'server has the edit')
+    a.provider.shouldConnect = false
+    await Promise.all([server.close(), server.close()])
+    expect(server.status).toBe('closed')
+    await waitFor(() => codes.length > 0, 5_000, 'close event')
+    expect(codes[0]).toBe(1012)
+    const again = await startServer({ persistence: 'sqlite', dataDir: dir })
+    const b = stockClient(again.url, name)
+    await synced(b.provider)
+    await waitFor(() => b.text.toString() === 'last words')
+  })
+
+  test('/healthz and /readyz', async () => {
+    const server = await startServer()
+    const http = server.url.replace('ws:', 'http:')
+    expect(await (await fetch(`${http}/healthz`)).json()).toEqual({ status: 'ok' })
+    expect((await fetch(`${http}/readyz`)).status).toBe(200)
+    expect((await fetch(`${http}/nope`)).status).toBe(404)
+  })
+})

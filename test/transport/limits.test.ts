@@ -1,0 +1,154 @@
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { TokenBucket, ConnectionCounter, withTimeout } from '../../server/transport/limits.js'
+import { BoundedSocket } from '../../server/transport/bounded-socket.js'
+import { changesDocument, encodeIntegratedState } from '../../server/document/read-only.js'
+import { SharedFrame, type WebSocketLike } from '../../server/transport/socket.js'
+
+describe('TokenBucket', () => {
+  test('absorbs a burst of `capacity`, then refuses until it refills at the rate', () => {
+    const bucket = new TokenBucket(10, 5, 0)
+    for (let i = 0; i < 10; i++) expect(bucket.take(0)).toBe(true)
+    expect(bucket.take(0)).toBe(false)
+    expect(bucket.take(199)).toBe(false) // 0.995 tokens
+    expect(bucket.take(200)).toBe(true) // one token after 200 ms at 5/s
+    expect(bucket.take(200)).toBe(false)
+  })
+
+  test('a sender at the sustained rate is never refused; one above it eventually is', () => {
+    const steady = new TokenBucket(5, 100, 0)
+    for (let t = 0; t < 10_000; t += 10) expect(steady.take(t)).toBe(true)
+    const fast = new TokenBucket(50, 100, 0)
+    let refusedAt = -1
+    for (let t = 0; t < 10_000 && refusedAt < 0; t += 5) if (!fast.take(t)) refusedAt = t
+    // 200/s against 100/s drains 50 tokens in about half a second
+    expect(refusedAt).toBeGreaterThan(400)
+    expect(refusedAt).toBeLessThan(600)
+  })
+
+  test('never holds more than its capacity, and ignores a clock going backwards', () => {
+    const bucket = new TokenBucket(3, 1000, 0)
+    bucket.take(1_000_000)
+    expect(bucket.available).toBeLessThanOrEqual(3)
+    expect(bucket.take(10)).toBe(true)
+    expect(bucket.available).toBeLessThanOrEqual(3)
+  })
+})
+
+describe('ConnectionCounter', () => {
+  test('refuses a key at max, frees a slot on release, forgets keys at zero', () => {
+    const counter = new ConnectionCounter(2)
+    const a1 = counter.acquire('a')
+    const a2 = counter.acquire('a')
+    expect(a1).not.toBeNull()
+    expect(a2).not.toBeNull()
+    expect(counter.acquire('a')).toBeNull()
+    expect(counter.acquire('b')).not.toBeNull()
+    a1!()
+    a1!() // twice is harmless
+    expect(counter.count('a')).toBe(1)
+    expect(counter.acquire('a')).not.toBeNull()
+    expect(counter.size).toBe(2)
+  })
+
+  test('max 0 means no limit', () => {
+    const counter = new ConnectionCounter(0)
+    const releases = Array.from({ length: 1000 }, () => counter.acquire('x'))
+    expect(releases.every(r => r !== null)).toBe(true)
+    for (const release of releases) release!()
+    expect(counter.size).toBe(0)
+  })
+})
+
+describe('withTimeout', () => {
+  test('settles like the work when it is in time, rejects with onTimeout otherwise', async () => {
+    await expect(withTimeout(Promise.resolve(1), 1000, () => new Error('late'))).resolves.toBe(1)
+    await expect(withTimeout(Promise.reject(new Error('own')), 1000, () => new Error('late'))).rejects.toThrow('own')
+    await expect(withTimeout(new Promise(() => {}), 10, () => new Error('late'))).rejects.toThrow('late')
+    await expect(withTimeout(Promise.resolve(2), 0, () => new Error('late'))).resolves.toBe(2)
+  })
+})
+
+/** A WebSocketLike whose buffer only grows: a peer that never reads. */
+class StalledSocket implements WebSocketLike {
+  readyState = 1
+  bufferedAmount = 0
+  terminated = 0
+  send (data: Uint8Array): void { this.bufferedAmount += data.byteLength }
+  close (): void { this.readyState = 2 }
+  ping (): void {}
+  terminate (): void { this.terminated++; this.readyState = 3 }
+}
+
+describe('BoundedSocket', () => {
+  test('queues up to the limit, then terminates once instead of queueing more', () => {
+    const inner = new StalledSocket()
+    const overflows: number[] = []
+    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
+    for (let i = 0; i < 100; i++) socket.send(new Uint8Array(100))
+    expect(inner.terminated).toBe(1)
+    expect(overflows).toEqual([1100])
+    expect(inner.bufferedAmount).toBe(1100) // the limit plus at most one frame
+  })
+
+  test('a broadcast\'s shared frames count against the same limit', () => {
+    const inner = new StalledSocket()
+    const overflows: number[] = []
+    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
+    const frame = new SharedFrame(new Uint8Array(100))
+    for (let i = 0; i < 100; i++) socket.sendShared(frame)
+    expect(inner.terminated).toBe(1)
+    expect(overflows).toEqual([1100])
+  })
+
+  test('one frame larger than the limit still goes out on an empty buffer', () => {
+    const inner = new StalledSocket()
+    const socket = new BoundedSocket(inner, 1000, () => {})
+    socket.send(new Uint8Array(5000))
+    expect(inner.terminated).toBe(0)
+    expect(inner.bufferedAmount).toBe(5000)
+  })
+})
+
+describe('changesDocument (read-only sessions)', () => {
+  test('is false for what the document already has, true for anything new', () => {
+    const server = new Y.Doc()
+    server.getText('t').insert(0, 'hello world')
+    server.getText('t').delete(0, 6)
+    const client = new Y.Doc()
+    Y.applyUpdate(client, Y.encodeStateAsUpdate(server))
+    expect(changesDocument(server, Y.encodeStateAsUpdate(client))).toBe(false)
+    expect(changesDocument(server, Y.encodeStateAsUpdate(new Y.Doc()))).toBe(false)
+    const edit = new Y.Doc()
+    Y.applyUpdate(edit, Y.encodeStateAsUpdate(server))
+    const updates: Uint8Array[] = []
+    edit.on('update', (u: Uint8Array) => updates.push(u))
+    edit.getText('t').delete(0, 1) // a deletion only
+    edit.getText('t').insert(0, 'x') // an insertion
+    expect(changesDocument(server, updates[0]!)).toBe(true)
+    expect(changesDocument(server, updates[1]!)).toBe(true)
+    Y.applyUpdate(server, updates[0]!)
+    expect(changesDocument(server, updates[0]!)).toBe(false)
+  })
+})
+
+describe('encodeIntegratedState', () => {
+  test('leaves out what Yjs keeps pending, so no client gets content the server never integrated', () => {
+    const author = new Y.Doc()
+    const updates: Uint8Array[] = []
+    author.on('update', (u: Uint8Array) => updates.push(u))
+    author.getText('t').insert(0, 'first')
+    author.getText('t').insert(5, ' second')
+    const server = new Y.Doc()
+    Y.applyUpdate(server, updates[1]!) // the second without the first: pending
+    expect(server.getText('t').toString()).toBe('')
+    const fresh = new Y.Doc()
+    Y.applyUpdate(fresh, encodeIntegratedState(server))
+    Y.applyUpdate(fresh, updates[0]!)
+    expect(fresh.getText('t').toString()).toBe('first') // the pending part never reached it
+    expect(server.store.pendingStructs).not.toBeNull() // and the server still waits for it
+    Y.applyUpdate(server, updates[0]!)
+    expect(server.getText('t').toString()).toBe('first second')
+    expect(Y.encodeStateAsUpdate(server)).toEqual(encodeIntegratedState(server))
+  })
+})
