@@ -41,6 +41,9 @@ export function registerApi (router: Router, source: ApiSource): void {
     }
     return route(req, params)
   }
+  // first on purpose: its `:name*` routes are anchored (RESERVED_NAME_TAIL), so they cannot take
+  // .../locks/r or .../users/u whichever order the routes are in
+  registerDocumentApi(router, () => source.server.documentApi, guarded)
   router
     .add('GET', '/api/documents', guarded(() => ({ status: 200, body: listDocuments(source.server) })))
     .add('GET', '/api/documents/:name*/presence', guarded((_req, { name }) => ({
@@ -65,8 +68,6 @@ export function registerApi (router: Router, source: ApiSource): void {
         ? { status: 404, body: { error: 'the lock is not held' } }
         : { status: 200, body: { released } }
     }))
-  // last: DELETE /api/documents/:name* would otherwise take the DELETE routes above
-  registerDocumentApi(router, () => source.server.documentApi, guarded)
 }
 
 function listDocuments (server: ApiSource['server']): Array<{ name: string, sessions: number, users: number }> {

@@ -27,6 +27,17 @@ export const USER_HEADER = 'tandem-user-id'
 const MAX_USER_ID_LENGTH = 256
 
 /**
+ * What the `:name*` of the document API's routes may not end with (raw, before percent-decoding):
+ * the suffixes of the other routes under /api/documents/:name (presence, locks, locks/:resource,
+ * users/:userId, recheck, versions/...) and of its own, so `DELETE /api/documents/x/locks/r`
+ * releases a lock and `POST /api/documents/x/versions/3/restore` reaches the versions routes
+ * whichever route was added first. A document whose name has such segments is addressed with its
+ * slashes written `%2F`.
+ */
+export const RESERVED_NAME_TAIL = /\/(?:presence|locks|recheck|content|updates|restore|versions)$|\/(?:locks|users)\/[^/]+$|\/versions\//
+const NAME = { name: RESERVED_NAME_TAIL }
+
+/**
  * The document API, under the admin token like the rest of /api:
  *
  *   GET    /api/documents/:name/content     the whole state as a Yjs update (v1); ?format=json:
@@ -35,8 +46,8 @@ const MAX_USER_ID_LENGTH = 256
  *   DELETE /api/documents/:name             200 { deleted: true }; 404 when none, 410 when deleted
  *   POST   /api/documents/:name/restore     200 { restored: true }; 404 when not deleted (or purged)
  *
- * `guard` wraps every route (the admin API's check). Register after the routes under
- * /api/documents/:name/... whose last segments could be read as part of a name.
+ * `guard` wraps every route (the admin API's check). The names are anchored (RESERVED_NAME_TAIL),
+ * so the order of registration does not matter.
  */
 export function registerDocumentApi (router: Router, source: () => DocumentApiSource, guard: (route: Route) => Route): void {
   const route = (handler: (req: IncomingMessage, name: string) => Promise<RouteResult>): Route =>
@@ -58,18 +69,18 @@ export function registerDocumentApi (router: Router, source: () => DocumentApiSo
       } finally {
         if (read.owned) read.ydoc.destroy()
       }
-    }))
+    }), NAME)
     .add('POST', '/api/documents/:name*/updates', route(async (req, name) => {
       const userId = callerOf(req)
       const body = await readBody(req, source().maxMessageSize)
       await writeUpdate(source(), name, body, userId)
       return { status: 200, body: { stored: true } }
-    }))
+    }), NAME)
     .add('POST', '/api/documents/:name*/restore', route(async (_req, name) => {
       return await source().deletions.restore(name)
         ? { status: 200, body: { restored: true } }
         : { status: 404, body: { error: 'the document is not deleted (or was purged)' } }
-    }))
+    }), NAME)
     .add('DELETE', '/api/documents/:name*', route(async (_req, name) => {
       const { documents, store, deletions } = source()
       const tombstone = await store.tombstone(name)
@@ -79,7 +90,7 @@ export function registerDocumentApi (router: Router, source: () => DocumentApiSo
       }
       if (!await deletions.delete(name)) return failure(new TandemError('TANDEM_ERR_DOCUMENT_DELETED'))
       return { status: 200, body: { deleted: true } }
-    }))
+    }), NAME)
 }
 
 /**

@@ -7,11 +7,15 @@ export type Route = (req: IncomingMessage, params: Record<string, string>) => Ro
 /** Runs before the routes under its prefix: returns a result to answer with, or undefined to pass. */
 export type Guard = (req: IncomingMessage) => RouteResult | undefined
 
+/** Per parameter, a test its raw (still percent-encoded) value must fail for the route to match. */
+export type Exclusions = Record<string, RegExp>
+
 interface CompiledRoute {
   method: string
   pattern: RegExp
   keys: string[]
   handler: Route
+  exclude: Exclusions
 }
 
 /**
@@ -31,14 +35,19 @@ export class Router {
     return this
   }
 
-  /** Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. */
-  add (method: string, path: string, handler: Route): this {
+  /**
+   * Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. `exclude` anchors a
+   * catch-all parameter: the route does not match a path where that parameter's raw value matches
+   * the pattern (so `DELETE /api/documents/:name*` cannot take `.../locks/r`, whatever the order
+   * routes were added in). A `/` written as `%2F` is part of a value, never a segment.
+   */
+  add (method: string, path: string, handler: Route, exclude: Exclusions = {}): this {
     const keys: string[] = []
     const source = path.replace(/:(\w+)(\*?)/g, (_, key: string, star: string) => {
       keys.push(key)
       return star === '*' ? '(.+)' : '([^/]+)'
     })
-    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler })
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler, exclude })
     return this
   }
 
@@ -56,6 +65,7 @@ export class Router {
       for (const route of this.routes) {
         const match = route.pattern.exec(pathname)
         if (match === null) continue
+        if (route.keys.some((key, i) => route.exclude[key]?.test(match[i + 1] as string) === true)) continue
         pathMatched = true
         if (route.method !== req.method) continue
         const params: Record<string, string> = {}

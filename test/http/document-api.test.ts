@@ -1,4 +1,7 @@
-import { describe, expect, test } from 'vitest'
+import { describe, expect, onTestFinished, test } from 'vitest'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { isDeepStrictEqual } from 'node:util'
 import * as Y from 'yjs'
 import { docName, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from '../support/helpers.js'
@@ -7,6 +10,8 @@ import type { TandemServer } from '../../server/index.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { LocalHub } from '../../server/cluster/local-bus.js'
+import { Router } from '../../server/http/router.js'
+import { registerDocumentApi } from '../../server/http/documents.js'
 
 /** `http://host:port` of a server. */
 function httpOf (server: TandemServer): string {
@@ -330,6 +335,57 @@ describe('DELETE /api/documents/:name', () => {
     const client = stockClient(server.url, name)
     await synced(client.provider)
     expect(client.text.toString()).toBe('')
+  })
+})
+
+describe('route order', () => {
+  test('DELETE /api/documents/x/locks/r still reaches the lock route; users/:userId the kick route; a name with those segments is reached with %2F', async () => {
+    const server = await startServer()
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada', name: 'Ada' } })
+    await ada.synced()
+    ada.doc.getText('t').insert(0, 'kept')
+    await ada.flushed()
+    const lock = await ada.locks.acquire('r')
+    const released = await call(server, 'DELETE', `/api/documents/${name}/locks/r`)
+    expect(released).toMatchObject({ status: 200, json: { released: { resource: 'r', userId: 'ada' } } })
+    await waitFor(() => lock.released, 5_000, 'the holder learns it lost the lock')
+    expect(await call(server, 'DELETE', `/api/documents/${name}/locks/r`)).toMatchObject({ status: 404, json: { error: 'the lock is not held' } })
+    expect(await call(server, 'DELETE', `/api/documents/${name}/users/nobody`)).toMatchObject({ status: 404, json: { error: 'no connection of that user here' } })
+    // the bare suffixes of other routes are not document names either
+    expect((await call(server, 'DELETE', `/api/documents/${name}/presence`)).status).toBe(405)
+    // nothing was deleted
+    expect((await content(server, name)).status).toBe(200)
+    expect(await upgradeStatus(server, name)).toBe(101)
+
+    // a document whose name ends in such segments is addressed with its slashes encoded
+    const odd = `${docName()}/locks/r`
+    const writer = tandemClient(server.url, odd)
+    await writer.synced()
+    writer.doc.getText('t').insert(0, 'odd')
+    await writer.flushed()
+    expect(await call(server, 'DELETE', path(odd))).toEqual({ status: 200, json: { deleted: true } })
+    expect(await upgradeStatus(server, odd)).toBe(410)
+  })
+
+  test('routes added after the document API keep their paths (versions, recheck)', async () => {
+    const router = new Router()
+    registerDocumentApi(router, () => { throw new Error('the document API must not run') }, route => route)
+    router
+      .add('POST', '/api/documents/:name*/versions/:id/restore', (_req, params) => ({ status: 200, body: { route: 'versions', ...params } }))
+      .add('GET', '/api/documents/:name*/versions/:id/content', (_req, params) => ({ status: 200, body: { route: 'versions', ...params } }))
+      .add('DELETE', '/api/documents/:name*/versions/:id', (_req, params) => ({ status: 200, body: { route: 'versions', ...params } }))
+      .add('POST', '/api/documents/:name*/recheck', (_req, params) => ({ status: 200, body: { route: 'recheck', ...params } }))
+    const http = createServer((req, res) => { void router.handle(req, res) })
+    http.listen(0, '127.0.0.1')
+    await once(http, 'listening')
+    onTestFinished(() => new Promise<void>(resolve => http.close(() => resolve())))
+    const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+    const ask = async (method: string, url: string): Promise<unknown> => await (await fetch(base + url, { method })).json()
+    expect(await ask('POST', '/api/documents/a/b/versions/3/restore')).toEqual({ route: 'versions', name: 'a/b', id: '3' })
+    expect(await ask('GET', '/api/documents/a/b/versions/3/content')).toEqual({ route: 'versions', name: 'a/b', id: '3' })
+    expect(await ask('DELETE', '/api/documents/a/b/versions/3')).toEqual({ route: 'versions', name: 'a/b', id: '3' })
+    expect(await ask('POST', '/api/documents/a/b/recheck')).toEqual({ route: 'recheck', name: 'a/b' })
   })
 })
 
