@@ -33,7 +33,7 @@ async function bytes (p: TandemProcess, name: string): Promise<Uint8Array> {
 }
 
 async function call (p: TandemProcess, method: string, url: string, body?: Uint8Array): Promise<number> {
-  const response = await fetch(p.http + url, { method, body })
+  const response = await fetch(p.http + url, { method, body: body as Uint8Array<ArrayBuffer> | undefined })
   await response.body?.cancel()
   return response.status
 }

@@ -25,7 +25,7 @@ function path (name: string, tail = ''): string {
 async function call (server: TandemServer, method: string, url: string, body?: Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
   const response = await fetch(httpOf(server) + url, {
     method,
-    body,
+    body: body as Uint8Array<ArrayBuffer> | undefined,
     headers: { ...(body !== undefined ? { 'content-type': 'application/octet-stream' } : {}), ...headers }
   })
   return { status: response.status, json: await response.json() as Record<string, unknown> }
