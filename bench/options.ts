@@ -1,3 +1,5 @@
+import type { AdversarialOptions } from './adversarial.js'
+
 /** What one bench invocation runs, from its command line. */
 export interface BenchOptions {
   quick: boolean
@@ -17,6 +19,10 @@ export interface BenchOptions {
   idle: { connections: number, perDoc: number, quietMs: number, maxWaitMs: number }
   sync: { bytes: number, settleMs: number }
   storage: { window: number, authors: number, warmupMs: number, durationMs: number }
+  /** The cost bench of hostile inputs (workload `adversarial`, Tandem only; see adversarial.ts). */
+  adversarial: AdversarialOptions
+  /** Families of the cost bench to run (the two baselines always run); empty: all. */
+  families: string[]
   seed: number
   /** Scheduling priority (nice) for the runner, which its servers and load generator inherit. */
   nice: number | undefined
@@ -24,13 +30,14 @@ export interface BenchOptions {
   pin: boolean
 }
 
-export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage'] as const
+export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial'] as const
 
 const FULL: BenchOptions = {
   quick: false,
   runs: 3,
   servers: ['tandem', 'y-websocket', 'hocuspocus', 'floor'],
-  workloads: [...WORKLOADS],
+  // the cost bench runs only when asked for: it measures Tandem alone
+  workloads: WORKLOADS.filter(w => w !== 'adversarial'),
   rate: 5,
   shapes: [[1, 50], [10, 20], [100, 5]],
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
@@ -38,6 +45,8 @@ const FULL: BenchOptions = {
   idle: { connections: 5_000, perDoc: 50, quietMs: 500, maxWaitMs: 20_000 },
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
+  adversarial: { scale: 1, warmupMs: 1_000, durationMs: 4_000, drainMs: 5_000, maxWaitMs: 120_000, holdMs: 3_000 },
+  families: [],
   seed: 20_261_121,
   nice: undefined,
   pin: false
@@ -51,7 +60,8 @@ const QUICK: BenchOptions = {
   ladder: { totals: [500, 1000, 2000], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
   idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
   sync: { bytes: 1024 * 1024, settleMs: 800 },
-  storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 }
+  storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 },
+  adversarial: { scale: 0.2, warmupMs: 500, durationMs: 2_000, drainMs: 2_000, maxWaitMs: 20_000, holdMs: 1_500 }
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -59,7 +69,10 @@ export const USAGE = `npm run bench -- [options]
   --runs N             repetitions of every workload (default 3, quick 1)
   --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed (default the first
                        four; floor-framed is the floor sending as Tandem does, each frame made once)
-  --workloads a,b      any of ${WORKLOADS.join(',')} (default all)
+  --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial)
+  --scale F            size of the adversarial inputs, 1 = the issue's reproductions (default 1,
+                       quick 0.2); e.g. 0.05 for a smoke run
+  --families a,b       adversarial families to run (default all; the baselines always run)
   --connections N      idle connections for the memory workload (default 5000, quick 500)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
@@ -103,6 +116,13 @@ export function parseArgs (argv: string[]): BenchOptions {
         break
       }
       case '--servers': options.servers = value.split(','); break
+      case '--families': options.families = value.split(','); break
+      case '--scale': {
+        const f = Number(value)
+        if (!Number.isFinite(f) || f <= 0 || f > 10) throw new Error(`--scale must be a number in (0, 10], got ${value}`)
+        options.adversarial.scale = f
+        break
+      }
       case '--workloads': options.workloads = value.split(','); break
       case '--shapes': options.shapes = value.split(',').map(shape => {
         const match = /^(\d+)x(\d+)$/.exec(shape)

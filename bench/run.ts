@@ -9,6 +9,7 @@ import { describeMachine, type Machine } from './machine.js'
 import { summarise } from './stats.js'
 import { STEAL_LIMIT, type FanoutResult } from './workloads.js'
 import { hostTimes, stolenBetween } from './procfs.js'
+import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
 
 /**
  * `npm run bench`: starts each server in turn on loopback, drives the same workloads from one
@@ -36,6 +37,8 @@ class Results {
   readonly metrics: Metric[] = []
   readonly values = new Map<string, Map<string, number[]>>()
   readonly notes: string[] = []
+  /** Tables of their own (the adversarial cost bench), printed after the main one. */
+  readonly extra: string[] = []
   /** p99 (ms) at each step of each rate ladder: shape → edits/s in all → server → one per run. */
   readonly ladderP99 = new Map<string, Map<number, Map<string, number[]>>>()
 
@@ -289,6 +292,29 @@ async function main (): Promise<void> {
       loadNote('storage throughput', load)
       for (const spec of specs) results.notes.push(`storage, ${spec.label}: ${spec.durability}`)
     }
+
+    if (options.workloads.includes('adversarial')) {
+      const load = begin()
+      const unknownFamilies = options.families.filter(key => !FAMILIES.some(f => f.key === key))
+      if (unknownFamilies.length > 0) throw new Error(`unknown family ${unknownFamilies.join(', ')}`)
+      const base = serverSpecs().find(spec => spec.key === 'tandem') as ServerSpec
+      // default limits, but for the per-address cap (every socket comes from 127.0.0.1)
+      const tandem: ServerSpec = {
+        ...base,
+        command: (port, dataDir) => {
+          const { args, env } = base.command(port, dataDir)
+          const i = args.indexOf('--max-messages-per-second')
+          return { args: i < 0 ? args : [...args.slice(0, i), ...args.slice(i + 2)], env }
+        }
+      }
+      const family = await runAdversarial({
+        withTandem: work => withServer(tandem, options, server => work({ url: server.url, pid: server.child.pid as number })),
+        fanout: (url, pid, spec) => loadgen.run<FanoutResult>({ cmd: 'fanout', target: { url, dialect: 'y-websocket', pid }, spec }),
+        log
+      }, options.adversarial, options.families, options.seed)
+      results.extra.push(...renderAdversarial(family))
+      loadNote('adversarial inputs', load)
+    }
   } finally {
     loadgen.stop()
   }
@@ -333,7 +359,7 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
   // the floor's own ratio: what a relay with no Yjs and no storage reaches against the peers on
   // this machine, the bound of any server's ratio where the load generator and kernel dominate
   const header = ['workload', 'metric', ...specs.map(s => s.label), 'Tandem ÷ best Yjs peer', 'Tandem ÷ floor', 'floor ÷ best Yjs peer']
-  lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
+  if (results.metrics.length > 0) lines.push(`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`)
   let lastWorkload = ''
   for (const metric of results.metrics) {
     const byServer = results.values.get(metric.key)
@@ -352,6 +378,7 @@ function render (results: Results, specs: ServerSpec[], options: BenchOptions, m
     lines.push(`| ${row.join(' | ')} |`)
   }
   lines.push('')
+  lines.push(...results.extra)
   lines.push(...renderLadderP99(results, specs, peers))
   if (results.notes.length > 0) {
     lines.push('Notes:', '')

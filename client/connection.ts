@@ -1,24 +1,30 @@
 import { CloseCode } from '../shared/constants.js'
 import type { WebSocketClass } from './options.js'
+import { chunkSyncFrame } from './chunked-sync.js'
 
 /** What the tracking socket class reports to its client. */
 export interface SocketHooks {
-  /** A frame goes out on `socket`. */
-  sent (socket: object, bytes: Uint8Array): void
+  /** A frame goes out on `socket`, as `frames` frames (more than 1: a chunked sync frame). */
+  sent (socket: object, bytes: Uint8Array, frames: number): void
+  /** Sync frames larger than this go out in parts (chunkSyncFrame). */
+  syncChunkBytes: number
   /** True while the client closes on purpose: a close without a code is then a normal leave. */
   departing (): boolean
 }
 
 /**
  * Wraps a WebSocket class (the browser's, or `ws` in Node) for the y-websocket provider, so
- * that every frame sent is seen (for `unsyncedChanges`) and a close on purpose says 1000.
+ * that every frame sent is seen (for `unsyncedChanges`), a large sync frame goes out in parts
+ * within syncChunkBytes, and a close on purpose says 1000.
  */
 export function trackingSocketClass (Base: WebSocketClass, hooks: SocketHooks): WebSocketClass {
   return class TrackingWebSocket extends Base {
     override send (data: Parameters<WebSocket['send']>[0]): void {
       const bytes = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : null
-      if (bytes !== null) hooks.sent(this, bytes)
-      super.send(data)
+      const frames = bytes === null ? [] : chunkSyncFrame(bytes, hooks.syncChunkBytes)
+      if (bytes !== null) hooks.sent(this, bytes, frames.length)
+      if (frames.length <= 1) super.send(data)
+      else for (const frame of frames) super.send(frame as Uint8Array<ArrayBuffer>)
     }
 
     override close (code?: number, reason?: string): void {

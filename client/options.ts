@@ -42,6 +42,13 @@ export interface TandemClientOptions {
   broadcastChannel?: boolean
   /** Extra query parameters for the server. @default {} */
   params?: Record<string, string>
+  /**
+   * A sync frame (the step 2 after connecting, or an update) larger than this is sent as
+   * several frames of at most this size, in an order the server can apply one by one (see
+   * PROTOCOL.md "Large first syncs and chunked sync"). Keep it below the server's
+   * --max-message-size. From 1024 to 2^31 - 1. @default 1_048_576
+   */
+  syncChunkBytes?: number
 }
 
 /** Defaults of TandemClientOptions. */
@@ -52,7 +59,8 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   leaveTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
   maxBackoffTimeMs: 2_500,
-  broadcastChannel: false
+  broadcastChannel: false,
+  syncChunkBytes: 1024 * 1024
 })
 
 /** The options after defaults and validation. */
@@ -75,7 +83,11 @@ export function resolveClientOptions (options: TandemClientOptions): ResolvedCli
     leaveTimeoutMs: options.leaveTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.leaveTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CLIENT_OPTIONS.connectTimeoutMs,
     maxBackoffTimeMs: options.maxBackoffTimeMs ?? DEFAULT_CLIENT_OPTIONS.maxBackoffTimeMs,
-    broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel
+    broadcastChannel: options.broadcastChannel ?? DEFAULT_CLIENT_OPTIONS.broadcastChannel,
+    syncChunkBytes: options.syncChunkBytes ?? DEFAULT_CLIENT_OPTIONS.syncChunkBytes
+  }
+  if (!Number.isInteger(resolved.syncChunkBytes) || resolved.syncChunkBytes < 1024 || resolved.syncChunkBytes > 2 ** 31 - 1) {
+    throw new TandemError('TANDEM_ERR_INVALID_OPTION', `syncChunkBytes is ${JSON.stringify(resolved.syncChunkBytes)}, expected an integer from 1024 to ${2 ** 31 - 1}`)
   }
   for (const key of ['leaveTimeoutMs', 'connectTimeoutMs', 'maxBackoffTimeMs'] as const) {
     const value = resolved[key]

@@ -85,7 +85,8 @@ export class TandemClient {
       connect: false,
       params,
       WebSocketPolyfill: trackingSocketClass(options.WebSocketPolyfill ?? globalThis.WebSocket, {
-        sent: (socket, bytes) => this.counter.frameSent(socket, bytes),
+        sent: (socket, bytes, frames) => this.counter.frameSent(socket, bytes, frames),
+        syncChunkBytes: this.options.syncChunkBytes,
         departing: () => this.departing
       }),
       maxBackoffTime: this.options.maxBackoffTimeMs,

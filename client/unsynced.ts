@@ -31,26 +31,37 @@ export class UnsyncedCounter {
     this.total++
   }
 
-  /** A frame went out on `socket`: sync frames are counted (a new socket carries the old one's). */
-  frameSent (socket: object, bytes: Uint8Array): void {
+  /**
+   * A frame went out on `socket`, as `frames` frames (a chunked sync frame): sync frames are
+   * counted, settled with their last frame (a new socket carries the old one's).
+   */
+  frameSent (socket: object, bytes: Uint8Array, frames = 1): void {
     const kind = FRAME_KINDS[frameKind(bytes)]
     if (kind !== 'sync_step2' && kind !== 'sync_update') return
     if (socket !== this.socket) {
       this.socketClosed()
       this.socket = socket
     }
-    if (kind === 'sync_step2') this.sentStep2()
-    else this.sentUpdate()
+    if (kind === 'sync_step2') this.sentStep2(frames)
+    else this.sentUpdate(frames)
   }
 
-  /** An update frame carrying one local change was sent. */
-  sentUpdate (): void {
+  /**
+   * An update carrying one local change was sent, in `frames` frames (a chunked update): the
+   * change is settled with the last of them.
+   */
+  sentUpdate (frames = 1): void {
+    for (let i = 1; i < frames; i++) this.queue.push(0)
     this.queue.push(1)
     this.total++
   }
 
-  /** The step 2 was sent: it carries every change carried so far. */
-  sentStep2 (): void {
+  /**
+   * The step 2 was sent, in `frames` frames (a chunked sync): it carries every change carried
+   * so far, settled with its last frame.
+   */
+  sentStep2 (frames = 1): void {
+    for (let i = 1; i < frames; i++) this.queue.push(0)
     this.queue.push(this.carried)
     this.carried = 0
   }

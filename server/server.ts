@@ -3,7 +3,6 @@ import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'
 import { Server as TlsServer } from 'node:tls'
 import type { Logger } from 'pino'
-import type { WebSocket } from 'ws'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './config/config.js'
 import { createLogger } from './observability/logger.js'
 import { openStore } from './store/open.js'
@@ -18,6 +17,7 @@ import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
 import { HeartbeatLoop } from './session/heartbeat.js'
 import { BoundedSocket } from './transport/bounded-socket.js'
+import type { SyncSocket } from './transport/sync-allowance.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
@@ -218,7 +218,7 @@ export class TandemServer {
     return identity
   }
 
-  private connect (socket: WebSocket, request: UpgradeRequest, identity: Identity): void {
+  private connect (socket: SyncSocket, request: UpgradeRequest, identity: Identity): void {
     if (this.status !== 'listening') {
       socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
       return

@@ -43,7 +43,9 @@ export const CloseCode = Object.freeze({
   /** Valid credentials, but not for this. */
   FORBIDDEN: 4403,
   /** The document was deleted (DELETE /api/documents/:name): final, reconnecting cannot help. */
-  DOCUMENT_DELETED: 4404
+  DOCUMENT_DELETED: 4404,
+  /** The first sync is larger than --max-sync-size: final, reconnecting would send it again. */
+  SYNC_TOO_BIG: 4413
 } as const)
 
 /** One of the close codes Tandem uses. */

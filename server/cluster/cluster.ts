@@ -10,6 +10,7 @@ import { writeAwareness } from '../../shared/messages.js'
 import type { ResolvedOptions } from '../config/config.js'
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
 import type { PresencePeers } from '../presence/rooms.js'
+import { encodeIntegratedState } from '../document/read-only.js'
 
 /** What the cluster needs of presence (Collaboration). */
 export interface PresenceNode {
@@ -201,7 +202,7 @@ export class Cluster implements Replication, PresencePeers {
     // what we send must be stored first, as for a client's sync step 1
     doc.whenStored().then(() => {
       if (doc.status !== 'ready' && doc.status !== 'unloading') return
-      const update = Y.encodeStateAsUpdate(doc.ydoc, message.stateVector)
+      const update = encodeIntegratedState(doc.ydoc, message.stateVector)
       this.publish({ type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update })
     }, () => {})
   }

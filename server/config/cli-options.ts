@@ -21,6 +21,7 @@ export const FLAGS = Object.freeze({
   'idle-after': { option: 'idleAfterMs', env: 'TANDEM_IDLE_AFTER', kind: 'int' },
   'lock-ttl': { option: 'lockTtlMs', env: 'TANDEM_LOCK_TTL', kind: 'int' },
   'max-message-size': { option: 'maxMessageSize', env: 'TANDEM_MAX_MESSAGE_SIZE', kind: 'int' },
+  'max-sync-size': { option: 'maxSyncSize', env: 'TANDEM_MAX_SYNC_SIZE', kind: 'int' },
   'allowed-origins': { option: 'allowedOrigins', env: 'TANDEM_ALLOWED_ORIGINS', kind: 'list' },
   'trust-proxy': { option: 'trustProxy', env: 'TANDEM_TRUST_PROXY', kind: 'list' },
   'auth-timeout': { option: 'authTimeoutMs', env: 'TANDEM_AUTH_TIMEOUT', kind: 'int' },

@@ -55,6 +55,12 @@ export interface ServerOptions {
   lockTtlMs?: number
   /** Larger frames close the socket with 1009. @default 16_777_216 */
   maxMessageSize?: number
+  /**
+   * The largest first sync (the sync step 2 answering the server's, once per connection) a
+   * client may send; every other frame keeps maxMessageSize. Larger closes with 4413, final.
+   * Values below maxMessageSize act as maxMessageSize. @default 268_435_456
+   */
+  maxSyncSize?: number
   /** Origin allow-list; undefined allows any. @default undefined */
   allowedOrigins?: readonly string[]
   /**
@@ -119,6 +125,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   idleAfterMs: 60_000,
   lockTtlMs: 30_000,
   maxMessageSize: 16 * 1024 * 1024,
+  maxSyncSize: 256 * 1024 * 1024,
   authTimeoutMs: 10_000,
   maxMessagesPerSecond: 100,
   messageBurst: 1_000,
@@ -156,6 +163,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
+    maxSyncSize: options.maxSyncSize ?? DEFAULT_OPTIONS.maxSyncSize,
     allowedOrigins: options.allowedOrigins,
     trustProxy: Object.freeze([...(options.trustProxy ?? DEFAULT_OPTIONS.trustProxy)]),
     maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_OPTIONS.maxMessagesPerSecond,
@@ -179,6 +187,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
+  checkInteger('maxSyncSize', resolved.maxSyncSize, 64, 2 ** 31 - 1)
   checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)
   checkInteger('authTimeoutMs', resolved.authTimeoutMs, 0, 2 ** 31 - 1)
   checkInteger('maxMessagesPerSecond', resolved.maxMessagesPerSecond, 0, 2 ** 31 - 1)

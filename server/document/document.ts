@@ -2,10 +2,13 @@ import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'
 import { findInconsistency } from './update-guard.js'
+import { CyclicUpdateError, findNeeds, type Needs } from './update-deps.js'
+import { DEFAULT_HELD_LIMITS, HeldUpdates, type Held, type HeldLimits } from './held-updates.js'
+import type { AckTicket } from '../session/ack-order.js'
 import { integrate } from './integrate.js'
 import { mergeUpdates } from './merge.js'
 import { TandemError } from '../../shared/errors.js'
-import { writeSyncUpdate, writeAwareness } from '../../shared/messages.js'
+import { writeSyncUpdate, writeAwareness, writeSyncStep1 } from '../../shared/messages.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from '../observability/metrics.js'
 import { SharedFrame } from '../transport/socket.js'
@@ -15,8 +18,14 @@ export interface DocumentMember {
   send (frame: Uint8Array): void
   /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
   relay (frame: SharedFrame): void
-  /** `count` sync frames of this member are now stored (or were no-ops). */
+  /** `count` sync frames of this member that the document did not hold are now stored (or were no-ops). */
   acknowledge (count: number): void
+  /** The document holds the member's sync frame being applied (it depends on content the document lacks). */
+  hold (): AckTicket
+  /** A held frame of the member is now stored (or turned out a no-op). */
+  settle (ticket: AckTicket): void
+  /** A held frame of the member turned out invalid once what it waited for arrived: end the member. */
+  fail (error: TandemError): void
 }
 
 /**
@@ -30,13 +39,24 @@ export interface DocumentObserver {
 
 const REMOTE = Symbol('remote')
 
+/** A member's frame to settle once an update is stored: `ticket` for a frame the document held. */
+interface Settlement {
+  member: DocumentMember
+  ticket: AckTicket | null
+}
+
 interface PendingUpdate {
   update: Uint8Array
   /** The member that sent it: one of its sync frames is acknowledged once this is stored. */
   origin: DocumentMember
+  /** Set when the frame was held first (it waited for content the document lacked). */
+  ticket: AckTicket | null
   /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
-  also?: DocumentMember[]
+  also?: Settlement[]
 }
+
+/** How often a member holding updates is asked, at most, for the content they wait for. */
+const ASK_INTERVAL_MS = 1_000
 
 /** Lifecycle of a loaded document, changed only by setStatus. */
 export type DocumentStatus = 'loading' | 'ready' | 'unloading' | 'unloaded' | 'failed'
@@ -80,13 +100,20 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */
   private relayedThisTurn = false
   private relayQueue: QueuedRelay[] = []
+  /** Updates waiting for content the document lacks: never applied, relayed, stored or acknowledged until it comes. */
+  private readonly held: HeldUpdates<DocumentMember, AckTicket>
+  /** When each member holding updates was last asked for what they wait for. */
+  private readonly askedAt = new Map<DocumentMember, number>()
 
   constructor (
     readonly name: string,
     readonly logger: Logger,
     private readonly onPending: (doc: Document) => void,
-    private readonly observer: DocumentObserver | null = null
-  ) {}
+    private readonly observer: DocumentObserver | null = null,
+    heldLimits: Readonly<HeldLimits> = DEFAULT_HELD_LIMITS
+  ) {
+    this.held = new HeldUpdates(heldLimits)
+  }
 
   /** Changes the lifecycle status; the one place it changes. */
   setStatus (status: DocumentStatus): void {
@@ -103,6 +130,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
     for (const update of updates) bytes += update.byteLength
     this.logUpdates = updates.length
     this.logBytes = bytes
+    // stored before the server held such content apart: Yjs would retry it on every update
+    this.dropYjsPending('stored content depends on content the store lacks; it is dropped and the next compaction removes it')
+  }
+
+  /** Number of updates held until content they depend on arrives. */
+  get heldUpdates (): number {
+    return this.held.size
   }
 
   /**
@@ -113,6 +147,18 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * acknowledgement could promise what a crash would still lose.
    */
   applyUpdate (update: Uint8Array, from: DocumentMember): void {
+    const { decoded, needs } = this.check(update)
+    if (needs.size > 0) return this.hold(update, needs, from)
+    this.integrateFrom(update, decoded, from, null)
+    this.releaseHeld()
+  }
+
+  /**
+   * Validates an update against the document: decodes it, checks its references (update-guard.ts)
+   * and finds what it needs that the document lacks (update-deps.ts). Throws
+   * TANDEM_ERR_INVALID_UPDATE when it is not a consistent Yjs update.
+   */
+  private check (update: Uint8Array): { decoded: ReturnType<typeof Y.decodeUpdate>, needs: Needs } {
     let decoded: ReturnType<typeof Y.decodeUpdate>
     try {
       decoded = Y.decodeUpdate(update)
@@ -129,27 +175,126 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // Yjs trusts its peers; a forged update could corrupt the document for everyone
     const inconsistency = findInconsistency(this.ydoc, decoded)
     if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
+    try {
+      return { decoded, needs: findNeeds(this.ydoc, decoded) }
+    } catch (err) {
+      if (err instanceof CyclicUpdateError) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', err.message)
+      throw err
+    }
+  }
+
+  /**
+   * Holds an update that depends on content the document lacks, outside Yjs (which would retry it
+   * on every later update), unacknowledged, and asks its sender for the missing content: a sync
+   * step 1 with the document's state, which the stock client answers with a step 2 holding
+   * everything the server lacks. Past the held limits the frame is refused with
+   * TANDEM_ERR_UPDATE_INCOMPLETE (1013: reconnecting syncs the client in full).
+   */
+  private hold (update: Uint8Array, needs: Needs, from: DocumentMember): void {
+    const refusal = this.held.refusal(from, update.byteLength)
+    if (refusal !== null) throw new TandemError('TANDEM_ERR_UPDATE_INCOMPLETE', refusal)
+    // a copy: the frame may be a view into a larger receive buffer
+    const now = Date.now()
+    this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs, at: now })
+    this.meter?.held()
+    if (now - (this.askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
+    this.askedAt.set(from, now)
+    this.logger.debug({ needs: needs.size }, 'update held: asking its sender for the content it depends on')
+    from.send(writeSyncStep1(Y.encodeStateVector(this.ydoc)))
+  }
+
+  /**
+   * Applies the held updates whose needs the document now meets, in arrival order, until none is
+   * ready. Each held update is applied once: its needs were fixed when it came.
+   */
+  private releaseHeld (): void {
+    if (this.held.size === 0) return
+    const state = (client: number): number => Y.getState(this.ydoc.store, client)
+    for (let ready = this.held.takeReady(state); ready.length > 0; ready = this.held.takeReady(state)) {
+      for (const held of ready) this.applyHeld(held)
+    }
+  }
+
+  /**
+   * Closes `member` (TANDEM_ERR_UPDATE_INCOMPLETE, 1013) when its oldest held update has waited
+   * longer than the held limits allow: what it depends on never came, though the sender was
+   * asked. Called on the member's heartbeat tick.
+   */
+  expireHeld (member: DocumentMember, now: number = Date.now()): void {
+    const oldest = this.held.oldest(member)
+    if (oldest === null || now - oldest <= this.held.maxAgeMs) return
+    member.fail(new TandemError('TANDEM_ERR_UPDATE_INCOMPLETE', `an update waited ${now - oldest} ms for content the server lacks (at most ${this.held.maxAgeMs} ms)`))
+  }
+
+  private applyHeld (held: Held<DocumentMember, AckTicket>): void {
+    if (!this.members.has(held.owner)) return
+    try {
+      const { decoded, needs } = this.check(held.update)
+      if (needs.size > 0) {
+        // cannot happen (its needs are met); held again rather than handed to Yjs
+        this.held.add({ ...held, needs })
+        return
+      }
+      this.integrateFrom(held.update, decoded, held.owner, held.ticket)
+    } catch (err) {
+      const error = err instanceof TandemError ? err : new TandemError('TANDEM_ERR_INVALID_UPDATE', String(err), { cause: err })
+      held.owner.fail(error)
+    }
+  }
+
+  /** Applies a checked update that needs nothing the document lacks; settles, stores and relays it. */
+  private integrateFrom (update: Uint8Array, decoded: ReturnType<typeof Y.decodeUpdate>, from: DocumentMember, ticket: AckTicket | null): void {
     let changes: Uint8Array | null
     try {
       changes = integrate(this.ydoc, update, decoded.structs, from)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    } finally {
+      this.dropYjsPending('an update left content pending despite its check; the pending part is dropped')
     }
     if (changes === null) {
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
-      if (tail !== undefined) (tail.also ??= []).push(from)
-      else from.acknowledge(1)
+      if (tail !== undefined) (tail.also ??= []).push({ member: from, ticket })
+      else this.settle({ member: from, ticket })
       return
     }
-    this.pending.push({ update: changes, origin: from })
+    this.pending.push({ update: changes, origin: from, ticket })
     this.onPending(this)
     this.relayUpdate(changes, from)
   }
 
+  /** Settles one frame of a member that is still here. */
+  private settle ({ member, ticket }: Settlement): void {
+    if (!this.members.has(member)) return
+    if (ticket === null) member.acknowledge(1)
+    else member.settle(ticket)
+  }
+
+  /**
+   * Takes out what Yjs keeps pending from session updates: content that waits there is merged and
+   * retried on every later update, and would be written into snapshots. Only a mismatch between
+   * findNeeds and Yjs, or content stored before held updates existed, can leave any; other
+   * instances' updates (applyRemote) may wait there legitimately and are left alone.
+   */
+  private dropYjsPending (why: string): void {
+    const { store } = this.ydoc
+    if (store.pendingStructs === null && store.pendingDs === null) return
+    if (this.remotePending) return
+    this.logger.warn({ structs: store.pendingStructs?.update.byteLength ?? 0, deletes: store.pendingDs?.byteLength ?? 0 }, why)
+    store.pendingStructs = null
+    store.pendingDs = null
+  }
+
+  /** True once an update from another instance left content pending in Yjs. */
+  private remotePending = false
+
   /** Applies an update that was stored elsewhere (another instance); relayed at once. */
   applyRemote (update: Uint8Array): void {
     const changes = integrate(this.ydoc, update, null, REMOTE)
+    const { store } = this.ydoc
+    this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
     if (changes !== null) this.relayUpdate(changes, null)
+    this.releaseHeld()
   }
 
   /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
@@ -204,6 +349,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Removes the member and the awareness states it controlled, telling the others at once. */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
+    // nothing held was acknowledged; a client that reconnects syncs it again
+    this.held.dropOwner(member)
+    this.askedAt.delete(member)
     const relay = this.awareness.removeOwnedBy(member)
     if (relay === null) return
     this.broadcast(writeAwareness(relay))
@@ -240,8 +388,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)))
     }
     for (const item of batch) {
-      if (this.members.has(item.origin)) item.origin.acknowledge(1)
-      for (const member of item.also ?? []) if (this.members.has(member)) member.acknowledge(1)
+      this.settle({ member: item.origin, ticket: item.ticket })
+      for (const settlement of item.also ?? []) this.settle(settlement)
     }
     if (!this.hasPending) {
       const waiters = this.storedWaiters
@@ -257,6 +405,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Frees the Y.Doc. */
   destroy (): void {
+    this.held.clear()
+    this.askedAt.clear()
     this.ydoc.destroy()
   }
 }

@@ -3,6 +3,7 @@ import type { Document, DocumentMember } from './document.js'
 import type { SharedFrame } from '../transport/socket.js'
 import { readFrame } from '../../shared/messages.js'
 import { TandemError } from '../../shared/errors.js'
+import type { AckTicket } from '../session/ack-order.js'
 
 /**
  * A member of a document that is not a connection: a request of the document API, or an
@@ -58,6 +59,25 @@ export class ServerMember implements DocumentMember {
 
   acknowledge (count: number): void {
     for (const waiter of this.waiting.splice(0, count)) waiter.resolve()
+  }
+
+  /**
+   * The document would hold the update (it depends on content the document lacks): refused
+   * instead, the document untouched, since a server-side writer has nothing more to send and
+   * "stored" would be untrue. Thrown before the document keeps anything (see Document.hold).
+   */
+  hold (): never {
+    throw new TandemError('TANDEM_ERR_INVALID_UPDATE', 'it depends on content the document does not have')
+  }
+
+  /** Never held (see hold), so never settled but in order: counts as one acknowledgement. */
+  settle (_ticket: AckTicket): void {
+    this.acknowledge(1)
+  }
+
+  /** A held frame turned out invalid: this member ends, as a session would be closed. */
+  fail (error: TandemError): void {
+    this.gone(error)
   }
 }
 

@@ -1,4 +1,3 @@
-import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { Document, type DocumentObserver } from './document.js'
 import type { Store } from '../store/store.js'
@@ -11,6 +10,7 @@ import { TandemError } from '../../shared/errors.js'
  * the name), or null. See deletion.ts.
  */
 export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
+import { encodeIntegratedState } from './read-only.js'
 
 /** Thresholds after which a document's update log is folded into one snapshot. */
 export interface CompactionLimits {
@@ -203,7 +203,7 @@ export class DocumentRegistry {
     try {
       const before = doc.logUpdates
       // the in-memory state holds every update this process stored (a shared store ignores it)
-      await this.store.compact(doc.name, () => Y.encodeStateAsUpdate(doc.ydoc))
+      await this.store.compact(doc.name, () => encodeIntegratedState(doc.ydoc))
       // updates stored while compacting are still separate rows
       doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
       doc.logBytes = 0

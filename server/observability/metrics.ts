@@ -16,7 +16,7 @@ export const MESSAGE_KINDS = FRAME_KINDS
 export type MessageKind = FrameKind
 
 /** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
-export type RefusalReason = 'read_only' | 'invalid'
+export type RefusalReason = 'read_only' | 'invalid' | 'incomplete'
 
 /** Lock events: the `event` label of tandem_lock_events_total. */
 export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
@@ -35,6 +35,7 @@ export class Metrics {
   readonly bytesSent: Counter<'type'>
   readonly updatesApplied: Counter
   readonly updatesRefused: Counter<'reason'>
+  readonly updatesHeld: Counter
   readonly storeWriteSeconds: Histogram
   readonly storeBatchSize: Histogram
   readonly storeFailures: Counter
@@ -77,13 +78,23 @@ export class Metrics {
     this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Client updates applied to documents and stored', registers })
     this.updatesRefused = new Counter({
       name: 'tandem_updates_refused_total',
-      help: 'Client updates refused: read_only (a read-access session) or invalid (not a valid Yjs update)',
+      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update) or incomplete (sessions closed for updates depending on content the server lacks)',
       labelNames: ['reason'],
       registers,
       collect () {
         this.reset()
         this.inc({ reason: 'read_only' }, meter.refusedReadOnly)
         this.inc({ reason: 'invalid' }, meter.refusedInvalid)
+        this.inc({ reason: 'incomplete' }, meter.refusedIncomplete)
+      }
+    })
+    this.updatesHeld = new Counter({
+      name: 'tandem_updates_held_total',
+      help: 'Client updates held because they depend on content the document lacks (applied once it comes)',
+      registers,
+      collect () {
+        this.reset()
+        this.inc(meter.updatesHeld)
       }
     })
     this.storeWriteSeconds = new Histogram({
@@ -152,6 +163,8 @@ export class Meter {
   readonly sentBytes = new Float64Array(MESSAGE_KINDS.length)
   refusedReadOnly = 0
   refusedInvalid = 0
+  refusedIncomplete = 0
+  updatesHeld = 0
   heartbeatTerminations = 0
 
   /** A frame arrived from a client. */
@@ -171,7 +184,13 @@ export class Meter {
   /** An update from a client did not reach the document. */
   refused (reason: RefusalReason): void {
     if (reason === 'read_only') this.refusedReadOnly++
+    else if (reason === 'incomplete') this.refusedIncomplete++
     else this.refusedInvalid++
+  }
+
+  /** An update was held: it depends on content the document lacks. */
+  held (): void {
+    this.updatesHeld++
   }
 
   /** A connection was terminated for missing heartbeats. */

@@ -11,6 +11,7 @@ import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, encodeIntegratedState } from '../document/read-only.js'
+import { AckOrder, type AckTicket } from './ack-order.js'
 
 export type { EndReason }
 
@@ -46,6 +47,11 @@ export class Session implements DocumentMember {
   messagesSent = 0
   bytesSent = 0
   updatesSent = 0
+  /** Acknowledgements in the order the frames came, though held frames settle late. */
+  private readonly acks = new AckOrder((count, refused) => {
+    if (!this.tandem) return
+    this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
+  })
 
   constructor (
     readonly socket: WebSocketLike,
@@ -139,7 +145,19 @@ export class Session implements DocumentMember {
   }
 
   acknowledge (count: number): void {
-    if (this.tandem) this.send(writeTandem({ type: 'ack', count }))
+    this.acks.acknowledge(count)
+  }
+
+  hold (): AckTicket {
+    return this.acks.holdLast()
+  }
+
+  settle (ticket: AckTicket): void {
+    this.acks.settle(ticket)
+  }
+
+  fail (error: TandemError): void {
+    this.refuseInput(error)
   }
 
   /**
@@ -155,6 +173,9 @@ export class Session implements DocumentMember {
       this.end('timeout', 1006)
       return
     }
+    // an update held for content that never came: 1013, and the client syncs in full on reconnect
+    this.doc.expireHeld(this, now)
+    if (this.isEnded()) return
     if (now - this.lastPingAt >= options.intervalMs) {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
@@ -195,11 +216,17 @@ export class Session implements DocumentMember {
     try {
       this.dispatch(readFrame(data))
     } catch (err) {
-      const error = isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err })
-      if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
-      this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
-      this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
+      this.refuseInput(isTandemError(err) ? err : new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', String(err), { cause: err }))
     }
+  }
+
+  /** Closes the session on input it cannot accept, with the error's close code and one log line. */
+  private refuseInput (error: TandemError): void {
+    if (this.isEnded()) return
+    if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
+    else if (error.code === 'TANDEM_ERR_UPDATE_INCOMPLETE') this.doc.meter?.refused('incomplete')
+    this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
+    this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }
 
   private dispatch (frame: Frame): void {
@@ -208,10 +235,12 @@ export class Session implements DocumentMember {
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
         this.updatesReceived++
+        this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.doc.applyUpdate(frame.update, this)
       case 'sync-update':
         this.updatesReceived++
+        this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.doc.applyUpdate(frame.update, this)
         return this.hooks.active?.(this)
@@ -248,10 +277,10 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
-    if (!changes) return this.acknowledge(1)
+    if (!changes) return this.acks.settleLast(null)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
-    if (this.tandem) this.send(writeTandem({ type: 'refused', count: 1, code: 'TANDEM_ERR_READ_ONLY' }))
+    this.acks.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
   private answerStep1 (stateVector: Uint8Array): void {

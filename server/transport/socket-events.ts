@@ -1,4 +1,5 @@
 import type { WebSocket } from 'ws'
+import type { SyncSocket } from './sync-allowance.js'
 import type { TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
 import { CloseCode } from '../../shared/constants.js'
@@ -18,7 +19,7 @@ const bindings = new WeakMap<WebSocket, Binding>()
  * the close and errors. A listener that throws ends only that session, with 1013; it never
  * reaches the process.
  */
-export function bindSocket (socket: WebSocket, session: Session, bucket: TokenBucket | undefined): void {
+export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
   bindings.set(socket, { session, bucket })
   socket.binaryType = 'nodebuffer'
   socket.on('message', onMessage)
@@ -35,6 +36,9 @@ function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
     if (bucket !== undefined && !bucket.take()) {
       session.logger.warn({ messagesPerSecond: bucket.ratePerSecond, burst: bucket.capacity }, 'rate limit exceeded')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
+    } else if (isBinary && !(this as SyncSocket).admits(data)) {
+      session.logger.warn({ bytes: data.byteLength }, 'frame larger than --max-message-size; closing with 1009')
+      session.close(CloseCode.MESSAGE_TOO_BIG, 'error', 'TANDEM_ERR_MESSAGE_TOO_BIG')
     } else if (isBinary) {
       session.receive(data)
     } else {

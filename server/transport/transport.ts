@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket } from 'ws'
+import { WebSocketServer } from 'ws'
 import { documentNameFromPath } from '../../shared/document-name.js'
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { TANDEM_QUERY_PARAM } from '../../shared/constants.js'
 import { CloseCode } from '../../shared/constants.js'
 import type { AuthRequest } from '../auth/auth.js'
 import { ConnectionCounter } from './limits.js'
+import { SyncGrants, SyncSocket, type SyncLimits } from './sync-allowance.js'
 import { clientAddress, type TrustProxy } from './proxy.js'
 import type { Logger } from 'pino'
 
@@ -19,6 +20,8 @@ export interface UpgradeRequest extends AuthRequest {
 /** The transport's own limits and checks. */
 export interface TransportOptions {
   maxMessageSize: number
+  /** The largest first sync step 2 (see sync-allowance.ts). */
+  maxSyncSize: number
   allowedOrigins?: readonly string[]
   /** Open connections and handshakes per remote address; 0: no limit. */
   maxConnectionsPerIp: number
@@ -30,17 +33,24 @@ export interface TransportOptions {
 export interface TransportTarget {
   /** Throws a TandemError (or an error with statusCode) to refuse the upgrade. */
   admit (request: UpgradeRequest): Promise<unknown>
-  /** Takes the accepted socket; `admission` is what admit returned. */
-  connect (socket: WebSocket, request: UpgradeRequest, admission: unknown): void
+  /**
+   * Takes the accepted socket (a SyncSocket: feed its frames through `admits`); `admission` is
+   * what admit returned.
+   */
+  connect (socket: SyncSocket, request: UpgradeRequest, admission: unknown): void
 }
 
 /**
  * The thin binding between `ws` and the core: parses the request, refuses bad ones with an HTTP
- * status before the upgrade, and hands accepted sockets over. Frames over maxPayload are closed
- * by `ws` itself with 1009.
+ * status before the upgrade, and hands accepted sockets over. Frames over a connection's
+ * maxPayload are closed by `ws` itself, with 1009 (or 4413 for a first sync over maxSyncSize:
+ * see sync-allowance.ts).
  */
 export class WebSocketTransport {
   readonly wss: WebSocketServer
+  /** Connections allowed a first sync over maxMessageSize (see sync-allowance.ts). */
+  readonly syncGrants = new SyncGrants()
+  private readonly syncLimits: SyncLimits
   /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
   readonly connections: ConnectionCounter
   private readonly proxies: TrustProxy
@@ -51,10 +61,13 @@ export class WebSocketTransport {
     private readonly logger: Logger
   ) {
     this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
+    this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), logger }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
       noServer: true,
-      maxPayload: options.maxMessageSize,
+      WebSocket: SyncSocket,
+      // the first-sync limit; each connection lowers it to maxMessageSize unless granted
+      maxPayload: this.syncLimits.maxSyncSize,
       perMessageDeflate: false,
       clientTracking: false,
       // a token sent as Sec-WebSocket-Protocol must be echoed back, or browsers fail the handshake
@@ -86,8 +99,10 @@ export class WebSocketTransport {
     socket.on('close', release)
     this.target.admit(request).then(admission => {
       if (socket.destroyed) return
-      this.wss.handleUpgrade(req, socket, head, ws => {
+      this.wss.handleUpgrade(req, socket, head, websocket => {
+        const ws = websocket as SyncSocket
         try {
+          ws.startSync(this.syncLimits, this.syncGrants.acquire(request.remoteAddress), request.remoteAddress, socket)
           this.target.connect(ws, request, admission)
         } catch (err) {
           this.logger.error({ err }, 'connect failed')

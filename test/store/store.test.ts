@@ -137,5 +137,5 @@ describe('sqlite store durability', () => {
       expect(rebuild(await one.load(name)).getText('t').toString()).toBe(doc.getText('t').toString())
       await Promise.all([one.close(), two.close()])
     }
-  })
+  }, 120_000) // 40 rounds of two worker threads each: 29.9 s seen on a loaded two-core machine
 })

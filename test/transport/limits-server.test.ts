@@ -22,7 +22,7 @@ describe('message size', () => {
     const ws = rawClient(docUrl(server.url, name))
     await opened(ws)
     ws.send(writeAwareness(new Uint8Array(2000)))
-    expect((await closed(ws)).code).toBe(CloseCode.MESSAGE_TOO_BIG)
+    expect(await closed(ws)).toEqual({ code: CloseCode.MESSAGE_TOO_BIG, reason: 'TANDEM_ERR_MESSAGE_TOO_BIG' })
     bystander.text.insert(0, 'still here')
     await waitFor(() => server.documents.get(name)?.ydoc.getText('t').toString() === 'still here')
     expect(bystander.provider.wsconnected).toBe(true)
