@@ -22,6 +22,8 @@ interface Store {
   append (entries: readonly StoreEntry[]): Promise<void>
   compact (name: string, snapshot?: () => Uint8Array): Promise<void>
   nextFencingToken (name: string, resource: string): Promise<number>
+  addRevocation (revocation: unknown): Promise<void>
+  revocations (now: number): Promise<unknown[]>
   close (): Promise<void>
 }
 interface TandemModule {
@@ -48,6 +50,8 @@ async function main (): Promise<void> {
     append: entries => timed('append', () => inner.append(entries)),
     compact: (name, snapshot) => timed('compact', () => inner.compact(name, snapshot)),
     nextFencingToken: (name, resource) => inner.nextFencingToken(name, resource),
+    addRevocation: revocation => inner.addRevocation(revocation),
+    revocations: now => inner.revocations(now),
     close: () => inner.close()
   }
   const server = tandem.createServer({ port: 0, persistence: store, logLevel: 'warn', maxConnectionsPerIp: 0, maxMessagesPerSecond: 0 })

@@ -1,4 +1,5 @@
 import { CloseCode } from '../shared/constants.js'
+import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
 import type { WebSocketClass } from './options.js'
 import { chunkSyncFrame } from './chunked-sync.js'
 
@@ -44,4 +45,14 @@ export function socketClosed (socket: WebSocket, timeoutMs: number): Promise<voi
       resolve()
     })
   })
+}
+
+/**
+ * The error of a final close (4400-4499, the provider stops): the code the server gave as the
+ * close reason, else unauthenticated (4401) or forbidden.
+ */
+export function closeError (event: { code: number, reason: string }): TandemError {
+  const code = Object.hasOwn(ERRORS, event.reason) ? event.reason as ErrorCode
+    : event.code === CloseCode.UNAUTHENTICATED ? 'TANDEM_ERR_UNAUTHENTICATED' : 'TANDEM_ERR_FORBIDDEN'
+  return new TandemError(code, `the server closed the connection with ${event.code}`)
 }

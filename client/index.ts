@@ -2,7 +2,7 @@
  * `tandem/client`: the browser and Node client of a Tandem server.
  * @packageDocumentation
  */
-export { TandemClient, DEFAULT_CLIENT_OPTIONS, type TandemClientOptions, type TandemClientEvents, type ClientStatus, type LocksView, type WebSocketClass } from './tandem-client.js'
+export { TandemClient, DEFAULT_CLIENT_OPTIONS, type TandemClientOptions, type TandemClientEvents, type ClientStatus, type LocksView, type WebSocketClass, type TokenFunction } from './tandem-client.js'
 export { Lock, type AcquireOptions, type LockEvent } from './locks.js'
 export type { PresenceEvent, PresenceView } from './presence.js'
 export { LockDeniedError } from '../shared/lock-denied-error.js'

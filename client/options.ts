@@ -1,6 +1,8 @@
 import type * as Y from 'yjs'
 import { TandemError } from '../shared/errors.js'
+import { TANDEM_QUERY_PARAM } from '../shared/constants.js'
 import { validateDocumentName } from '../shared/document-name.js'
+import type { TokenFunction } from './token.js'
 
 /** Connection status of a client. */
 export type ClientStatus = 'connecting' | 'connected' | 'disconnected'
@@ -14,8 +16,14 @@ export interface TandemClientOptions {
   url: string
   /** The document name (may contain `/`). */
   document: string
-  /** A JWT when the server has an auth secret. @default undefined */
-  token?: string
+  /**
+   * A JWT when the server has an auth secret, or a function that returns one: it is called for
+   * the first connection, for every reconnect, and when the server says the token expires soon
+   * (the new token is then sent on the same connection: no reconnect, nothing lost). If it
+   * throws, the session lasts until the current token expires, it is retried with backoff, and
+   * `error` reports TANDEM_ERR_TOKEN_REFRESH_FAILED. @default undefined
+   */
+  token?: string | TokenFunction
   /**
    * Who this is, for servers without an auth secret (with one, the token decides). `id` keeps
    * the same user across connections, which is what makes two tabs one presence entry.
@@ -96,4 +104,13 @@ export function resolveClientOptions (options: TandemClientOptions): ResolvedCli
     }
   }
   return Object.freeze(resolved)
+}
+
+/** The query parameters of the first connection (the token is added by TokenSource). */
+export function connectionParams (options: TandemClientOptions): Record<string, string> {
+  const params: Record<string, string> = { ...options.params, [TANDEM_QUERY_PARAM]: '1' }
+  if (options.user?.id !== undefined) params.user = options.user.id
+  if (options.user?.name !== undefined) params.name = options.user.name
+  if (options.user?.color !== undefined) params.color = options.user.color
+  return params
 }

@@ -3,20 +3,22 @@ import { WebsocketProvider } from 'y-websocket'
 import type { Awareness } from 'y-protocols/awareness'
 import type * as decoding from 'lib0/decoding'
 import { IndexeddbPersistence } from 'y-indexeddb'
-import { MESSAGE_TANDEM, TANDEM_QUERY_PARAM, CloseCode } from '../shared/constants.js'
-import { trackingSocketClass, socketClosed } from './connection.js'
-import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
+import { MESSAGE_TANDEM } from '../shared/constants.js'
+import { trackingSocketClass, socketClosed, closeError } from './connection.js'
+import { TandemError } from '../shared/errors.js'
 import { writeTandem } from '../shared/messages.js'
 import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
 import { Emitter } from './emitter.js'
 import { UnsyncedCounter } from './unsynced.js'
 import { PresenceBook, type PresenceEvent, type PresenceView } from './presence.js'
 import { LockClient, type Lock, type AcquireOptions, type LockEvent } from './locks.js'
-import { resolveClientOptions, type ClientStatus, type ResolvedClientOptions, type TandemClientOptions } from './options.js'
+import { connectionParams, resolveClientOptions, type ClientStatus, type ResolvedClientOptions, type TandemClientOptions } from './options.js'
 import { watchPage } from './page.js'
 import { Waiters } from './waiters.js'
+import { TokenSource } from './token.js'
 
 export { DEFAULT_CLIENT_OPTIONS, type ClientStatus, type TandemClientOptions, type WebSocketClass } from './options.js'
+export type { TokenFunction } from './token.js'
 
 /** The events of a TandemClient and their payloads. */
 export interface TandemClientEvents {
@@ -61,6 +63,8 @@ export class TandemClient {
   private readonly people = new PresenceBook()
   private readonly lockClient: LockClient
   private readonly persistence: IndexeddbPersistence | undefined
+  /** Puts the token in the URL, or calls the token function (see TokenSource). */
+  private readonly tokens: TokenSource
   private readonly cleanups: Array<() => void> = []
   private lifecycle: Lifecycle = 'open'
   /** True while closing on purpose: the socket then closes with 1000. */
@@ -73,17 +77,12 @@ export class TandemClient {
   constructor (options: TandemClientOptions) {
     this.options = resolveClientOptions(options)
     this.doc = options.doc ?? new Y.Doc()
-    const params: Record<string, string> = { ...options.params, [TANDEM_QUERY_PARAM]: '1' }
-    if (options.token !== undefined) params.token = options.token
-    if (options.user?.id !== undefined) params.user = options.user.id
-    if (options.user?.name !== undefined) params.name = options.user.name
-    if (options.user?.color !== undefined) params.color = options.user.color
     if (this.options.offline) this.persistence = new IndexeddbPersistence(`tandem:${options.document}`, this.doc)
     // the provider puts the room name into the URL as it is: encode it, keeping the slashes
     const room = options.document.split('/').map(encodeURIComponent).join('/')
     this.provider = new WebsocketProvider(options.url, room, this.doc, {
       connect: false,
-      params,
+      params: connectionParams(options),
       WebSocketPolyfill: trackingSocketClass(options.WebSocketPolyfill ?? globalThis.WebSocket, {
         sent: (socket, bytes, frames) => this.counter.frameSent(socket, bytes, frames),
         syncChunkBytes: this.options.syncChunkBytes,
@@ -91,6 +90,11 @@ export class TandemClient {
       }),
       maxBackoffTime: this.options.maxBackoffTimeMs,
       disableBc: !this.options.broadcastChannel
+    })
+    this.tokens = new TokenSource(options.token, this.provider, this.options.maxBackoffTimeMs, {
+      open: () => this.lifecycle === 'open',
+      error: error => this.emitter.emit('error', error),
+      refresh: token => this.sendTandem({ type: 'refresh', token })
     })
     this.provider.messageHandlers[MESSAGE_TANDEM] = (_encoder: unknown, decoder: decoding.Decoder) => this.receiveFrom(decoder)
     this.listen()
@@ -114,7 +118,7 @@ export class TandemClient {
       list: () => locks.list(),
       holder: resource => locks.holder(resource)
     }
-    if (this.options.connect) this.provider.connect()
+    if (this.options.connect) this.tokens.connect()
   }
 
   /** The awareness instance of the provider (cursors and selections). */
@@ -152,7 +156,7 @@ export class TandemClient {
   /** Connects (again) after `connect: false`. */
   connect (): void {
     this.assertOpen()
-    this.provider.connect()
+    this.tokens.connect()
   }
 
   /**
@@ -214,11 +218,7 @@ export class TandemClient {
       this.emitter.emit('synced')
     }
     const onConnectionClose = (): void => this.socketDropped()
-    const onClosed = (event: { code: number, reason: string }): void => {
-      const code = Object.hasOwn(ERRORS, event.reason) ? event.reason as ErrorCode
-        : event.code === CloseCode.UNAUTHENTICATED ? 'TANDEM_ERR_UNAUTHENTICATED' : 'TANDEM_ERR_FORBIDDEN'
-      this.emitter.emit('error', new TandemError(code, `the server closed the connection with ${event.code}`))
-    }
+    const onClosed = (event: { code: number, reason: string }): void => this.emitter.emit('error', closeError(event))
     provider.on('status', onStatus)
     provider.on('sync', onSync)
     provider.on('connection-close', onConnectionClose)
@@ -231,7 +231,7 @@ export class TandemClient {
     })
     this.cleanups.push(watchPage({
       hide: () => { if (this.lifecycle === 'open') this.depart() },
-      show: () => { if (this.lifecycle === 'open') this.provider.connect() },
+      show: () => { if (this.lifecycle === 'open') this.tokens.connect() },
       unsaved: () => this.options.warnBeforeUnload && this.counter.count > 0
     }))
   }
@@ -274,6 +274,12 @@ export class TandemClient {
       case 'lock-event':
       case 'lock-reply':
         return this.lockClient.receive(message)
+      case 'token-expiring':
+        return void this.tokens.refresh(message.expiresAt)
+      case 'refreshed':
+        this.access = message.access
+        this.awareness.setLocalStateField('user', { name: message.name, color: message.color })
+        return
       default:
         this.emitter.emit('error', new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', `unexpected ${message.type} from the server`))
     }
@@ -321,6 +327,7 @@ export class TandemClient {
 
   private teardown (lifecycle: 'left' | 'destroyed'): void {
     this.lifecycle = lifecycle
+    this.tokens.close()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     this.provider.destroy()
     void this.persistence?.destroy()

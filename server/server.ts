@@ -32,6 +32,10 @@ import { SessionAnalytics } from './observability/analytics.js'
 import { Deletions } from './document/deletion.js'
 import { DocumentHandle, isServerMember } from './document/handle.js'
 import type { DocumentApiSource } from './http/documents.js'
+import { LiveSessions } from './session/live.js'
+import { Revocations, type RevocationTarget } from './auth/revocations.js'
+import type { Revocation } from './store/store.js'
+import type { AuthRequest } from './auth/auth.js'
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -61,6 +65,8 @@ export class TandemServer {
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private readonly heartbeats: HeartbeatLoop
+  private live: LiveSessions | undefined
+  private revocationList: Revocations | undefined
   private closing: Promise<void> | undefined
   private readonly authenticate: Authenticate
 
@@ -108,8 +114,14 @@ export class TandemServer {
   /** One hooks object for every session: a closure per session would cost memory per connection. */
   private readonly sessionHooks: SessionHooks = {
     ended: (s, reason, code) => this.sessionEnded(s, reason, code),
-    message: (s, message) => this.collaboration.message(s, message),
-    active: s => this.collaboration.activity(s)
+    message: (s, message) => {
+      if (message.type === 'refresh') this.live?.refresh(s, message.token)
+      else this.collaboration.message(s, message)
+    },
+    active: s => {
+      this.live?.active(s)
+      this.collaboration.activity(s)
+    }
   }
 
   get collaboration (): Collaboration {
@@ -183,6 +195,16 @@ export class TandemServer {
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
       })
       this.cluster?.bindPresence(this.collab)
+      this.revocationList = new Revocations(this.store, options.revocationTtlMs, logger)
+      await this.revocationList.start()
+      const collab = this.collab
+      this.live = new LiveSessions(options, this.revocationList, {
+        authenticate: request => this.authenticateWithin(request),
+        revokeHeld: covered => collab.revokeHeld(covered),
+        ending: session => collab.voidResume(session.id),
+        changed: session => collab.identityChanged(session as Session)
+      }, logger, this.cluster)
+      this.cluster?.bindLive(this.live)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -194,6 +216,8 @@ export class TandemServer {
         await once(this.http, 'listening')
       }
     } catch (err) {
+      this.live?.close()
+      this.revocationList?.close()
       await this.collab?.close().catch(() => {})
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
@@ -209,13 +233,39 @@ export class TandemServer {
 
   private async admit (request: UpgradeRequest): Promise<Identity> {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
-    const { authTimeoutMs } = this.options
-    const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
-      () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+    const identity = await this.authenticateWithin(request)
     if (this.documents.atLimit(request.document, this.options.maxDocuments)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
     // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
     if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
     return identity
+  }
+
+  /**
+   * The authenticator within the auth timeout, then the checks every credential passes, at the
+   * upgrade and at every refresh: not expired, not revoked.
+   */
+  private async authenticateWithin (request: AuthRequest): Promise<Identity> {
+    const { authTimeoutMs } = this.options
+    const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
+      () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new TandemError('TANDEM_ERR_TOKEN_EXPIRED')
+    if (this.revocationList?.covering(identity) !== undefined) throw new TandemError('TANDEM_ERR_REVOKED')
+    return identity
+  }
+
+  /**
+   * Revokes a user's sessions and older tokens, a session, or a token, on every instance: stored
+   * first, then in force here, then told to the peers. Returns it and the sessions ended here.
+   */
+  async revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }> {
+    if (this.live === undefined) throw new Error('server is not listening')
+    return await this.live.revoke(target)
+  }
+
+  /** Authenticates every session of a document again, here and on every peer; returns the count here. */
+  async recheck (doc: string): Promise<number> {
+    if (this.live === undefined) throw new Error('server is not listening')
+    return await this.live.recheckEverywhere(doc)
   }
 
   private connect (socket: SyncSocket, request: UpgradeRequest, identity: Identity): void {
@@ -241,6 +291,7 @@ export class TandemServer {
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
+    this.live?.add(session, request)
     const { maxMessagesPerSecond, messageBurst } = this.options
     bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
     loaded.then(() => session.start(), (err: unknown) => {
@@ -305,6 +356,7 @@ export class TandemServer {
    */
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
+    this.live?.remove(session)
     const held = this.collab?.ended(session, reason) ?? false
     this.analytics.ended(session, reason, code, held)
     this.registry?.release(session.doc)
@@ -330,6 +382,8 @@ export class TandemServer {
     const { logger } = this
     this.heartbeats.stop()
     this.deletions?.close()
+    this.live?.close()
+    this.revocationList?.close()
     // an attached server is the embedder's: Tandem only stops taking its upgrades
     if (this.options.server === undefined) this.http?.close()
     else if (this.transport !== undefined) this.http?.off('upgrade', this.transport.handleUpgrade)

@@ -44,6 +44,8 @@ export const CloseCode = Object.freeze({
   FORBIDDEN: 4403,
   /** The document was deleted (DELETE /api/documents/:name): final, reconnecting cannot help. */
   DOCUMENT_DELETED: 4404,
+  /** The session was inactive longer than --session-idle-timeout. */
+  IDLE: 4408,
   /** The first sync is larger than --max-sync-size: final, reconnecting would send it again. */
   SYNC_TOO_BIG: 4413
 } as const)

@@ -23,6 +23,10 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_UNAUTHENTICATED: { message: 'A valid token is required (query parameter "token" or Sec-WebSocket-Protocol)', closeCode: CloseCode.UNAUTHENTICATED, httpStatus: 401 },
   TANDEM_ERR_FORBIDDEN: { message: 'The token does not grant access to this document', closeCode: CloseCode.FORBIDDEN, httpStatus: 403 },
   TANDEM_ERR_KICKED: { message: 'An administrator removed this user from the document; reconnecting needs the administrator\'s consent', closeCode: CloseCode.FORBIDDEN, httpStatus: 403 },
+  TANDEM_ERR_TOKEN_EXPIRED: { message: 'The token expired and was not refreshed in time; connect again with a new token', closeCode: CloseCode.UNAUTHENTICATED, httpStatus: 401 },
+  TANDEM_ERR_REVOKED: { message: 'The session or its token was revoked; connect again with a new token', closeCode: CloseCode.UNAUTHENTICATED, httpStatus: 401 },
+  TANDEM_ERR_TOKEN_REFRESH_FAILED: { message: 'The token function failed; the session lasts until the current token expires, and refreshing is retried', closeCode: undefined, httpStatus: 503 },
+  TANDEM_ERR_IDLE_TIMEOUT: { message: 'The session had no edits and no awareness changes for longer than the server allows (--session-idle-timeout)', closeCode: CloseCode.IDLE, httpStatus: 408 },
   TANDEM_ERR_AUTH_TIMEOUT: { message: 'Authentication took longer than the server allows (--auth-timeout); reconnect later', closeCode: CloseCode.TRY_AGAIN_LATER, httpStatus: 503 },
   TANDEM_ERR_READ_ONLY: { message: 'This session has read access only; the update was not applied', closeCode: undefined, httpStatus: 403 },
   TANDEM_ERR_INVALID_DOCUMENT_NAME: { message: 'Document names are 1 to 512 characters without control characters', closeCode: undefined, httpStatus: 400 },
@@ -39,6 +43,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined, httpStatus: 400 },
   TANDEM_ERR_DOCUMENT_DELETED: { message: 'The document was deleted; an administrator can restore it during the retention period (POST /api/documents/:name/restore)', closeCode: CloseCode.DOCUMENT_DELETED, httpStatus: 410 },
+  TANDEM_ERR_TOO_MANY_LOCKS: { message: 'This session holds or awaits as many locks as the server allows (--max-locks-per-session); release some first', closeCode: undefined, httpStatus: 429 },
   TANDEM_ERR_DISCONNECTED: { message: 'The client is not connected', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_DESTROYED: { message: 'The client was destroyed', closeCode: undefined, httpStatus: 410 }
 } satisfies Record<string, ErrorSpec>)

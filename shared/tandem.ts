@@ -25,6 +25,10 @@ export { LEAVE_REASONS, LOCK_RELEASE_REASONS, type LeaveReason, type LockRelease
  *   9  lock-reply      S→C  varUint id, varString code ('' on success), varUint hasLock, [LockInfo]
  *  10  locks           S→C  varUint n, n × LockInfo
  *  11  lock-event      S→C  varUint event (0 acquired, 1 released), LockInfo, varString reason
+ *  12  token-expiring  S→C  varUint expiresAt (the session ends then unless refreshed)
+ *  13  refresh         C→S  varString token (a new token of the same user)
+ *  14  refreshed       S→C  varUint expiresAt (0: none), varString access, varString name,
+ *                           varString color
  *
  *   PresenceEntry   varString userId, varString name, varString color, varString status,
  *                   varUint connections, varUint joinedAt, varUint lastActiveAt
@@ -46,9 +50,12 @@ export type TandemMessage =
   | { type: 'locks', locks: LockInfo[] }
   | { type: 'lock-event', event: 'acquired', lock: LockInfo }
   | { type: 'lock-event', event: 'released', lock: LockInfo, reason: LockReleaseReason }
+  | { type: 'token-expiring', expiresAt: number }
+  | { type: 'refresh', token: string }
+  | { type: 'refreshed', expiresAt: number, access: Access, name: string, color: string }
 
 /** The Tandem message types a client may send; anything else from a client is malformed. */
-export const CLIENT_MESSAGE_TYPES: ReadonlySet<TandemMessage['type']> = new Set(['set-status', 'leave', 'lock-acquire', 'lock-release'])
+export const CLIENT_MESSAGE_TYPES: ReadonlySet<TandemMessage['type']> = new Set(['set-status', 'leave', 'lock-acquire', 'lock-release', 'refresh'])
 
 /** Access a session has to its document. */
 export type Access = 'read' | 'write'
@@ -86,6 +93,8 @@ export interface LockInfo {
 }
 
 export const PRESENCE_STATUSES: readonly PresenceStatus[] = ['active', 'idle', 'away', 'reconnecting']
+/** Longest token a client may send in a `refresh` message (bytes of its UTF-8). */
+export const MAX_REFRESH_TOKEN_LENGTH = 16_384
 
 const ACK = 0
 const REFUSED = 1
@@ -99,6 +108,9 @@ const LOCK_RELEASE = 8
 const LOCK_REPLY = 9
 const LOCKS = 10
 const LOCK_EVENT = 11
+const TOKEN_EXPIRING = 12
+const REFRESH = 13
+const REFRESHED = 14
 
 const PRESENCE_EVENTS = ['joined', 'updated', 'left'] as const
 const LOCK_EVENTS = ['acquired', 'released'] as const
@@ -173,6 +185,21 @@ export function writeTandemMessage (encoder: encoding.Encoder, message: TandemMe
       writeLockInfo(encoder, message.lock)
       encoding.writeVarString(encoder, message.event === 'released' ? message.reason : '')
       break
+    case 'token-expiring':
+      encoding.writeVarUint(encoder, TOKEN_EXPIRING)
+      encoding.writeVarUint(encoder, message.expiresAt)
+      break
+    case 'refresh':
+      encoding.writeVarUint(encoder, REFRESH)
+      encoding.writeVarString(encoder, message.token)
+      break
+    case 'refreshed':
+      encoding.writeVarUint(encoder, REFRESHED)
+      encoding.writeVarUint(encoder, message.expiresAt)
+      encoding.writeVarString(encoder, message.access)
+      encoding.writeVarString(encoder, message.name)
+      encoding.writeVarString(encoder, message.color)
+      break
   }
 }
 
@@ -238,6 +265,22 @@ export function readTandemMessage (decoder: decoding.Decoder): TandemMessage {
       if (reason !== '') throw new RangeError('lock acquired with a reason')
       return { type: 'lock-event', event, lock }
     }
+    case TOKEN_EXPIRING:
+      return { type: 'token-expiring', expiresAt: decoding.readVarUint(decoder) }
+    case REFRESH: {
+      // the length is checked before the bytes are decoded: a huge claim costs nothing
+      const length = decoding.peekVarUint(decoder)
+      if (length > MAX_REFRESH_TOKEN_LENGTH) throw new RangeError(`refresh token of ${length} bytes (at most ${MAX_REFRESH_TOKEN_LENGTH})`)
+      return { type: 'refresh', token: decoding.readVarString(decoder) }
+    }
+    case REFRESHED:
+      return {
+        type: 'refreshed',
+        expiresAt: decoding.readVarUint(decoder),
+        access: oneOf(decoding.readVarString(decoder), ['read', 'write'] as const, 'access'),
+        name: decoding.readVarString(decoder),
+        color: decoding.readVarString(decoder)
+      }
     default:
       throw new RangeError(`unknown tandem message ${type}`)
   }

@@ -10,6 +10,15 @@ export interface Identity {
   access: 'read' | 'write'
   /** Allowed document names or `prefix/*` patterns; undefined allows all. */
   docs?: readonly string[]
+  /** When the credentials expire (ms since the epoch): the session ends then unless refreshed. */
+  expiresAt?: number
+  /**
+   * When the credentials were issued (ms): a user's revocation covers what was issued before it.
+   * A JWT without `iat` counts as issued at 0 (always covered); a hook's answer as issued now.
+   */
+  issuedAt?: number
+  /** The token's id (`jti`), for revoking one token. */
+  jti?: string
 }
 
 /** What an authenticator gets: the request's document, token, query parameters and headers. */
@@ -37,6 +46,15 @@ export interface HookIdentity {
   access?: 'read' | 'write'
   /** Allowed document names or `prefix/*` patterns; checked by the server (403 outside them). */
   docs?: readonly string[]
+  /**
+   * When this answer stops being valid (ms since the epoch): the session ends then with 4401
+   * unless a refresh (a new call of the hook) extends it. @default never
+   */
+  expiresAt?: number
+  /** When the credentials were issued (ms); a user's revocation covers earlier ones. @default now */
+  issuedAt?: number
+  /** An id of the credentials, for revoking them alone (`POST /api/revocations` `{ jti }`). */
+  jti?: string
 }
 
 /**
@@ -72,7 +90,7 @@ export function jwt (secret: string): Authenticate {
       const why = err instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token'
       throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', why, { cause: err })
     }
-    const { sub, name, color, docs, access } = claims
+    const { sub, name, color, docs, access, exp, iat, jti } = claims
     if (typeof sub !== 'string' || sub === '') throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'token has no sub')
     if (access !== undefined && access !== 'read' && access !== 'write') {
       throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'access must be "read" or "write"')
@@ -85,7 +103,11 @@ export function jwt (secret: string): Authenticate {
       name: typeof name === 'string' ? name : sub,
       color: pickColor(typeof color === 'string' ? color : null, sub),
       access: access ?? 'write',
-      docs: docs as string[] | undefined
+      docs: docs as string[] | undefined,
+      // jose checked that exp and iat, when present, are numbers
+      expiresAt: typeof exp === 'number' ? exp * 1000 : undefined,
+      issuedAt: typeof iat === 'number' ? iat * 1000 : 0,
+      jti: typeof jti === 'string' ? jti : undefined
     }
     if (!mayOpen(identity, document)) throw new TandemError('TANDEM_ERR_FORBIDDEN', document)
     return identity
@@ -103,7 +125,7 @@ export function fromHook (hook: AuthenticateHook): Authenticate {
     if (result === null || result === false || result === undefined) {
       throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'refused by the authenticate hook')
     }
-    const { userId, name, color, access, docs } = result
+    const { userId, name, color, access, docs, expiresAt, issuedAt, jti } = result
     if (typeof userId !== 'string' || userId === '') throw new Error('authenticate hook returned no userId')
     if (access !== undefined && access !== 'read' && access !== 'write') {
       throw new Error('authenticate hook returned an access other than "read" or "write"')
@@ -111,12 +133,21 @@ export function fromHook (hook: AuthenticateHook): Authenticate {
     if (docs !== undefined && (!Array.isArray(docs) || !docs.every(d => typeof d === 'string'))) {
       throw new Error('authenticate hook returned docs that are not a list of strings')
     }
+    for (const [key, value] of Object.entries({ expiresAt, issuedAt })) {
+      if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value))) {
+        throw new Error(`authenticate hook returned a ${key} that is not a number of milliseconds`)
+      }
+    }
+    if (jti !== undefined && typeof jti !== 'string') throw new Error('authenticate hook returned a jti that is not a string')
     const identity: Identity = {
       userId,
       name: typeof name === 'string' ? name : userId,
       color: pickColor(typeof color === 'string' ? color : null, userId),
       access: access ?? 'write',
-      docs
+      docs,
+      expiresAt,
+      issuedAt: issuedAt ?? Date.now(),
+      jti
     }
     if (!mayOpen(identity, request.document)) throw new TandemError('TANDEM_ERR_FORBIDDEN', request.document)
     return identity

@@ -6,7 +6,8 @@ import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'deleted'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted'] as const
+const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
  * Encodes a bus message. Byte layout:
@@ -17,7 +18,10 @@ const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot'
  *   sync-reply: varString to, varUint8Array update
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
- *   deleted:    nothing more
+ *   revoke:     varUint kind (0 user, 1 session, 2 jti), varString value, varUint revokedAt,
+ *               varUint expiresAt
+ *   recheck:    (nothing)
+ *   deleted:    (nothing)
  * (PresenceEntry as in shared/tandem.ts.)
  */
 export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
@@ -46,6 +50,13 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
       encoding.writeVarUint(encoder, message.entries.length)
       for (const entry of message.entries) writePresenceEntry(encoder, entry)
       break
+    case 'revoke':
+      encoding.writeVarUint(encoder, REVOCATION_KINDS.indexOf(message.revocation.kind))
+      encoding.writeVarString(encoder, message.revocation.value)
+      encoding.writeVarUint(encoder, message.revocation.revokedAt)
+      encoding.writeVarUint(encoder, message.revocation.expiresAt)
+      break
+    case 'recheck':
     case 'deleted':
       break
     default:
@@ -100,6 +111,15 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
       message = { type, from, doc, entries }
       break
     }
+    case 'revoke': {
+      const kind = REVOCATION_KINDS[decoding.readVarUint(decoder)]
+      if (kind === undefined) throw new RangeError('unknown revocation kind')
+      const value = decoding.readVarString(decoder)
+      const revokedAt = decoding.readVarUint(decoder)
+      message = { type, from, doc, revocation: { kind, value, revokedAt, expiresAt: decoding.readVarUint(decoder) } }
+      break
+    }
+    case 'recheck':
     case 'deleted':
       message = { type, from, doc }
       break

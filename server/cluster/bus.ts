@@ -1,4 +1,8 @@
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
+import type { Revocation } from '../store/store.js'
+
+/** The topic of messages about no one document (revocations): no document name is empty. */
+export const CLUSTER_TOPIC = ''
 
 /**
  * What one instance tells the others about a document. Every message names its sender so that a
@@ -15,6 +19,9 @@ import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
  *   the user's last connection there ended, with the reason; receivers merge it with theirs.
  * - `presence-snapshot`: every entry the sender has of its own for the document (sent with the
  *   answer to a `sync`); the receiver replaces what it had from the sender.
+ * - `revoke`: a revocation made on the sender (topic CLUSTER_TOPIC, every node hears it): end
+ *   the sessions it covers, refuse the tokens it covers, keep it.
+ * - `recheck`: authenticate every session of the document again and apply the answers.
  * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
  *   their connections to it with 4404 and unload it.
  */
@@ -26,6 +33,8 @@ export type BusMessage =
   | { type: 'awareness-snapshot', from: string, doc: string, update: Uint8Array }
   | { type: 'presence', from: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | '' }
   | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }
+  | { type: 'revoke', from: string, doc: string, revocation: Revocation }
+  | { type: 'recheck', from: string, doc: string }
   | { type: 'deleted', from: string, doc: string }
 
 /** What a bus reports to its node. */

@@ -3,7 +3,8 @@ import type { Logger } from 'pino'
 import type { Document } from '../document/document.js'
 import type { Replication } from '../document/registry.js'
 import { RemoteOwner } from '../document/awareness.js'
-import type { Bus, BusMessage } from './bus.js'
+import { CLUSTER_TOPIC, type Bus, type BusMessage } from './bus.js'
+import type { Revocation } from '../store/store.js'
 import { RedisBus } from './redis-bus.js'
 import { redisUnreachable } from './redis-client.js'
 import { writeAwareness } from '../../shared/messages.js'
@@ -18,6 +19,12 @@ export interface PresenceNode {
   peerPresence (node: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void
   peerSnapshot (node: string, doc: string, entries: PresenceEntry[]): void
   peerDown (node: string): void
+}
+
+/** What the cluster needs of live-session policy: peers' revocations and rechecks. */
+export interface LiveNode {
+  peerRevoked (revocation: Revocation): void
+  peerRecheck (doc: string): void
 }
 
 /** What the cluster reports (metrics). */
@@ -45,6 +52,7 @@ export interface LoadedDocuments {
 export class Cluster implements Replication, PresencePeers {
   private readonly remotes = new Map<string, RemoteOwner>()
   private presenceNode: PresenceNode | undefined
+  private liveNode: LiveNode | undefined
   /** Peers reported down: hearing from one again means it was only cut off, so resync. */
   private readonly gone = new Set<string>()
   private closing: Promise<void> | undefined
@@ -67,9 +75,9 @@ export class Cluster implements Replication, PresencePeers {
     return this.bus.ready
   }
 
-  /** Connects the bus; rejects when it cannot. */
-  start (): Promise<void> {
-    return this.bus.start({
+  /** Connects the bus and hears the cluster-wide topic; rejects when it cannot connect. */
+  async start (): Promise<void> {
+    await this.bus.start({
       message: (message, sentAt) => {
         // clocks of different hosts may disagree a little: never a negative lag
         this.observer.message?.('in', Math.max(0, Date.now() - sentAt) / 1000)
@@ -82,6 +90,7 @@ export class Cluster implements Replication, PresencePeers {
       },
       nodeDown: nodeId => this.nodeDown(nodeId)
     })
+    await this.bus.subscribe(CLUSTER_TOPIC)
   }
 
   attach (name: string): Promise<void> {
@@ -112,6 +121,21 @@ export class Cluster implements Replication, PresencePeers {
   /** Where peers' presence goes (the instance's Collaboration). */
   bindPresence (node: PresenceNode): void {
     this.presenceNode = node
+  }
+
+  /** Where peers' revocations and rechecks go (the instance's live-session policy). */
+  bindLive (node: LiveNode): void {
+    this.liveNode = node
+  }
+
+  /** Tells every peer about a revocation made here. */
+  publishRevocation (revocation: Revocation): void {
+    this.publish({ type: 'revoke', from: this.nodeId, doc: CLUSTER_TOPIC, revocation })
+  }
+
+  /** Asks the peers with the document loaded to authenticate its sessions again. */
+  publishRecheck (doc: string): void {
+    this.publish({ type: 'recheck', from: this.nodeId, doc })
   }
 
   publishPresence (doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | ''): void {
@@ -156,6 +180,7 @@ export class Cluster implements Replication, PresencePeers {
       this.logger.info({ peer: message.from }, 'peer node is back; resynchronising')
       this.resync()
     }
+    if (message.type === 'revoke') return this.liveNode?.peerRevoked(message.revocation)
     const doc = this.docs.get(message.doc)
     if (doc === undefined || doc.status === 'failed' || doc.status === 'unloaded') return
     try {
@@ -188,6 +213,10 @@ export class Cluster implements Replication, PresencePeers {
         return this.presenceNode?.peerPresence(message.from, message.doc, message.userId, message.entry, message.reason)
       case 'presence-snapshot':
         return this.presenceNode?.peerSnapshot(message.from, message.doc, message.entries)
+      case 'recheck':
+        return this.liveNode?.peerRecheck(message.doc)
+      case 'revoke':
+        return
       case 'deleted':
         return this.docs.deleted?.(message.doc)
     }

@@ -49,10 +49,32 @@ export interface ServerOptions {
   heartbeatTimeoutMs?: number
   /** A dropped session may resume this long. @default 10_000 */
   reconnectGraceMs?: number
+  /**
+   * A session with no edits and no awareness changes for this long ends with close code 4408
+   * (reason `idle`). 0: never. @default 0
+   */
+  sessionIdleTimeoutMs?: number
+  /**
+   * How long a revocation is kept (`POST /api/revocations`): set it to at least the longest
+   * token lifetime you issue, since a revoked token is refused only while its revocation is
+   * kept. @default 86_400_000
+   */
+  revocationTtlMs?: number
   /** Presence turns idle after this long without activity. @default 60_000 */
   idleAfterMs?: number
   /** Default lease of an edit lock. @default 30_000 */
   lockTtlMs?: number
+  /**
+   * Shortest lease a client may ask for: a shorter `ttlMs` is raised to this. A lease only
+   * matters once its holder stops being renewed, and each lock costs a renewal every third of
+   * its lease, so a 10 ms lease buys nothing and costs 300 renewals a second. @default 1_000
+   */
+  lockMinTtlMs?: number
+  /**
+   * Locks one session may hold plus lock requests it may have queued or under way; past it a
+   * request is refused with TANDEM_ERR_TOO_MANY_LOCKS. 0: no limit. @default 100
+   */
+  maxLocksPerSession?: number
   /** Larger frames close the socket with 1009. @default 16_777_216 */
   maxMessageSize?: number
   /**
@@ -123,7 +145,11 @@ export const DEFAULT_OPTIONS = Object.freeze({
   heartbeatTimeoutMs: 30_000,
   reconnectGraceMs: 10_000,
   idleAfterMs: 60_000,
+  sessionIdleTimeoutMs: 0,
+  revocationTtlMs: 24 * 60 * 60_000,
   lockTtlMs: 30_000,
+  lockMinTtlMs: 1_000,
+  maxLocksPerSession: 100,
   maxMessageSize: 16 * 1024 * 1024,
   maxSyncSize: 256 * 1024 * 1024,
   authTimeoutMs: 10_000,
@@ -161,7 +187,11 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_OPTIONS.heartbeatTimeoutMs,
     reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
     idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
+    sessionIdleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_OPTIONS.sessionIdleTimeoutMs,
+    revocationTtlMs: options.revocationTtlMs ?? DEFAULT_OPTIONS.revocationTtlMs,
     lockTtlMs: options.lockTtlMs ?? DEFAULT_OPTIONS.lockTtlMs,
+    lockMinTtlMs: options.lockMinTtlMs ?? DEFAULT_OPTIONS.lockMinTtlMs,
+    maxLocksPerSession: options.maxLocksPerSession ?? DEFAULT_OPTIONS.maxLocksPerSession,
     maxMessageSize: options.maxMessageSize ?? DEFAULT_OPTIONS.maxMessageSize,
     maxSyncSize: options.maxSyncSize ?? DEFAULT_OPTIONS.maxSyncSize,
     allowedOrigins: options.allowedOrigins,
@@ -185,7 +215,14 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('heartbeatTimeoutMs', resolved.heartbeatTimeoutMs, 1, 2 ** 31 - 1)
   checkInteger('reconnectGraceMs', resolved.reconnectGraceMs, 0, 2 ** 31 - 1)
   checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
+  checkInteger('sessionIdleTimeoutMs', resolved.sessionIdleTimeoutMs, 0, 2 ** 31 - 1)
+  checkInteger('revocationTtlMs', resolved.revocationTtlMs, 1_000, 2 ** 42)
   checkInteger('lockTtlMs', resolved.lockTtlMs, 1, 2 ** 31 - 1)
+  checkInteger('lockMinTtlMs', resolved.lockMinTtlMs, 1, 2 ** 31 - 1)
+  if (resolved.lockTtlMs < resolved.lockMinTtlMs) {
+    throw invalid('lockTtlMs', resolved.lockTtlMs, `at least lockMinTtlMs (${resolved.lockMinTtlMs})`)
+  }
+  checkInteger('maxLocksPerSession', resolved.maxLocksPerSession, 0, 2 ** 31 - 1)
   checkInteger('maxMessageSize', resolved.maxMessageSize, 64, 2 ** 31 - 1)
   checkInteger('maxSyncSize', resolved.maxSyncSize, 64, 2 ** 31 - 1)
   checkInteger('shutdownTimeoutMs', resolved.shutdownTimeoutMs, 0, 2 ** 31 - 1)

@@ -44,6 +44,8 @@ export class DocumentRegistry {
   private readonly compactQueue = new Set<Document>()
   private compactScheduled = false
   private readonly unloads = new Set<Promise<void>>()
+  /** Documents a member left while they loaded: released again once loaded. */
+  private readonly leftWhileLoading = new Set<Document>()
 
   constructor (
     private readonly store: Store,
@@ -100,7 +102,11 @@ export class DocumentRegistry {
         created.loadStored(updates)
         created.setStatus('ready')
         replication?.loaded(created)
+        // a member left while it loaded: release() could not unload it then, and no other
+        // member may ever come to leave it again
+        if (this.leftWhileLoading.delete(created)) this.release(created)
       }, (err: unknown) => {
+        this.leftWhileLoading.delete(created)
         created.setStatus('failed')
         if (this.docs.get(name) === created) {
           this.docs.delete(name)
@@ -114,9 +120,14 @@ export class DocumentRegistry {
     return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }
   }
 
-  /** Call when a member left: unloads the document once it has none and everything is stored. */
+  /**
+   * Call when a member left: unloads the document once it has no member and everything is
+   * stored. A document still loading is released again when its load ends.
+   */
   release (doc: Document): void {
-    if (doc.members.size > 0 || doc.status !== 'ready') return
+    if (doc.members.size > 0) return
+    if (doc.status === 'loading') this.leftWhileLoading.add(doc)
+    if (doc.status !== 'ready') return
     doc.setStatus('unloading')
     const unload = this.unload(doc).catch((err: unknown) => {
       doc.logger.error({ err }, 'unload failed')

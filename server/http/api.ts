@@ -1,8 +1,17 @@
+import type { IncomingMessage } from 'node:http'
 import type { Router, Route } from './router.js'
 import type { Collaboration } from '../session/collaboration.js'
 import type { DocumentRegistry } from '../document/registry.js'
 import type { StatsSummary } from '../observability/stats.js'
 import { ERRORS } from '../../shared/errors.js'
+import { MAX_DOCUMENT_NAME_LENGTH } from '../../shared/constants.js'
+import type { Revocation } from '../store/store.js'
+import type { RevocationTarget } from '../auth/revocations.js'
+
+/** Largest JSON body the API reads; a revocation is a few dozen bytes. */
+const MAX_JSON_BODY_BYTES = 4_096
+/** Longest user id, session id or jti a revocation may name. */
+const MAX_REVOKED_VALUE_LENGTH = MAX_DOCUMENT_NAME_LENGTH
 import { registerDocumentApi, type DocumentApiSource } from './documents.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
@@ -18,6 +27,8 @@ export interface ApiSource {
     readonly collaboration: Collaboration
     readonly stats: { summary (): StatsSummary }
     readonly documentApi: DocumentApiSource
+    revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }>
+    recheck (doc: string): Promise<number>
   }
 }
 
@@ -32,6 +43,11 @@ export interface ApiSource {
  *   DELETE /api/documents/:name/users/:userId     { kicked: n }: closes that user's connections
  *                                                here with 4403 (session end reason `kicked`); 404 when none
  *   GET    /api/stats                           StatsSummary (sessions over a recent window)
+ *   POST   /api/revocations                     { userId } | { sessionId } | { jti }: 200
+ *                                              { revocation, sessions } (sessions ended here;
+ *                                              every instance ends its own within a second)
+ *   POST   /api/documents/:name/recheck         { rechecked: n }: authenticates the document's
+ *                                              sessions again, here and on every instance
  *   ...and the document API (content, updates, delete, restore): see documents.ts
  */
 export function registerApi (router: Router, source: ApiSource): void {
@@ -62,6 +78,14 @@ export function registerApi (router: Router, source: ApiSource): void {
       return kicked === 0 ? { status: 404, body: { error: 'no connection of that user here' } } : { status: 200, body: { kicked } }
     }))
     .add('GET', '/api/stats', guarded(() => ({ status: 200, body: source.server.stats.summary() })))
+    .add('POST', '/api/revocations', guarded(async req => {
+      const target = revocationTarget(await readJson(req))
+      const { revocation, sessions } = await source.server.revoke(target)
+      return { status: 200, body: { revocation, sessions } }
+    }))
+    .add('POST', '/api/documents/:name*/recheck', guarded(async (_req, { name }) => ({
+      status: 200, body: { rechecked: await source.server.recheck(name as string) }
+    })))
     .add('DELETE', '/api/documents/:name*/locks/:resource', guarded(async (_req, { name, resource }) => {
       const released = await source.server.collaboration.locks.forceRelease(name as string, resource as string)
       return released === null
@@ -85,4 +109,44 @@ function listDocuments (server: ApiSource['server']): Array<{ name: string, sess
     rows.set(name, row)
   }
   return [...rows.values()].sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+}
+
+/** An error the router answers with its status and message. */
+function badRequest (status: number, message: string): Error {
+  return Object.assign(new Error(message), { statusCode: status })
+}
+
+/** Reads a JSON body of at most MAX_JSON_BODY_BYTES: 413 beyond, 400 when it is not JSON. */
+async function readJson (req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > MAX_JSON_BODY_BYTES) throw badRequest(413, `the body is over ${MAX_JSON_BODY_BYTES} bytes`)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength
+    if (size > MAX_JSON_BODY_BYTES) {
+      req.resume()
+      throw badRequest(413, `the body is over ${MAX_JSON_BODY_BYTES} bytes`)
+    }
+    chunks.push(chunk)
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw badRequest(400, 'the body must be JSON')
+  }
+}
+
+/** Exactly one of userId, sessionId, jti: a non-empty string of at most 512 characters. */
+function revocationTarget (body: unknown): RevocationTarget {
+  const expected = 'expected one of {"userId": "..."}, {"sessionId": "..."}, {"jti": "..."}'
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(400, expected)
+  const keys = Object.keys(body)
+  const key = keys[0]
+  if (keys.length !== 1 || (key !== 'userId' && key !== 'sessionId' && key !== 'jti')) throw badRequest(400, expected)
+  const value = (body as Record<string, unknown>)[key]
+  if (typeof value !== 'string' || value === '' || value.length > MAX_REVOKED_VALUE_LENGTH) {
+    throw badRequest(400, `${key} must be a string of 1 to ${MAX_REVOKED_VALUE_LENGTH} characters`)
+  }
+  return { kind: key === 'userId' ? 'user' : key === 'sessionId' ? 'session' : 'jti', value }
 }

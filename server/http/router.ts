@@ -1,5 +1,6 @@
 import { isTandemError } from '../../shared/errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { splitTarget } from '../transport/request-target.js'
 
 /** A route handler: returns the status and JSON body (or text or bytes with a content type). */
 export type RouteResult = { status: number, body: unknown, contentType?: string, headers?: Record<string, string> }
@@ -51,9 +52,15 @@ export class Router {
     return this
   }
 
-  /** Handles a request; answers 404 or 405 when no route fits, 500 when a handler throws. */
+  /**
+   * Handles a request; answers 404 or 405 when no route fits, 500 when a handler throws. HEAD
+   * is answered wherever GET is, with GET's status and headers and no body (load balancers
+   * probe /healthz and /readyz with HEAD). Paths are read raw (see splitTarget), as the
+   * WebSocket upgrade reads them, so a document name means the same document on both.
+   */
   async handle (req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const pathname = (req.url ?? '/').split('?')[0] as string
+    const pathname = splitTarget(req.url).path
+    const method = req.method === 'HEAD' ? 'GET' : req.method
     let result: RouteResult = { status: 404, body: { error: 'not found' } }
     let pathMatched = false
     try {
@@ -67,7 +74,7 @@ export class Router {
         if (match === null) continue
         if (route.keys.some((key, i) => route.exclude[key]?.test(match[i + 1] as string) === true)) continue
         pathMatched = true
-        if (route.method !== req.method) continue
+        if (route.method !== method) continue
         const params: Record<string, string> = {}
         route.keys.forEach((key, i) => { params[key] = decodeURIComponent(match[i + 1] as string) })
         result = await route.handler(req, params)
@@ -89,7 +96,8 @@ export class Router {
 }
 
 function send (res: ServerResponse, result: RouteResult): void {
-  // bytes go as they are (with their content type); anything else as JSON, or as text with one
+  // bytes go as they are (with their content type); anything else as JSON, or as text with one;
+  // a HEAD answer has GET's headers, Content-Length included, and no body (Node drops it)
   const text = result.body instanceof Uint8Array ? result.body
     : result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
   res.writeHead(result.status, {

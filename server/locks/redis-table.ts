@@ -90,6 +90,8 @@ export class RedisLockTable implements LockTable {
   private sub: Redis | Cluster
   private readonly listeners = new Set<(change: LockChange) => void>()
   private readonly pending = new Map<string, Pending>()
+  /** Ids of the queued requests, by document and session: a session's end finds its own. */
+  private readonly pendingBySession = new Map<string, Set<string>>()
   /** Queued requests whose acquire script has not answered yet. */
   private readonly inFlight = new Set<string>()
   /** Of those, the ones given up meanwhile (cancelled, timed out): undone when it answers. */
@@ -197,6 +199,10 @@ export class RedisLockTable implements LockTable {
       if (id !== '') {
         const timer = setTimeout(() => { void this.cancel(id, 'timeout') }, options.waitMs)
         this.pending.set(id, { doc, resource, owner, raw, resolve, reject, timer })
+        const key = JSON.stringify([doc, owner.sessionId])
+        let ids = this.pendingBySession.get(key)
+        if (ids === undefined) this.pendingBySession.set(key, ids = new Set())
+        ids.add(id)
       }
       if (id !== '') this.inFlight.add(id)
       this.tryAcquire(doc, resource, owner, options.ttlMs, raw).then(reply => {
@@ -314,6 +320,10 @@ export class RedisLockTable implements LockTable {
     if (pending === undefined) return undefined
     clearTimeout(pending.timer)
     this.pending.delete(id)
+    const key = JSON.stringify([pending.doc, pending.owner.sessionId])
+    const ids = this.pendingBySession.get(key)
+    ids?.delete(id)
+    if (ids?.size === 0) this.pendingBySession.delete(key)
     return pending
   }
 
@@ -338,9 +348,7 @@ export class RedisLockTable implements LockTable {
   }
 
   cancelWaits (doc: string, sessionId: string): void {
-    for (const [id, pending] of this.pending) {
-      if (pending.doc === doc && pending.owner.sessionId === sessionId) void this.cancel(id, 'cancel')
-    }
+    for (const id of [...this.pendingBySession.get(JSON.stringify([doc, sessionId])) ?? []]) void this.cancel(id, 'cancel')
   }
 
   async renew (doc: string, resource: string, sessionId: string, ttlMs: number): Promise<LockInfo | null> {
@@ -373,6 +381,14 @@ export class RedisLockTable implements LockTable {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
   }
+
+  /**
+   * Nothing to do: in Redis a lease is the instances' shared truth, and a lease that ran out is
+   * freed by the next script that touches it, whoever runs it, so a renewal that comes late
+   * cannot be allowed to bring it back. The minimum lease (--lock-min-ttl) is what keeps an
+   * instance's stalls shorter than its leases.
+   */
+  keepAlive (): void {}
 
   /** A change, heard once and in order: resolves the queued request it grants, reaches the listeners. */
   private announced (change: Announcement): void {

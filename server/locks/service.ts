@@ -4,7 +4,7 @@ import { isTandemError } from '../../shared/errors.js'
 import { LockDeniedError } from '../../shared/lock-denied-error.js'
 import type { LockInfo, TandemMessage } from '../../shared/tandem.js'
 import type { LockReleaseReason } from '../../shared/reasons.js'
-import type { LockChange, LockTable } from './table.js'
+import { validateResource, type LockChange, type LockTable } from './table.js'
 import type { LockEvent } from '../observability/metrics.js'
 import type { Identity } from '../auth/auth.js'
 
@@ -32,28 +32,65 @@ export interface LockSessions {
   listeners (doc: string): Iterable<{ send (frame: Uint8Array): void }>
 }
 
+/** Options the lock service reads. */
+export interface LockServiceOptions {
+  lockTtlMs: number
+  /** Shorter leases asked for are raised to this. */
+  lockMinTtlMs: number
+  /** Locks held plus requests pending, per session; 0: no limit. */
+  maxLocksPerSession: number
+}
+
+/** A lock held by a session of this instance; its session's one timer renews it. */
+interface OwnedLock {
+  doc: string
+  resource: string
+  sessionId: string
+  ttlMs: number
+  /** When it is next due for renewal: a third of its lease after the last one. */
+  dueAt: number
+}
+
+/**
+ * The locks of one session of this instance. One timer renews all of them, so a session's
+ * hundred locks cost one timer, and every lock's renewal is lined up with the others'.
+ */
+interface SessionLocks {
+  held: Map<string, OwnedLock>
+  /** Lock requests sent to the table and not answered yet (queued ones included). */
+  requests: number
+  timer: ReturnType<typeof setTimeout> | undefined
+  /** When the timer fires. */
+  timerAt: number
+}
+
 /**
  * Edit locks as sessions use them: requests and replies, the lock snapshot a Tandem session gets
  * when it joins (with the changes that happen meanwhile queued behind it), renewal of the leases
- * of this instance's sessions while they live, and every change told to the document's Tandem
- * sessions. The table (memory or Redis) keeps the locks themselves.
+ * of this instance's sessions while they live (one timer per session), the per-session cap
+ * (--max-locks-per-session) and minimum lease (--lock-min-ttl), and every change told to the
+ * document's Tandem sessions. The table (memory or Redis) keeps the locks themselves.
  */
 export class LockService {
   /** Tandem sessions waiting for their lock snapshot: lock messages queue here meanwhile. */
   private readonly backlog = new Map<object, TandemMessage[]>()
-  private readonly renewals = new Map<string, ReturnType<typeof setInterval>>()
+  /** Locks held by sessions of this instance, by document and resource: they renew them. */
+  private readonly owned = new Map<string, OwnedLock>()
+  /** The same locks by session, with the session's renewal timer and pending requests. */
+  private readonly sessionLocks = new Map<string, SessionLocks>()
   private readonly releases = new Set<Promise<unknown>>()
   private readonly unsubscribe: () => void
 
   constructor (
     readonly table: LockTable,
     private readonly sessions: LockSessions,
-    private readonly options: { lockTtlMs: number },
+    private readonly options: LockServiceOptions,
     private readonly logger: Logger,
     /** A lock event, for metrics (counted once across instances; see CollaborationObserver). */
     private readonly observe: (event: LockEvent) => void = () => {}
   ) {
     this.unsubscribe = table.subscribe(change => this.changed(change))
+    table.keepAlive(sessionId => sessions.owns(sessionId))
   }
 
   /** Sends a Tandem session the document's locks; changes made meanwhile follow in order. */
@@ -75,7 +112,7 @@ export class LockService {
 
   /** Locks held now by sessions of this instance (live or within their grace). */
   get held (): number {
-    return this.renewals.size
+    return this.owned.size
   }
 
   /** A lock request of a client. */
@@ -85,8 +122,23 @@ export class LockService {
       this.observe('refused')
       return this.reply(session.id, request.id, 'TANDEM_ERR_READ_ONLY', null)
     }
-    const ttlMs = Math.min(request.ttlMs === 0 ? this.options.lockTtlMs : request.ttlMs, MAX_LOCK_TTL_MS)
+    const { lockTtlMs, lockMinTtlMs, maxLocksPerSession } = this.options
+    // a lease shorter than the minimum is raised to it: renewing it would cost more than it buys
+    const ttlMs = Math.min(Math.max(request.ttlMs === 0 ? lockTtlMs : request.ttlMs, lockMinTtlMs), MAX_LOCK_TTL_MS)
     const waitMs = Math.min(request.waitMs, MAX_LOCK_WAIT_MS)
+    try {
+      validateResource(request.resource)
+    } catch (err) {
+      return this.reply(session.id, request.id, isTandemError(err) ? err.code : 'TANDEM_ERR_INVALID_RESOURCE', null)
+    }
+    const key = JSON.stringify([doc, request.resource])
+    const entry = this.locksOf(session.id)
+    // asking again for a lock it holds renews it: never refused for the count
+    if (maxLocksPerSession > 0 && !entry.held.has(key) && entry.held.size + entry.requests >= maxLocksPerSession) {
+      this.observe('refused')
+      this.tidy(session.id, entry)
+      return this.reply(session.id, request.id, 'TANDEM_ERR_TOO_MANY_LOCKS', null)
+    }
     const { identity } = session
     let result: Promise<LockInfo>
     try {
@@ -96,15 +148,25 @@ export class LockService {
     } catch (err) {
       result = Promise.reject(err)
     }
+    entry.requests++
+    const answered = (): void => {
+      entry.requests--
+      this.tidy(session.id, entry)
+    }
     result.then(lock => {
+      answered()
       // granted to a session that ended meanwhile: give it back at once
       if (!this.sessions.owns(session.id)) {
         void this.table.release(doc, lock.resource, session.id, 'leave').catch(() => {})
         return
       }
+      // asked again with another lease: renew it at its new pace
+      const owned = this.owned.get(key)
+      if (owned !== undefined) owned.ttlMs = ttlMs
       this.observe('granted')
       this.reply(session.id, request.id, '', lock)
     }, (err: unknown) => {
+      answered()
       if (err instanceof LockDeniedError) {
         this.observe(err.code === 'TANDEM_ERR_LOCK_TIMEOUT' ? 'timed_out' : 'refused')
         return this.reply(session.id, request.id, err.code, err.holder)
@@ -127,7 +189,10 @@ export class LockService {
     this.table.cancelWaits(doc, sessionId)
   }
 
-  /** Releases every lock of a session that ended for good; close() waits for it. */
+  /**
+   * Releases every lock of a session and cancels its queued requests: it ended for good, or
+   * resumed read-only; close() waits for it.
+   */
   releaseAll (doc: string, sessionId: string, reason: LockReleaseReason): void {
     const release = this.table.releaseAll(doc, sessionId, reason).catch((err: unknown) => {
       this.logger.error({ err, doc, sessionId }, 'cannot release locks')
@@ -139,20 +204,21 @@ export class LockService {
   async close (): Promise<void> {
     while (this.releases.size > 0) await Promise.all(this.releases)
     this.unsubscribe()
-    for (const timer of this.renewals.values()) clearInterval(timer)
-    this.renewals.clear()
+    for (const entry of this.sessionLocks.values()) clearTimeout(entry.timer)
+    this.sessionLocks.clear()
+    this.owned.clear()
     await this.table.close()
   }
 
   private changed (change: LockChange): void {
     const key = JSON.stringify([change.doc, change.lock.resource])
+    const owned = this.owned.get(key)
     // the instance renewing a lock is its holder's: it alone counts the release
-    if (change.event === 'released' && this.renewals.has(key)) {
+    if (change.event === 'released' && owned !== undefined) {
       this.observe(change.reason === 'expired' ? 'expired' : change.reason === 'admin' ? 'force_released' : 'released')
     }
-    clearInterval(this.renewals.get(key))
-    this.renewals.delete(key)
-    if (change.event === 'acquired' && this.sessions.owns(change.lock.sessionId)) this.renewWhileAlive(change.doc, change.lock, key)
+    if (owned !== undefined) this.disown(key, owned)
+    if (change.event === 'acquired' && this.sessions.owns(change.lock.sessionId)) this.keep(change.doc, change.lock, key)
     const message: TandemMessage = change.event === 'acquired'
       ? { type: 'lock-event', event: 'acquired', lock: change.lock }
       : { type: 'lock-event', event: 'released', lock: change.lock, reason: change.reason }
@@ -164,17 +230,67 @@ export class LockService {
     }
   }
 
-  /** Renews a lease at a third of its length while its session lives (or is held). */
-  private renewWhileAlive (doc: string, lock: LockInfo, key: string): void {
+  /** The lock records of a session, made on first use. */
+  private locksOf (sessionId: string): SessionLocks {
+    let entry = this.sessionLocks.get(sessionId)
+    if (entry === undefined) this.sessionLocks.set(sessionId, entry = { held: new Map(), requests: 0, timer: undefined, timerAt: 0 })
+    return entry
+  }
+
+  /** Forgets a session's lock records once it holds and awaits nothing. */
+  private tidy (sessionId: string, entry: SessionLocks): void {
+    if (entry.held.size > 0 || entry.requests > 0 || this.sessionLocks.get(sessionId) !== entry) return
+    clearTimeout(entry.timer)
+    this.sessionLocks.delete(sessionId)
+  }
+
+  /** A session of this instance got a lock: renew it, at a third of its lease, while it lives. */
+  private keep (doc: string, lock: LockInfo, key: string): void {
     const ttlMs = Math.max(1, lock.expiresAt - lock.acquiredAt)
-    const timer = setInterval(() => {
-      if (!this.sessions.owns(lock.sessionId)) return
-      this.table.renew(doc, lock.resource, lock.sessionId, ttlMs).catch((err: unknown) => {
-        this.logger.warn({ err, doc, resource: lock.resource }, 'cannot renew lock')
-      })
-    }, Math.max(1, Math.floor(ttlMs / 3)))
-    timer.unref?.()
-    this.renewals.set(key, timer)
+    const owned: OwnedLock = { doc, resource: lock.resource, sessionId: lock.sessionId, ttlMs, dueAt: Date.now() + Math.floor(ttlMs / 3) }
+    const entry = this.locksOf(lock.sessionId)
+    this.owned.set(key, owned)
+    entry.held.set(key, owned)
+    this.arm(lock.sessionId, entry, owned.dueAt)
+  }
+
+  private disown (key: string, owned: OwnedLock): void {
+    this.owned.delete(key)
+    const entry = this.sessionLocks.get(owned.sessionId)
+    if (entry === undefined || entry.held.get(key) !== owned) return
+    entry.held.delete(key)
+    this.tidy(owned.sessionId, entry)
+  }
+
+  /** Makes the session's timer fire by `at` (it may fire earlier: nothing is due then). */
+  private arm (sessionId: string, entry: SessionLocks, at: number): void {
+    if (entry.timer !== undefined && entry.timerAt <= at) return
+    clearTimeout(entry.timer)
+    entry.timerAt = at
+    entry.timer = setTimeout(() => this.renewSession(sessionId, entry), Math.max(1, at - Date.now()))
+    entry.timer.unref?.()
+  }
+
+  /**
+   * The session's timer: renews every lock due, and every lock due within a sixth of its lease
+   * (renewed a little early, it lines up with the others: a session's locks then share ticks).
+   */
+  private renewSession (sessionId: string, entry: SessionLocks): void {
+    entry.timer = undefined
+    // a session that ended: its locks are being released; their leases run out otherwise
+    if (!this.sessions.owns(sessionId) || this.sessionLocks.get(sessionId) !== entry) return
+    const now = Date.now()
+    let next = Infinity
+    for (const lock of entry.held.values()) {
+      if (lock.dueAt - now <= lock.ttlMs / 6) {
+        lock.dueAt = now + Math.floor(lock.ttlMs / 3)
+        this.table.renew(lock.doc, lock.resource, sessionId, lock.ttlMs).catch((err: unknown) => {
+          this.logger.warn({ err, doc: lock.doc, resource: lock.resource }, 'cannot renew lock')
+        })
+      }
+      next = Math.min(next, lock.dueAt)
+    }
+    if (next !== Infinity) this.arm(sessionId, entry, next)
   }
 
   /** Replies to whichever socket the session has now (it may have resumed meanwhile). */

@@ -53,19 +53,33 @@ export interface LockTable {
   /** Calls `listener` on every change; returns the function that unsubscribes. */
   subscribe (listener: (change: LockChange) => void): () => void
   /**
+   * Tells the table which sessions live on this instance. In memory, a lease of a live session
+   * that runs out before its renewal came (the event loop stalled longer than the lease) is
+   * extended, not expired: a lease ends a lock only once its holder's renewals stopped. In
+   * Redis a lease is shared by the instances and cannot be brought back (see RedisLockTable).
+   */
+  keepAlive (alive: (sessionId: string) => boolean): void
+  /**
    * Clears every timer and cancels queued requests. In memory, held locks are forgotten, not
    * announced; in Redis, this instance's locks are released (reason `shutdown`).
    */
   close (): Promise<void>
 }
 
-/** Checks a lock resource name (shared/resource-name.ts). */
+/** Checks a lock resource name, 1 to 256 code points (shared/resource-name.ts). */
 export const validateResource = validateResourceName
+
+/** The key of a session's resources in a document. */
+function sessionKey (doc: string, sessionId: string): string {
+  return JSON.stringify([doc, sessionId])
+}
 
 interface Held {
   info: LockInfo
   ttlMs: number
-  timer: ReturnType<typeof setTimeout>
+  timer: ReturnType<typeof setTimeout> | undefined
+  /** When `timer` fires. */
+  fireAt: number
 }
 
 interface Waiter {
@@ -91,6 +105,13 @@ interface Resource {
 export class MemoryLockTable implements LockTable {
   private readonly docs = new Map<string, Map<string, Resource>>()
   private readonly listeners = new Set<(change: LockChange) => void>()
+  /**
+   * The resources each session holds or waits for, by document and session: a session's end
+   * touches its own resources, not every resource of the document (a thousand sessions with a
+   * hundred locks each ending at once was a hundred thousand operations per session).
+   */
+  private readonly bySession = new Map<string, Set<string>>()
+  private alive: (sessionId: string) => boolean = () => false
   private closed = false
 
   constructor (
@@ -102,15 +123,22 @@ export class MemoryLockTable implements LockTable {
   acquire (doc: string, resource: string, owner: LockOwner, options: AcquireOptions): Promise<LockInfo> {
     validateResource(resource)
     if (this.closed) return Promise.reject(new TandemError('TANDEM_ERR_SHUTTING_DOWN'))
+    // noted at once: a releaseAll or cancelWaits made while the request is on its way to the
+    // resource's chain runs after it there, and undoes it
+    this.index(doc, resource, owner.sessionId)
     return new Promise((resolve, reject) => {
       this.run(doc, resource, async entry => {
         if (entry.holder?.info.sessionId === owner.sessionId) {
           return resolve(this.extend(doc, entry.holder, options.ttlMs))
         }
         if (entry.holder === null && entry.waiters.length === 0) {
-          return this.grant(doc, resource, entry, owner, options.ttlMs).then(resolve, reject)
+          return this.grant(doc, resource, entry, owner, options.ttlMs).then(resolve, (err: unknown) => {
+            this.unindex(doc, resource, entry, owner.sessionId)
+            reject(err)
+          })
         }
         if (options.waitMs <= 0) {
+          this.unindex(doc, resource, entry, owner.sessionId)
           return reject(new LockDeniedError('TANDEM_ERR_LOCK_HELD', resource, entry.holder?.info ?? null))
         }
         const waiter: Waiter = {
@@ -123,6 +151,7 @@ export class MemoryLockTable implements LockTable {
               const index = current.waiters.indexOf(waiter)
               if (index === -1) return
               current.waiters.splice(index, 1)
+              this.unindex(doc, resource, current, owner.sessionId)
               reject(new LockDeniedError('TANDEM_ERR_LOCK_TIMEOUT', resource, current.holder?.info ?? null))
             })
           }, options.waitMs)
@@ -145,11 +174,11 @@ export class MemoryLockTable implements LockTable {
   }
 
   async releaseAll (doc: string, sessionId: string, reason: LockReleaseReason): Promise<LockInfo[]> {
-    const resources = this.docs.get(doc)
+    const resources = this.bySession.get(sessionKey(doc, sessionId))
     if (resources === undefined) return []
-    const released = await Promise.all([...resources.keys()].map(resource => new Promise<LockInfo | null>(resolve => {
+    const released = await Promise.all([...resources].map(resource => new Promise<LockInfo | null>(resolve => {
       this.run(doc, resource, async entry => {
-        this.dropWaiters(entry, sessionId)
+        this.dropWaiters(doc, resource, entry, sessionId)
         if (entry.holder?.info.sessionId !== sessionId) return resolve(null)
         resolve(await this.free(doc, resource, entry, reason))
       })
@@ -159,18 +188,37 @@ export class MemoryLockTable implements LockTable {
 
   cancelWaits (doc: string, sessionId: string): void {
     // on each resource's chain: a request still on its way to the queue is cancelled too
-    for (const resource of this.docs.get(doc)?.keys() ?? []) {
-      this.run(doc, resource, async entry => this.dropWaiters(entry, sessionId))
+    for (const resource of [...this.bySession.get(sessionKey(doc, sessionId)) ?? []]) {
+      this.run(doc, resource, async entry => this.dropWaiters(doc, resource, entry, sessionId))
     }
   }
 
-  private dropWaiters (entry: Resource, sessionId: string): void {
+  private dropWaiters (doc: string, resource: string, entry: Resource, sessionId: string): void {
     entry.waiters = entry.waiters.filter(waiter => {
       if (waiter.owner.sessionId !== sessionId) return true
       clearTimeout(waiter.timer)
       waiter.reject(new TandemError('TANDEM_ERR_DISCONNECTED', 'the lock request was cancelled'))
       return false
     })
+    this.unindex(doc, resource, entry, sessionId)
+  }
+
+  /** Notes that `sessionId` holds or waits for `resource`. */
+  private index (doc: string, resource: string, sessionId: string): void {
+    const key = sessionKey(doc, sessionId)
+    let resources = this.bySession.get(key)
+    if (resources === undefined) this.bySession.set(key, resources = new Set())
+    resources.add(resource)
+  }
+
+  /** Forgets that note unless the session still holds or waits for the resource. */
+  private unindex (doc: string, resource: string, entry: Resource, sessionId: string): void {
+    if (entry.holder?.info.sessionId === sessionId || entry.waiters.some(waiter => waiter.owner.sessionId === sessionId)) return
+    const key = sessionKey(doc, sessionId)
+    const resources = this.bySession.get(key)
+    if (resources === undefined) return
+    resources.delete(resource)
+    if (resources.size === 0) this.bySession.delete(key)
   }
 
   renew (doc: string, resource: string, sessionId: string, ttlMs: number): Promise<LockInfo | null> {
@@ -201,6 +249,10 @@ export class MemoryLockTable implements LockTable {
     return () => { this.listeners.delete(listener) }
   }
 
+  keepAlive (alive: (sessionId: string) => boolean): void {
+    this.alive = alive
+  }
+
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
@@ -215,6 +267,7 @@ export class MemoryLockTable implements LockTable {
       }
     }
     this.docs.clear()
+    this.bySession.clear()
     this.listeners.clear()
   }
 
@@ -248,35 +301,44 @@ export class MemoryLockTable implements LockTable {
       acquiredAt: now,
       expiresAt: now + ttlMs
     }
-    entry.holder = { info, ttlMs, timer: this.expiryTimer(doc, resource, info, ttlMs) }
+    const held: Held = { info, ttlMs, timer: undefined, fireAt: 0 }
+    this.armExpiry(doc, resource, held, ttlMs)
+    entry.holder = held
+    this.index(doc, resource, owner.sessionId)
     this.emit({ doc, event: 'acquired', lock: { ...info } })
     return { ...info }
   }
 
-  private extend (_doc: string, held: Held, ttlMs: number): LockInfo {
-    clearTimeout(held.timer)
+  private extend (doc: string, held: Held, ttlMs: number): LockInfo {
     held.ttlMs = ttlMs
     held.info.expiresAt = this.now() + ttlMs
-    held.timer = this.expiryTimer(_doc, held.info.resource, held.info, ttlMs)
+    // the expiry timer stays: when it fires it waits out what is left of the lease (a new timer
+    // per renewal cost more than the renewal); only a lease that now ends sooner needs a new one
+    if (held.info.expiresAt < held.fireAt) this.armExpiry(doc, held.info.resource, held, ttlMs)
     return { ...held.info }
   }
 
-  private expiryTimer (doc: string, resource: string, info: LockInfo, ttlMs: number): ReturnType<typeof setTimeout> {
+  /** (Re)starts the expiry timer of a held lock: it frees the lock unless renewed meanwhile. */
+  private armExpiry (doc: string, resource: string, held: Held, ms: number): void {
+    clearTimeout(held.timer)
+    const { info } = held
     const timer = setTimeout(() => {
       this.run(doc, resource, async entry => {
-        const held = entry.holder
-        if (held === null || held.info !== info || held.timer !== timer) return
+        if (entry.holder !== held || held.timer !== timer) return
         const left = info.expiresAt - this.now()
-        // timers may fire a little before the clock says so: wait out the rest
-        if (left > 0) {
-          held.timer = this.expiryTimer(doc, resource, info, left)
-          return
+        // renewed since, or the timer fired a little before the clock says so: wait out the rest
+        if (left > 0) return this.armExpiry(doc, resource, held, left)
+        // its session lives: the renewal is late (a stalled event loop), not stopped
+        if (this.alive(info.sessionId)) {
+          this.extend(doc, held, held.ttlMs)
+          return this.armExpiry(doc, resource, held, held.ttlMs)
         }
         await this.free(doc, resource, entry, 'expired')
       })
-    }, ttlMs)
+    }, ms)
     timer.unref?.()
-    return timer
+    held.timer = timer
+    held.fireAt = this.now() + ms
   }
 
   /** Frees the lock and hands it to the first waiter whose grant succeeds. */
@@ -284,11 +346,17 @@ export class MemoryLockTable implements LockTable {
     const held = entry.holder as Held
     clearTimeout(held.timer)
     entry.holder = null
+    this.unindex(doc, resource, entry, held.info.sessionId)
     this.emit({ doc, event: 'released', lock: { ...held.info }, reason })
     while (entry.holder === null && entry.waiters.length > 0) {
       const waiter = entry.waiters.shift() as Waiter
       clearTimeout(waiter.timer)
-      await this.grant(doc, resource, entry, waiter.owner, waiter.ttlMs).then(waiter.resolve, waiter.reject)
+      // still noted as the session's while its grant awaits a token: a releaseAll then waits
+      // for it on the chain and releases what it granted
+      await this.grant(doc, resource, entry, waiter.owner, waiter.ttlMs).then(waiter.resolve, (err: unknown) => {
+        this.unindex(doc, resource, entry, waiter.owner.sessionId)
+        waiter.reject(err)
+      })
     }
     return { ...held.info }
   }

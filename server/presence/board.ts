@@ -75,6 +75,15 @@ export class PresenceBoard {
     this.announce(user)
   }
 
+  /** A connection's user has a new name or color (a refreshed token): `updated` when it shows. */
+  rename (connectionId: string, identity: PresenceIdentity): void {
+    const connection = this.connections.get(connectionId)
+    const user = connection === undefined ? undefined : this.users.get(connection.userId)
+    if (user === undefined || identity.userId !== user.identity.userId) return
+    user.identity = identity
+    this.announce(user)
+  }
+
   /** Removes a connection: `left` with `reason` when it was the user's last, else `updated`. */
   disconnect (connectionId: string, reason: LeaveReason): void {
     const connection = this.connections.get(connectionId)

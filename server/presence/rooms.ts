@@ -77,6 +77,11 @@ export class PresenceRooms {
     this.rooms.get(doc)?.board.activity(id)
   }
 
+  /** A session's identity changed (a refreshed token): its entry shows the new name and color. */
+  rename (doc: string, id: string, identity: Identity): void {
+    this.rooms.get(doc)?.board.rename(id, identity)
+  }
+
   /** The session's connection ended: it no longer hears anything. False when it had no room. */
   leave (doc: string, member: PresenceMember): boolean {
     const room = this.rooms.get(doc)

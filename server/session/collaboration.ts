@@ -4,9 +4,9 @@ import { CloseCode } from '../../shared/constants.js'
 import type { PresenceEntry, TandemMessage } from '../../shared/tandem.js'
 import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../../shared/reasons.js'
 import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
-import { LockService } from '../locks/service.js'
+import { LockService, type LockServiceOptions } from '../locks/service.js'
 import type { LockTable } from '../locks/table.js'
-import { Resumption } from './resume.js'
+import { Resumption, type HeldSession } from './resume.js'
 import type { Identity } from '../auth/auth.js'
 import type { LockEvent } from '../observability/metrics.js'
 
@@ -25,10 +25,9 @@ export interface Participant {
 }
 
 /** Options collaboration reads. */
-export interface CollaborationOptions {
+export interface CollaborationOptions extends LockServiceOptions {
   reconnectGraceMs: number
   idleAfterMs: number
-  lockTtlMs: number
 }
 
 /** What collaboration reports to its server (metrics, analytics). */
@@ -50,10 +49,12 @@ export interface CollaborationObserver {
  *
  * Exit policy: a Tandem session that drops (`disconnect`, `timeout`) is held for the grace:
  * presence shows `reconnecting`, locks are kept and renewed, queued lock requests are
- * cancelled. Resumed in time, nothing is announced but the status; otherwise its locks are
+ * cancelled. Resumed in time, nothing is announced but the status (resumed with a read token,
+ * it gives up its locks, reason `release`, and its queued requests); otherwise its locks are
  * released and `left` is announced with the drop's reason. Every other end (leave, kick,
- * shutdown, bad input, any end of a stock client) releases locks and presence at once, and
- * voids the session's resume secret.
+ * shutdown, bad input, expiry, revocation, idle timeout, any end of a stock client) releases
+ * locks and presence at once, and voids the session's resume secret; a session whose end has
+ * begun (`voidResume`: it closes once its edits are stored) is not held if it drops meanwhile.
  */
 export class Collaboration {
   private readonly rooms: PresenceRooms
@@ -87,6 +88,9 @@ export class Collaboration {
   joined (session: Participant, resumed: boolean): void {
     const doc = session.doc.name
     this.rooms.join(doc, session, this.resumption.started(session, resumed))
+    // read sessions may not lock: a session resumed with a read token gives up what it held
+    // (reason `release`) and its queued requests
+    if (resumed && session.identity.access !== 'write') this.lockService.releaseAll(doc, session.id, 'release')
     if (!session.tandem) return
     const secret = this.resumption.issue(session.id)
     const { identity } = session
@@ -127,10 +131,12 @@ export class Collaboration {
     this.resumption.ended(session)
     this.lockService.forget(session)
     if (!this.rooms.leave(doc, session)) return false
-    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0) {
+    // without a secret its end had begun (revoked, expired, idle) when the connection dropped
+    if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0 && this.resumption.resumes(session.id)) {
       this.rooms.hold(doc, session.id)
       this.lockService.cancelWaits(doc, session.id)
-      this.resumption.hold({ sessionId: session.id, doc, userId: session.identity.userId, reason }, this.options.reconnectGraceMs,
+      const { userId, issuedAt, jti } = session.identity
+      this.resumption.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs,
         held => {
           this.finish(held.sessionId, held.doc, held.reason)
           this.observer.finished?.(held.sessionId, held.reason)
@@ -139,6 +145,26 @@ export class Collaboration {
     }
     this.finish(session.id, doc, leaveReason(reason))
     return false
+  }
+
+  /** The session is being ended for good (revoked, expired, idle): its resume secret is void now. */
+  voidResume (sessionId: string): void {
+    this.resumption.forget(sessionId)
+  }
+
+  /** A session's identity changed (a refresh or recheck): presence shows its new name and color. */
+  identityChanged (session: Participant): void {
+    this.rooms.rename(session.doc.name, session.id, session.identity)
+  }
+
+  /** Ends the held sessions `covered` picks (a revocation): no resume; locks and presence go now. */
+  revokeHeld (covered: (held: HeldSession) => boolean): number {
+    const taken = this.resumption.takeWhere(covered)
+    for (const held of taken) {
+      this.finish(held.sessionId, held.doc, 'revoked')
+      this.observer.finished?.(held.sessionId, 'revoked')
+    }
+    return taken.length
   }
 
   /** Locks held now by sessions of this instance (live or within their grace). */

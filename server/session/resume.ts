@@ -11,6 +11,9 @@ export interface HeldSession {
   doc: string
   userId: string
   reason: DropReason
+  /** The session's credentials, for revocations of a token (`jti`) or of older ones (`issuedAt`). */
+  issuedAt?: number
+  jti?: string
 }
 
 interface Held extends HeldSession {
@@ -55,6 +58,11 @@ export class ResumeTable {
     clearTimeout(held.timer)
     this.held.delete(sessionId)
     return held
+  }
+
+  /** The sessions within their grace now. */
+  list (): HeldSession[] {
+    return [...this.held.values()]
   }
 
   /** Ends every grace at once (shutdown) and returns the sessions that were held. */
@@ -135,9 +143,26 @@ export class Resumption<S extends Resumable> {
     this.graces.hold(held, graceMs, expire)
   }
 
-  /** The session ended for good: its secret is void. */
+  /**
+   * The session ended for good, or its end has begun (revoked, expired, idle: it closes once its
+   * edits are stored): its secret is void, and a drop meanwhile is not held (see `resumes`).
+   */
   forget (sessionId: string): void {
     this.secrets.delete(sessionId)
+  }
+
+  /** True while the session has a resume secret: a drop now may be held for its grace. */
+  resumes (sessionId: string): boolean {
+    return this.secrets.has(sessionId)
+  }
+
+  /** Ends the graces of the held sessions `covered` picks (a revocation); returns them. */
+  takeWhere (covered: (held: HeldSession) => boolean): HeldSession[] {
+    const taken: HeldSession[] = []
+    for (const held of this.graces.list()) {
+      if (covered(held) && this.graces.take(held.sessionId) !== undefined) taken.push(held)
+    }
+    return taken
   }
 
   /** True while the session is live here or held for its grace. */

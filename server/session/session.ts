@@ -56,7 +56,8 @@ export class Session implements DocumentMember {
   constructor (
     readonly socket: WebSocketLike,
     readonly doc: Document,
-    readonly identity: Identity,
+    /** Replaced, never mutated, when a refresh or a recheck changes it (see live.ts). */
+    public identity: Identity,
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,

@@ -1,4 +1,4 @@
-import type { Store, StoreEntry, Tombstone } from './store.js'
+import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
@@ -6,6 +6,7 @@ export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
   private readonly tombstones = new Map<string, Tombstone>()
+  private readonly revoked = new Map<string, Revocation>()
 
   async load (name: string): Promise<Uint8Array[]> {
     return (this.docs.get(name) ?? []).slice()
@@ -63,6 +64,21 @@ export class MemoryStore implements Store {
     const token = (this.tokens.get(key) ?? 0) + 1
     this.tokens.set(key, token)
     return token
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    const key = JSON.stringify([revocation.kind, revocation.value])
+    const known = this.revoked.get(key)
+    this.revoked.set(key, {
+      ...revocation,
+      revokedAt: Math.max(revocation.revokedAt, known?.revokedAt ?? 0),
+      expiresAt: Math.max(revocation.expiresAt, known?.expiresAt ?? 0)
+    })
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    for (const [key, revocation] of this.revoked) if (revocation.expiresAt <= now) this.revoked.delete(key)
+    return [...this.revoked.values()].map(revocation => ({ ...revocation }))
   }
 
   async close (): Promise<void> {}

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { Store, StoreEntry, Tombstone } from './store.js'
+import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 
 /** Options of {@link PostgresStore.open}. */
@@ -56,8 +56,8 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string, tombstones: string } {
-    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing`, tombstones: `"${this.schema}".tombstones` }
+  private get t (): { updates: string, fencing: string, tombstones: string, revocations: string } {
+    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing`, tombstones: `"${this.schema}".tombstones`, revocations: `"${this.schema}".revocations` }
   }
 
   private async migrate (): Promise<void> {
@@ -86,6 +86,14 @@ export class PostgresStore implements Store {
             doc TEXT PRIMARY KEY,
             deleted_at BIGINT,
             retired BYTEA NOT NULL
+          )`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.revocations} (
+            kind TEXT NOT NULL,
+            value TEXT NOT NULL,
+            revoked_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (kind, value)
           )`)
       } finally {
         await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`tandem-migrate:${this.schema}`])
@@ -190,6 +198,22 @@ export class PostgresStore implements Store {
       ON CONFLICT (doc, resource) DO UPDATE SET token = ${this.t.fencing}.token + 1
       RETURNING token`, [name, resource])
     return Number(row?.token)
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    const r = this.t.revocations
+    await this.pool.query(`
+      INSERT INTO ${r} (kind, value, revoked_at, expires_at) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (kind, value) DO UPDATE SET
+        revoked_at = greatest(${r}.revoked_at, excluded.revoked_at), expires_at = greatest(${r}.expires_at, excluded.expires_at)`,
+    [revocation.kind, revocation.value, revocation.revokedAt, revocation.expiresAt])
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    await this.pool.query(`DELETE FROM ${this.t.revocations} WHERE expires_at <= $1`, [now])
+    const { rows } = await this.pool.query<{ kind: Revocation['kind'], value: string, revoked_at: string, expires_at: string }>(
+      `SELECT kind, value, revoked_at, expires_at FROM ${this.t.revocations}`)
+    return rows.map(row => ({ kind: row.kind, value: row.value, revokedAt: Number(row.revoked_at), expiresAt: Number(row.expires_at) }))
   }
 
   close (): Promise<void> {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { Store, StoreEntry, Tombstone } from './store.js'
+import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -99,6 +99,14 @@ export class SqliteStore implements Store {
 
   async nextFencingToken (name: string, resource: string): Promise<number> {
     return await this.request('nextFencingToken', [name, resource]) as number
+  }
+
+  async addRevocation (revocation: Revocation): Promise<void> {
+    await this.request('addRevocation', [revocation])
+  }
+
+  async revocations (now: number): Promise<Revocation[]> {
+    return await this.request('revocations', [now]) as Revocation[]
   }
 
   async close (): Promise<void> {

@@ -10,11 +10,23 @@
  * Plain CommonJS, so that the same file runs from server/ under the tests and from dist/.
  */
 const { parentPort, workerData } = require('node:worker_threads')
+const { statSync } = require('node:fs')
 const Database = require('better-sqlite3')
 const Y = require('yjs')
 
+/** Bytes the WAL is truncated to after a checkpoint (`journal_size_limit`). */
+const WAL_SIZE_LIMIT = 4 * 1024 * 1024
+/** Pages of WAL after which a commit checkpoints (SQLite's default, made explicit). */
+const AUTOCHECKPOINT_PAGES = 1000
 /**
- * Opens the database: WAL, and each document's log as one run of rows in a clustered b-tree
+ * A WAL past this many bytes after a commit is checkpointed and truncated at once: the
+ * automatic checkpoint can be held back (another instance reading the same file), and a single
+ * large batch can push the WAL far past the automatic threshold.
+ */
+const WAL_TRUNCATE_BYTES = 4 * WAL_SIZE_LIMIT
+
+/**
+ * Opens the database: WAL (size-limited: WAL_SIZE_LIMIT), and each document's log as one run of rows in a clustered b-tree
  * keyed (doc, seq). Compacting a document deletes a run of adjacent rows, where a rowid table
  * with an index on (doc, id) touched a page per row (5 ms per compaction of 500 rows, 0.3 ms
  * clustered). A database of the earlier layout (table `updates`) is moved into `log`, in order.
@@ -36,6 +48,10 @@ function prepare (db, durability) {
   // SIGKILL of the server; FULL also fsyncs it, for power loss
   db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`)
   db.pragma('busy_timeout = 5000')
+  // after a checkpoint the WAL restarts from its beginning but keeps its size: without a limit
+  // it stays as large as the largest run of commits between two checkpoints ever made it
+  db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`)
+  db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`)
   db.exec(`
     CREATE TABLE IF NOT EXISTS log (
       doc TEXT NOT NULL,
@@ -109,6 +125,29 @@ function operations (db) {
     removeAll.run(name)
     return true
   })
+  // made on first use, not at open: two instances opening a new file at once race on every
+  // schema change there, and only a server ever needs this table
+  let revocationStatements
+  const revocations = () => {
+    if (revocationStatements !== undefined) return revocationStatements
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS revocations (
+        kind TEXT NOT NULL,
+        value TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+      )`)
+    revocationStatements = {
+      add: db.prepare(`
+        INSERT INTO revocations (kind, value, revoked_at, expires_at) VALUES (@kind, @value, @revokedAt, @expiresAt)
+        ON CONFLICT (kind, value) DO UPDATE SET
+          revoked_at = max(revoked_at, excluded.revoked_at), expires_at = max(expires_at, excluded.expires_at)`),
+      prune: db.prepare('DELETE FROM revocations WHERE expires_at <= ?'),
+      list: db.prepare('SELECT kind, value, revoked_at AS revokedAt, expires_at AS expiresAt FROM revocations')
+    }
+    return revocationStatements
+  }
   const append = db.transaction(entries => {
     for (const { name, update } of entries) insert.run({ doc: name, data: update })
   })
@@ -141,8 +180,35 @@ function operations (db) {
     markDeleted: (name, at) => markDeleted.run(name, at).changes === 1,
     restore: name => restore.run(name).changes === 1,
     deletedBefore: (before, limit) => deletedBefore.all(before, limit),
-    purge: (name, deletedAt, retired) => purge.immediate(name, deletedAt, retired)
+    purge: (name, deletedAt, retired) => purge.immediate(name, deletedAt, retired),
+    // all(), not get(): get() stops at the first row, and a RETURNING statement not stepped to
+    // its end kept SQLite's automatic checkpoint from ever completing, so the WAL grew by a page
+    // per token (5,000 lock grants: 20 MiB of WAL, never shrunk)
+    nextFencingToken: (name, resource) => bump.all(name, resource)[0].token,
+    addRevocation: revocation => { revocations().add.run(revocation) },
+    revocations: now => {
+      const { prune, list } = revocations()
+      prune.run(now)
+      return list.all()
+    }
   }
+}
+
+/** The operations that commit: each is followed by a check of the WAL's size. */
+const WRITES = new Set(['append', 'compact', 'nextFencingToken', 'addRevocation', 'revocations'])
+
+/**
+ * Checkpoints and truncates the WAL once it is past WAL_TRUNCATE_BYTES. A stat costs a few
+ * microseconds; the checkpoint runs only after the WAL grew past what the automatic one keeps.
+ */
+function limitWal (db, walFile) {
+  let size
+  try {
+    size = statSync(walFile).size
+  } catch {
+    return
+  }
+  if (size > WAL_TRUNCATE_BYTES) db.pragma('wal_checkpoint(TRUNCATE)')
 }
 
 /**
@@ -169,6 +235,7 @@ try {
   process.exit(1)
 }
 const ops = operations(db)
+const walFile = workerData.file === ':memory:' ? null : `${workerData.file}-wal`
 parentPort.on('message', ({ id, op, args }) => {
   if (op === 'close') {
     db.close()
@@ -177,7 +244,9 @@ parentPort.on('message', ({ id, op, args }) => {
     return
   }
   try {
-    parentPort.postMessage({ id, result: ops[op](...args) })
+    const result = ops[op](...args)
+    if (WRITES.has(op) && walFile !== null) limitWal(db, walFile)
+    parentPort.postMessage({ id, result })
   } catch (err) {
     parentPort.postMessage({ id, error: { message: err.message, code: err.code } })
   }

@@ -18,6 +18,20 @@ export interface Tombstone {
 }
 
 /**
+ * A revocation (`POST /api/revocations`): every session and token of a user issued before
+ * `revokedAt`, one session, or one token (`jti`). Kept until `expiresAt`, when the tokens it
+ * covers have expired, then pruned.
+ */
+export interface Revocation {
+  kind: 'user' | 'session' | 'jti'
+  value: string
+  /** When it was made (ms since the epoch). */
+  revokedAt: number
+  /** When it may be forgotten (ms since the epoch). */
+  expiresAt: number
+}
+
+/**
  * Where documents live between sessions. A document is an append-only log of Yjs updates that
  * `compact` folds into one snapshot; applying every stored update rebuilds the document, in any
  * order. Implementations: SQLite (embedded default), PostgreSQL (shared), memory (tests, demos).
@@ -53,6 +67,13 @@ export interface Store {
   purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean>
   /** The next fencing token for a lock resource: larger than any returned before, ever. */
   nextFencingToken (name: string, resource: string): Promise<number>
+  /**
+   * Stores a revocation durably. The same kind and value again keeps one record with the later
+   * `revokedAt` and the later `expiresAt`.
+   */
+  addRevocation (revocation: Revocation): Promise<void>
+  /** The revocations in force at `now` (ms); deletes those whose `expiresAt` has passed. */
+  revocations (now: number): Promise<Revocation[]>
   /** Releases the store's resources; safe to call twice. */
   close (): Promise<void>
 }

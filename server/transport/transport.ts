@@ -9,6 +9,7 @@ import type { AuthRequest } from '../auth/auth.js'
 import { ConnectionCounter } from './limits.js'
 import { SyncGrants, SyncSocket, type SyncLimits } from './sync-allowance.js'
 import { clientAddress, type TrustProxy } from './proxy.js'
+import { splitTarget } from './request-target.js'
 import type { Logger } from 'pino'
 
 /** A WebSocket request that passed the transport's checks. */
@@ -117,16 +118,16 @@ export class WebSocketTransport {
     if (this.options.allowedOrigins !== undefined && (origin === undefined || !this.options.allowedOrigins.includes(origin))) {
       throw new TandemError('TANDEM_ERR_FORBIDDEN', `origin ${origin ?? '(none)'} is not allowed`)
     }
-    const url = new URL(req.url ?? '/', 'http://localhost')
-    const document = documentNameFromPath(url.pathname)
+    const { path, query } = splitTarget(req.url)
+    const document = documentNameFromPath(path)
     const protocol = req.headers['sec-websocket-protocol']
     const protocolToken = typeof protocol === 'string' ? protocol.split(',')[0]?.trim() : undefined
     return {
       document,
-      token: url.searchParams.get('token') ?? protocolToken,
-      query: url.searchParams,
+      token: query.get('token') ?? protocolToken,
+      query,
       headers: req.headers,
-      tandem: url.searchParams.get(TANDEM_QUERY_PARAM) === '1',
+      tandem: query.get(TANDEM_QUERY_PARAM) === '1',
       // the socket's peer, or from X-Forwarded-For when the peer is a trusted proxy
       remoteAddress: this.proxies.address(req)
     }

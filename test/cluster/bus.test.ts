@@ -35,11 +35,20 @@ describe('bus message codec', () => {
     { type: 'presence', from: 'n1', doc: 'd', userId: 'u', entry: null, reason: 'timeout' },
     { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [] },
     { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [{ userId: 'a', name: '', color: '', status: 'reconnecting', connections: 1, joinedAt: 0, lastActiveAt: 0 }, { userId: 'b', name: 'B', color: 'c', status: 'away', connections: 3, joinedAt: 5, lastActiveAt: 6 }] },
+    { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'user', value: 'ada', revokedAt: 1_732_000_000_000, expiresAt: 1_732_086_400_000 } },
+    { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'jti', value: 'é', revokedAt: 0, expiresAt: 1 } },
+    { type: 'recheck', from: 'n2', doc: 'a/b' },
     { type: 'deleted', from: 'n3', doc: 'gone/é' }
   ]
 
   test('round-trips every message type', () => {
     for (const message of messages) expect(decodeBusMessage(encodeBusMessage(message))).toEqual(message)
+  })
+
+  test('fixed bytes for a revocation, and an unknown kind is refused', () => {
+    const bytes = [...encodeBusMessage({ type: 'revoke', from: 'n', doc: '', revocation: { kind: 'session', value: 's', revokedAt: 5, expiresAt: 6 } }, 9)]
+    expect(bytes).toEqual([2, 7, 1, 110, 0, 9, 1, 1, 115, 5, 6])
+    expect(() => decodeBusMessage(Uint8Array.from([2, 7, 1, 110, 0, 9, 3, 1, 115, 5, 6]))).toThrow(/revocation kind/)
   })
 
   test('fixed bytes for an update', () => {

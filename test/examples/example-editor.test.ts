@@ -236,7 +236,8 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     // ports 0: the script then prints the real ones; ./data goes to a private folder
     const child = spawn(process.execPath, [join(EXAMPLE, 'run.js')], {
       cwd: tempDir(),
-      env: { ...process.env, TANDEM_PORT: '0', EDITOR_PORT: '0', LOG_LEVEL: 'warn' },
+      // 2 s tokens: the page refreshes them in band from the script's token endpoint
+      env: { ...process.env, TANDEM_PORT: '0', EDITOR_PORT: '0', LOG_LEVEL: 'warn', TOKEN_LIFETIME: '2' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let output = ''
@@ -253,11 +254,20 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     const page = await context.newPage()
     const messages: string[] = []
     page.on('console', message => messages.push(message.text()))
+    let tokens = 0
+    page.on('requestfinished', request => { if (new URL(request.url()).pathname.endsWith('/token')) tokens++ })
     await page.goto(url)
     await waitForSaveState(page, 'Saved', 20_000)
+    const sessionId = await page.evaluate(() => (window as unknown as { tandem: { sessionId: string } }).tandem.sessionId)
     await typeInto(page, 'intro', 'Hello from the dev server.')
     await waitForSaveState(page, 'Saved')
     expect(await avatars(page)).toHaveLength(1)
+    // the probe, the first token, then two refreshes on the same session
+    await waitFor(() => tokens >= 4, 15_000, 'two token refreshes')
+    await typeInto(page, 'intro', ' Still here.')
+    await waitForSaveState(page, 'Saved')
+    expect(await page.evaluate(() => (window as unknown as { tandem: { sessionId: string } }).tandem.sessionId)).toBe(sessionId)
+    expect(await page.locator('[data-testid=session-end]').isHidden()).toBe(true)
     // one copy of Yjs in the dev server's pre-bundled dependencies, as in the build
     expect(messages.filter(text => /already imported/i.test(text))).toEqual([])
     await context.close()
@@ -265,6 +275,25 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     child.kill('SIGINT')
     const [code] = await exited
     expect(code).toBe(0)
+  })
+
+  run('a session the server ends shows "You were away" (idle) or "Signed out" (revoked); continuing connects again', async () => {
+    const server = await startServer({ sessionIdleTimeoutMs: 3_000 })
+    const page = await openEditor(server.url, 'ended', ADA)
+    const banner = page.locator('[data-testid=session-end]')
+    await waitFor(async () => await banner.isVisible(), 10_000, 'the idle banner')
+    expect(await banner.getAttribute('data-state')).toBe('away')
+    expect(await banner.locator('.title').innerText()).toBe('You were away')
+    await banner.locator('button').click()
+    await waitForSaveState(page, 'Saved')
+    await typeInto(page, 'intro', 'Back again.')
+    await waitForSaveState(page, 'Saved')
+    const userId = await page.evaluate(() => (window as unknown as { tandem: { presence: { self: { userId: string } } } }).tandem.presence.self.userId)
+    await server.revoke({ kind: 'user', value: userId })
+    await waitFor(async () => await banner.getAttribute('data-state') === 'signed-out' && await banner.isVisible(), 10_000, 'the signed-out banner')
+    expect(await banner.locator('.title').innerText()).toBe('Signed out')
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await page.screenshot({ path: join(SCREENSHOTS, 'signed-out.png'), animations: 'disabled' })
   })
 
   run('avatars show "idle" after a quiet spell and "reconnecting" while a page\'s connection is blocked; its edits arrive after', async () => {

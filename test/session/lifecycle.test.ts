@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
-import type { Store, StoreEntry } from '../../server/store/store.js'
+import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
 
 /** A real memory store whose loads wait until released: to hold a document in its loading state. */
 class GatedStore implements Store {
@@ -20,6 +20,8 @@ class GatedStore implements Store {
   restore (name: string) { return this.inner.restore(name) }
   deletedBefore (before: number, limit: number) { return this.inner.deletedBefore(before, limit) }
   purge (name: string, deletedAt: number, retired: Uint8Array) { return this.inner.purge(name, deletedAt, retired) }
+  addRevocation (revocation: Revocation) { return this.inner.addRevocation(revocation) }
+  revocations (now: number) { return this.inner.revocations(now) }
   close () { return this.inner.close() }
 }
 

@@ -46,7 +46,13 @@ const VECTORS: Array<[TandemMessage, number[]]> = [
   [{ type: 'locks', locks: [] }, [10, 0]],
   [{ type: 'lock-event', event: 'acquired', lock }, [11, 0, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 0]],
   [{ type: 'lock-event', event: 'released', lock, reason: 'admin' },
-    [11, 1, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 5, 0x61, 0x64, 0x6d, 0x69, 0x6e]]
+    [11, 1, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2, 5, 0x61, 0x64, 0x6d, 0x69, 0x6e]],
+  [{ type: 'token-expiring', expiresAt: 300 }, [12, 0xac, 0x02]],
+  [{ type: 'refresh', token: 'tk' }, [13, 2, 0x74, 0x6b]],
+  [{ type: 'refreshed', expiresAt: 0, access: 'read', name: 'N', color: 'c' }, [14, 0, 4, 0x72, 0x65, 0x61, 0x64, 1, 0x4e, 1, 0x63]],
+  [{ type: 'presence-event', event: 'left', user: { ...user, status: 'away' }, reason: 'expired' },
+    [4, 2, 1, 0x75, 1, 0x4e, 4, 0x23, 0x66, 0x38, 0x30, 4, 0x61, 0x77, 0x61, 0x79, 2, 1, 0xac, 0x02,
+      7, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x64]]
 ]
 
 describe('Tandem messages', () => {
@@ -126,7 +132,7 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
   const entry = (): PresenceEntry => ({ userId: str(), name: str(), color: str(), status: pick(PRESENCE_STATUSES), connections: uint(), joinedAt: uint(), lastActiveAt: uint() })
   const info = (): LockInfo => ({ resource: str(), token: uint(), sessionId: str(), userId: str(), name: str(), color: str(), acquiredAt: uint(), expiresAt: uint() })
   const list = <T>(make: () => T): T[] => Array.from({ length: prng.int32(gen, 0, 4) }, make)
-  switch (prng.int32(gen, 0, 13)) {
+  switch (prng.int32(gen, 0, 16)) {
     case 0: return { type: 'ack', count: uint() }
     case 1: return { type: 'refused', count: uint(), code: str() }
     case 2: return { type: 'welcome', sessionId: str(), secret: str(), resumed: prng.bool(gen), userId: str(), name: str(), color: str(), access: pick(['read', 'write'] as const) }
@@ -140,6 +146,9 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
     case 10: return { type: 'lock-reply', id: uint(), code: str(), lock: prng.bool(gen) ? info() : null }
     case 11: return { type: 'locks', locks: list(info) }
     case 12: return { type: 'lock-event', event: 'acquired', lock: info() }
+    case 13: return { type: 'token-expiring', expiresAt: uint() }
+    case 14: return { type: 'refresh', token: str() }
+    case 15: return { type: 'refreshed', expiresAt: uint(), access: pick(['read', 'write'] as const), name: str(), color: str() }
     default: return { type: 'lock-event', event: 'released', lock: info(), reason: pick(LOCK_RELEASE_REASONS) }
   }
 }

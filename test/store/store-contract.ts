@@ -196,5 +196,28 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       await store.close()
       await Promise.all([store.close(), store.close()])
     })
+
+    it('keeps revocations until they expire, one record per kind and value', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const user = `u-${docName()}`
+      const now = Date.now()
+      await store.addRevocation({ kind: 'user', value: user, revokedAt: now, expiresAt: now + 60_000 })
+      await store.addRevocation({ kind: 'user', value: user, revokedAt: now - 5, expiresAt: now + 120_000 })
+      await store.addRevocation({ kind: 'jti', value: user, revokedAt: now, expiresAt: now + 1_000 })
+      const mine = (list: Awaited<ReturnType<Store['revocations']>>) => list.filter(r => r.value === user).sort((a, b) => a.kind < b.kind ? -1 : 1)
+      expect(mine(await store.revocations(now))).toEqual([
+        { kind: 'jti', value: user, revokedAt: now, expiresAt: now + 1_000 },
+        { kind: 'user', value: user, revokedAt: now, expiresAt: now + 120_000 }
+      ])
+      // pruned once expired
+      expect(mine(await store.revocations(now + 1_000))).toEqual([{ kind: 'user', value: user, revokedAt: now, expiresAt: now + 120_000 }])
+      if (b.durable || b.shared) {
+        const again = await b.open()
+        expect(mine(await again.revocations(now))).toEqual([{ kind: 'user', value: user, revokedAt: now, expiresAt: now + 120_000 }])
+        await again.close()
+      }
+      await store.close()
+    })
   })
 }

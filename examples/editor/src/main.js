@@ -5,6 +5,7 @@ import { readSettings } from './settings.js'
 import { showPeople } from './people.js'
 import { showSaveStatus } from './save-status.js'
 import { createBlock } from './block.js'
+import { showSessionEnd } from './session-end.js'
 
 const SECTIONS = [
   { id: 'intro', title: 'Introduction', hint: 'What is this document about?' },
@@ -14,10 +15,21 @@ const SECTIONS = [
 ]
 
 const settings = readSettings()
+// `npm run example:editor` serves short-lived tokens at ./token (run.js); a page served without
+// one connects anonymously. The client calls the function again before each expiry.
+const tokenUrl = new URL('./token', window.location.href)
+tokenUrl.search = new URLSearchParams({ user: settings.user.id, name: settings.user.name, color: settings.user.color }).toString()
+const probe = await fetch(tokenUrl).catch(() => null)
+const fetchToken = async () => {
+  const response = await fetch(tokenUrl)
+  if (!response.ok) throw new Error(`token endpoint answered ${response.status}`)
+  return await response.text()
+}
 const client = new TandemClient({
   url: settings.server,
   document: settings.document,
   user: settings.user,
+  token: probe?.ok === true ? fetchToken : undefined,
   // closing the tab while edits are not stored yet asks for confirmation
   warnBeforeUnload: true
 })
@@ -26,6 +38,7 @@ document.querySelector('#doc-name').textContent = settings.document
 document.title = `${settings.document} · Tandem editor`
 showPeople(client, document.querySelector('#people'))
 showSaveStatus(client, document.querySelector('#save'))
+showSessionEnd(client, document.querySelector('#session-end'))
 document.querySelector('#blocks').append(...SECTIONS.map(section => createBlock(client, section)))
 
 // presence: `away` while the tab is hidden; the server turns a quiet user `idle` by itself

@@ -1,0 +1,320 @@
+import type { Logger } from 'pino'
+import { writeTandem } from '../../shared/messages.js'
+import { ERRORS, isTandemError } from '../../shared/errors.js'
+import { mayOpen, type AuthRequest, type Identity } from '../auth/auth.js'
+import type { EndReason } from './session.js'
+import type { Revocation } from '../store/store.js'
+import type { Revocations, RevocationTarget } from '../auth/revocations.js'
+import type { HeldSession } from './resume.js'
+
+/** What live-session policy needs of a session. */
+export interface LiveSession {
+  readonly id: string
+  readonly doc: { readonly name: string, readonly hasPending: boolean, whenStored (): Promise<void> }
+  identity: Identity
+  readonly tandem: boolean
+  send (frame: Uint8Array): void
+  close (code: number, reason: EndReason, message?: string): void
+  isEnded (): boolean
+}
+
+/** What live-session policy asks of its server. */
+export interface LiveSessionsHooks {
+  /** Authenticates again (the server's authenticator, within its timeout). */
+  authenticate (request: AuthRequest): Promise<Identity>
+  /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
+  revokeHeld (covered: (held: HeldSession) => boolean): number
+  /** A session is being ended by this policy: it may not resume (its pending edits store meanwhile). */
+  ending (session: LiveSession): void
+  /** A session's identity changed (refresh or recheck): presence shows the new name and color. */
+  changed (session: LiveSession, before: Identity): void
+}
+
+/** How revocations and rechecks reach the other instances (the cluster); absent on one instance. */
+export interface LivePeers {
+  publishRevocation (revocation: Revocation): void
+  publishRecheck (doc: string): void
+}
+
+/** Options live-session policy reads. */
+export interface LiveSessionsOptions {
+  /** 0: no idle timeout. */
+  sessionIdleTimeoutMs: number
+}
+
+/** The errors this policy closes sessions with (each has a close code in the registry). */
+type ClosingError = 'TANDEM_ERR_TOKEN_EXPIRED' | 'TANDEM_ERR_REVOKED' | 'TANDEM_ERR_UNAUTHENTICATED' | 'TANDEM_ERR_FORBIDDEN' | 'TANDEM_ERR_IDLE_TIMEOUT' | 'TANDEM_ERR_MALFORMED_MESSAGE'
+
+/** Resolution of the expiry wheel: a deadline is met within this long. */
+const SLOT_MS = 250
+/** The most a Tandem client is warned ahead of its token's expiry. */
+const MAX_WARNING_MS = 60_000
+/** The most an ending session waits for its pending edits to be stored before its socket closes. */
+const STORE_WAIT_MS = 2_000
+
+interface State {
+  session: LiveSession
+  /** The upgrade request, with the token the session holds now (refreshes replace it). */
+  request: AuthRequest
+  lastActiveAt: number
+  /** The slot of the wheel this state sits in, or -1. */
+  slot: number
+  /** The client was told its token expires soon (once per token). */
+  warned: boolean
+  /** A client's refresh is being checked: a second one is refused (the client sends one at a time). */
+  refreshing: boolean
+  /** Grows with every credential applied: a check that started before one was applied is stale. */
+  generation: number
+  ending: boolean
+}
+
+/**
+ * The rules of a session's lifetime after the upgrade: its credentials expire (`expiresAt`),
+ * may be refreshed in band, revoked, or checked again, and an inactive session ends after
+ * `sessionIdleTimeoutMs`. Deadlines sit in one wheel of 250 ms slots swept by one timer, which
+ * also sweeps for idle sessions: no timer per session, whatever their number.
+ *
+ * Revocations are made here (`revoke`: stored, applied to the live and held sessions here, told
+ * to the peers) and heard from peers; a recheck runs here and on every peer.
+ *
+ * A session this policy ends stores its pending edits first (bounded), then closes: 4401 for
+ * expiry, revocation or credentials refused, 4403 for a document no longer allowed, 4408 idle.
+ */
+export class LiveSessions {
+  private readonly states = new Map<LiveSession, State>()
+  private readonly wheel = new Map<number, Set<State>>()
+  private lastSlot = Math.floor(Date.now() / SLOT_MS)
+  private lastIdleSweep = Date.now()
+  private readonly idleSweepMs: number
+  private readonly timer: NodeJS.Timeout
+
+  constructor (
+    private readonly options: LiveSessionsOptions,
+    private readonly revocations: Revocations,
+    private readonly hooks: LiveSessionsHooks,
+    private readonly logger: Logger,
+    private readonly peers?: LivePeers
+  ) {
+    const idle = options.sessionIdleTimeoutMs
+    this.idleSweepMs = idle > 0 ? Math.min(1_000, Math.max(20, Math.floor(idle / 4))) : Infinity
+    this.timer = setInterval(() => this.tick(), Math.min(SLOT_MS, this.idleSweepMs))
+    this.timer.unref()
+  }
+
+  /** A session started with the credentials of `request`. */
+  add (session: LiveSession, request: AuthRequest): void {
+    const state: State = { session, request, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
+    this.states.set(session, state)
+    this.schedule(state)
+  }
+
+  /** A session ended (for any reason). */
+  remove (session: LiveSession): void {
+    const state = this.states.get(session)
+    if (state === undefined) return
+    this.unschedule(state)
+    this.states.delete(session)
+  }
+
+  /** The session edited or changed its awareness state. */
+  active (session: LiveSession): void {
+    const state = this.states.get(session)
+    if (state !== undefined) state.lastActiveAt = Date.now()
+  }
+
+  /** A Tandem client sent a new token on its connection. */
+  refresh (session: LiveSession, token: string): void {
+    const state = this.states.get(session)
+    if (state === undefined || state.ending) return
+    if (state.refreshing) {
+      // the client sends one at a time; a flood would run the authenticator for nothing
+      this.end(state, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
+      return
+    }
+    state.refreshing = true
+    void this.check(state, { ...state.request, token }).finally(() => { state.refreshing = false })
+  }
+
+  /** Authenticates every session of the document again, with the credentials it holds now. */
+  async recheck (doc: string): Promise<number> {
+    const checks = []
+    for (const state of this.states.values()) {
+      if (state.session.doc.name !== doc || state.ending) continue
+      checks.push(this.check(state, state.request))
+    }
+    await Promise.all(checks)
+    return checks.length
+  }
+
+  /**
+   * Revokes a user's sessions and older tokens, a session, or a token, on every instance: stored
+   * first, then in force here, then told to the peers. Returns it and the sessions ended here.
+   */
+  async revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }> {
+    const revocation = await this.revocations.revoke(target)
+    const sessions = this.apply(revocation)
+    this.peers?.publishRevocation(revocation)
+    return { revocation, sessions }
+  }
+
+  /** Authenticates every session of a document again, here and on every peer; returns the count here. */
+  recheckEverywhere (doc: string): Promise<number> {
+    this.peers?.publishRecheck(doc)
+    return this.recheck(doc)
+  }
+
+  /** A peer's revocation: in force here too, and applied to this instance's sessions. */
+  peerRevoked (revocation: Revocation): void {
+    this.revocations.received(revocation)
+    this.apply(revocation)
+  }
+
+  /** A peer asks for a recheck of a document. */
+  peerRecheck (doc: string): void {
+    this.recheck(doc).catch((err: unknown) => this.logger.error({ err, doc }, 'recheck failed'))
+  }
+
+  /** Ends the live and held sessions of this instance that the revocations cover; returns how many. */
+  private apply (revocation: Revocation): number {
+    let ended = this.hooks.revokeHeld(held => this.revocations.covering(held, held.sessionId) !== undefined)
+    for (const state of [...this.states.values()]) {
+      if (state.ending || this.revocations.covering(state.session.identity, state.session.id) === undefined) continue
+      this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
+      ended++
+    }
+    if (ended > 0) this.logger.info({ kind: revocation.kind, sessions: ended }, 'revoked sessions ended')
+    return ended
+  }
+
+  /** Stops the sweep. Safe to call twice. */
+  close (): void {
+    clearInterval(this.timer)
+    this.wheel.clear()
+    this.states.clear()
+  }
+
+  /** Runs the authenticator on `request` and applies the answer to the session. */
+  private async check (state: State, request: AuthRequest): Promise<void> {
+    const { session } = state
+    const generation = state.generation
+    let identity: Identity
+    try {
+      identity = await this.hooks.authenticate(request)
+    } catch (err) {
+      // newer credentials were applied meanwhile: this answer is about old ones
+      if (state.ending || session.isEnded() || state.generation !== generation) return
+      if (isTandemError(err, 'TANDEM_ERR_FORBIDDEN')) return this.end(state, 'revoked', 'TANDEM_ERR_FORBIDDEN')
+      if (isTandemError(err, 'TANDEM_ERR_AUTH_TIMEOUT') || !isTandemError(err)) {
+        // the authenticator failed, not the credentials: keep the session until its expiry
+        this.logger.warn({ err, session: session.id }, 'authentication check failed; the session keeps its credentials')
+        return
+      }
+      return this.end(state, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
+    }
+    if (state.ending || session.isEnded() || state.generation !== generation) return
+    const before = session.identity
+    if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
+    if (!mayOpen(identity, session.doc.name)) return this.end(state, 'revoked', 'TANDEM_ERR_FORBIDDEN')
+    if (this.revocations.covering(identity, session.id) !== undefined) return this.end(state, 'revoked', 'TANDEM_ERR_REVOKED')
+    if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) {
+      return this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
+    }
+    session.identity = identity
+    state.request = request
+    state.generation++
+    state.warned = false
+    this.schedule(state)
+    if (session.tandem) {
+      session.send(writeTandem({ type: 'refreshed', expiresAt: identity.expiresAt ?? 0, access: identity.access, name: identity.name, color: identity.color }))
+    }
+    this.hooks.changed(session, before)
+  }
+
+  /** Stores the session's pending edits (bounded), then closes it with the error's close code. */
+  private end (state: State, reason: EndReason, errorCode: ClosingError): void {
+    const code = ERRORS[errorCode].closeCode
+    if (state.ending) return
+    state.ending = true
+    this.unschedule(state)
+    const { session } = state
+    this.hooks.ending(session)
+    const close = (): void => { if (!session.isEnded()) session.close(code, reason, errorCode) }
+    if (!session.doc.hasPending) return close()
+    let timer: NodeJS.Timeout | undefined
+    Promise.race([
+      session.doc.whenStored(),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, STORE_WAIT_MS) })
+    ]).catch(() => {}).finally(() => {
+      clearTimeout(timer)
+      close()
+    })
+  }
+
+  /** Puts the state in the slot of its next deadline: the warning, else the expiry. */
+  private schedule (state: State): void {
+    this.unschedule(state)
+    const { expiresAt } = state.session.identity
+    if (expiresAt === undefined) return
+    let due = expiresAt
+    if (state.session.tandem && !state.warned) {
+      // half the time left, at most a minute ahead: a 2 s token is warned after 1 s
+      due = expiresAt - Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
+    }
+    const slot = Math.max(this.lastSlot + 1, Math.ceil(due / SLOT_MS))
+    let set = this.wheel.get(slot)
+    if (set === undefined) this.wheel.set(slot, set = new Set())
+    set.add(state)
+    state.slot = slot
+  }
+
+  private unschedule (state: State): void {
+    if (state.slot < 0) return
+    const set = this.wheel.get(state.slot)
+    set?.delete(state)
+    if (set?.size === 0) this.wheel.delete(state.slot)
+    state.slot = -1
+  }
+
+  private tick (): void {
+    const now = Date.now()
+    const current = Math.floor(now / SLOT_MS)
+    for (let slot = this.lastSlot + 1; slot <= current; slot++) {
+      // first: what is scheduled while this slot runs goes to a later one
+      this.lastSlot = slot
+      const due = this.wheel.get(slot)
+      if (due === undefined) continue
+      this.wheel.delete(slot)
+      for (const state of due) {
+        state.slot = -1
+        this.deadline(state, now)
+      }
+    }
+    if (now - this.lastIdleSweep >= this.idleSweepMs) {
+      this.lastIdleSweep = now
+      this.sweepIdle(now)
+    }
+  }
+
+  private deadline (state: State, now: number): void {
+    const { expiresAt } = state.session.identity
+    if (state.ending || expiresAt === undefined) return
+    if (expiresAt <= now) {
+      this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
+      return
+    }
+    if (!state.warned && state.session.tandem) {
+      state.warned = true
+      state.session.send(writeTandem({ type: 'token-expiring', expiresAt }))
+    }
+    this.schedule(state)
+  }
+
+  private sweepIdle (now: number): void {
+    const limit = this.options.sessionIdleTimeoutMs
+    for (const state of this.states.values()) {
+      if (!state.ending && now - state.lastActiveAt >= limit) {
+        this.end(state, 'idle', 'TANDEM_ERR_IDLE_TIMEOUT')
+      }
+    }
+  }
+}
