@@ -175,7 +175,6 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
-    nextFencingToken: (name, resource) => bump.get(name, resource).token,
     tombstone: name => getTombstone.get(name) ?? null,
     markDeleted: (name, at) => markDeleted.run(name, at).changes === 1,
     restore: name => restore.run(name).changes === 1,
@@ -195,7 +194,7 @@ function operations (db) {
 }
 
 /** The operations that commit: each is followed by a check of the WAL's size. */
-const WRITES = new Set(['append', 'compact', 'nextFencingToken', 'addRevocation', 'revocations'])
+const WRITES = new Set(['append', 'compact', 'nextFencingToken', 'addRevocation', 'revocations', 'markDeleted', 'restore', 'purge'])
 
 /**
  * Checkpoints and truncates the WAL once it is past WAL_TRUNCATE_BYTES. A stat costs a few
