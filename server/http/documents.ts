@@ -8,6 +8,7 @@ import { ServerMember } from '../document/handle.js'
 import { documentJson } from '../document/content-json.js'
 import { findMissingDependency } from '../document/update-complete.js'
 import { TandemError, isTandemError } from '../../shared/errors.js'
+import { validateDocumentName } from '../../shared/document-name.js'
 
 /** What the document API reads of the server (lazily: the parts exist only while listening). */
 export interface DocumentApiSource {
@@ -53,6 +54,8 @@ export function registerDocumentApi (router: Router, source: () => DocumentApiSo
   const route = (handler: (req: IncomingMessage, name: string) => Promise<RouteResult>): Route =>
     guard(async (req, { name }) => {
       try {
+        // the one document-name rule, as at the upgrade: 400 TANDEM_ERR_INVALID_DOCUMENT_NAME
+        validateDocumentName(name as string)
         return await handler(req, name as string)
       } catch (err) {
         return failure(err)

@@ -368,6 +368,17 @@ describe('route order', () => {
     expect(await upgradeStatus(server, odd)).toBe(410)
   })
 
+  test('a name that breaks the document-name rule gets 400 on every route, and no document is made', async () => {
+    const server = await startServer()
+    const bad = `${docName()}\u0001`
+    const update = appendUpdate(new Uint8Array([0, 0]), 'x')
+    for (const [method, tail, body] of [['GET', '/content', undefined], ['POST', '/updates', update], ['POST', '/restore', undefined], ['DELETE', '', undefined]] as const) {
+      expect(await call(server, method, path(bad, tail), body)).toMatchObject({ status: 400, json: { code: 'TANDEM_ERR_INVALID_DOCUMENT_NAME' } })
+    }
+    expect((await call(server, 'POST', path('x'.repeat(513), '/updates'), update)).status).toBe(400)
+    expect(server.documents.get(bad)).toBeUndefined()
+  })
+
   test('routes added after the document API keep their paths (versions, recheck)', async () => {
     const router = new Router()
     registerDocumentApi(router, () => { throw new Error('the document API must not run') }, route => route)
