@@ -1,6 +1,8 @@
-import { ERRORS, TandemError, type ErrorCode } from '../shared/errors.js'
+import * as Y from 'yjs'
+import { ERRORS, TandemError, isTandemError, type ErrorCode } from '../shared/errors.js'
 import { LockDeniedError } from '../shared/lock-denied-error.js'
 import { validateResourceName } from '../shared/resource-name.js'
+import { parseTypeResource, resolveTypeResource, typeResource, type SharedType } from '../shared/type-resource.js'
 import type { LockInfo, LockReleaseReason, TandemMessage } from '../shared/tandem.js'
 
 /** A lock event as the client reports it. */
@@ -20,6 +22,36 @@ export interface AcquireOptions {
 /** What a Lock needs of its client. */
 export interface LockOwnerLink {
   releaseLock (lock: Lock): Promise<void>
+}
+
+/** A shared type the server guards: a `y:` lock is held on it. */
+export interface GuardedType {
+  resource: string
+  /** The type in `client.doc`, or null while this client does not have it. */
+  type: SharedType | null
+  holder: LockInfo
+}
+
+/** `client.locks`: the document's edit locks. */
+export interface LocksView {
+  /**
+   * Acquires a lock; rejects with LockDeniedError (`.holder`) when it is held. `target` is a
+   * resource name, or a shared type of `client.doc` (its resource is `y:<name>` or
+   * `y:<client>:<clock>`, see typeResource): the server then undoes every other session's change
+   * inside that type while the lock is held.
+   */
+  acquire (target: string | SharedType, options?: AcquireOptions): Promise<Lock>
+  /** Every lock held in the document. */
+  list (): LockInfo[]
+  /** The holder of a resource's lock, if held. */
+  holder (resource: string): LockInfo | undefined
+  /** The types guarded now (every `y:` lock held), so that an editor can make them read-only. */
+  guarded (): GuardedType[]
+  /**
+   * The lock guarding `type` (on the type itself or on a type that contains it), if one is held;
+   * compare its `sessionId` with `client.sessionId` to know whether this client may edit it.
+   */
+  guardOf (type: SharedType): LockInfo | undefined
 }
 
 /** A granted edit lock. `token` is its fencing token: pass it along with the writes it guards. */
@@ -110,10 +142,14 @@ export class LockClient {
   private readonly requests = new Map<number, Request>()
   private nextRequestId = 1
 
-  constructor (private readonly link: LockLink) {}
+  constructor (private readonly doc: Y.Doc, private readonly link: LockLink) {}
 
-  /** Acquires a lock; rejects with LockDeniedError (`.holder`) when it is held. */
-  async acquire (resource: string, options: AcquireOptions = {}): Promise<Lock> {
+  /**
+   * Acquires a lock on a resource name or a shared type of the document (`y:` resource);
+   * rejects with LockDeniedError (`.holder`) when it is held.
+   */
+  async acquire (target: string | SharedType, options: AcquireOptions = {}): Promise<Lock> {
+    const resource = this.resourceOf(target)
     validateResourceName(resource)
     const ttlMs = Math.max(0, Math.floor(options.ttlMs ?? 0))
     const waitMs = Math.max(0, Math.floor(options.waitMs ?? 0))
@@ -138,6 +174,31 @@ export class LockClient {
   /** The holder of a resource's lock, if held. */
   holder (resource: string): LockInfo | undefined {
     return this.book.get(resource)
+  }
+
+  /** The types guarded now (every `y:` lock held), so that an editor can make them read-only. */
+  guarded (): GuardedType[] {
+    const types: GuardedType[] = []
+    for (const holder of this.book.list()) {
+      const target = parseTypeResource(holder.resource)
+      if (target !== null) types.push({ resource: holder.resource, type: resolveTypeResource(this.doc, target), holder })
+    }
+    return types
+  }
+
+  /** The lock guarding `type`: on the type itself or on the closest guarded type around it. */
+  guardOf (type: SharedType): LockInfo | undefined {
+    for (let current: SharedType | null = type; current !== null; current = (current._item?.parent ?? null) as SharedType | null) {
+      let resource: string
+      try {
+        resource = typeResource(current)
+      } catch {
+        return undefined
+      }
+      const lock = this.book.get(resource)
+      if (lock !== undefined) return lock
+    }
+    return undefined
   }
 
   /** A lock message from the server. */
@@ -174,6 +235,20 @@ export class LockClient {
     this.rejectAll(new TandemError('TANDEM_ERR_DESTROYED'))
     for (const lock of this.own.values()) lock.released = true
     this.own.clear()
+  }
+
+  /** The resource name of a lock target: a string as it is, a shared type by its id. */
+  private resourceOf (target: string | SharedType): string {
+    if (typeof target === 'string') return target
+    if (!(target instanceof Y.AbstractType) || target.doc !== this.doc) {
+      throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', 'a lock target must be a resource name or a shared type of client.doc')
+    }
+    try {
+      return typeResource(target)
+    } catch (err) {
+      if (isTandemError(err)) throw err
+      throw new TandemError('TANDEM_ERR_INVALID_RESOURCE', (err as Error).message, { cause: err })
+    }
   }
 
   private rejectAll (error: TandemError): void {

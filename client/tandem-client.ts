@@ -6,18 +6,20 @@ import { IndexeddbPersistence } from 'y-indexeddb'
 import { MESSAGE_TANDEM } from '../shared/constants.js'
 import { trackingSocketClass, socketClosed, closeError } from './connection.js'
 import { TandemError } from '../shared/errors.js'
+import { LockedError } from '../shared/locked-error.js'
 import { writeTandem } from '../shared/messages.js'
-import { readTandemMessage, type LockInfo, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
+import { readTandemMessage, type SettableStatus, type TandemMessage } from '../shared/tandem.js'
 import { Emitter } from './emitter.js'
 import { UnsyncedCounter } from './unsynced.js'
 import { PresenceBook, type PresenceEvent, type PresenceView } from './presence.js'
-import { LockClient, type Lock, type AcquireOptions, type LockEvent } from './locks.js'
+import { LockClient, type LockEvent, type LocksView } from './locks.js'
 import { connectionParams, resolveClientOptions, type ClientStatus, type ResolvedClientOptions, type TandemClientOptions } from './options.js'
 import { watchPage } from './page.js'
 import { Waiters } from './waiters.js'
 import { TokenSource } from './token.js'
 
 export { DEFAULT_CLIENT_OPTIONS, type ClientStatus, type TandemClientOptions, type WebSocketClass } from './options.js'
+export type { LocksView, GuardedType } from './locks.js'
 export type { TokenFunction } from './token.js'
 
 /** The events of a TandemClient and their payloads. */
@@ -28,16 +30,6 @@ export interface TandemClientEvents {
   presence: (event: PresenceEvent) => void
   locks: (event: LockEvent) => void
   error: (error: TandemError) => void
-}
-
-/** `client.locks`: the document's edit locks. */
-export interface LocksView {
-  /** Acquires a lock; rejects with LockDeniedError (`.holder`) when it is held. */
-  acquire (resource: string, options?: AcquireOptions): Promise<Lock>
-  /** Every lock held in the document. */
-  list (): LockInfo[]
-  /** The holder of a resource's lock, if held. */
-  holder (resource: string): LockInfo | undefined
 }
 
 type Lifecycle = 'open' | 'leaving' | 'left' | 'destroyed'
@@ -107,16 +99,18 @@ export class TandemClient {
       get self () { return people.self },
       setStatus: status => this.setStatus(status)
     }
-    const locks = this.lockClient = new LockClient({
+    const locks = this.lockClient = new LockClient(this.doc, {
       send: message => this.sendTandem(message),
       welcomed: () => this.welcomed ? Promise.resolve() : this.wait('welcome', this.options.connectTimeoutMs),
       sessionId: () => this.sessionId,
       emit: event => this.emitter.emit('locks', event)
     })
     this.locks = {
-      acquire: (resource, acquireOptions) => locks.acquire(resource, acquireOptions),
+      acquire: (target, acquireOptions) => locks.acquire(target, acquireOptions),
       list: () => locks.list(),
-      holder: resource => locks.holder(resource)
+      holder: resource => locks.holder(resource),
+      guarded: () => locks.guarded(),
+      guardOf: type => locks.guardOf(type)
     }
     if (this.options.connect) this.tokens.connect()
   }
@@ -274,6 +268,8 @@ export class TandemClient {
       case 'lock-event':
       case 'lock-reply':
         return this.lockClient.receive(message)
+      case 'locked':
+        return this.emitter.emit('error', new LockedError(message.holder))
       case 'token-expiring':
         return void this.tokens.refresh(message.expiresAt)
       case 'refreshed':

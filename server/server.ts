@@ -22,6 +22,7 @@ import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/li
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
 import { openLockTable } from './locks/open.js'
+import { EnforcedLocks } from './document/type-guards.js'
 import { registerApi } from './http/api.js'
 import { openCluster, type Cluster } from './cluster/cluster.js'
 import { TandemError, isTandemError } from '../shared/errors.js'
@@ -61,6 +62,7 @@ export class TandemServer {
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
   private deletions: Deletions | undefined
+  private enforced: EnforcedLocks | undefined
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
@@ -188,8 +190,10 @@ export class TandemServer {
         evict: name => this.evict(name),
         announce: name => this.cluster?.announceDeleted(name)
       })
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, this.deletions.gate)
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
+      // every instance hears every lock change: each guards its loaded documents' `y:` types
+      const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards }, logger)
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, this.deletions.gate, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason)
@@ -317,7 +321,12 @@ export class TandemServer {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN', `the server is ${this.status}`)
     const { doc, loaded } = this.documents.open(name)
     await loaded
-    return new DocumentHandle(doc, options.userId ?? 'server', released => this.registry?.release(released))
+    return new DocumentHandle(doc, options.userId ?? 'server', this.authenticated, released => this.registry?.release(released))
+  }
+
+  /** True when users are authenticated (an auth secret or hook): server-side writers then own client ids as their user. */
+  private get authenticated (): boolean {
+    return this.options.authSecret !== undefined || this.options.authenticate !== undefined
   }
 
   /** What the document API reads (GET/POST/DELETE /api/documents/:name/...), once listening. */
@@ -328,6 +337,7 @@ export class TandemServer {
       store: this.store,
       deletions: this.deletions,
       clustered: this.cluster !== undefined,
+      authenticated: this.authenticated,
       maxMessageSize: this.options.maxMessageSize
     }
   }
@@ -394,6 +404,7 @@ export class TandemServer {
       await this.writer?.idle()
       for (const session of [...this.sessions]) session.close(CloseCode.SERVICE_RESTART, 'shutdown', 'TANDEM_ERR_SHUTTING_DOWN')
       await this.collab?.close()
+      this.enforced?.close()
       await this.writer?.idle()
       await this.registry?.settled()
       return 'done' as const

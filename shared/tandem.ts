@@ -53,6 +53,7 @@ export type TandemMessage =
   | { type: 'token-expiring', expiresAt: number }
   | { type: 'refresh', token: string }
   | { type: 'refreshed', expiresAt: number, access: Access, name: string, color: string }
+  | { type: 'locked', holder: LockInfo }
 
 /** The Tandem message types a client may send; anything else from a client is malformed. */
 export const CLIENT_MESSAGE_TYPES: ReadonlySet<TandemMessage['type']> = new Set(['set-status', 'leave', 'lock-acquire', 'lock-release', 'refresh'])
@@ -111,6 +112,7 @@ const LOCK_EVENT = 11
 const TOKEN_EXPIRING = 12
 const REFRESH = 13
 const REFRESHED = 14
+const LOCKED = 15
 
 const PRESENCE_EVENTS = ['joined', 'updated', 'left'] as const
 const LOCK_EVENTS = ['acquired', 'released'] as const
@@ -200,6 +202,10 @@ export function writeTandemMessage (encoder: encoding.Encoder, message: TandemMe
       encoding.writeVarString(encoder, message.name)
       encoding.writeVarString(encoder, message.color)
       break
+    case 'locked':
+      encoding.writeVarUint(encoder, LOCKED)
+      writeLockInfo(encoder, message.holder)
+      break
   }
 }
 
@@ -281,6 +287,8 @@ export function readTandemMessage (decoder: decoding.Decoder): TandemMessage {
         name: decoding.readVarString(decoder),
         color: decoding.readVarString(decoder)
       }
+    case LOCKED:
+      return { type: 'locked', holder: readLockInfo(decoder) }
     default:
       throw new RangeError(`unknown tandem message ${type}`)
   }

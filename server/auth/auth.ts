@@ -10,6 +10,11 @@ export interface Identity {
   access: 'read' | 'write'
   /** Allowed document names or `prefix/*` patterns; undefined allows all. */
   docs?: readonly string[]
+  /**
+   * True for a connection admitted without credentials (no auth secret): its user id proves
+   * nothing, so what it owns (client ids) is owned by the connection and ends with it.
+   */
+  anonymous?: boolean
   /** When the credentials expire (ms since the epoch): the session ends then unless refreshed. */
   expiresAt?: number
   /**
@@ -73,7 +78,8 @@ export function anonymous (): Authenticate {
       userId: userId.slice(0, 128),
       name: (query.get('name') ?? 'Anonymous').slice(0, 128),
       color: pickColor(query.get('color'), userId),
-      access: 'write'
+      access: 'write',
+      anonymous: true
     }
   }
 }

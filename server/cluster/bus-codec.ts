@@ -2,6 +2,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import type { BusMessage } from './bus.js'
 import { LEAVE_REASONS, readPresenceEntry, writePresenceEntry, type LeaveReason } from '../../shared/tandem.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
@@ -13,16 +14,18 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  * Encodes a bus message. Byte layout:
  *   varUint version, varUint type (index in TYPES), varString from, varString doc,
  *   varUint sentAt (ms since the epoch, for the bus lag metric), then
- *   update | awareness | awareness-snapshot: varUint8Array update
+ *   update:     varUint8Array update, [owners]
+ *   awareness | awareness-snapshot: varUint8Array update
  *   sync:       varString to, varUint8Array stateVector
- *   sync-reply: varString to, varUint8Array update
+ *   sync-reply: varString to, varUint8Array update, [owners]
  *   presence:   varString userId, varUint hasEntry, [PresenceEntry], varString reason ('' unless gone)
  *   presence-snapshot: varUint n, n × PresenceEntry
  *   revoke:     varUint kind (0 user, 1 session, 2 jti), varString value, varUint revokedAt,
  *               varUint expiresAt
  *   recheck:    (nothing)
  *   deleted:    (nothing)
- * (PresenceEntry as in shared/tandem.ts.)
+ * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
+ * user), written only when there are some: an update without owners has the layout it always had.)
  */
 export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uint8Array {
   const encoder = encoding.createEncoder()
@@ -39,6 +42,11 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
     case 'sync-reply':
       encoding.writeVarString(encoder, message.to)
       encoding.writeVarUint8Array(encoder, message.update)
+      writeOwners(encoder, message.owners)
+      break
+    case 'update':
+      encoding.writeVarUint8Array(encoder, message.update)
+      writeOwners(encoder, message.owners)
       break
     case 'presence':
       encoding.writeVarString(encoder, message.userId)
@@ -84,10 +92,19 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'sync':
       message = { type, from, doc, to: decoding.readVarString(decoder), stateVector: decoding.readVarUint8Array(decoder) }
       break
-    case 'sync-reply':
-      message = { type, from, doc, to: decoding.readVarString(decoder), update: decoding.readVarUint8Array(decoder) }
+    case 'sync-reply': {
+      const to = decoding.readVarString(decoder)
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, to, update } : { type, from, doc, to, update, owners }
       break
-    case 'update':
+    }
+    case 'update': {
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, update } : { type, from, doc, update, owners }
+      break
+    }
     case 'awareness':
     case 'awareness-snapshot':
       message = { type, from, doc, update: decoding.readVarUint8Array(decoder) }
@@ -128,4 +145,26 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
   }
   if (decoding.hasContent(decoder)) throw new RangeError('trailing bytes after bus message')
   return { message, sentAt }
+}
+
+/** Writes client id owners, if any: varUint n, then n × (varUint client, varString user). */
+function writeOwners (encoder: encoding.Encoder, owners: readonly ClientOwner[] = []): void {
+  if (owners.length === 0) return
+  encoding.writeVarUint(encoder, owners.length)
+  for (const { client, user } of owners) {
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarString(encoder, user)
+  }
+}
+
+/** Reads what writeOwners wrote (nothing: none); `size` bounds the count (an owner takes 2 bytes or more). */
+function readOwners (decoder: decoding.Decoder, size: number): ClientOwner[] {
+  if (!decoding.hasContent(decoder)) return []
+  const count = decoding.readVarUint(decoder)
+  // an empty list is never written: a 0 here is a stray byte
+  if (count === 0) throw new RangeError('trailing bytes after bus message')
+  if (count > size) throw new RangeError('owner count exceeds the message')
+  const owners: ClientOwner[] = []
+  for (let i = 0; i < count; i++) owners.push({ client: decoding.readVarUint(decoder), user: decoding.readVarString(decoder) })
+  return owners
 }

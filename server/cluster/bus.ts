@@ -1,4 +1,5 @@
 import type { LeaveReason, PresenceEntry } from '../../shared/tandem.js'
+import type { ClientOwner } from '../document/client-owners.js'
 import type { Revocation } from '../store/store.js'
 
 /** The topic of messages about no one document (revocations): no document name is empty. */
@@ -7,12 +8,14 @@ export const CLUSTER_TOPIC = ''
 /**
  * What one instance tells the others about a document. Every message names its sender so that a
  * node drops its own echo, and the document it is about (its topic).
- * - `update`: an update this node stored; peers apply it without storing it again.
+ * - `update`: an update this node stored; peers apply it without storing it again. `owners`: the
+ *   client ids it claimed, stored with it (peers refuse other users' updates under them).
  * - `awareness`: awareness entries with the clocks the owning node assigned (removals included).
  * - `sync`: "here is my state vector, send me what I lack". Sent to everyone (`to` empty) when a
  *   node loads a document or its bus reconnects; a peer answers with `sync-reply` and a `sync` of
  *   its own addressed to the asker, so both sides catch up (y-protocols step 1 and 2, both ways).
- * - `sync-reply`: what the addressee lacked, all of it already stored by the sender.
+ * - `sync-reply`: what the addressee lacked, all of it already stored by the sender, with the
+ *   stored owners of the client ids the addressee lacked content of.
  * - `awareness-snapshot`: every awareness state the sender owns for the document; the receiver
  *   drops any other state it attributed to the sender (it missed the removal).
  * - `presence`: the sender's own entry of one user (made of its connections only), or null when
@@ -26,10 +29,10 @@ export const CLUSTER_TOPIC = ''
  *   their connections to it with 4404 and unload it.
  */
 export type BusMessage =
-  | { type: 'update', from: string, doc: string, update: Uint8Array }
+  | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
   | { type: 'awareness', from: string, doc: string, update: Uint8Array }
   | { type: 'sync', from: string, doc: string, to: string, stateVector: Uint8Array }
-  | { type: 'sync-reply', from: string, doc: string, to: string, update: Uint8Array }
+  | { type: 'sync-reply', from: string, doc: string, to: string, update: Uint8Array, owners?: readonly ClientOwner[] }
   | { type: 'awareness-snapshot', from: string, doc: string, update: Uint8Array }
   | { type: 'presence', from: string, doc: string, userId: string, entry: PresenceEntry | null, reason: LeaveReason | '' }
   | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }

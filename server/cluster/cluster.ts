@@ -1,6 +1,7 @@
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import type { Document } from '../document/document.js'
+import type { ClientOwner } from '../document/client-owners.js'
 import type { Replication } from '../document/registry.js'
 import { RemoteOwner } from '../document/awareness.js'
 import { CLUSTER_TOPIC, type Bus, type BusMessage } from './bus.js'
@@ -105,8 +106,8 @@ export class Cluster implements Replication, PresencePeers {
     this.askPeers(doc, '')
   }
 
-  stored (doc: Document, update: Uint8Array): void {
-    this.publish({ type: 'update', from: this.nodeId, doc: doc.name, update })
+  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void {
+    this.publish(owners.length === 0 ? { type: 'update', from: this.nodeId, doc: doc.name, update } : { type: 'update', from: this.nodeId, doc: doc.name, update, owners })
   }
 
   awareness (doc: Document, update: Uint8Array): void {
@@ -194,7 +195,7 @@ export class Cluster implements Replication, PresencePeers {
     switch (message.type) {
       case 'update':
         // applied even while loading: Yjs merges it with the stored updates read meanwhile
-        return doc.applyRemote(message.update)
+        return doc.applyRemote(message.update, message.owners)
       case 'awareness':
       case 'awareness-snapshot': {
         const relay = doc.awareness.applyRemote(this.owner(message.from), message.update, message.type === 'awareness-snapshot')
@@ -207,7 +208,7 @@ export class Cluster implements Replication, PresencePeers {
         if (doc.status === 'loading') return
         return this.answer(doc, message)
       case 'sync-reply':
-        if (message.to === this.nodeId) doc.applyRemote(message.update)
+        if (message.to === this.nodeId) doc.applyRemote(message.update, message.owners)
         return
       case 'presence':
         return this.presenceNode?.peerPresence(message.from, message.doc, message.userId, message.entry, message.reason)
@@ -232,7 +233,14 @@ export class Cluster implements Replication, PresencePeers {
     doc.whenStored().then(() => {
       if (doc.status !== 'ready' && doc.status !== 'unloading') return
       const update = encodeIntegratedState(doc.ydoc, message.stateVector)
-      this.publish({ type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update })
+      // the owners of the ids the peer lacks content of: it may not have heard of their claims
+      const theirs = Y.decodeStateVector(message.stateVector)
+      const lacking: number[] = []
+      for (const [client, clock] of Y.decodeStateVector(Y.encodeStateVector(doc.ydoc))) if ((theirs.get(client) ?? 0) < clock) lacking.push(client)
+      const owners = doc.owners.storedOwners(lacking)
+      this.publish(owners.length === 0
+        ? { type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update }
+        : { type: 'sync-reply', from: this.nodeId, doc: doc.name, to: message.from, update, owners })
     }, () => {})
   }
 

@@ -126,8 +126,16 @@ export class AwarenessRegistry {
   private removals: Removal[] = []
   private forgotten = 0
 
-  /** @param now the wall clock, in ms (tests pass their own) */
-  constructor (private readonly now: () => number = Date.now) {}
+  /**
+   * @param now the wall clock, in ms (tests pass their own)
+   * @param mayUse whether `owner` may control `clientId`, claiming it if nobody owns it when
+   *   `claim` is set (the document's client id owners: an id stays its user's across
+   *   reconnects); the default allows all
+   */
+  constructor (
+    private readonly now: () => number = Date.now,
+    private readonly mayUse: (owner: object, clientId: number, claim: boolean) => boolean = () => true
+  ) {}
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
   private forgetLater (clientId: number, seq: number, now: number): void {
@@ -201,6 +209,10 @@ export class AwarenessRegistry {
       const held = known?.owner === owner
       if (held && isOwnEcho(known, entry, now)) continue
       const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
+      // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
+      // A provisional claim (most likely another tab's state) is checked but claims no ownership:
+      // that would lock the id's real owner out of its own id while this session lives
+      if (!held && !this.mayUse(owner, entry.clientId, !provisional)) continue
       if (!this.claim(owner, entry.clientId)) continue
       let clock: number
       if (known === undefined) {
@@ -265,6 +277,8 @@ export class AwarenessRegistry {
     const now = this.now()
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
+      // another user's id: the entry will be dropped
+      if (known?.owner !== owner && !this.mayUse(owner, entry.clientId, false)) return false
       if (known === undefined) return true
       if (isEcho(known, owner, entry, this.seen) || (known.owner === owner && isOwnEcho(known, entry, now))) return false
       return known.state !== entry.state

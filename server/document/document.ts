@@ -12,20 +12,38 @@ import { writeSyncUpdate, writeAwareness, writeSyncStep1 } from '../../shared/me
 import type { WriterSource } from './writer.js'
 import type { Meter } from '../observability/metrics.js'
 import { SharedFrame } from '../transport/socket.js'
+import type { LockInfo } from '../../shared/tandem.js'
+import { applyEnforced, type Rule } from './enforced-locks.js'
+import { TypeGuards } from './type-guards.js'
+import { ClientOwners, type ClientOwner } from './client-owners.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
+  /** The session's id (stable across resumes): a lock it holds lets it change the guarded type. */
+  readonly id?: string
   send (frame: Uint8Array): void
   /** Sends a broadcast's frame, which the document counts itself (once per broadcast). */
   relay (frame: SharedFrame): void
   /** `count` sync frames of this member that the document did not hold are now stored (or were no-ops). */
   acknowledge (count: number): void
+  /** Whose client ids this member uses: its user's id, or a key of its own (see `durableOwner`). */
+  readonly clientOwner: string
+  /**
+   * True when `clientOwner` is an authenticated user: the ids of its updates and awareness states
+   * are claimed, stored, and outlive the connection. False for an anonymous connection: it claims
+   * only its awareness ids, and its claims end with it.
+   */
+  readonly durableOwner: boolean
   /** The document holds the member's sync frame being applied (it depends on content the document lacks). */
   hold (): AckTicket
   /** A held frame of the member is now stored (or turned out a no-op). */
   settle (ticket: AckTicket): void
   /** A held frame of the member turned out invalid once what it waited for arrived: end the member. */
   fail (error: TandemError): void
+  /** Part of this member's update was undone (enforced-locks.ts); `bytes` is what undoing it cost. */
+  undone? (bytes: number): void
+  /** Part of this member's held update, applied later, was undone by `holder`'s `y:` lock. */
+  locked? (holder: LockInfo): void
 }
 
 /**
@@ -33,7 +51,8 @@ export interface DocumentMember {
  * awareness changes (clocks assigned) once applied.
  */
 export interface DocumentObserver {
-  stored (doc: Document, update: Uint8Array): void
+  /** `owners`: the client ids the update claimed (stored with it), for peers to know their owners. */
+  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void
   awareness (doc: Document, update: Uint8Array): void
 }
 
@@ -47,12 +66,17 @@ interface Settlement {
 
 interface PendingUpdate {
   update: Uint8Array
-  /** The member that sent it: one of its sync frames is acknowledged once this is stored. */
-  origin: DocumentMember
+  /**
+   * The member that sent it: one of its sync frames is acknowledged once this is stored. Null
+   * for a read-only member's undone edit: the member settled that frame itself (refused).
+   */
+  origin: DocumentMember | null
   /** Set when the frame was held first (it waited for content the document lacked). */
   ticket: AckTicket | null
   /** Members whose no-op frames wait for this update (and so everything before it) to be stored. */
   also?: Settlement[]
+  /** Client ids this update claimed: stored with it, in the same write. */
+  owners?: ClientOwner[]
 }
 
 /** How often a member holding updates is asked, at most, for the content they wait for. */
@@ -79,7 +103,14 @@ interface QueuedRelay {
  */
 export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true })
-  readonly awareness = new AwarenessRegistry()
+  /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
+  readonly owners = new ClientOwners()
+  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
+    const { clientOwner } = member as DocumentMember
+    if (claim) return this.owners.claim(clientId, clientOwner, false)
+    const owner = this.owners.owner(clientId)
+    return owner === undefined || owner === clientOwner
+  })
   readonly members = new Set<DocumentMember>()
   status: DocumentStatus = 'loading'
   /** Message counters (metrics); set by the registry. */
@@ -93,6 +124,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
+  /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
+  readonly guards = new TypeGuards()
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -121,8 +154,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.status = status
   }
 
-  /** Applies stored updates at load; they are not stored again. */
-  loadStored (updates: readonly Uint8Array[]): void {
+  /** Applies stored updates at load, and takes their client ids' owners; they are not stored again. */
+  loadStored (updates: readonly Uint8Array[], owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
     Y.transact(this.ydoc, () => {
       for (const update of updates) Y.applyUpdate(this.ydoc, update)
     })
@@ -141,24 +175,39 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /**
    * Validates and applies an update sent by `from`. Throws TANDEM_ERR_INVALID_UPDATE, leaving the
-   * document untouched, when the bytes are not a Yjs update. A frame that changes nothing is
+   * document untouched, when the bytes are not a Yjs update, and TANDEM_ERR_CLIENT_ID_TAKEN (or
+   * _IN_USE) when it adds content under a client id another owns. A frame that changes nothing is
    * acknowledged once every update applied before it is stored: its content may be one of them
    * (a client's step 2 after a reconnect repeats what its dropped socket had sent), so an earlier
    * acknowledgement could promise what a crash would still lose.
+   *
+   * Every update path calls this (WebSocket sessions, the HTTP API, in-process edits). While a
+   * `y:` lock is held, the changes the update makes inside types guarded by another session's
+   * lock are undone at once (enforced-locks.ts); the rest takes effect. Returns the lock that
+   * refused a part (its holder) when that happened, else null: a caller answers with
+   * TANDEM_ERR_LOCKED (`new LockedError(holder)`). A plain value, not an Error: capturing a stack
+   * per refused update would cost more than the check. `readOnly` undoes every change: a
+   * read-only session's edit, so that its own screen converges too.
    */
-  applyUpdate (update: Uint8Array, from: DocumentMember): void {
-    const { decoded, needs } = this.check(update)
-    if (needs.size > 0) return this.hold(update, needs, from)
-    this.integrateFrom(update, decoded, from, null)
+  applyUpdate (update: Uint8Array, from: DocumentMember, readOnly = false): LockInfo | null {
+    const { decoded, needs, clients } = this.check(update, from)
+    if (needs.size > 0) {
+      // a read-only session's edit is only undone when it integrates whole (its caller checks)
+      if (!readOnly) this.hold(update, needs, from)
+      return null
+    }
+    const refusedBy = this.integrateFrom(update, decoded, clients, from, null, readOnly)
     this.releaseHeld()
+    return refusedBy
   }
 
   /**
    * Validates an update against the document: decodes it, checks its references (update-guard.ts)
-   * and finds what it needs that the document lacks (update-deps.ts). Throws
-   * TANDEM_ERR_INVALID_UPDATE when it is not a consistent Yjs update.
+   * and finds what it needs that the document lacks (update-deps.ts), and the client ids whose new
+   * content it carries (newClients). Throws TANDEM_ERR_INVALID_UPDATE when it is not a consistent
+   * Yjs update, TANDEM_ERR_CLIENT_ID_TAKEN (or _IN_USE) when it adds content under another's id.
    */
-  private check (update: Uint8Array): { decoded: ReturnType<typeof Y.decodeUpdate>, needs: Needs } {
+  private check (update: Uint8Array, from: DocumentMember): { decoded: ReturnType<typeof Y.decodeUpdate>, needs: Needs, clients: number[] } {
     let decoded: ReturnType<typeof Y.decodeUpdate>
     try {
       decoded = Y.decodeUpdate(update)
@@ -172,11 +221,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
         }
       }
     }
+    // an update writing under another user's client id would take that client's next ids
+    const clients = this.newClients(decoded.structs, from)
     // Yjs trusts its peers; a forged update could corrupt the document for everyone
     const inconsistency = findInconsistency(this.ydoc, decoded)
     if (inconsistency !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', inconsistency)
     try {
-      return { decoded, needs: findNeeds(this.ydoc, decoded) }
+      return { decoded, needs: findNeeds(this.ydoc, decoded), clients }
     } catch (err) {
       if (err instanceof CyclicUpdateError) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', err.message)
       throw err
@@ -229,38 +280,93 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private applyHeld (held: Held<DocumentMember, AckTicket>): void {
     if (!this.members.has(held.owner)) return
     try {
-      const { decoded, needs } = this.check(held.update)
+      // checked again: the ids it writes under may have been claimed while it waited
+      const { decoded, needs, clients } = this.check(held.update, held.owner)
       if (needs.size > 0) {
         // cannot happen (its needs are met); held again rather than handed to Yjs
         this.held.add({ ...held, needs })
         return
       }
-      this.integrateFrom(held.update, decoded, held.owner, held.ticket)
+      const refusedBy = this.integrateFrom(held.update, decoded, clients, held.owner, held.ticket, false)
+      if (refusedBy !== null) held.owner.locked?.(refusedBy)
     } catch (err) {
       const error = err instanceof TandemError ? err : new TandemError('TANDEM_ERR_INVALID_UPDATE', String(err), { cause: err })
       held.owner.fail(error)
     }
   }
 
-  /** Applies a checked update that needs nothing the document lacks; settles, stores and relays it. */
-  private integrateFrom (update: Uint8Array, decoded: ReturnType<typeof Y.decodeUpdate>, from: DocumentMember, ticket: AckTicket | null): void {
+  /**
+   * Applies a checked update that needs nothing the document lacks, undoing what the `y:` locks
+   * (or read-only access) forbid; settles, stores and relays it. Returns the lock that refused a
+   * part, or null. A read-only member's frame is settled by the member itself (refused).
+   */
+  private integrateFrom (update: Uint8Array, decoded: ReturnType<typeof Y.decodeUpdate>, clients: readonly number[], from: DocumentMember, ticket: AckTicket | null, readOnly: boolean): LockInfo | null {
+    // the one check on the hot path: no lock on a type and a writer, the update goes as it came
+    const rule: Rule | null = readOnly ? { kind: 'read-only' } : this.guards.active ? { kind: 'locks', guards: this.guards, sessionId: from.id ?? null } : null
     let changes: Uint8Array | null
+    let reverted = false
+    let refusedBy: LockInfo | null = null
     try {
-      changes = integrate(this.ydoc, update, decoded.structs, from)
+      if (rule === null) changes = integrate(this.ydoc, update, decoded.structs, from)
+      else {
+        const enforced = applyEnforced(this.ydoc, rule, decoded, from, () => integrate(this.ydoc, update, decoded.structs, from))
+        changes = enforced.changes
+        reverted = enforced.reverted
+        refusedBy = enforced.refusedBy
+        if (reverted) from.undone?.(enforced.revertBytes)
+      }
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     } finally {
       this.dropYjsPending('an update left content pending despite its check; the pending part is dropped')
     }
+    const owners: ClientOwner[] = []
+    // claimed once applied (a no-op claims them in memory only, as nothing is stored). An
+    // anonymous connection claims only the id it announces in awareness: its updates may carry
+    // another tab's content, passed to it over BroadcastChannel, which is no proof of authorship
+    if (from.durableOwner) for (const client of clients) this.owners.claim(client, from.clientOwner, changes !== null, owners)
     if (changes === null) {
+      if (readOnly) return null
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
       if (tail !== undefined) (tail.also ??= []).push({ member: from, ticket })
       else this.settle({ member: from, ticket })
-      return
+      return null
     }
-    this.pending.push({ update: changes, origin: from, ticket })
+    const origin = readOnly ? null : from
+    this.pending.push(owners.length === 0 ? { update: changes, origin, ticket } : { update: changes, origin, ticket, owners })
     this.onPending(this)
-    this.relayUpdate(changes, from)
+    // an undone change goes back to its author too: the revert is what brings it back
+    this.relayUpdate(changes, reverted ? null : from)
+    return refusedBy
+  }
+
+  /**
+   * The client ids whose new content (past what the document holds) `structs` carry. Throws
+   * TANDEM_ERR_CLIENT_ID_TAKEN (TANDEM_ERR_CLIENT_ID_IN_USE for an anonymous member) when
+   * another owns one: that would take its next ids. Content the document holds already is a
+   * no-op whoever sends it (a client syncing passes on what it received from others), and
+   * deletions of anyone's content are edits like any other.
+   */
+  private newClients (structs: ReturnType<typeof Y.decodeUpdate>['structs'], from: DocumentMember): number[] {
+    const clients: number[] = []
+    let client = -1
+    let state = 0
+    for (const struct of structs) {
+      if (struct instanceof Y.Skip) continue
+      const id = struct.id
+      if (id.client !== client) {
+        client = id.client
+        state = Y.getState(this.ydoc.store, client)
+      }
+      if (id.clock + struct.length <= state || clients[clients.length - 1] === client) continue
+      const owner = this.owners.owner(client)
+      if (owner !== undefined && owner !== from.clientOwner) {
+        const code = from.durableOwner ? 'TANDEM_ERR_CLIENT_ID_TAKEN' : 'TANDEM_ERR_CLIENT_ID_IN_USE'
+        throw new TandemError(code, `client id ${client} belongs to ${from.durableOwner ? 'another user' : 'another connection'}`)
+      }
+      clients.push(client)
+    }
+    return clients
   }
 
   /** Settles one frame of a member that is still here. */
@@ -288,8 +394,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** True once an update from another instance left content pending in Yjs. */
   private remotePending = false
 
-  /** Applies an update that was stored elsewhere (another instance); relayed at once. */
-  applyRemote (update: Uint8Array): void {
+  /**
+   * Applies an update that was stored elsewhere (another instance), with the owners of the
+   * client ids it claimed there; relayed at once.
+   */
+  applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+    this.owners.adopt(owners)
     const changes = integrate(this.ydoc, update, null, REMOTE)
     const { store } = this.ydoc
     this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
@@ -346,9 +456,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.awareness.register(member)
   }
 
-  /** Removes the member and the awareness states it controlled, telling the others at once. */
+  /**
+   * Removes the member and the awareness states it controlled, telling the others at once. An
+   * anonymous member's client ids are free again: nothing tells its next connection from another.
+   */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
+    if (!member.durableOwner) this.owners.releaseUser(member.clientOwner)
     // nothing held was acknowledged; a client that reconnects syncs it again
     this.held.dropOwner(member)
     this.askedAt.delete(member)
@@ -369,12 +483,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return new Promise(resolve => this.storedWaiters.push(resolve))
   }
 
-  takePending (): { entries: Uint8Array[], batch: PendingUpdate[] } | null {
+  takePending (): { entries: Uint8Array[], owners: ClientOwner[], batch: PendingUpdate[] } | null {
     if (this.pending.length === 0) return null
     const batch = this.pending
     this.pending = []
     this.inflight = batch
-    return { entries: batch.map(item => item.update), batch }
+    return { entries: batch.map(item => item.update), owners: ownersOf(batch), batch }
   }
 
   stored (batch: PendingUpdate[]): void {
@@ -385,10 +499,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
     }
     // other instances hear of the batch once it is stored, as one update
     if (this.observer !== null && batch.length > 0) {
-      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)))
+      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)), ownersOf(batch))
     }
     for (const item of batch) {
-      this.settle({ member: item.origin, ticket: item.ticket })
+      if (item.origin !== null) this.settle({ member: item.origin, ticket: item.ticket })
       for (const settlement of item.also ?? []) this.settle(settlement)
     }
     if (!this.hasPending) {
@@ -409,4 +523,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.askedAt.clear()
     this.ydoc.destroy()
   }
+}
+
+/** The client ids a batch of updates claimed. */
+function ownersOf (batch: readonly PendingUpdate[]): ClientOwner[] {
+  const owners: ClientOwner[] = []
+  for (const item of batch) if (item.owners !== undefined) owners.push(...item.owners)
+  return owners
 }

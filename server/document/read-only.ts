@@ -51,3 +51,33 @@ export function encodeIntegratedState (ydoc: Y.Doc, stateVector?: Uint8Array): U
     store.pendingDs = pendingDs
   }
 }
+
+/**
+ * True when `update` integrates whole into `ydoc`: every item continues its author where the
+ * document (or the update itself) stands, and everything it references or deletes is in the
+ * document or the update. Nothing of it would be left pending, waiting to integrate later under
+ * someone else's update. An honest client's edit always does. Must have passed Y.decodeUpdate.
+ */
+export function integratesWhole (ydoc: Y.Doc, update: Uint8Array): boolean {
+  const { structs, ds } = Y.decodeUpdate(update)
+  const ends = new Map<number, number>()
+  for (const struct of structs) {
+    if (struct instanceof Y.Skip) return false
+    const { client, clock } = struct.id
+    const end = ends.get(client) ?? Y.getState(ydoc.store, client)
+    if (clock > end) return false
+    ends.set(client, Math.max(end, clock + struct.length))
+  }
+  const known = (id: { client: number, clock: number } | null): boolean =>
+    id === null || id.clock < (ends.get(id.client) ?? Y.getState(ydoc.store, id.client))
+  for (const struct of structs) {
+    if (!(struct instanceof Y.Item)) continue
+    const parent = struct.parent as unknown
+    if (!known(struct.origin) || !known(struct.rightOrigin) || (parent instanceof Y.ID && !known(parent))) return false
+  }
+  for (const [client, ranges] of ds.clients) {
+    const end = ends.get(client) ?? Y.getState(ydoc.store, client)
+    for (const { clock, len } of ranges) if (clock + len > end) return false
+  }
+  return true
+}

@@ -53,7 +53,9 @@ export class DocumentRegistry {
     private readonly limits: CompactionLimits,
     private readonly logger: Logger,
     private readonly replication: Replication | null = null,
-    private readonly gate: DocumentGate | null = null
+    private readonly gate: DocumentGate | null = null,
+    /** Runs while a document loads, beside the store's read (the guards of its `y:` locks). */
+    private readonly prepare: ((doc: Document) => Promise<void>) | null = null
   ) {}
 
   /** The loaded document of that name, if any. */
@@ -90,8 +92,12 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
-      const { gate } = this
-      const loaded = attached.then(() => Promise.all([gate?.(name) ?? null, this.store.load(name)])).then(([retired, updates]) => {
+      const { gate, store } = this
+      const prepared = this.prepare === null ? Promise.resolve() : this.prepare(created)
+      // awaited below; handled now so that a failure before the store answers is not unhandled
+      prepared.catch(() => {})
+      const loaded = attached.then(() => Promise.all([gate?.(name) ?? null, store.load(name), store.loadOwners?.(name) ?? []])).then(async ([retired, updates, owners]) => {
+        await prepared
         if (this.docs.get(name) !== created) {
           // deleted while it loaded (evict): it must not become ready
           created.setStatus('unloaded')
@@ -99,7 +105,7 @@ export class DocumentRegistry {
           throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
         }
         created.retired = retired
-        created.loadStored(updates)
+        created.loadStored(updates, owners)
         created.setStatus('ready')
         replication?.loaded(created)
         // a member left while it loaded: release() could not unload it then, and no other

@@ -1,12 +1,16 @@
 import type { Logger } from 'pino'
 import type { Store, StoreEntry } from '../store/store.js'
 import { TandemError } from '../../shared/errors.js'
+import type { ClientOwner } from './client-owners.js'
 
 /** A document as the writer sees it: updates to take, and where to report them stored. */
 export interface WriterSource<Batch> {
   readonly name: string
-  /** Takes the updates waiting to be stored, with whatever the source needs back. */
-  takePending (): { entries: Uint8Array[], batch: Batch } | null
+  /**
+   * Takes the updates waiting to be stored, with whatever the source needs back, and the client
+   * id owners they claimed (stored in the same write).
+   */
+  takePending (): { entries: Uint8Array[], owners?: readonly ClientOwner[], batch: Batch } | null
   /** The batch is durably stored. */
   stored (batch: Batch): void
   /** The batch failed to store; the source keeps it, in order, for the next try. */
@@ -97,7 +101,10 @@ export class UpdateWriter {
       const pending = source.takePending()
       if (pending === null) continue
       taken.push({ source, batch: pending.batch, count: pending.entries.length })
+      const first = entries.length
       for (const update of pending.entries) entries.push({ name: source.name, update })
+      const owners = pending.owners ?? []
+      if (owners.length > 0 && entries[first] !== undefined) entries[first] = { name: source.name, update: (entries[first] as StoreEntry).update, owners }
     }
     this.dirty.clear()
     if (entries.length === 0) return this.settle()

@@ -6,7 +6,6 @@ import type { Store } from '../store/store.js'
 import type { Deletions } from '../document/deletion.js'
 import { ServerMember } from '../document/handle.js'
 import { documentJson } from '../document/content-json.js'
-import { findMissingDependency } from '../document/update-complete.js'
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { validateDocumentName } from '../../shared/document-name.js'
 
@@ -17,6 +16,11 @@ export interface DocumentApiSource {
   readonly deletions: Deletions
   /** True when other instances share the documents: the store, not memory, has every acknowledged edit. */
   readonly clustered: boolean
+  /**
+   * True when the server authenticates its users (an auth secret or hook): an API write owns the
+   * client ids it writes under as its user, like a session of that user (see ServerMember).
+   */
+  readonly authenticated: boolean
   /** The largest body `POST .../updates` accepts (--max-message-size). */
   readonly maxMessageSize: number
 }
@@ -125,25 +129,27 @@ async function readDocument (source: DocumentApiSource, name: string): Promise<{
 }
 
 /**
- * Applies an update as `userId`, through the path a client's update takes, and resolves once it
- * is stored. Refuses, changing nothing, an update that does not decode, contradicts the document
- * (update-guard.ts), or depends on content the document does not have.
+ * Applies an update as `userId`, through the path a client's update takes (Document.applyUpdate),
+ * and resolves once it is stored. Refuses, changing nothing, an update that does not decode or
+ * contradicts the document (update-guard.ts, 400 TANDEM_ERR_INVALID_UPDATE), depends on content
+ * the document does not have (update-deps.ts; 400 TANDEM_ERR_UPDATE_INCOMPLETE: it would be held,
+ * see ServerMember.hold), or writes under a client id another owns (409 TANDEM_ERR_CLIENT_ID_TAKEN
+ * or _IN_USE). A change inside a type another session locked (`y:`) is undone for everyone, the
+ * rest applied and stored: 409 TANDEM_ERR_LOCKED with the holder.
  */
 async function writeUpdate (source: DocumentApiSource, name: string, update: Uint8Array, userId: string): Promise<void> {
-  let decoded: ReturnType<typeof Y.decodeUpdate>
   try {
-    decoded = Y.decodeUpdate(update)
+    // garbage is refused before a document is loaded for it
+    Y.decodeUpdate(update)
   } catch (err) {
     throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
   }
   const { documents } = source
   const { doc, loaded } = documents.open(name)
   await loaded
-  const member = new ServerMember(userId)
+  const member = new ServerMember(userId, source.authenticated)
   doc.addMember(member)
   try {
-    const missing = findMissingDependency(doc.ydoc, decoded)
-    if (missing !== null) throw new TandemError('TANDEM_ERR_INVALID_UPDATE', `it depends on content the document does not have: ${missing}`)
     await member.submit(doc, update)
   } finally {
     doc.removeMember(member)

@@ -16,7 +16,7 @@ export const MESSAGE_KINDS = FRAME_KINDS
 export type MessageKind = FrameKind
 
 /** Why an update was refused: the `reason` label of tandem_updates_refused_total. */
-export type RefusalReason = 'read_only' | 'invalid' | 'incomplete'
+export type RefusalReason = 'read_only' | 'invalid' | 'incomplete' | 'locked' | 'client_id'
 
 /** Lock events: the `event` label of tandem_lock_events_total. */
 export type LockEvent = 'granted' | 'refused' | 'waited' | 'timed_out' | 'released' | 'expired' | 'force_released'
@@ -78,13 +78,15 @@ export class Metrics {
     this.updatesApplied = new Counter({ name: 'tandem_updates_applied_total', help: 'Client updates applied to documents and stored', registers })
     this.updatesRefused = new Counter({
       name: 'tandem_updates_refused_total',
-      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update) or incomplete (sessions closed for updates depending on content the server lacks)',
+      help: 'Client updates refused: read_only (a read-access session), invalid (not a valid Yjs update), incomplete (sessions closed for updates depending on content the server lacks), locked (part undone: it touched a type another session locked) or client_id (under a client id another owns)',
       labelNames: ['reason'],
       registers,
       collect () {
         this.reset()
         this.inc({ reason: 'read_only' }, meter.refusedReadOnly)
         this.inc({ reason: 'invalid' }, meter.refusedInvalid)
+        this.inc({ reason: 'locked' }, meter.refusedLocked)
+        this.inc({ reason: 'client_id' }, meter.refusedClientId)
         this.inc({ reason: 'incomplete' }, meter.refusedIncomplete)
       }
     })
@@ -163,8 +165,10 @@ export class Meter {
   readonly sentBytes = new Float64Array(MESSAGE_KINDS.length)
   refusedReadOnly = 0
   refusedInvalid = 0
+  refusedLocked = 0
   refusedIncomplete = 0
   updatesHeld = 0
+  refusedClientId = 0
   heartbeatTerminations = 0
 
   /** A frame arrived from a client. */
@@ -184,7 +188,9 @@ export class Meter {
   /** An update from a client did not reach the document. */
   refused (reason: RefusalReason): void {
     if (reason === 'read_only') this.refusedReadOnly++
+    else if (reason === 'locked') this.refusedLocked++
     else if (reason === 'incomplete') this.refusedIncomplete++
+    else if (reason === 'client_id') this.refusedClientId++
     else this.refusedInvalid++
   }
 

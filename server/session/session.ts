@@ -5,13 +5,19 @@ import type { Logger } from 'pino'
 import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../../shared/messages.js'
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
-import { CLIENT_MESSAGE_TYPES, type TandemMessage } from '../../shared/tandem.js'
+import { CLIENT_MESSAGE_TYPES, type LockInfo, type TandemMessage } from '../../shared/tandem.js'
 import type { EndReason } from '../../shared/reasons.js'
 import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
-import { changesDocument, encodeIntegratedState } from '../document/read-only.js'
+import { changesDocument, encodeIntegratedState, integratesWhole } from '../document/read-only.js'
+import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
+
+/** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
+const REVERT_BURST_BYTES = 8 * 1024 * 1024
+/** …and regains per second. */
+const REVERT_BYTES_PER_SECOND = 256 * 1024
 
 export type { EndReason }
 
@@ -39,6 +45,8 @@ export class Session implements DocumentMember {
   lastSentAt = Date.now()
   lastPingAt = Date.now()
   private backlog: Uint8Array[] | null = []
+  /** Made on the first undone change: most sessions never have one. */
+  private revertBudget: RevertBudget | undefined
   private log: Logger | undefined
   /** Traffic of this session, for its end-of-session record (plain numbers: cheap to count). */
   messagesReceived = 0
@@ -52,6 +60,10 @@ export class Session implements DocumentMember {
     if (!this.tandem) return
     this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
   })
+
+  /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
+  readonly clientOwner: string
+  readonly durableOwner: boolean
 
   constructor (
     readonly socket: WebSocketLike,
@@ -67,6 +79,8 @@ export class Session implements DocumentMember {
     /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
     readonly address: string = ''
   ) {
+    this.durableOwner = identity.anonymous !== true
+    this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
   }
 
@@ -226,6 +240,7 @@ export class Session implements DocumentMember {
     if (this.isEnded()) return
     if (error.code === 'TANDEM_ERR_INVALID_UPDATE') this.doc.meter?.refused('invalid')
     else if (error.code === 'TANDEM_ERR_UPDATE_INCOMPLETE') this.doc.meter?.refused('incomplete')
+    else if (error.code === 'TANDEM_ERR_CLIENT_ID_TAKEN' || error.code === 'TANDEM_ERR_CLIENT_ID_IN_USE') this.doc.meter?.refused('client_id')
     this.logger.warn({ code: error.code, err: error.message }, 'closing session on bad input')
     this.close(error.closeCode ?? CloseCode.MALFORMED, 'error', error.code)
   }
@@ -238,12 +253,12 @@ export class Session implements DocumentMember {
         this.updatesReceived++
         this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
-        return this.doc.applyUpdate(frame.update, this)
+        return this.locked(this.doc.applyUpdate(frame.update, this))
       case 'sync-update':
         this.updatesReceived++
         this.acks.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
-        this.doc.applyUpdate(frame.update, this)
+        this.locked(this.doc.applyUpdate(frame.update, this))
         return this.hooks.active?.(this)
       case 'awareness': {
         // the stock client renews an unchanged state every 15 s: only a change is activity
@@ -267,20 +282,47 @@ export class Session implements DocumentMember {
   }
 
   /**
-   * A read-only session sent an update: it never reaches the document, the store or the others.
-   * The socket stays open (the stock client keeps syncing); a Tandem client is told, unless the
-   * frame would have changed nothing, which is acknowledged like any no-op.
+   * Part of this session's update was undone (a lock, or read-only access). Undoing a deletion
+   * copies the deleted content back: a session whose reverts keep costing more than the budget
+   * is closed (1013), after its change was undone.
+   */
+  undone (bytes: number): void {
+    this.revertBudget ??= new RevertBudget(REVERT_BURST_BYTES, REVERT_BYTES_PER_SECOND)
+    if (this.revertBudget.spend(bytes)) return
+    this.logger.warn({ bytes }, 'closing session: its undone changes cost too much')
+    // after the current update is handled: it is applied and relayed already
+    queueMicrotask(() => this.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED'))
+  }
+
+  /** Part of this session's update was undone by another session's lock: a Tandem client is told. */
+  locked (holder: LockInfo | null): void {
+    if (holder === null) return
+    this.doc.meter?.refused('locked')
+    this.logger.debug({ resource: holder.resource }, 'update undone: locked type')
+    if (this.tandem) this.send(writeTandem({ type: 'locked', holder }))
+  }
+
+  /**
+   * A read-only session sent an update. One that integrates whole is applied and undone at once,
+   * as one update relayed to everyone, the sender too, so that a stock client's screen converges
+   * without a reload (enforced-locks.ts); one that would leave content pending never reaches the
+   * document (it could integrate later, under a writer's update). The socket stays open (the
+   * stock client keeps syncing); a Tandem client is told, unless the frame would have changed
+   * nothing, which is acknowledged like any no-op.
    */
   private refuseUpdate (update: Uint8Array): void {
     let changes: boolean
+    let whole: boolean
     try {
       changes = changesDocument(this.doc.ydoc, update)
+      whole = changes && integratesWhole(this.doc.ydoc, update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
     if (!changes) return this.acks.settleLast(null)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
+    if (whole) this.doc.applyUpdate(update, this, true)
     this.acks.settleLast('TANDEM_ERR_READ_ONLY')
   }
 

@@ -1,22 +1,37 @@
 import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** A Store that keeps everything in memory: for tests and throw-away demos. */
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
   private readonly tombstones = new Map<string, Tombstone>()
+  /** Per document: client id to user, in claim order. */
+  private readonly owners = new Map<string, Map<number, string>>()
   private readonly revoked = new Map<string, Revocation>()
 
   async load (name: string): Promise<Uint8Array[]> {
     return (this.docs.get(name) ?? []).slice()
   }
 
+  async loadOwners (name: string): Promise<ClientOwner[]> {
+    return [...this.owners.get(name) ?? []].map(([client, user]) => ({ client, user }))
+  }
+
   async append (entries: readonly StoreEntry[]): Promise<void> {
-    for (const { name, update } of entries) {
+    for (const { name, update, owners } of entries) {
       let log = this.docs.get(name)
       if (log === undefined) this.docs.set(name, log = [])
       log.push(update)
+      if (owners === undefined || owners.length === 0) continue
+      let table = this.owners.get(name)
+      if (table === undefined) this.owners.set(name, table = new Map())
+      for (const { client, user } of owners) {
+        // a claim made again is the newest
+        table.delete(client)
+        table.set(client, user)
+      }
     }
   }
 
@@ -56,6 +71,7 @@ export class MemoryStore implements Store {
     if (found === undefined || found.deletedAt !== deletedAt) return false
     this.tombstones.set(name, { deletedAt: null, retired })
     this.docs.delete(name)
+    this.owners.delete(name)
     return true
   }
 

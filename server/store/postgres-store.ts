@@ -1,6 +1,7 @@
 import pg from 'pg'
 import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 /** Options of {@link PostgresStore.open}. */
 export interface PostgresStoreOptions {
@@ -56,8 +57,8 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string, tombstones: string, revocations: string } {
-    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing`, tombstones: `"${this.schema}".tombstones`, revocations: `"${this.schema}".revocations` }
+  private get t (): { updates: string, fencing: string, owners: string, tombstones: string, revocations: string } {
+    return { updates: `"${this.schema}".updates`, fencing: `"${this.schema}".fencing`, owners: `"${this.schema}".owners`, tombstones: `"${this.schema}".tombstones`, revocations: `"${this.schema}".revocations` }
   }
 
   private async migrate (): Promise<void> {
@@ -80,6 +81,15 @@ export class PostgresStore implements Store {
             resource TEXT NOT NULL,
             token BIGINT NOT NULL,
             PRIMARY KEY (doc, resource)
+          )`)
+        // who owns which Yjs client id of a document; id is the claim order
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.owners} (
+            id BIGSERIAL NOT NULL,
+            doc TEXT NOT NULL,
+            client BIGINT NOT NULL,
+            owner TEXT NOT NULL,
+            PRIMARY KEY (doc, client)
           )`)
         await client.query(`
           CREATE TABLE IF NOT EXISTS ${this.t.tombstones} (
@@ -108,12 +118,37 @@ export class PostgresStore implements Store {
     return rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength))
   }
 
+  async loadOwners (name: string): Promise<ClientOwner[]> {
+    const { rows } = await this.pool.query<{ client: string, owner: string }>(`SELECT client, owner FROM ${this.t.owners} WHERE doc = $1 ORDER BY id`, [name])
+    return rows.map(row => ({ client: Number(row.client), user: row.owner }))
+  }
+
   async append (entries: readonly StoreEntry[]): Promise<void> {
     if (entries.length === 0) return
     // one multi-row insert is one statement, hence atomic without an explicit transaction
     const names = entries.map(entry => entry.name)
     const data = entries.map(entry => Buffer.from(entry.update.buffer, entry.update.byteOffset, entry.update.byteLength))
-    await this.pool.query(`INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])`, [names, data])
+    const insert = `INSERT INTO ${this.t.updates} (doc, data) SELECT * FROM unnest($1::text[], $2::bytea[])`
+    // one row per id (a statement may not update a row twice); the last claim of an id stands
+    const claims = new Map<string, { doc: string, client: number, user: string }>()
+    for (const { name, owners } of entries) {
+      for (const { client, user } of owners ?? []) {
+        const key = `${client}:${name}`
+        claims.delete(key)
+        claims.set(key, { doc: name, client, user })
+      }
+    }
+    if (claims.size === 0) {
+      await this.pool.query(insert, [names, data])
+      return
+    }
+    const rows = [...claims.values()]
+    // the updates and their claims in one statement; an id claimed again gets a new (newest) id
+    await this.pool.query(`
+      WITH appended AS (${insert})
+      INSERT INTO ${this.t.owners} (doc, client, owner) SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[])
+      ON CONFLICT (doc, client) DO UPDATE SET owner = excluded.owner, id = DEFAULT`,
+    [names, data, rows.map(row => row.doc), rows.map(row => row.client), rows.map(row => row.user)])
   }
 
   async compact (name: string): Promise<void> {
@@ -182,6 +217,7 @@ export class PostgresStore implements Store {
         return false
       }
       await client.query(`DELETE FROM ${this.t.updates} WHERE doc = $1`, [name])
+      await client.query(`DELETE FROM ${this.t.owners} WHERE doc = $1`, [name])
       await client.query('COMMIT')
       return true
     } catch (err) {

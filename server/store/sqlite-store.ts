@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { Revocation, Store, StoreEntry, Tombstone } from './store.js'
+import type { ClientOwner } from '../document/client-owners.js'
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -66,6 +67,10 @@ export class SqliteStore implements Store {
 
   async load (name: string): Promise<Uint8Array[]> {
     return await this.request('load', [name]) as Uint8Array[]
+  }
+
+  async loadOwners (name: string): Promise<ClientOwner[]> {
+    return await this.request('loadOwners', [name]) as ClientOwner[]
   }
 
   async append (entries: readonly StoreEntry[]): Promise<void> {

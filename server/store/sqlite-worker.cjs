@@ -70,6 +70,13 @@ function prepare (db, durability) {
       deleted_at INTEGER,
       retired BLOB NOT NULL
     );
+    -- who owns which Yjs client id of a document; a rowid table: the rowid is the claim order
+    CREATE TABLE IF NOT EXISTS owners (
+      doc TEXT NOT NULL,
+      client INTEGER NOT NULL,
+      user TEXT NOT NULL,
+      PRIMARY KEY (doc, client)
+    );
   `)
   if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").get() !== undefined) {
     db.transaction(() => {
@@ -109,6 +116,10 @@ function operations (db) {
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
     RETURNING token`)
+  // REPLACE deletes the row of an id claimed again and inserts a new one, with the next rowid:
+  // the claim counts as the newest
+  const claim = db.prepare('INSERT OR REPLACE INTO owners (doc, client, user) VALUES (?, ?, ?)')
+  const selectOwners = db.prepare('SELECT client, user FROM owners WHERE doc = ? ORDER BY rowid')
   const getTombstone = db.prepare('SELECT deleted_at AS deletedAt, retired FROM tombstones WHERE doc = ?')
   const markDeleted = db.prepare(`
     INSERT INTO tombstones (doc, deleted_at, retired) VALUES (?, ?, x'')
@@ -119,10 +130,12 @@ function operations (db) {
     WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY deleted_at LIMIT ?`)
   const retire = db.prepare('UPDATE tombstones SET deleted_at = NULL, retired = ? WHERE doc = ? AND deleted_at = ?')
   const removeAll = db.prepare('DELETE FROM log WHERE doc = ?')
+  const removeOwners = db.prepare('DELETE FROM owners WHERE doc = ?')
   // the mark and the rows go together: a restore either wins before or finds nothing to restore
   const purge = db.transaction((name, deletedAt, retired) => {
     if (retire.run(retired, name, deletedAt).changes !== 1) return false
     removeAll.run(name)
+    removeOwners.run(name)
     return true
   })
   // made on first use, not at open: two instances opening a new file at once race on every
@@ -149,7 +162,10 @@ function operations (db) {
     return revocationStatements
   }
   const append = db.transaction(entries => {
-    for (const { name, update } of entries) insert.run({ doc: name, data: update })
+    for (const { name, update, owners } of entries) {
+      insert.run({ doc: name, data: update })
+      if (owners !== undefined) for (const { client, user } of owners) claim.run(name, client, user)
+    }
   })
   // the rows up to the last one are replaced by one row in its place; run IMMEDIATE (below), it
   // holds the write lock from its first read, so nothing can be appended between the reads and
@@ -170,6 +186,7 @@ function operations (db) {
   })
   return {
     load: name => select.all(name).map(row => row.data),
+    loadOwners: name => selectOwners.all(name),
     // IMMEDIATE: the write lock is taken (waiting for another connection's, if a second
     // instance writes the same file) before anything is read; a deferred transaction that read
     // first and then found the file changed by another connection fails at once, without waiting

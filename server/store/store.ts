@@ -1,7 +1,15 @@
+import type { ClientOwner } from '../document/client-owners.js'
+
 /** One update to append to a document's log. */
 export interface StoreEntry {
   name: string
   update: Uint8Array
+  /**
+   * Client ids of the document that this update claimed for their users, stored in the same
+   * write. A claim of an id stored before replaces it (its earlier owner's claim was released)
+   * and counts as the newest.
+   */
+  owners?: readonly ClientOwner[]
 }
 
 /**
@@ -39,6 +47,12 @@ export interface Revocation {
 export interface Store {
   /** Every stored update of a document (snapshot and log); empty for a new document. */
   load (name: string): Promise<Uint8Array[]>
+  /**
+   * The client id owners stored for a document (see StoreEntry.owners), oldest claim first.
+   * Optional for a store of one's own: without it, who owns which client id is forgotten when a
+   * document unloads, and any user may write under an id nobody holds in memory.
+   */
+  loadOwners? (name: string): Promise<ClientOwner[]>
   /** Appends updates, possibly of several documents, durably and atomically. */
   append (entries: readonly StoreEntry[]): Promise<void>
   /**

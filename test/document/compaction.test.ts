@@ -21,7 +21,7 @@ class WatchedStore extends SqliteStore {
   }
 }
 
-const member: DocumentMember = { send () {}, relay () {}, acknowledge () {}, hold: () => ({ done: false }), settle () {}, fail () {} }
+const member: DocumentMember = { send () {}, relay () {}, acknowledge () {}, hold: () => ({ done: false }), settle () {}, fail () {}, clientOwner: 'user', durableOwner: true }
 
 describe('compaction', () => {
   test('documents that cross the threshold together are compacted one per turn, and keep their content', async () => {

@@ -7,7 +7,7 @@ import { readFrame } from '../../shared/messages.js'
 import type { TandemError } from '../../shared/errors.js'
 
 /** A member that records what the document tells it. */
-function member (): DocumentMember & { sent: Uint8Array[], failed: TandemError[], acks: number } {
+function member (user = 'user'): DocumentMember & { sent: Uint8Array[], failed: TandemError[], acks: number } {
   const m = {
     sent: [] as Uint8Array[],
     failed: [] as TandemError[],
@@ -17,7 +17,10 @@ function member (): DocumentMember & { sent: Uint8Array[], failed: TandemError[]
     acknowledge (count: number) { m.acks += count },
     hold: () => ({ done: false }),
     settle () { m.acks++ },
-    fail (error: TandemError) { m.failed.push(error) }
+    fail (error: TandemError) { m.failed.push(error) },
+    // one user for every member unless told: their client ids are never another's
+    clientOwner: user,
+    durableOwner: true
   }
   return m
 }
@@ -60,5 +63,24 @@ describe('held updates in a document', () => {
     expect(m.failed).toEqual([])
     doc.expireHeld(m, Date.now() + 5_000)
     expect(m.failed.map(e => e.code)).toEqual(['TANDEM_ERR_UPDATE_INCOMPLETE'])
+  })
+
+  test('a held update is checked again when applied: an id another user claimed meanwhile refuses it (4403)', () => {
+    const doc = new Document('held-owners', testLogger, () => {})
+    const [alice, bob] = [member('alice'), member('bob')]
+    doc.addMember(alice)
+    doc.addMember(bob)
+    const source = new Y.Doc()
+    const updates: Uint8Array[] = []
+    source.on('update', (u: Uint8Array) => { updates.push(u) })
+    source.getText('t').insert(0, 'hidden')
+    source.getText('t').insert(2, 'x')
+    const [first, second] = updates as [Uint8Array, Uint8Array]
+    doc.applyUpdate(second, alice) // held: it needs the first
+    expect(doc.heldUpdates).toBe(1)
+    doc.applyUpdate(first, bob) // bob claims the source's id, and alice's update is released
+    expect(alice.failed.map(e => [e.code, e.closeCode])).toEqual([['TANDEM_ERR_CLIENT_ID_TAKEN', 4403]])
+    expect(doc.ydoc.getText('t').toString()).toBe('hidden')
+    expect(doc.owners.owner(source.clientID)).toBe('bob')
   })
 })

@@ -156,6 +156,17 @@ describe('examples/editor in a browser (headless Chromium)', { timeout: 60_000 }
     const risks = await bob.evaluate(() => (window as unknown as { tandem: { doc: Y.Doc } }).tandem.doc.getText('block:risks').toString())
     expect(risks).toBe('Only Ada edits this section while she holds the lock.')
     expect(await blockText(bob, 'risks')).not.toContain('Bob was here')
+    // the server enforces the lock: a stock y-websocket client typing there sees its text vanish
+    const stock = stockClient(server.url, name)
+    await synced(stock.provider)
+    stock.doc.getText('block:risks').insert(0, 'Stock was here. ')
+    stock.doc.getText('block:plan').insert(0, 'Free. ')
+    await waitFor(() => stock.doc.getText('block:risks').toString() === risks, 10_000, 'the stock client\'s text undone on its own screen')
+    await waitFor(async () => (await blockText(ada, 'plan')).startsWith('Free. '), 10_000, 'its edit of a free section kept')
+    expect(await blockText(ada, 'risks')).toBe(risks)
+    expect(await blockText(bob, 'risks')).toBe(risks)
+    stock.provider.destroy()
+    await waitFor(async () => (await avatars(ada)).length === 2, 10_000, 'the stock client gone from the avatars')
 
     // Bob selects a word in the plan: Ada sees his selection, Bob sees Ada's caret in "risks"
     await bob.locator('.block[data-block=plan] .cm-content').dblclick({ position: { x: 20, y: 12 } })

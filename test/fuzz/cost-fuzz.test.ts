@@ -26,7 +26,7 @@ const FLOOR_MS = 25
 const REPEATS = 3
 
 /** A member that ignores what the document sends it (nothing is relayed: it is the only one). */
-const member: DocumentMember = { send () {}, relay () {}, acknowledge () {} }
+const member: DocumentMember = { send () {}, relay () {}, acknowledge () {}, hold: () => ({ done: false }), settle () {}, fail () {}, clientOwner: 'user', durableOwner: true }
 
 /**
  * CPU time (user + system) of `work`, in ms: the least of up to REPEATS runs, each on fresh

@@ -6,6 +6,8 @@ import { isDeepStrictEqual } from 'node:util'
 import * as Y from 'yjs'
 import { docName, rawClient, startServer, stockClient, synced, tempDir, waitFor, type StockClient } from '../support/helpers.js'
 import { tandemClient } from '../support/tandem-helpers.js'
+import { signToken } from '../support/security-helpers.js'
+import { LockedError } from '../../client/index.js'
 import type { TandemServer } from '../../server/index.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
@@ -197,15 +199,24 @@ describe('POST /api/documents/:name/updates', () => {
     })
 
     test('a forged update (a client id the document has, with other content): 400', async () => {
-      const { server, name, client, unchanged } = await setup()
+      const { server, name, client } = await setup()
+      // content under an id nobody owns (an anonymous API write claims none): the live client's
+      // id would be refused first, as another connection's (409 TANDEM_ERR_CLIENT_ID_IN_USE)
+      const writer = new Y.Doc()
+      writer.clientID = 0x5eed
+      writer.getText('u').insert(0, 'by the api')
+      expect((await call(server, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(writer))).status).toBe(200)
+      const before = (await content(server, name)).bytes
       const forger = new Y.Doc()
-      forger.clientID = client.doc.clientID
-      // clocks 0-9 of another type, where the document has 'intact' (clocks 0-5) in text 't'
-      forger.getArray('a').insert(0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      forger.clientID = 0x5eed
+      // clocks 0-9 of another type, where the document has 'by the api' (clocks 0-9) in text 'u'
+      forger.getArray('a').insert(0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
       const answer = await call(server, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(forger))
       expect(answer.status).toBe(400)
       expect(answer.json.error).toMatch(/^TANDEM_ERR_INVALID_UPDATE: .*overlaps/)
-      await unchanged()
+      expect((await content(server, name)).bytes).toEqual(before)
+      expect(client.text.toString()).toBe('intact')
+      expect(client.provider.wsconnected).toBe(true)
     })
 
     test('an update depending on content the document lacks: 400, not kept pending', async () => {
@@ -215,6 +226,7 @@ describe('POST /api/documents/:name/updates', () => {
       const missing = appendUpdate(Y.encodeStateAsUpdate(elsewhere), 'def')
       const answer = await call(server, 'POST', path(name, '/updates'), missing)
       expect(answer.status).toBe(400)
+      expect(answer.json.code).toBe('TANDEM_ERR_UPDATE_INCOMPLETE')
       expect(answer.json.error).toMatch(/depends on content the document does not have/)
       await unchanged()
       expect(server.documents.get(name)?.ydoc.store.pendingStructs ?? null).toBeNull()
@@ -455,7 +467,135 @@ describe('behind the admin token', () => {
   })
 })
 
+describe('API writes meet enforced locks and client id owners as a client\'s do', () => {
+  /** An update made on a copy of `state` by a fresh client id (or `clientID`). */
+  function edit (state: Uint8Array, change: (doc: Y.Doc) => void, clientID?: number): Uint8Array {
+    const doc = new Y.Doc()
+    Y.applyUpdate(doc, state)
+    // after: Yjs gives a document a new id when an update brings content under its own
+    if (clientID !== undefined) doc.clientID = clientID
+    const before = Y.encodeStateVector(doc)
+    change(doc)
+    const update = Y.encodeStateAsUpdate(doc, before)
+    doc.destroy()
+    return update
+  }
 
+  test('an update touching a type another session locked (y:) answers 409 with the holder; the locked content stays the holder\'s everywhere and after a reload; a free type answers 200', async () => {
+    const dir = tempDir()
+    const server = await sqliteServer(dir)
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada', name: 'Ada' } })
+    const stock = stockClient(server.url, name)
+    await Promise.all([ada.synced(), synced(stock.provider)])
+    ada.doc.getText('t').insert(0, 'ada writes here')
+    await ada.flushed()
+    const lock = await ada.locks.acquire(ada.doc.getText('t'))
+    expect(lock.resource).toBe('y:t')
+    const state = (await content(server, name)).bytes
+    const holder = { resource: 'y:t', userId: 'ada', token: lock.token, sessionId: lock.info.sessionId }
+
+    const intoLocked = edit(state, doc => doc.getText('t').insert(0, 'api: '))
+    const locked = await call(server, 'POST', path(name, '/updates?userId=importer'), intoLocked)
+    expect(locked.status).toBe(409)
+    expect(locked.json.code).toBe('TANDEM_ERR_LOCKED')
+    expect(locked.json.error).toMatch(/^TANDEM_ERR_LOCKED: /)
+    expect(locked.json.holder).toMatchObject(holder)
+
+    // one update into both: the locked part is undone, the free part stays; still 409
+    const mixed = edit(state, doc => {
+      doc.getText('t').delete(0, 4)
+      doc.getMap('m').set('mixed', 1)
+    })
+    const both = await call(server, 'POST', path(name, '/updates'), mixed)
+    expect(both.status).toBe(409)
+    expect(both.json.holder).toMatchObject(holder)
+
+    const free = edit(state, doc => doc.getMap('m').set('free', 2))
+    expect(await call(server, 'POST', path(name, '/updates'), free)).toEqual({ status: 200, json: { stored: true } })
+
+    const want = { t: 'ada writes here', m: { mixed: 1, free: 2 } }
+    await waitFor(() => [ada.doc, stock.doc].every(doc => isDeepStrictEqual({ t: doc.getText('t').toString(), m: doc.getMap('m').toJSON() }, want)), 5_000, 'every client has the holder\'s text and the free changes')
+    expect(await contentJson(server, name)).toEqual(want)
+    await ada.leave()
+    await server.close()
+    const again = await sqliteServer(dir)
+    expect(await contentJson(again, name)).toEqual(want)
+  })
+
+  test('openDocument: transact into a locked type rejects with LockedError (the holder), and the handle\'s copy is undone too', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const ada = tandemClient(server.url, name, { user: { id: 'ada', name: 'Ada' } })
+    await ada.synced()
+    ada.doc.getText('t').insert(0, 'mine')
+    await ada.flushed()
+    const lock = await ada.locks.acquire(ada.doc.getText('t'))
+    const handle = await server.openDocument(name, { userId: 'bot' })
+    const refusal = await handle.transact(doc => doc.getText('t').insert(0, 'bot: ')).then(() => null, (err: unknown) => err)
+    expect(refusal).toBeInstanceOf(LockedError)
+    expect((refusal as LockedError).code).toBe('TANDEM_ERR_LOCKED')
+    expect((refusal as LockedError).holder).toMatchObject({ resource: 'y:t', userId: 'ada', token: lock.token })
+    await waitFor(() => handle.doc.getText('t').toString() === 'mine', 5_000, 'the handle\'s change undone')
+    expect(ada.doc.getText('t').toString()).toBe('mine')
+    await handle.transact(doc => doc.getMap('m').set('k', 'v'))
+    await waitFor(() => ada.doc.getMap('m').get('k') === 'v', 5_000, 'a free type is written')
+    await handle.close()
+  })
+
+  test('with authentication, an API write under a client id another user owns is refused 409 TANDEM_ERR_CLIENT_ID_TAKEN; the API\'s own ids are its user\'s', async () => {
+    const secret = 'document-api-client-ids-secret-0123'
+    const server = await sqliteServer(tempDir(), { authSecret: secret })
+    const name = docName()
+    const alice = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'alice' }) } })
+    await synced(alice.provider)
+    alice.text.insert(0, 'alice')
+    await waitFor(() => server.documents.get(name)?.ydoc.getText('t').toString() === 'alice', 5_000, 'applied')
+    let state = (await content(server, name)).bytes
+    const asAlice = edit(state, doc => doc.getText('t').insert(5, '!'), alice.doc.clientID)
+
+    const taken = await call(server, 'POST', path(name, '/updates?userId=mallory'), asAlice)
+    expect(taken.status).toBe(409)
+    expect(taken.json.code).toBe('TANDEM_ERR_CLIENT_ID_TAKEN')
+    expect(await contentJson(server, name)).toEqual({ t: 'alice' })
+    expect(alice.provider.wsconnected).toBe(true)
+    // alice's claim outlives her connection; the owner itself may write (an administrator on
+    // alice's behalf). Disconnected first: content under its own id, relayed to it, would make
+    // Yjs give alice's document a new id, which the stock provider's awareness does not expect
+    alice.provider.destroy()
+    expect((await call(server, 'POST', path(name, '/updates?userId=mallory'), asAlice)).json.code).toBe('TANDEM_ERR_CLIENT_ID_TAKEN')
+    expect((await call(server, 'POST', path(name, '/updates?userId=alice'), asAlice)).status).toBe(200)
+
+    // an id an API write used is its user's from then on
+    state = (await content(server, name)).bytes
+    const importerId = 0x7ead
+    expect((await call(server, 'POST', path(name, '/updates?userId=importer'), edit(state, doc => doc.getMap('m').set('a', 1), importerId))).status).toBe(200)
+    state = (await content(server, name)).bytes
+    const again = await call(server, 'POST', path(name, '/updates?userId=someone-else'), edit(state, doc => doc.getMap('m').set('b', 2), importerId))
+    expect(again.status).toBe(409)
+    expect(again.json.code).toBe('TANDEM_ERR_CLIENT_ID_TAKEN')
+    expect(await contentJson(server, name)).toEqual({ t: 'alice!', m: { a: 1 } })
+  })
+
+  test('without authentication, an API write under the client id of a live connection is refused 409 TANDEM_ERR_CLIENT_ID_IN_USE', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const client = stockClient(server.url, name)
+    await synced(client.provider)
+    client.text.insert(0, 'typed')
+    // an anonymous connection claims the id of its awareness state
+    await waitFor(() => server.documents.get(name)?.owners.owner(client.doc.clientID) !== undefined, 5_000, 'its id claimed')
+    await waitFor(() => server.documents.get(name)?.ydoc.getText('t').toString() === 'typed', 5_000, 'applied')
+    const state = (await content(server, name)).bytes
+    const answer = await call(server, 'POST', path(name, '/updates'), edit(state, doc => doc.getText('t').insert(5, '?'), client.doc.clientID))
+    expect(answer.status).toBe(409)
+    expect(answer.json.code).toBe('TANDEM_ERR_CLIENT_ID_IN_USE')
+    expect(await contentJson(server, name)).toEqual({ t: 'typed' })
+    // a fresh id is free
+    expect((await call(server, 'POST', path(name, '/updates'), edit(state, doc => doc.getText('t').insert(5, '.')))).status).toBe(200)
+    await waitFor(() => client.text.toString() === 'typed.', 5_000, 'relayed')
+  })
+})
 
 describe('two servers sharing a store through an in-process bus', () => {
   async function pair (): Promise<[TandemServer, TandemServer]> {

@@ -163,12 +163,14 @@ describe('GET /metrics', () => {
     expect((await closed(bad)).code).toBe(4400)
 
     await waitFor(async () => sampleValue(await scrape(server), 'tandem_updates_refused_total', { reason: 'read_only' }) >= 1, 5_000, 'read-only refusal counted')
+    await waitFor(async () => sampleValue(await scrape(server), 'tandem_updates_applied_total') >= 1, 5_000, 'the undone read-only edit stored')
     const m = await scrape(server)
     expect(sampleValue(m, 'tandem_updates_refused_total', { reason: 'invalid' })).toBe(1)
     expect(sampleValue(m, 'tandem_sessions_ended_total', { reason: 'error' })).toBe(1)
     expect(sampleValue(m, 'tandem_lock_events_total', { event: 'force_released' })).toBe(1)
     expect(sampleValue(m, 'tandem_locks_held')).toBe(0)
-    expect(sampleValue(m, 'tandem_updates_applied_total')).toBe(0)
+    // the read-only edit is applied and undone as one update (enforced-locks.ts), stored as one
+    expect(sampleValue(m, 'tandem_updates_applied_total')).toBe(1)
     expectNoNames(m, [name, readerId, writerId])
   })
 

@@ -52,7 +52,8 @@ const VECTORS: Array<[TandemMessage, number[]]> = [
   [{ type: 'refreshed', expiresAt: 0, access: 'read', name: 'N', color: 'c' }, [14, 0, 4, 0x72, 0x65, 0x61, 0x64, 1, 0x4e, 1, 0x63]],
   [{ type: 'presence-event', event: 'left', user: { ...user, status: 'away' }, reason: 'expired' },
     [4, 2, 1, 0x75, 1, 0x4e, 4, 0x23, 0x66, 0x38, 0x30, 4, 0x61, 0x77, 0x61, 0x79, 2, 1, 0xac, 0x02,
-      7, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x64]]
+      7, 0x65, 0x78, 0x70, 0x69, 0x72, 0x65, 0x64]],
+  [{ type: 'locked', holder: lock }, [15, 1, 0x72, 5, 1, 0x73, 1, 0x75, 1, 0x4e, 1, 0x63, 1, 2]]
 ]
 
 describe('Tandem messages', () => {
@@ -132,7 +133,7 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
   const entry = (): PresenceEntry => ({ userId: str(), name: str(), color: str(), status: pick(PRESENCE_STATUSES), connections: uint(), joinedAt: uint(), lastActiveAt: uint() })
   const info = (): LockInfo => ({ resource: str(), token: uint(), sessionId: str(), userId: str(), name: str(), color: str(), acquiredAt: uint(), expiresAt: uint() })
   const list = <T>(make: () => T): T[] => Array.from({ length: prng.int32(gen, 0, 4) }, make)
-  switch (prng.int32(gen, 0, 16)) {
+  switch (prng.int32(gen, 0, 17)) {
     case 0: return { type: 'ack', count: uint() }
     case 1: return { type: 'refused', count: uint(), code: str() }
     case 2: return { type: 'welcome', sessionId: str(), secret: str(), resumed: prng.bool(gen), userId: str(), name: str(), color: str(), access: pick(['read', 'write'] as const) }
@@ -149,6 +150,7 @@ function randomMessage (gen: prng.PRNG): TandemMessage {
     case 13: return { type: 'token-expiring', expiresAt: uint() }
     case 14: return { type: 'refresh', token: str() }
     case 15: return { type: 'refreshed', expiresAt: uint(), access: pick(['read', 'write'] as const), name: str(), color: str() }
+    case 16: return { type: 'locked', holder: info() }
     default: return { type: 'lock-event', event: 'released', lock: info(), reason: pick(LOCK_RELEASE_REASONS) }
   }
 }

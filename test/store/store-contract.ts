@@ -159,7 +159,7 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       const b = await backing()
       const store = await b.open()
       const [name, other] = [docName(), docName()]
-      await store.append([{ name, update: edit('a') }, { name: other, update: edit('x') }])
+      await store.append([{ name, update: edit('a'), owners: [{ client: 7, user: 'alice' }] }, { name: other, update: edit('x'), owners: [{ client: 7, user: 'carol' }] }])
       expect(await store.tombstone(name)).toBeNull()
       expect(await store.markDeleted(name, 1_000)).toBe(true)
       expect(await store.markDeleted(name, 2_000)).toBe(false)
@@ -175,8 +175,12 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       // a purge for another deletion than the current one does nothing (a restore won meanwhile)
       expect(await store.purge(name, 1_000, Uint8Array.of(1, 7, 1))).toBe(false)
       expect(contents(await store.load(name))).toBe('a')
+      expect(await store.loadOwners?.(name)).toEqual([{ client: 7, user: 'alice' }])
       expect(await store.purge(name, 3_000, Uint8Array.of(1, 7, 1))).toBe(true)
       expect(await store.load(name)).toEqual([])
+      // the client id owners go with the data (the retired ids are refused anyway)
+      expect(await store.loadOwners?.(name)).toEqual([])
+      expect(await store.loadOwners?.(other)).toEqual([{ client: 7, user: 'carol' }])
       expect(await store.tombstone(name)).toEqual({ deletedAt: null, retired: Uint8Array.of(1, 7, 1) })
       expect(await store.restore(name)).toBe(false)
       expect(contents(await store.load(other))).toBe('x')
@@ -187,6 +191,31 @@ export function storeContract (kind: string, backing: () => Promise<StoreBacking
       expect(await store.markDeleted(name, 4_000)).toBe(true)
       expect(await store.tombstone(name)).toEqual({ deletedAt: 4_000, retired: Uint8Array.of(1, 7, 1) })
       await store.close()
+    })
+
+    it('stores client id owners with their updates, oldest claim first; a claim made again is the newest', async () => {
+      const b = await backing()
+      const store = await b.open()
+      const [name, other] = [docName(), docName()]
+      expect(await store.loadOwners?.(name)).toEqual([])
+      await store.append([
+        { name, update: edit('a'), owners: [{ client: 7, user: 'alice' }, { client: 4_294_967_295, user: 'bob' }] },
+        { name: other, update: edit('x'), owners: [{ client: 7, user: 'carol' }] },
+        { name, update: edit('b') }
+      ])
+      // id 7 released from alice and claimed by dave: replaced, and now the newest
+      await store.append([{ name, update: edit('c'), owners: [{ client: 9, user: 'alice' }, { client: 7, user: 'dave' }] }])
+      const want = [{ client: 4_294_967_295, user: 'bob' }, { client: 9, user: 'alice' }, { client: 7, user: 'dave' }]
+      expect(await store.loadOwners?.(name)).toEqual(want)
+      expect(await store.loadOwners?.(other)).toEqual([{ client: 7, user: 'carol' }])
+      expect(contents(await store.load(name))).toBe('abc')
+      await store.compact(name)
+      expect(await store.loadOwners?.(name)).toEqual(want)
+      await store.close()
+      if (!b.durable) return
+      const reopened = await b.open()
+      expect(await reopened.loadOwners?.(name)).toEqual(want)
+      await reopened.close()
     })
 
     it('close is safe to call twice', async () => {

@@ -1,5 +1,7 @@
 // One section of the document: its own Y.Text (`block:<id>`), its own CodeMirror editor and an
-// edit lock on the resource of the same name. A section locked by someone else is read-only here.
+// edit lock on that Y.Text (resource `y:block:<id>`). The server enforces such a lock: while it is
+// held, anyone else's change to the section is undone, stock y-websocket clients included. A
+// section locked by someone else is also read-only here, so that nobody types in vain.
 import { EditorState, Compartment } from '@codemirror/state'
 import { EditorView, keymap, placeholder, drawSelection } from '@codemirror/view'
 import { defaultKeymap } from '@codemirror/commands'
@@ -11,7 +13,7 @@ import { LockDeniedError } from 'tandem/client'
  * @param {{ id: string, title: string, hint: string }} section
  */
 export function createBlock (client, section) {
-  const resource = `block:${section.id}`
+  const text = client.doc.getText(`block:${section.id}`)
   const element = document.createElement('section')
   element.className = 'block'
   element.dataset.block = section.id
@@ -30,14 +32,14 @@ export function createBlock (client, section) {
   const view = new EditorView({
     parent: element.querySelector('.editor'),
     state: EditorState.create({
-      doc: client.doc.getText(resource).toString(),
+      doc: text.toString(),
       extensions: [
         keymap.of([...yUndoManagerKeymap, ...defaultKeymap]),
         drawSelection(),
         EditorView.lineWrapping,
         placeholder(section.hint),
         // binds the editor to the Y.Text and shows everyone's cursor through the client's awareness
-        yCollab(client.doc.getText(resource), client.awareness),
+        yCollab(text, client.awareness),
         editable.of([])
       ]
     })
@@ -47,7 +49,7 @@ export function createBlock (client, section) {
   let myLock
   let busy = false
   const render = () => {
-    const holder = client.locks.holder(resource)
+    const holder = client.locks.guardOf(text)
     const mine = holder !== undefined && holder.sessionId === client.sessionId
     if (myLock?.released) myLock = undefined
     const lockedOut = holder !== undefined && !mine
@@ -71,7 +73,7 @@ export function createBlock (client, section) {
         await myLock.release()
         myLock = undefined
       } else {
-        myLock = await client.locks.acquire(resource)
+        myLock = await client.locks.acquire(text)
         view.focus()
       }
     } catch (err) {
