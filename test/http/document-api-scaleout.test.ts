@@ -105,11 +105,17 @@ describe('the document API on two instances with PostgreSQL and Redis', () => {
     const a = stockClient(p1.url, name)
     await synced(a.provider)
     a.text.insert(0, 'intact')
-    await waitFor(async () => isDeepStrictEqual(await json(p2, name), { t: 'intact' }), 5_000, 'stored')
+    // forged under an id nobody owns (an anonymous API write claims none): the live client's id
+    // would be refused first, as another connection's (409 TANDEM_ERR_CLIENT_ID_IN_USE)
+    const writer = new Y.Doc()
+    writer.clientID = 0x5eed
+    writer.getText('u').insert(0, 'by the api')
+    expect(await call(p1, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(writer))).toBe(200)
+    await waitFor(async () => isDeepStrictEqual(await json(p2, name), { t: 'intact', u: 'by the api' }), 5_000, 'stored')
     const before = await bytes(p1, name)
     const forger = new Y.Doc()
-    forger.clientID = a.doc.clientID
-    forger.getArray('x').insert(0, Array.from({ length: 10 }, (_, i) => i))
+    forger.clientID = 0x5eed
+    forger.getArray('x').insert(0, Array.from({ length: 11 }, (_, i) => i))
     for (const p of [p1, p2]) {
       expect(await call(p, 'POST', path(name, '/updates'), new Uint8Array(64).fill(0xff))).toBe(400)
       expect(await call(p, 'POST', path(name, '/updates'), Y.encodeStateAsUpdate(forger))).toBe(400)
