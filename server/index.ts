@@ -4,7 +4,9 @@
  */
 export { createServer, TandemServer, type ServerStatus } from './server.js'
 export { DEFAULT_OPTIONS, type ServerOptions, type ResolvedOptions } from './config/config.js'
-export type { Store, StoreEntry } from './store/store.js'
+export type { Store, StoreEntry, Tombstone } from './store/store.js'
+export type { DocumentHandle } from './document/handle.js'
+export { documentJson } from './document/content-json.js'
 export { MemoryStore } from './store/memory-store.js'
 export { SqliteStore } from './store/sqlite-store.js'
 export { PostgresStore, type PostgresStoreOptions } from './store/postgres-store.js'

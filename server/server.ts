@@ -25,7 +25,7 @@ import { openLockTable } from './locks/open.js'
 import { EnforcedLocks } from './document/type-guards.js'
 import { registerApi } from './http/api.js'
 import { openCluster, type Cluster } from './cluster/cluster.js'
-import { TandemError } from '../shared/errors.js'
+import { TandemError, isTandemError } from '../shared/errors.js'
 import { CloseCode } from '../shared/constants.js'
 import { Metrics } from './observability/metrics.js'
 import { SessionStats } from './observability/stats.js'
@@ -33,6 +33,9 @@ import { SessionAnalytics } from './observability/analytics.js'
 import { Versions } from './versions/versions.js'
 import { registerVersionsApi } from './http/versions.js'
 import { Webhooks } from './webhooks/webhooks.js'
+import { Deletions } from './document/deletion.js'
+import { DocumentHandle, isServerMember } from './document/handle.js'
+import type { DocumentApiSource } from './http/documents.js'
 import { LiveSessions } from './session/live.js'
 import { Revocations, type RevocationTarget } from './auth/revocations.js'
 import type { Revocation } from './store/store.js'
@@ -67,6 +70,7 @@ export class TandemServer {
   private writer: UpdateWriter | undefined
   private registry: DocumentRegistry | undefined
   private collab: Collaboration | undefined
+  private deletions: Deletions | undefined
   private enforced: EnforcedLocks | undefined
   private cluster: Cluster | undefined
   private http: HttpServer | undefined
@@ -181,7 +185,8 @@ export class TandemServer {
         }
         this.cluster = await openCluster(options, {
           get: name => this.registry?.get(name),
-          all: () => this.registry?.all() ?? []
+          all: () => this.registry?.all() ?? [],
+          deleted: name => { void this.evict(name) }
         }, logger, {
           message: (direction, lagSeconds) => {
             this.metrics.busMessages.labels(direction).inc()
@@ -216,10 +221,14 @@ export class TandemServer {
         onFailure: () => metrics.storeFailures.inc(),
         onRetry: () => metrics.storeRetries.inc()
       }, options.commitDelayMs)
+      this.deletions = new Deletions(this.store, options.deletedRetentionMs, logger, {
+        evict: name => this.evict(name),
+        announce: name => this.cluster?.announceDeleted(name)
+      })
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       // every instance hears every lock change: each guards its loaded documents' `y:` types
       const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards }, logger)
-      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, doc => enforced.prepare(doc.name, doc.guards))
+      this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, this.deletions.gate, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason),
@@ -261,6 +270,7 @@ export class TandemServer {
     }
     this.versionsOf.start()
     this.webhooks?.start()
+    this.deletions?.start()
     this.heartbeats.start()
     this.setStatus('listening')
     logger.info({ url: this.url }, `listening on ${this.url}`)
@@ -271,6 +281,8 @@ export class TandemServer {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
     const identity = await this.authenticateWithin(request)
     if (this.documents.atLimit(request.document, this.options.maxDocuments)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
+    // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
+    if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
     return identity
   }
 
@@ -329,6 +341,8 @@ export class TandemServer {
     const { maxMessagesPerSecond, messageBurst } = this.options
     bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
     loaded.then(() => session.start(), (err: unknown) => {
+      // deleted between the admission and the load: as final as a deletion seen at once
+      if (isTandemError(err, 'TANDEM_ERR_DOCUMENT_DELETED')) return session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
       session.logger.error({ err }, 'document failed to load')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_STORE_FAILED')
     }).catch((err: unknown) => {
@@ -336,6 +350,54 @@ export class TandemServer {
       session.logger.error({ err }, 'session failed to start')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
     })
+  }
+
+  /**
+   * Opens a document in this process, for edits from the server side (a bot, an importer, an
+   * assistant): a Y.Doc in step with the document, whose changes made in `transact` are applied
+   * like a client's (validated, relayed to every client on every instance, attributed to
+   * `userId`) and resolve once stored. Keeps the document loaded until `close()`. Rejects with
+   * TANDEM_ERR_DOCUMENT_DELETED for a deleted document.
+   */
+  async openDocument (name: string, options: { userId?: string } = {}): Promise<DocumentHandle> {
+    if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN', `the server is ${this.status}`)
+    const { doc, loaded } = this.documents.open(name)
+    await loaded
+    return new DocumentHandle(doc, options.userId ?? 'server', this.authenticated, released => this.registry?.release(released))
+  }
+
+  /** True when users are authenticated (an auth secret or hook): server-side writers then own client ids as their user. */
+  private get authenticated (): boolean {
+    return this.options.authSecret !== undefined || this.options.authenticate !== undefined
+  }
+
+  /** What the document API reads (GET/POST/DELETE /api/documents/:name/...), once listening. */
+  get documentApi (): DocumentApiSource {
+    if (this.store === undefined || this.deletions === undefined) throw new Error('server is not listening')
+    return {
+      documents: this.documents,
+      store: this.store,
+      deletions: this.deletions,
+      clustered: this.cluster !== undefined,
+      authenticated: this.authenticated,
+      maxMessageSize: this.options.maxMessageSize
+    }
+  }
+
+  /**
+   * The document was deleted (here or on another instance): it is forgotten at once, and every
+   * connection to it here closes with 4404, every in-process handle and API write fails.
+   * Resolves once the updates it had pending are stored.
+   */
+  private evict (name: string): Promise<void> {
+    const doc = this.registry?.evict(name)
+    if (doc === undefined) return Promise.resolve()
+    const err = new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
+    for (const session of [...this.sessions]) {
+      if (session.doc === doc) session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
+    }
+    for (const member of [...doc.members]) if (isServerMember(member)) member.gone(err)
+    return doc.whenStored()
   }
 
   /**
@@ -371,6 +433,7 @@ export class TandemServer {
     const started = Date.now()
     const { logger } = this
     this.heartbeats.stop()
+    this.deletions?.close()
     this.live?.close()
     this.revocationList?.close()
     // an attached server is the embedder's: Tandem only stops taking its upgrades

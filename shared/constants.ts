@@ -42,7 +42,7 @@ export const CloseCode = Object.freeze({
   UNAUTHENTICATED: 4401,
   /** Valid credentials, but not for this. */
   FORBIDDEN: 4403,
-  /** The document was deleted. */
+  /** The document was deleted (DELETE /api/documents/:name): final, reconnecting cannot help. */
   DOCUMENT_DELETED: 4404,
   /** The session was inactive longer than --session-idle-timeout. */
   IDLE: 4408,

@@ -45,6 +45,7 @@ export const ERRORS = Object.freeze({
   TANDEM_ERR_LOCKED: { message: 'The change touched a shared type locked by another session; the server undid that part for everyone', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_NOT_LOCK_HOLDER: { message: 'Only the holder can release a lock', closeCode: undefined, httpStatus: 409 },
   TANDEM_ERR_INVALID_RESOURCE: { message: 'Lock resource names are 1 to 256 characters', closeCode: undefined, httpStatus: 400 },
+  TANDEM_ERR_DOCUMENT_DELETED: { message: 'The document was deleted; an administrator can restore it during the retention period (POST /api/documents/:name/restore)', closeCode: CloseCode.DOCUMENT_DELETED, httpStatus: 410 },
   TANDEM_ERR_TOO_MANY_LOCKS: { message: 'This session holds or awaits as many locks as the server allows (--max-locks-per-session); release some first', closeCode: undefined, httpStatus: 429 },
   TANDEM_ERR_DISCONNECTED: { message: 'The client is not connected', closeCode: undefined, httpStatus: 503 },
   TANDEM_ERR_DESTROYED: { message: 'The client was destroyed', closeCode: undefined, httpStatus: 410 }

@@ -7,7 +7,7 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
@@ -23,6 +23,7 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  *   revoke:     varUint kind (0 user, 1 session, 2 jti), varString value, varUint revokedAt,
  *               varUint expiresAt
  *   recheck:    (nothing)
+ *   deleted:    (nothing)
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
  */
@@ -64,6 +65,7 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
       encoding.writeVarUint(encoder, message.revocation.expiresAt)
       break
     case 'recheck':
+    case 'deleted':
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -135,6 +137,7 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
       break
     }
     case 'recheck':
+    case 'deleted':
       message = { type, from, doc }
       break
     default:

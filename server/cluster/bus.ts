@@ -25,6 +25,8 @@ export const CLUSTER_TOPIC = ''
  * - `revoke`: a revocation made on the sender (topic CLUSTER_TOPIC, every node hears it): end
  *   the sessions it covers, refuse the tokens it covers, keep it.
  * - `recheck`: authenticate every session of the document again and apply the answers.
+ * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
+ *   their connections to it with 4404 and unload it.
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
@@ -36,6 +38,7 @@ export type BusMessage =
   | { type: 'presence-snapshot', from: string, doc: string, entries: PresenceEntry[] }
   | { type: 'revoke', from: string, doc: string, revocation: Revocation }
   | { type: 'recheck', from: string, doc: string }
+  | { type: 'deleted', from: string, doc: string }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -40,6 +40,8 @@ export interface ClusterObserver {
 export interface LoadedDocuments {
   get (name: string): Document | undefined
   all (): Iterable<Document>
+  /** Another instance deleted the document: evict it here (close its connections with 4404). */
+  deleted? (name: string): void
 }
 
 /**
@@ -110,6 +112,11 @@ export class Cluster implements Replication, PresencePeers {
 
   awareness (doc: Document, update: Uint8Array): void {
     this.publish({ type: 'awareness', from: this.nodeId, doc: doc.name, update })
+  }
+
+  /** Tells every other instance that `name` was deleted (they evict it). */
+  announceDeleted (name: string): void {
+    this.publish({ type: 'deleted', from: this.nodeId, doc: name })
   }
 
   /** Where peers' presence goes (the instance's Collaboration). */
@@ -211,6 +218,8 @@ export class Cluster implements Replication, PresencePeers {
         return this.liveNode?.peerRecheck(message.doc)
       case 'revoke':
         return
+      case 'deleted':
+        return this.docs.deleted?.(message.doc)
     }
   }
 

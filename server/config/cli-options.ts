@@ -34,6 +34,7 @@ export const FLAGS = Object.freeze({
   'max-connections-per-ip': { option: 'maxConnectionsPerIp', env: 'TANDEM_MAX_CONNECTIONS_PER_IP', kind: 'int' },
   'max-documents': { option: 'maxDocuments', env: 'TANDEM_MAX_DOCUMENTS', kind: 'int' },
   'max-buffered-bytes': { option: 'maxBufferedBytes', env: 'TANDEM_MAX_BUFFERED_BYTES', kind: 'int' },
+  'deleted-retention': { option: 'deletedRetentionMs', env: 'TANDEM_DELETED_RETENTION', kind: 'int' },
   'shutdown-timeout': { option: 'shutdownTimeoutMs', env: 'TANDEM_SHUTDOWN_TIMEOUT', kind: 'int' },
   'version-interval': { option: 'versionIntervalMs', env: 'TANDEM_VERSION_INTERVAL', kind: 'int' },
   'version-retention': { option: 'versionRetention', env: 'TANDEM_VERSION_RETENTION', kind: 'int' },

@@ -134,6 +134,11 @@ export interface ServerOptions {
   webhookBackoffMs?: number
   /** A webhook receiver that has not answered within this long has failed the attempt. @default 10_000 */
   webhookTimeoutMs?: number
+  /**
+   * How long a deleted document (DELETE /api/documents/:name) can be restored; after that its
+   * data is purged and the name is free. 0 purges at once. @default 604_800_000 (7 days)
+   */
+  deletedRetentionMs?: number
   /** pino level, used when no logger is given. @default 'info' */
   logLevel?: string
   /** A pino logger to use instead of creating one. @default undefined */
@@ -179,6 +184,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   webhookDebounceMs: 2_000,
   webhookBackoffMs: 1_000,
   webhookTimeoutMs: 10_000,
+  deletedRetentionMs: 7 * 24 * 60 * 60 * 1000,
   logLevel: 'info'
 } satisfies Partial<ServerOptions>)
 
@@ -229,6 +235,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     webhookDebounceMs: options.webhookDebounceMs ?? DEFAULT_OPTIONS.webhookDebounceMs,
     webhookBackoffMs: options.webhookBackoffMs ?? DEFAULT_OPTIONS.webhookBackoffMs,
     webhookTimeoutMs: options.webhookTimeoutMs ?? DEFAULT_OPTIONS.webhookTimeoutMs,
+    deletedRetentionMs: options.deletedRetentionMs ?? DEFAULT_OPTIONS.deletedRetentionMs,
     logLevel: options.logLevel ?? DEFAULT_OPTIONS.logLevel,
     logger: options.logger
   }
@@ -272,6 +279,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   if (resolved.webhookUrls !== undefined && (resolved.webhookSecret === undefined || resolved.webhookSecret === '')) {
     throw new TandemError('TANDEM_ERR_INVALID_OPTION', 'webhookUrl (--webhook-url) needs webhookSecret (--webhook-secret) to sign its events')
   }
+  checkInteger('deletedRetentionMs', resolved.deletedRetentionMs, 0, 2 ** 53)
   if (!LOG_LEVELS.includes(resolved.logLevel)) {
     throw invalid('logLevel', resolved.logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   }

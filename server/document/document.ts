@@ -117,6 +117,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
   status: DocumentStatus = 'loading'
   /** Message counters (metrics); set by the registry. */
   meter: Meter | null = null
+  /**
+   * Client ids of purged generations of this document (deleted, then purged after the retention
+   * period): an update holding any struct of theirs comes from a client that still holds the
+   * deleted content, and is refused (see deletion.ts). Set by the registry at load.
+   */
+  retired: ReadonlySet<number> | null = null
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
@@ -209,6 +215,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
       decoded = Y.decodeUpdate(update)
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
+    }
+    if (this.retired !== null) {
+      for (const struct of decoded.structs) {
+        if (this.retired.has(struct.id.client)) {
+          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED', `the update holds content of a deleted generation of this document (client ${struct.id.client})`)
+        }
+      }
     }
     // an update writing under another user's client id would take that client's next ids
     const clients = this.newClients(decoded.structs, from)

@@ -2,6 +2,14 @@ import type { Logger } from 'pino'
 import { Document, type DocumentObserver } from './document.js'
 import type { Store } from '../store/store.js'
 import type { UpdateWriter } from './writer.js'
+import { TandemError } from '../../shared/errors.js'
+
+/**
+ * Decides whether a document may load: rejects with TANDEM_ERR_DOCUMENT_DELETED while it is
+ * deleted; else resolves with the client ids whose updates it must refuse (purged generations of
+ * the name), or null. See deletion.ts.
+ */
+export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
 import { encodeIntegratedState } from './read-only.js'
 
 /** Thresholds after which a document's update log is folded into one snapshot. */
@@ -45,6 +53,7 @@ export class DocumentRegistry {
     private readonly limits: CompactionLimits,
     private readonly logger: Logger,
     private readonly replication: Replication | null = null,
+    private readonly gate: DocumentGate | null = null,
     /** Runs while a document loads, beside the store's read (the guards of its `y:` locks). */
     private readonly prepare: ((doc: Document) => Promise<void>) | null = null
   ) {}
@@ -83,12 +92,19 @@ export class DocumentRegistry {
       const { replication } = this
       // subscribe first, then read the store: an update stored meanwhile is heard or read, or both
       const attached = replication === null ? Promise.resolve() : replication.attach(name)
-      const { store } = this
+      const { gate, store } = this
       const prepared = this.prepare === null ? Promise.resolve() : this.prepare(created)
       // awaited below; handled now so that a failure before the store answers is not unhandled
       prepared.catch(() => {})
-      const loaded = attached.then(() => Promise.all([store.load(name), store.loadOwners?.(name) ?? []])).then(async ([updates, owners]) => {
+      const loaded = attached.then(() => Promise.all([gate?.(name) ?? null, store.load(name), store.loadOwners?.(name) ?? []])).then(async ([retired, updates, owners]) => {
         await prepared
+        if (this.docs.get(name) !== created) {
+          // deleted while it loaded (evict): it must not become ready
+          created.setStatus('unloaded')
+          created.destroy()
+          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
+        }
+        created.retired = retired
         created.loadStored(updates, owners)
         created.setStatus('ready')
         replication?.loaded(created)
@@ -125,6 +141,28 @@ export class DocumentRegistry {
     this.unloads.add(unload)
   }
 
+  /**
+   * Forgets the document of that name at once (it was deleted): a later `open` loads it afresh,
+   * through the gate. Its members are the caller's to close; updates it still has pending are
+   * stored, then it is destroyed. Returns the document, or undefined when it was not loaded.
+   */
+  evict (name: string): Document | undefined {
+    const doc = this.docs.get(name)
+    if (doc === undefined) return undefined
+    this.docs.delete(name)
+    this.compactQueue.delete(doc)
+    this.replication?.detach(name)
+    // not 'ready': release() leaves it alone, and a load under way sees it was evicted
+    if (doc.status === 'loading') return doc
+    doc.setStatus('unloading')
+    const unload = doc.whenStored().then(() => {
+      doc.setStatus('unloaded')
+      doc.destroy()
+    }).finally(() => this.unloads.delete(unload))
+    this.unloads.add(unload)
+    return doc
+  }
+
   /** Resolves when every unload under way has finished. */
   async settled (): Promise<void> {
     while (this.unloads.size > 0) await Promise.all(this.unloads)
@@ -135,6 +173,8 @@ export class DocumentRegistry {
     if (doc.status !== 'unloading') return // someone joined meanwhile
     if (doc.logUpdates > 1) await this.compact(doc)
     if (doc.status !== 'unloading' || doc.hasPending) return
+    // an evicted document is no longer the registry's (another of that name may be loaded)
+    if (this.docs.get(doc.name) !== doc) return
     this.docs.delete(doc.name)
     this.replication?.detach(doc.name)
     doc.setStatus('unloaded')

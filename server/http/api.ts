@@ -12,6 +12,7 @@ import type { RevocationTarget } from '../auth/revocations.js'
 const MAX_JSON_BODY_BYTES = 4_096
 /** Longest user id, session id or jti a revocation may name. */
 const MAX_REVOKED_VALUE_LENGTH = MAX_DOCUMENT_NAME_LENGTH
+import { registerDocumentApi, type DocumentApiSource } from './documents.js'
 
 /** What the admin API reads of the server (lazily: it exists only while listening). */
 export interface ApiSource {
@@ -25,6 +26,7 @@ export interface ApiSource {
     readonly documents: DocumentRegistry
     readonly collaboration: Collaboration
     readonly stats: { summary (): StatsSummary }
+    readonly documentApi: DocumentApiSource
     revoke (target: RevocationTarget): Promise<{ revocation: Revocation, sessions: number }>
     recheck (doc: string): Promise<number>
   }
@@ -46,6 +48,7 @@ export interface ApiSource {
  *                                              every instance ends its own within a second)
  *   POST   /api/documents/:name/recheck         { rechecked: n }: authenticates the document's
  *                                              sessions again, here and on every instance
+ *   ...and the document API (content, updates, delete, restore): see documents.ts
  */
 export function registerApi (router: Router, source: ApiSource): void {
   const guarded = (route: Route): Route => (req, params) => {
@@ -54,6 +57,9 @@ export function registerApi (router: Router, source: ApiSource): void {
     }
     return route(req, params)
   }
+  // first on purpose: its `:name*` routes are anchored (RESERVED_NAME_TAIL), so they cannot take
+  // .../locks/r or .../users/u whichever order the routes are in
+  registerDocumentApi(router, () => source.server.documentApi, guarded)
   router
     .add('GET', '/api/documents', guarded(() => ({ status: 200, body: listDocuments(source.server) })))
     .add('GET', '/api/documents/:name*/presence', guarded((_req, { name }) => ({

@@ -2,17 +2,21 @@ import { isTandemError } from '../../shared/errors.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { splitTarget } from '../transport/request-target.js'
 
-/** A route handler: returns the status and JSON body (or text with a content type). */
+/** A route handler: returns the status and JSON body (or text or bytes with a content type). */
 export type RouteResult = { status: number, body: unknown, contentType?: string, headers?: Record<string, string> }
 export type Route = (req: IncomingMessage, params: Record<string, string>) => RouteResult | Promise<RouteResult>
 /** Runs before the routes under its prefix: returns a result to answer with, or undefined to pass. */
 export type Guard = (req: IncomingMessage) => RouteResult | undefined
+
+/** Per parameter, a test its raw (still percent-encoded) value must fail for the route to match. */
+export type Exclusions = Record<string, RegExp>
 
 interface CompiledRoute {
   method: string
   pattern: RegExp
   keys: string[]
   handler: Route
+  exclude: Exclusions
 }
 
 /**
@@ -32,14 +36,19 @@ export class Router {
     return this
   }
 
-  /** Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. */
-  add (method: string, path: string, handler: Route): this {
+  /**
+   * Adds a route, e.g. `add('GET', '/api/documents/:name/locks', handler)`. `exclude` anchors a
+   * catch-all parameter: the route does not match a path where that parameter's raw value matches
+   * the pattern (so `DELETE /api/documents/:name*` cannot take `.../locks/r`, whatever the order
+   * routes were added in). A `/` written as `%2F` is part of a value, never a segment.
+   */
+  add (method: string, path: string, handler: Route, exclude: Exclusions = {}): this {
     const keys: string[] = []
     const source = path.replace(/:(\w+)(\*?)/g, (_, key: string, star: string) => {
       keys.push(key)
       return star === '*' ? '(.+)' : '([^/]+)'
     })
-    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler })
+    this.routes.push({ method, pattern: new RegExp(`^${source}$`), keys, handler, exclude })
     return this
   }
 
@@ -63,6 +72,7 @@ export class Router {
       for (const route of this.routes) {
         const match = route.pattern.exec(pathname)
         if (match === null) continue
+        if (route.keys.some((key, i) => route.exclude[key]?.test(match[i + 1] as string) === true)) continue
         pathMatched = true
         if (route.method !== method) continue
         const params: Record<string, string> = {}
@@ -86,13 +96,13 @@ export class Router {
 }
 
 function send (res: ServerResponse, result: RouteResult): void {
+  // bytes go as they are (with their content type); anything else as JSON, or as text with one;
   // a HEAD answer has GET's headers, Content-Length included, and no body (Node drops it)
-  const text = result.body instanceof Uint8Array && result.contentType !== undefined
-    ? result.body
+  const text = result.body instanceof Uint8Array ? result.body
     : result.contentType === undefined ? JSON.stringify(result.body) : String(result.body)
   res.writeHead(result.status, {
     'content-type': result.contentType ?? 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
+    'content-length': typeof text === 'string' ? Buffer.byteLength(text) : text.byteLength,
     'cache-control': 'no-store',
     ...result.headers
   })

@@ -1,4 +1,4 @@
-import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 import type { ClientOwner } from '../document/client-owners.js'
 
@@ -16,6 +16,7 @@ interface QueuedEvent extends OutboxEvent {
 export class MemoryStore implements Store {
   private readonly docs = new Map<string, Uint8Array[]>()
   private readonly tokens = new Map<string, number>()
+  private readonly tombstones = new Map<string, Tombstone>()
   /** Per document: client id to user, in claim order. */
   private readonly owners = new Map<string, Map<number, string>>()
   private readonly revoked = new Map<string, Revocation>()
@@ -58,6 +59,40 @@ export class MemoryStore implements Store {
     const log = this.docs.get(name)
     if (log === undefined || log.length < 2) return
     this.docs.set(name, [snapshot?.() ?? mergeUpdates(log)])
+  }
+
+  async tombstone (name: string): Promise<Tombstone | null> {
+    const found = this.tombstones.get(name)
+    return found === undefined ? null : { ...found }
+  }
+
+  async markDeleted (name: string, at: number): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found?.deletedAt != null) return false
+    this.tombstones.set(name, { deletedAt: at, retired: found?.retired ?? new Uint8Array(0) })
+    return true
+  }
+
+  async restore (name: string): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found?.deletedAt == null) return false
+    found.deletedAt = null
+    return true
+  }
+
+  async deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>> {
+    const rows: Array<{ name: string, deletedAt: number }> = []
+    for (const [name, { deletedAt }] of this.tombstones) if (deletedAt !== null && deletedAt < before) rows.push({ name, deletedAt })
+    return rows.sort((a, b) => a.deletedAt - b.deletedAt).slice(0, limit)
+  }
+
+  async purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean> {
+    const found = this.tombstones.get(name)
+    if (found === undefined || found.deletedAt !== deletedAt) return false
+    this.tombstones.set(name, { deletedAt: null, retired })
+    this.docs.delete(name)
+    this.owners.delete(name)
+    return true
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

@@ -1,5 +1,5 @@
 import pg from 'pg'
-import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
 import type { ClientOwner } from '../document/client-owners.js'
 
@@ -57,9 +57,9 @@ export class PostgresStore implements Store {
     return store
   }
 
-  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string, owners: string, revocations: string } {
+  private get t (): { updates: string, fencing: string, versions: string, authors: string, outbox: string, owners: string, tombstones: string, revocations: string } {
     const s = `"${this.schema}"`
-    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox`, owners: `${s}.owners`, revocations: `${s}.revocations` }
+    return { updates: `${s}.updates`, fencing: `${s}.fencing`, versions: `${s}.versions`, authors: `${s}.version_authors`, outbox: `${s}.outbox`, owners: `${s}.owners`, tombstones: `${s}.tombstones`, revocations: `${s}.revocations` }
   }
 
   private async migrate (): Promise<void> {
@@ -125,6 +125,12 @@ export class PostgresStore implements Store {
             lease_until BIGINT NOT NULL DEFAULT 0
           )`)
         await client.query(`CREATE INDEX IF NOT EXISTS outbox_queue ON ${this.t.outbox} (target, doc, seq)`)
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t.tombstones} (
+            doc TEXT PRIMARY KEY,
+            deleted_at BIGINT,
+            retired BYTEA NOT NULL
+          )`)
         await client.query(`
           CREATE TABLE IF NOT EXISTS ${this.t.revocations} (
             kind TEXT NOT NULL,
@@ -205,6 +211,55 @@ export class PostgresStore implements Store {
       await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
       await client.query(`INSERT INTO ${this.t.updates} (doc, data) VALUES ($1, $2)`, [name, Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)])
       await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
+  }
+
+  async tombstone (name: string): Promise<Tombstone | null> {
+    const { rows: [row] } = await this.pool.query<{ deleted_at: string | null, retired: Buffer }>(
+      `SELECT deleted_at, retired FROM ${this.t.tombstones} WHERE doc = $1`, [name])
+    if (row === undefined) return null
+    return { deletedAt: row.deleted_at === null ? null : Number(row.deleted_at), retired: new Uint8Array(row.retired.buffer, row.retired.byteOffset, row.retired.byteLength) }
+  }
+
+  async markDeleted (name: string, at: number): Promise<boolean> {
+    const { rowCount } = await this.pool.query(`
+      INSERT INTO ${this.t.tombstones} (doc, deleted_at, retired) VALUES ($1, $2, '\\x')
+      ON CONFLICT (doc) DO UPDATE SET deleted_at = excluded.deleted_at WHERE ${this.t.tombstones}.deleted_at IS NULL`, [name, at])
+    return rowCount === 1
+  }
+
+  async restore (name: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(`UPDATE ${this.t.tombstones} SET deleted_at = NULL WHERE doc = $1 AND deleted_at IS NOT NULL`, [name])
+    return rowCount === 1
+  }
+
+  async deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>> {
+    const { rows } = await this.pool.query<{ doc: string, deleted_at: string }>(`
+      SELECT doc, deleted_at FROM ${this.t.tombstones}
+      WHERE deleted_at IS NOT NULL AND deleted_at < $1 ORDER BY deleted_at LIMIT $2`, [before, limit])
+    return rows.map(row => ({ name: row.doc, deletedAt: Number(row.deleted_at) }))
+  }
+
+  async purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      // the mark and the rows go together: a restore either wins before or finds nothing to restore
+      const { rowCount } = await client.query(`UPDATE ${this.t.tombstones} SET deleted_at = NULL, retired = $2 WHERE doc = $1 AND deleted_at = $3`,
+        [name, Buffer.from(retired.buffer, retired.byteOffset, retired.byteLength), deletedAt])
+      if (rowCount !== 1) {
+        await client.query('ROLLBACK')
+        return false
+      }
+      await client.query(`DELETE FROM ${this.t.updates} WHERE doc = $1`, [name])
+      await client.query(`DELETE FROM ${this.t.owners} WHERE doc = $1`, [name])
+      await client.query('COMMIT')
+      return true
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {})
       throw err

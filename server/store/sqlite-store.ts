@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, VersionInfo, VersionPolicy } from './store.js'
+import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
 import type { ClientOwner } from '../document/client-owners.js'
 
 interface Pending {
@@ -80,6 +80,26 @@ export class SqliteStore implements Store {
   async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
     // the snapshot is taken now: it holds every update sent to the worker before this request
     await this.request('compact', [name, snapshot?.()])
+  }
+
+  async tombstone (name: string): Promise<Tombstone | null> {
+    return await this.request('tombstone', [name]) as Tombstone | null
+  }
+
+  async markDeleted (name: string, at: number): Promise<boolean> {
+    return await this.request('markDeleted', [name, at]) as boolean
+  }
+
+  async restore (name: string): Promise<boolean> {
+    return await this.request('restore', [name]) as boolean
+  }
+
+  async deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>> {
+    return await this.request('deletedBefore', [before, limit]) as Array<{ name: string, deletedAt: number }>
+  }
+
+  async purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean> {
+    return await this.request('purge', [name, deletedAt, retired]) as boolean
   }
 
   async nextFencingToken (name: string, resource: string): Promise<number> {

@@ -94,6 +94,11 @@ function prepare (db, durability) {
       lease_until INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS outbox_queue ON outbox (target, doc, seq);
+    CREATE TABLE IF NOT EXISTS tombstones (
+      doc TEXT PRIMARY KEY,
+      deleted_at INTEGER,
+      retired BLOB NOT NULL
+    );
     -- who owns which Yjs client id of a document; a rowid table: the rowid is the claim order
     CREATE TABLE IF NOT EXISTS owners (
       doc TEXT NOT NULL,
@@ -144,6 +149,24 @@ function operations (db) {
   // the claim counts as the newest
   const claim = db.prepare('INSERT OR REPLACE INTO owners (doc, client, user) VALUES (?, ?, ?)')
   const selectOwners = db.prepare('SELECT client, user FROM owners WHERE doc = ? ORDER BY rowid')
+  const getTombstone = db.prepare('SELECT deleted_at AS deletedAt, retired FROM tombstones WHERE doc = ?')
+  const markDeleted = db.prepare(`
+    INSERT INTO tombstones (doc, deleted_at, retired) VALUES (?, ?, x'')
+    ON CONFLICT (doc) DO UPDATE SET deleted_at = excluded.deleted_at WHERE tombstones.deleted_at IS NULL`)
+  const restore = db.prepare('UPDATE tombstones SET deleted_at = NULL WHERE doc = ? AND deleted_at IS NOT NULL')
+  const deletedBefore = db.prepare(`
+    SELECT doc AS name, deleted_at AS deletedAt FROM tombstones
+    WHERE deleted_at IS NOT NULL AND deleted_at < ? ORDER BY deleted_at LIMIT ?`)
+  const retire = db.prepare('UPDATE tombstones SET deleted_at = NULL, retired = ? WHERE doc = ? AND deleted_at = ?')
+  const removeAll = db.prepare('DELETE FROM log WHERE doc = ?')
+  const removeOwners = db.prepare('DELETE FROM owners WHERE doc = ?')
+  // the mark and the rows go together: a restore either wins before or finds nothing to restore
+  const purge = db.transaction((name, deletedAt, retired) => {
+    if (retire.run(retired, name, deletedAt).changes !== 1) return false
+    removeAll.run(name)
+    removeOwners.run(name)
+    return true
+  })
   // made on first use, not at open: two instances opening a new file at once race on every
   // schema change there, and only a server ever needs this table
   let revocationStatements
@@ -207,6 +230,11 @@ function operations (db) {
     // first and then found the file changed by another connection fails at once, without waiting
     append: entries => { append.immediate(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
+    tombstone: name => getTombstone.get(name) ?? null,
+    markDeleted: (name, at) => markDeleted.run(name, at).changes === 1,
+    restore: name => restore.run(name).changes === 1,
+    deletedBefore: (before, limit) => deletedBefore.all(before, limit),
+    purge: (name, deletedAt, retired) => purge.immediate(name, deletedAt, retired),
     // all(), not get(): get() stops at the first row, and a RETURNING statement not stepped to
     // its end kept SQLite's automatic checkpoint from ever completing, so the WAL grew by a page
     // per token (5,000 lock grants: 20 MiB of WAL, never shrunk)
@@ -295,7 +323,7 @@ function outbox (db) {
 }
 
 /** The operations that commit: each is followed by a check of the WAL's size. */
-const WRITES = new Set(['append', 'compact', 'nextFencingToken', 'addRevocation', 'revocations', 'saveVersion', 'enqueueEvents', 'claimEvents', 'settleEvent'])
+const WRITES = new Set(['append', 'compact', 'nextFencingToken', 'addRevocation', 'revocations', 'saveVersion', 'enqueueEvents', 'claimEvents', 'settleEvent', 'markDeleted', 'restore', 'purge'])
 
 /**
  * Checkpoints and truncates the WAL once it is past WAL_TRUNCATE_BYTES. A stat costs a few

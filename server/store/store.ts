@@ -71,6 +71,19 @@ export interface OutboxEvent extends OutboxEntry {
 }
 
 /**
+ * What a store remembers of a deleted document (DELETE /api/documents/:name): while `deletedAt`
+ * is set its data is kept for a restore; once purged, `deletedAt` is null and `retired` lists the
+ * Yjs client ids of every purged generation, so that a client still holding the old content
+ * cannot bring it back into the fresh document of the same name.
+ */
+export interface Tombstone {
+  /** When it was deleted (ms since the epoch); null once purged. */
+  deletedAt: number | null
+  /** The purged generations' client ids, as a Yjs state vector; empty (zero bytes) when none. */
+  retired: Uint8Array
+}
+
+/**
  * A revocation (`POST /api/revocations`): every session and token of a user issued before
  * `revokedAt`, one session, or one token (`jti`). Kept until `expiresAt`, when the tokens it
  * covers have expired, then pruned.
@@ -110,6 +123,20 @@ export interface Store {
    * instances must not, since another instance's rows may not be in it yet.
    */
   compact (name: string, snapshot?: () => Uint8Array): Promise<void>
+  /** The deletion record of a document, or null when it was never deleted. */
+  tombstone (name: string): Promise<Tombstone | null>
+  /** Marks a document deleted at `at` (ms), keeping its data; false when it is deleted already. */
+  markDeleted (name: string, at: number): Promise<boolean>
+  /** Clears the deletion mark, its data untouched; false when it was not deleted. */
+  restore (name: string): Promise<boolean>
+  /** Documents deleted before `before` (ms), oldest first, at most `limit` of them. */
+  deletedBefore (before: number, limit: number): Promise<Array<{ name: string, deletedAt: number }>>
+  /**
+   * Drops every stored update of a document still deleted at exactly `deletedAt` (a restore or a
+   * later delete meanwhile wins) and records `retired` as its retired client ids, atomically.
+   * False when it did nothing.
+   */
+  purge (name: string, deletedAt: number, retired: Uint8Array): Promise<boolean>
   /** The next fencing token for a lock resource: larger than any returned before, ever. */
   nextFencingToken (name: string, resource: string): Promise<number>
   /**

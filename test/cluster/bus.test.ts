@@ -37,7 +37,8 @@ describe('bus message codec', () => {
     { type: 'presence-snapshot', from: 'n2', doc: 'd', entries: [{ userId: 'a', name: '', color: '', status: 'reconnecting', connections: 1, joinedAt: 0, lastActiveAt: 0 }, { userId: 'b', name: 'B', color: 'c', status: 'away', connections: 3, joinedAt: 5, lastActiveAt: 6 }] },
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'user', value: 'ada', revokedAt: 1_732_000_000_000, expiresAt: 1_732_086_400_000 } },
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'jti', value: 'é', revokedAt: 0, expiresAt: 1 } },
-    { type: 'recheck', from: 'n2', doc: 'a/b' }
+    { type: 'recheck', from: 'n2', doc: 'a/b' },
+    { type: 'deleted', from: 'n3', doc: 'gone/é' }
   ]
 
   test('round-trips every message type', () => {
@@ -52,6 +53,11 @@ describe('bus message codec', () => {
 
   test('fixed bytes for an update', () => {
     expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) }, 9)]).toEqual([2, 0, 1, 110, 1, 100, 9, 1, 7])
+  })
+
+  test('fixed bytes for a deletion', () => {
+    expect([...encodeBusMessage({ type: 'deleted', from: 'n', doc: 'd' }, 9)]).toEqual([2, 9, 1, 110, 1, 100, 9])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 9, 1, 110, 1, 100, 9, 0))).toThrow(/trailing/)
   })
 
   test('fixed bytes for a presence removal', () => {
@@ -84,7 +90,7 @@ describe('bus message codec', () => {
 
   test('bad bytes throw', () => {
     expect(() => decodeBusMessage(Uint8Array.of(99, 0))).toThrow(/version 99/)
-    expect(() => decodeBusMessage(Uint8Array.of(2, 9, 0, 0, 0))).toThrow(/unknown/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 10, 0, 0, 0))).toThrow(/unknown/)
     expect(() => decodeBusMessage(Uint8Array.of(2, 0, 1, 110))).toThrow()
     expect(() => decodeBusMessage(Uint8Array.of(...encodeBusMessage(messages[0] as BusMessage), 0))).toThrow(/trailing/)
   })

@@ -23,6 +23,11 @@ class GatedStore implements Store {
   claimEvents (owner: string, leaseMs: number, limit: number) { return this.inner.claimEvents(owner, leaseMs, limit) }
   settleEvent (seq: number, retryAt: number | null) { return this.inner.settleEvent(seq, retryAt) }
   pendingEvents () { return this.inner.pendingEvents() }
+  tombstone (name: string) { return this.inner.tombstone(name) }
+  markDeleted (name: string, at: number) { return this.inner.markDeleted(name, at) }
+  restore (name: string) { return this.inner.restore(name) }
+  deletedBefore (before: number, limit: number) { return this.inner.deletedBefore(before, limit) }
+  purge (name: string, deletedAt: number, retired: Uint8Array) { return this.inner.purge(name, deletedAt, retired) }
   addRevocation (revocation: Revocation) { return this.inner.addRevocation(revocation) }
   revocations (now: number) { return this.inner.revocations(now) }
   close () { return this.inner.close() }
