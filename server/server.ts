@@ -223,7 +223,10 @@ export class TandemServer {
       }, options.commitDelayMs)
       this.deletions = new Deletions(this.store, options.deletedRetentionMs, logger, {
         evict: name => this.evict(name),
-        announce: name => this.cluster?.announceDeleted(name)
+        announce: name => {
+          this.cluster?.announceDeleted(name)
+          this.webhooks?.documentDeleted(name)
+        }
       })
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
       // every instance hears every lock change: each guards its loaded documents' `y:` types

@@ -1,5 +1,5 @@
 import * as Y from 'yjs'
-import { kindOf, typed, type TypeKind } from '../document/content-json.js'
+import { kindOf, typed, type ContentKind } from '../document/content-json.js'
 
 /**
  * The update that turns a document whose state is `current` into one whose content is that of
@@ -24,7 +24,7 @@ export function revertUpdate (current: Uint8Array, target: Uint8Array): Uint8Arr
     Y.applyUpdate(doc, current)
     Y.applyUpdate(goal, target)
     const names = new Set([...doc.share.keys(), ...goal.share.keys()])
-    const kinds = new Map<string, { mine: TypeKind, theirs: TypeKind }>()
+    const kinds = new Map<string, { mine: ContentKind, theirs: ContentKind }>()
     for (const name of names) {
       const mine = doc.share.get(name)
       const theirs = goal.share.get(name)

@@ -105,6 +105,23 @@ describe('webhooks', () => {
     expect(text).toMatch(/tandem_webhook_events_pending 0/)
   })
 
+  test('document.deleted: sent once when DELETE /api/documents/:name deletes a document, signed, with empty data', async () => {
+    const hook = await receiver()
+    const server = await startServer({ ...fast, webhookUrls: [hook.url] })
+    const name = docName()
+    const ada = stockClient(server.url, name, { params: { user: 'ada' } })
+    await synced(ada.provider)
+    ada.text.insert(0, 'to be deleted')
+    await waitFor(() => ofDocument(hook.state.accepted, name).some(e => e.type === 'document.updated'), 5_000, 'document.updated')
+    ada.provider.shouldConnect = false
+    const response = await fetch(`${server.url.replace(/^ws/, 'http')}/api/documents/${encodeURIComponent(name)}`, { method: 'DELETE' })
+    expect(response.status).toBe(200)
+    await waitFor(() => ofDocument(hook.state.accepted, name).some(e => e.type === 'document.deleted'), 5_000, 'document.deleted')
+    const deleted = ofDocument(hook.state.accepted, name).filter(e => e.type === 'document.deleted')
+    expect(deleted).toHaveLength(1)
+    expect(deleted[0]).toMatchObject({ data: {}, verified: true })
+  })
+
   test('a receiver down for a while: every event arrives, in order per document, duplicates only with the same id', async () => {
     const hook = await receiver()
     hook.state.failing = true
