@@ -68,7 +68,8 @@ export const USAGE = `npm run bench -- [options]
   --quick              about a minute: one run, short phases, 500 idle connections
   --runs N             repetitions of every workload (default 3, quick 1)
   --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,tandem-webhook,tandem-webhook-down (default the first
-                       four; floor-framed is the floor sending as Tandem does, each frame made once)
+                       four; floor-framed is the floor sending as Tandem does, each frame made once; tandem-base
+                       is another build of Tandem, named by TANDEM_BASE_CLI=/path/to/dist/server/cli.js)
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial)
   --scale F            size of the adversarial inputs, 1 = the issue's reproductions (default 1,
                        quick 0.2); e.g. 0.05 for a smoke run

@@ -86,9 +86,27 @@ export function serverSpecs (): ServerSpec[] {
     tandemWithWebhooks(tandem, 'tandem-webhook', 'receiver attached', () => receiverUrl()),
     tandemWithWebhooks(tandem, 'tandem-webhook-down', 'receiver down', () => 'http://127.0.0.1:9/down'),
     floor('floor', 'ws floor', {}),
+    // not run by default: another build of Tandem (TANDEM_BASE_CLI=/path/to/dist/server/cli.js),
+    // for an A/B of two commits side by side in one sitting
+    ...baseBuild(tandem),
     // not run by default: the floor with Tandem's own send path, for the bound on latency
     floor('floor-framed', 'ws floor, framed once', { FRAMED: '1' })
   ]
+}
+
+/** Tandem from another build, when TANDEM_BASE_CLI names its cli.js; same flags as `tandem`. */
+function baseBuild (tandem: ServerSpec): ServerSpec[] {
+  const cli = process.env.TANDEM_BASE_CLI
+  if (cli === undefined || cli === '') return []
+  return [{
+    ...tandem,
+    key: 'tandem-base',
+    label: `Tandem, base build (${cli})`,
+    command: (port, dataDir) => {
+      const own = tandem.command(port, dataDir)
+      return { ...own, args: [cli, ...own.args.slice(1)] }
+    }
+  }]
 }
 
 /**
