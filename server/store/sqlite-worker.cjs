@@ -191,19 +191,39 @@ function operations (db) {
     return revocationStatements
   }
   const noteAuthor = db.prepare('INSERT INTO version_authors (doc, author, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+  // (doc, author) pairs known to be in version_authors since the doc's last version: each is
+  // written once per version, not once per batch (an INSERT per update cost about 10% of the
+  // server's CPU per delivered update on 100 documents × 5 clients). A cache of this connection's
+  // own writes, cleared when this connection saves a version of the doc; with SQLite a document
+  // is written by one instance. Forgotten whole past NOTED_MAX docs (then merely written again).
+  const noted = new Map()
   const append = db.transaction(entries => {
     const now = Date.now()
-    const authors = new Set()
+    const fresh = []
+    const inBatch = new Set()
     for (const { name, update, author, owners } of entries) {
       insert.run({ doc: name, data: update })
       if (owners !== undefined) for (const { client, user } of owners) claim.run(name, client, user)
-      const key = JSON.stringify([name, author ?? ''])
-      if (authors.has(key)) continue
-      authors.add(key)
-      noteAuthor.run(name, author ?? '', now)
+      const who = author ?? ''
+      const key = `${name}\u0000${who}`
+      if (noted.get(name)?.has(who) || inBatch.has(key)) continue
+      inBatch.add(key)
+      fresh.push([name, who])
+      noteAuthor.run(name, who, now)
     }
+    return fresh
   })
-  const versionOps = versions(db)
+  /** Runs the append; once it committed, its new authors are known to be written. */
+  const appendAndNote = entries => {
+    const fresh = append.immediate(entries)
+    if (noted.size > NOTED_MAX) noted.clear()
+    for (const [name, who] of fresh) {
+      let authors = noted.get(name)
+      if (authors === undefined) noted.set(name, authors = new Set())
+      authors.add(who)
+    }
+  }
+  const versionOps = versions(db, name => noted.delete(name))
   const outboxOps = outbox(db)
   // the rows up to the last one are replaced by one row in its place; run IMMEDIATE (below), it
   // holds the write lock from its first read, so nothing can be appended between the reads and
@@ -228,7 +248,7 @@ function operations (db) {
     // IMMEDIATE: the write lock is taken (waiting for another connection's, if a second
     // instance writes the same file) before anything is read; a deferred transaction that read
     // first and then found the file changed by another connection fails at once, without waiting
-    append: entries => { append.immediate(entries) },
+    append: entries => { appendAndNote(entries) },
     compact: (name, snapshot) => { compact.immediate(name, snapshot) },
     tombstone: name => getTombstone.get(name) ?? null,
     markDeleted: (name, at) => markDeleted.run(name, at).changes === 1,
@@ -250,8 +270,11 @@ function operations (db) {
   }
 }
 
+/** Documents whose authors the append cache remembers before it starts over. */
+const NOTED_MAX = 10_000
+
 /** Versions: saved apart from the log, with the authors recorded since the previous one. */
-function versions (db) {
+function versions (db, authorsCleared) {
   const authorsOf = db.prepare('SELECT author, since FROM version_authors WHERE doc = ?')
   const clearAuthors = db.prepare('DELETE FROM version_authors WHERE doc = ?')
   const lastAt = db.prepare('SELECT max(created_at) AS at FROM versions WHERE doc = ?')
@@ -276,6 +299,7 @@ function versions (db) {
     const authors = rows.map(row => row.author).filter(author => author !== '').sort()
     insert.run(name, version.id, version.label, version.createdAt, JSON.stringify(authors), version.automatic ? 1 : 0, version.state)
     clearAuthors.run(name)
+    authorsCleared(name)
     prune.run(name, name, policy.retention)
     return { id: version.id, label: version.label, createdAt: version.createdAt, authors, automatic: version.automatic }
   })
