@@ -1,3 +1,7 @@
+// Longer than most files here (about 490 lines), on purpose: the composition root builds every
+// part (store, writer, registry, locks, collaboration, cluster, live sessions, versions,
+// webhooks, deletions, transport, HTTP) and connects their events, and its graceful shutdown
+// undoes that in the one order that stores everything first. Policies live in the parts' folders.
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { once } from 'node:events'

@@ -1,3 +1,5 @@
+// Longer than most files here (about 370 lines), on purpose: every Tandem message's encoder sits
+// next to its decoder, with the byte layout, in one place (as y-protocols keeps sync.js).
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { LEAVE_REASONS, LOCK_RELEASE_REASONS, type LeaveReason, type LockReleaseReason } from './reasons.js'

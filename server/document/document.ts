@@ -1,3 +1,8 @@
+// Longer than most files here (about 540 lines), on purpose: it is the one path of an update
+// through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
+// (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
+// merged per turn), hand to the writer, acknowledge in frame order. Each step's own logic lives
+// in its module; what stays here is their order and the document's state between them.
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'

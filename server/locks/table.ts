@@ -1,3 +1,5 @@
+// A little over 350 lines: the LockTable interface with its in-memory implementation, which is
+// the reference the Redis one (redis-table.ts) is tested against by the same contract suite.
 import { validateResourceName } from '../../shared/resource-name.js'
 import { TandemError } from '../../shared/errors.js'
 import { LockDeniedError } from '../../shared/lock-denied-error.js'

@@ -1,3 +1,6 @@
+// Longer than most files here (about 400 lines): one Store implementation holds the SQL of every
+// table the Store seam has (log, fencing, owners, revocations, tombstones, versions, outbox), as
+// sqlite-worker.cjs does for SQLite; splitting it by table would split one transaction's SQL.
 import pg from 'pg'
 import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
 import { mergeUpdates } from '../document/merge.js'
