@@ -14,6 +14,7 @@ import WebSocket from 'ws'
 import { pino } from 'pino'
 import { createServer } from '../server/index.js'
 import { writeSyncUpdate, writeTandem, readFrame } from '../shared/messages.js'
+import { prng } from './stats.js'
 
 const DOCS = 10
 const CLIENTS = 20
@@ -28,21 +29,9 @@ function option (name: string, fallback: number): number {
   return index === -1 ? fallback : Number(process.argv[index + 1])
 }
 
-/** mulberry32. */
-function generator (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** The child: connects, takes the locks, sends, counts, reports. */
 async function clients (url: string, mode: Mode, seconds: number, rate: number): Promise<void> {
-  const random = generator(7)
+  const random = prng(7)
   const edits = seconds * rate
   let received = 0
   const closes = new Map<number, number>()

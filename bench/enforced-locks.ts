@@ -16,6 +16,7 @@ import { Document, type DocumentMember } from '../server/document/document.js'
 import type { SharedFrame } from '../server/transport/socket.js'
 import type { AckTicket } from '../server/session/ack-order.js'
 import type { LockInfo } from '../shared/tandem.js'
+import { prng } from './stats.js'
 
 interface Options { docs: number, clients: number, edits: number, runs: number, seed: number }
 
@@ -49,18 +50,6 @@ class Member implements DocumentMember {
   fail (): void {}
 }
 
-/** mulberry32: small and seeded. */
-function generator (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 interface Workload {
   /** Per document: the updates in the order they are applied, with their author's index. */
   docs: Array<Array<{ author: number, update: Uint8Array }>>
@@ -77,7 +66,7 @@ interface Workload {
 type Mode = 'blind' | 'polite'
 
 function workload (options: Options, mode: Mode): Workload {
-  const random = generator(options.seed)
+  const random = prng(options.seed)
   const docs: Workload['docs'] = []
   const expected: Workload['expected'] = []
   for (let d = 0; d < options.docs; d++) {
