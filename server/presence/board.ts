@@ -80,8 +80,12 @@ export class PresenceBoard {
     const connection = this.connections.get(connectionId)
     const user = connection === undefined ? undefined : this.users.get(connection.userId)
     if (user === undefined || identity.userId !== user.identity.userId) return
+    const changed = identity.name !== user.identity.name || identity.color !== user.identity.color
     user.identity = identity
-    this.announce(user)
+    // a refreshed token that names the user as before changes nothing anyone sees: announcing it
+    // would send every member of the document an `updated` per refresh (5,000 refreshes in a
+    // second held the other documents' fan-out at 250 ms)
+    if (changed) this.announce(user)
   }
 
   /** Removes a connection: `left` with `reason` when it was the user's last, else `updated`. */
