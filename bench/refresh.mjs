@@ -22,7 +22,7 @@ const LIFETIME_S = 140
 const key = new TextEncoder().encode(SECRET)
 const sign = (sub, exp) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(key)
 
-const server = spawn(process.execPath, ['dist/server/cli.js', '--port', '0', '--persistence', 'memory', '--auth-secret', SECRET,
+const server = spawn(process.execPath, [...(process.env.PROFILE_DIR ? ['--cpu-prof', '--cpu-prof-dir', process.env.PROFILE_DIR] : []), 'dist/server/cli.js', '--port', '0', '--persistence', 'memory', '--auth-secret', SECRET,
   '--max-connections-per-ip', '0', '--max-messages-per-second', '0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'inherit'] })
 const url = await new Promise((resolve, reject) => {
   createInterface({ input: server.stdout }).on('line', line => {

@@ -86,12 +86,15 @@ export function anonymous (): Authenticate {
 
 /** HS256 JWTs signed with `secret`: claims sub (required), name, color, docs, access, exp. */
 export function jwt (secret: string): Authenticate {
-  const key = new TextEncoder().encode(secret)
+  // imported once: given the raw bytes, jose imports the key again for every token it verifies,
+  // which was most of a refresh's cost (5,000 refreshes in a second)
+  let key: Promise<CryptoKey> | undefined
   return async ({ token, document }) => {
+    key ??= globalThis.crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
     if (token === undefined || token === '') throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'no token')
     let claims: Record<string, unknown>
     try {
-      ({ payload: claims } = await jwtVerify(token, key, { algorithms: ['HS256'] }))
+      ({ payload: claims } = await jwtVerify(token, await key, { algorithms: ['HS256'] }))
     } catch (err) {
       const why = err instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token'
       throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', why, { cause: err })
