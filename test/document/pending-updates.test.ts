@@ -1,23 +1,13 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import type WebSocket from 'ws'
-import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, closed, tempDir } from '../support/helpers.js'
+import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, closed, tempDir, updateOf, bystanderRoundTrip } from '../support/helpers.js'
 import { collectFrames } from '../support/security-helpers.js'
 import { writeSyncUpdate, writeSyncStep2, type Frame } from '../../shared/messages.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import type { Store } from '../../server/store/store.js'
 import { parsePrometheusText, sampleValue } from '../observability/prometheus-text.js'
-
-/** The update `edit` makes to `doc`. */
-function updateOf (doc: Y.Doc, edit: () => void): Uint8Array {
-  const updates: Uint8Array[] = []
-  const listener = (update: Uint8Array): void => { updates.push(update) }
-  doc.on('update', listener)
-  edit()
-  doc.off('update', listener)
-  return Y.mergeUpdates(updates)
-}
 
 /** A client's update that depends on `missing`, content the server never got. */
 interface Dependent {
@@ -164,13 +154,7 @@ describe('updates that depend on content the server lacks (issue 23, findings 2 
     const closing = closed(attacker)
     attacker.send(writeSyncUpdate(frame))
 
-    const bystanderName = docName('bystander')
-    const a = stockClient(server.url, bystanderName)
-    const b = stockClient(server.url, bystanderName)
-    await synced(a.provider)
-    await synced(b.provider)
-    a.text.insert(0, 'delivered')
-    await waitFor(() => b.text.toString() === 'delivered', 10_000, 'the bystander edit delivered')
+    await bystanderRoundTrip(server.url)
 
     const { code, reason } = await closing
     expect(code).toBe(1013)
@@ -263,13 +247,7 @@ describe('a large honest update costs linear time in the guard (issue 23, findin
     const sender = rawClient(`${server.url}/${encodeURIComponent(name)}`)
     await opened(sender)
     sender.send(writeSyncUpdate(update))
-    const bystanderName = docName('bystander')
-    const a = stockClient(server.url, bystanderName)
-    const b = stockClient(server.url, bystanderName)
-    await synced(a.provider)
-    await synced(b.provider)
-    a.text.insert(0, 'delivered')
-    await waitFor(() => b.text.toString() === 'delivered', 10_000, 'the bystander edit delivered')
+    await bystanderRoundTrip(server.url)
     await waitFor(() => observer.text.length === 10_000, 10_000, 'the big update relayed')
     expect(observer.text.toString()).toBe(doc.getText('t').toString())
   })

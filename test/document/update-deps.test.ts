@@ -3,15 +3,7 @@ import * as fc from 'fast-check'
 import * as Y from 'yjs'
 import { CyclicUpdateError, findNeeds } from '../../server/document/update-deps.js'
 import { findInconsistency } from '../../server/document/update-guard.js'
-
-function updateOf (doc: Y.Doc, edit: () => void): Uint8Array {
-  const updates: Uint8Array[] = []
-  const listener = (update: Uint8Array): void => { updates.push(update) }
-  doc.on('update', listener)
-  edit()
-  doc.off('update', listener)
-  return Y.mergeUpdates(updates)
-}
+import { updateOf } from '../support/helpers.js'
 
 /** True when applying `update` to a copy of `doc` leaves something pending in Yjs. */
 function yjsLeavesPending (doc: Y.Doc, update: Uint8Array): boolean {

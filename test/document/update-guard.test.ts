@@ -2,15 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as fc from 'fast-check'
 import * as Y from 'yjs'
 import { findInconsistency } from '../../server/document/update-guard.js'
-
-function updateOf (doc: Y.Doc, edit: () => void): Uint8Array {
-  let update: Uint8Array | undefined
-  const listener = (u: Uint8Array): void => { update = u }
-  doc.on('update', listener)
-  edit()
-  doc.off('update', listener)
-  return update!
-}
+import { updateOf } from '../support/helpers.js'
 
 describe('findInconsistency', () => {
   test('refuses an item that overlaps the document\'s items of another type (a forged client id)', () => {

@@ -106,3 +106,27 @@ export function opened (ws: WebSocket): Promise<void> {
     ws.once('error', reject)
   })
 }
+
+/** The update `edit` makes to `doc` (every transaction it runs, merged into one). */
+export function updateOf (doc: Y.Doc, edit: () => void): Uint8Array {
+  const updates: Uint8Array[] = []
+  const listener = (update: Uint8Array): void => { updates.push(update) }
+  doc.on('update', listener)
+  edit()
+  doc.off('update', listener)
+  return Y.mergeUpdates(updates)
+}
+
+/**
+ * Two stock clients of a fresh document away from the action, synced; resolves once an edit of
+ * one reaches the other, i.e. the server still serves other documents.
+ */
+export async function bystanderRoundTrip (url: string, timeoutMs = 10_000): Promise<void> {
+  const name = docName('bystander')
+  const a = stockClient(url, name)
+  const b = stockClient(url, name)
+  await synced(a.provider)
+  await synced(b.provider)
+  a.text.insert(0, 'delivered')
+  await waitFor(() => b.text.toString() === 'delivered', timeoutMs, 'the bystander edit delivered')
+}
