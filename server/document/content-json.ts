@@ -94,18 +94,9 @@ export function kindOf (type: Shared): ContentKind {
   if (type instanceof Y.Map) return 'map'
   if (type instanceof Y.Array) return 'array'
   if (type instanceof Y.XmlFragment) return 'xml'
-  for (let item = type._start; item !== null; item = item.right) {
-    if (item.deleted) continue
-    const content = item.content
-    if (content instanceof Y.ContentString || content instanceof Y.ContentFormat || content instanceof Y.ContentEmbed) return 'text'
-    if (content instanceof Y.ContentType) {
-      const inner = content.type
-      return inner instanceof Y.XmlElement || inner instanceof Y.XmlText || inner instanceof Y.XmlHook ? 'xml' : 'array'
-    }
-    return 'array'
-  }
-  for (const item of type._map.values()) if (!item.deleted) return 'map'
-  return 'empty'
+  // what is left is read as the JSON rendering reads it (inferKind); nothing live left: `empty`
+  const live = liveItems(type).length > 0 || [...type._map.values()].some(item => !item.deleted)
+  return live ? inferKind(type) : 'empty'
 }
 
 /**
