@@ -7,7 +7,7 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted', 'resumed'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
@@ -24,6 +24,7 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  *               varUint expiresAt
  *   recheck:    (nothing)
  *   deleted:    (nothing)
+ *   resumed:    varString to, varString sessionId
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
  */
@@ -66,6 +67,10 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
       break
     case 'recheck':
     case 'deleted':
+      break
+    case 'resumed':
+      encoding.writeVarString(encoder, message.to)
+      encoding.writeVarString(encoder, message.sessionId)
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -140,6 +145,11 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'deleted':
       message = { type, from, doc }
       break
+    case 'resumed': {
+      const to = decoding.readVarString(decoder)
+      message = { type, from, doc, to, sessionId: decoding.readVarString(decoder) }
+      break
+    }
     default:
       throw new RangeError('unknown bus message type')
   }

@@ -27,6 +27,9 @@ export const CLUSTER_TOPIC = ''
  * - `recheck`: authenticate every session of the document again and apply the answers.
  * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
  *   their connections to it with 4404 and unload it.
+ * - `resumed`: a Tandem session that was on node `to` resumed on the sender (topic
+ *   CLUSTER_TOPIC: the old node may have unloaded the document); `to` lets it go without a
+ *   trace: drops its half-open socket, ends its grace, stops renewing its locks, no `left`.
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
@@ -39,6 +42,7 @@ export type BusMessage =
   | { type: 'revoke', from: string, doc: string, revocation: Revocation }
   | { type: 'recheck', from: string, doc: string }
   | { type: 'deleted', from: string, doc: string }
+  | { type: 'resumed', from: string, doc: string, to: string, sessionId: string }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -44,11 +44,15 @@ export class PresenceRooms {
 
   constructor (private readonly idleAfterMs: number, private readonly peers?: PresencePeers) {}
 
-  /** A session started; `resumed` when it takes back its entry from its reconnect grace. */
+  /**
+   * A session started; `resumed` when it takes back its entry from its reconnect grace. One
+   * that resumed from another instance has no entry here: it connects, and that instance's
+   * entry goes when it lets go (the merged entry stays: no `left`, no `joined`).
+   */
   join (doc: string, member: PresenceMember, resumed: boolean): void {
     const room = this.room(doc)
     room.live.add(member)
-    if (resumed) {
+    if (resumed && room.board.has(member.id)) {
       room.held.delete(member.id)
       room.board.resume(member.id)
     } else {

@@ -38,7 +38,8 @@ describe('bus message codec', () => {
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'user', value: 'ada', revokedAt: 1_732_000_000_000, expiresAt: 1_732_086_400_000 } },
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'jti', value: 'é', revokedAt: 0, expiresAt: 1 } },
     { type: 'recheck', from: 'n2', doc: 'a/b' },
-    { type: 'deleted', from: 'n3', doc: 'gone/é' }
+    { type: 'deleted', from: 'n3', doc: 'gone/é' },
+    { type: 'resumed', from: 'n1', doc: '', to: 'n2', sessionId: 's-é' }
   ]
 
   test('round-trips every message type', () => {
@@ -58,6 +59,11 @@ describe('bus message codec', () => {
   test('fixed bytes for a deletion', () => {
     expect([...encodeBusMessage({ type: 'deleted', from: 'n', doc: 'd' }, 9)]).toEqual([2, 9, 1, 110, 1, 100, 9])
     expect(() => decodeBusMessage(Uint8Array.of(2, 9, 1, 110, 1, 100, 9, 0))).toThrow(/trailing/)
+  })
+
+  test('fixed bytes for a resumed session', () => {
+    expect([...encodeBusMessage({ type: 'resumed', from: 'n', doc: '', to: 'm', sessionId: 's' }, 9)]).toEqual([2, 10, 1, 110, 0, 9, 1, 109, 1, 115])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 10, 1, 110, 0, 9, 1, 109))).toThrow()
   })
 
   test('fixed bytes for a presence removal', () => {
@@ -90,7 +96,7 @@ describe('bus message codec', () => {
 
   test('bad bytes throw', () => {
     expect(() => decodeBusMessage(Uint8Array.of(99, 0))).toThrow(/version 99/)
-    expect(() => decodeBusMessage(Uint8Array.of(2, 10, 0, 0, 0))).toThrow(/unknown/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 99, 0, 0, 0))).toThrow(/unknown/)
     expect(() => decodeBusMessage(Uint8Array.of(2, 0, 1, 110))).toThrow()
     expect(() => decodeBusMessage(Uint8Array.of(...encodeBusMessage(messages[0] as BusMessage), 0))).toThrow(/trailing/)
   })
