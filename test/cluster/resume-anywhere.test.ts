@@ -139,7 +139,18 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     expect(watchA.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active' })
     expect(watchB.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active' })
 
-    // released from B, the lock goes to the waiter with a newer token
+    // and back to A: the instance that let go takes it over again
+    ada.provider.serverUrl = a.url
+    dropSocket(ada)
+    await waitFor(() => ada.status === 'connected' && a.sessions.size === 2, 10_000, 'ada back on A')
+    expect(ada.sessionId).toBe(sessionId)
+    await waitFor(async () => await lockNode(redis, prefix, name, 'block:1') === await nodeOf(a), 5_000, 'the lock is A\'s again')
+    await waitFor(() => b.collaboration.locksHeld === 0 && b.collaboration.held === 0 && a.collaboration.locksHeld === 1, 5_000, 'B let go')
+    expect(ada.locks.holder('block:1')?.token).toBe(lock.token)
+    expect(waited).toBeUndefined()
+    for (const seen of [seenA, seenB]) expect(leftEvents(seen)).toEqual([])
+
+    // released, the lock goes to the waiter with a newer token
     await lock.release()
     await waiting
     expect(waited).toBeGreaterThan(lock.token)
@@ -172,6 +183,32 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
       expect(leftEvents(seen)).toEqual([])
       expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
     }
+  })
+
+  it('the `resumed` message lost: A lets go when its grace runs out and finds the session moved on, releasing nothing', async () => {
+    const { a, b } = await pair(1_500)
+    // as if the bus were down when B told A
+    const cluster = (b as unknown as { cluster: { publishResumed: (sessionId: string, to: string) => void } }).cluster
+    cluster.publishResumed = () => {}
+    const name = docName()
+    const watchA = tandemClient(a.url, name, { user: { id: 'wa' } })
+    const seen = record(watchA)
+    const ada = tandemClient(a.url, name, { user: { id: 'ada' } })
+    await Promise.all([watchA.synced(), ada.synced()])
+    const lock = await ada.locks.acquire('block:1', { ttlMs: LOCK_TTL_MS })
+    const { session, resume } = credentials(ada)
+    dropSocket(ada)
+    ada.destroy()
+    await waitFor(() => a.collaboration.held === 1, 5_000, 'held on A')
+    const resumed = await welcome(b.url, name, { user: 'ada', session, resume })
+    expect(resumed.resumed).toBe(true)
+    expect(a.collaboration.held).toBe(1)
+    await waitFor(() => a.collaboration.held === 0 && a.collaboration.locksHeld === 0, 5_000, 'A let go at the end of its grace')
+    await new Promise(resolve => setTimeout(resolve, LOCK_TTL_MS))
+    expect((await a.collaboration.locks.list(name)).map(l => [l.token, l.sessionId])).toEqual([[lock.token, session]])
+    expect(leftEvents(seen)).toEqual([])
+    expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
+    resumed.ws.terminate()
   })
 
   it('starts a fresh session for a wrong secret, another user, another document, a used secret, and after the grace', async () => {
