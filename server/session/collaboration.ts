@@ -1,6 +1,3 @@
-// Longer than most files here (about 390 lines), on purpose: the exit policy is one set of
-// rules over three rooms (presence, locks, resuming), and its cross-instance half (claim, let go,
-// a grace that finds its session moved on) only reads correctly next to the single-instance one.
 import type { Logger } from 'pino'
 import { writeTandem } from '../../shared/messages.js'
 import { CloseCode } from '../../shared/constants.js'
@@ -10,7 +7,8 @@ import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
 import { LockService, type LockServiceOptions } from '../locks/service.js'
 import type { LockChange, LockTable } from '../locks/table.js'
 import { Resumption, type HeldSession } from './resume.js'
-import { LIVE_RECORD_MS, type ClaimedRecord, type RedisResumeRecords } from './redis-resume.js'
+import type { RedisResumeRecords } from './redis-resume.js'
+import { SharedResume } from './shared-resume.js'
 import type { Identity } from '../auth/auth.js'
 import type { LockEvent } from '../observability/metrics.js'
 
@@ -38,16 +36,13 @@ export interface CollaborationOptions extends LockServiceOptions {
  * Resuming across instances: the resume records in Redis, and how to tell the instance a session
  * resumed from (the cluster). Absent on a single instance.
  */
-export interface SharedResume {
+export interface SharedResumeOptions {
   records: RedisResumeRecords
   peers: { publishResumed (sessionId: string, to: string): void }
 }
 
 /** What became of a session whose connection ended (see Collaboration.ended). */
 export type SessionOutcome = 'ended' | 'held' | 'moved'
-
-/** A record's grace outlives the grace itself a little: the instance holding it ends it first. */
-const RECORD_MARGIN_MS = 2_000
 
 /** What collaboration reports to its server (metrics, analytics). */
 export interface CollaborationObserver {
@@ -94,11 +89,10 @@ export class Collaboration {
   private readonly lockService: LockService
   private closing = false
   private closed: Promise<void> | undefined
-  /** Sessions claimed from another instance, by id: that instance, told once the session joined. */
-  private readonly claimedFrom = new Map<string, string>()
   /** Live sessions being dropped because they resumed elsewhere: their end lets them go. */
   private readonly moving = new Set<string>()
-  private readonly refresher: ReturnType<typeof setInterval> | undefined
+  /** The resume records shared with the other instances (session/shared-resume.ts). */
+  private readonly shared: SharedResume | undefined
 
   constructor (
     readonly locks: LockTable,
@@ -106,12 +100,14 @@ export class Collaboration {
     private readonly logger: Logger,
     peers?: PresencePeers,
     private readonly observer: CollaborationObserver = {},
-    private readonly shared?: SharedResume
+    shared?: SharedResumeOptions
   ) {
     this.rooms = new PresenceRooms(options.idleAfterMs, peers)
     if (shared !== undefined) {
-      this.refresher = setInterval(() => this.refreshRecords(), LIVE_RECORD_MS / 4)
-      this.refresher.unref?.()
+      this.shared = new SharedResume(shared.records, shared.peers, {
+        current: (sessionId, hash) => this.resumption.current(sessionId, hash),
+        live: () => [...this.resumption.sessions()].filter(s => s.tandem).map(s => ({ doc: s.doc.name, sessionId: s.id }))
+      }, options.reconnectGraceMs, logger)
     }
     this.lockService = new LockService(locks, {
       owns: id => this.resumption.owns(id),
@@ -130,24 +126,20 @@ export class Collaboration {
    * With several instances, before the upgrade: the session id a new connection resumes,
    * claimed in Redis from whichever instance had it (its locks adopted by this one), or
    * undefined for a fresh session (wrong or used secret, another user or document, after the
-   * grace, Redis unreachable). A session claimed here is held here until it joins (so a failed
+   * grace). With Redis unreachable, only a session of this instance resumes (nobody can have
+   * claimed it meanwhile). A session claimed here is held here until it joins (so a failed
    * handshake ends it when the grace runs out).
    */
   async claim (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): Promise<string | undefined> {
     const sessionId = query.get('session')
     const secret = query.get('resume')
     if (this.shared === undefined || !tandem || this.closing || this.options.reconnectGraceMs <= 0 || sessionId === null || secret === null) return undefined
-    const { records } = this.shared
-    let claimed: ClaimedRecord | undefined
-    try {
-      claimed = await records.claim(doc, sessionId, secret, identity.userId, this.options.reconnectGraceMs + RECORD_MARGIN_MS)
-    } catch (err) {
-      this.logger.warn({ err, doc }, 'cannot look up a resume; the session starts afresh')
-      return undefined
-    }
-    if (claimed === undefined || this.closing) return undefined
+    const claimed = await this.shared.claim(doc, sessionId, secret, identity.userId)
+    // Redis is away, so nobody could claim it elsewhere meanwhile: this instance's own word holds
+    if (claimed === 'unreachable') return this.resumption.resumable(doc, query, identity.userId)
+    if (claimed === 'none' || this.closing) return undefined
     // it was here: as on a single instance (a half-open socket is dropped and held)
-    if (claimed.from === records.nodeId) return this.resumption.reclaim(doc, sessionId, identity.userId)
+    if (claimed.from === this.shared.nodeId) return this.resumption.reclaim(doc, sessionId, identity.userId)
     const { userId, issuedAt, jti } = claimed
     this.resumption.hold({ sessionId, doc, userId, reason: 'disconnect', issuedAt, jti }, this.options.reconnectGraceMs, held => this.graceOver(held))
     try {
@@ -156,7 +148,7 @@ export class Collaboration {
       // its locks stay with the other instance's renewals until their leases run out
       this.logger.warn({ err, doc, sessionId }, 'cannot take over the locks of a resumed session')
     }
-    this.claimedFrom.set(sessionId, claimed.from)
+    this.shared.claimed(sessionId, claimed.from)
     return sessionId
   }
 
@@ -170,20 +162,14 @@ export class Collaboration {
     if (!session.tandem) return
     const { secret, hash } = this.resumption.issue(session.id)
     const { identity } = session
-    this.shared?.records.issue({ sessionId: session.id, doc, userId: identity.userId, issuedAt: identity.issuedAt, jti: identity.jti }, hash).catch((err: unknown) => {
-      this.logger.warn({ err, doc }, 'cannot store a resume secret; the session resumes on this instance only')
-    })
+    this.shared?.issued({ sessionId: session.id, doc, userId: identity.userId, issuedAt: identity.issuedAt, jti: identity.jti }, hash)
     session.send(writeTandem({
       type: 'welcome', sessionId: session.id, secret, resumed, userId: identity.userId, name: identity.name, color: identity.color, access: identity.access
     }))
     this.rooms.greet(doc, session)
     this.lockService.greet(session)
     // after its presence here was published: the old instance's part goes only once this one is known
-    const from = this.claimedFrom.get(session.id)
-    if (from !== undefined) {
-      this.claimedFrom.delete(session.id)
-      this.shared?.peers.publishResumed(session.id, from)
-    }
+    this.shared?.joined(session.id)
   }
 
   /**
@@ -244,9 +230,7 @@ export class Collaboration {
       this.lockService.cancelWaits(doc, session.id)
       const { userId, issuedAt, jti } = session.identity
       this.resumption.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs, held => this.graceOver(held))
-      this.shared?.records.hold(doc, session.id, this.options.reconnectGraceMs + RECORD_MARGIN_MS).catch((err: unknown) => {
-        this.logger.debug({ err, doc }, 'cannot time a resume record')
-      })
+      this.shared?.held(doc, session.id)
       return 'held'
     }
     this.finish(session.id, doc, leaveReason(reason))
@@ -256,7 +240,7 @@ export class Collaboration {
   /** The session is being ended for good (revoked, expired, idle): its resume secret is void now. */
   voidResume (sessionId: string, doc: string): void {
     this.resumption.forget(sessionId)
-    this.voidRecord(sessionId, doc)
+    this.shared?.voided(doc, sessionId)
   }
 
   /** A session's identity changed (a refresh or recheck): presence shows its new name and color. */
@@ -325,7 +309,7 @@ export class Collaboration {
 
   private async shutdown (): Promise<void> {
     this.closing = true
-    clearInterval(this.refresher)
+    this.shared?.close()
     for (const held of this.resumption.takeAll()) {
       this.finish(held.sessionId, held.doc, 'shutdown')
       this.observer.finished?.(held.sessionId, 'shutdown')
@@ -337,7 +321,7 @@ export class Collaboration {
   /** The session ended for good: its secret is void, its locks released, its presence gone. */
   private finish (sessionId: string, doc: string, reason: LeaveReason): void {
     this.resumption.forget(sessionId)
-    this.voidRecord(sessionId, doc)
+    this.shared?.voided(doc, sessionId)
     this.lockService.releaseAll(doc, sessionId, reason)
     this.rooms.finish(doc, sessionId, reason)
   }
@@ -354,14 +338,10 @@ export class Collaboration {
       this.observer.finished?.(held.sessionId, held.reason)
     }
     if (this.shared === undefined) return end()
-    this.shared.records.end(held.doc, held.sessionId).then(outcome => {
+    void this.shared.graceOver(held.doc, held.sessionId).then(outcome => {
       if (outcome !== 'moved') return end()
       this.letGo(held.sessionId, held.doc)
       this.observer.moved?.(held.sessionId)
-    }, (err: unknown) => {
-      // Redis is away, so nobody could claim it: it ends here
-      this.logger.debug({ err, doc: held.doc }, 'cannot end a resume record')
-      end()
     })
   }
 
@@ -374,18 +354,5 @@ export class Collaboration {
     this.resumption.forget(sessionId)
     this.lockService.letGo(doc, sessionId)
     this.rooms.finish(doc, sessionId, 'disconnect')
-  }
-
-  /** The session's record goes (if it is still this instance's): its secret is void everywhere. */
-  private voidRecord (sessionId: string, doc: string): void {
-    this.shared?.records.end(doc, sessionId).catch((err: unknown) => {
-      this.logger.warn({ err, doc }, 'cannot void a resume secret in Redis; it lapses with its record')
-    })
-  }
-
-  /** Gives the records of the live Tandem sessions here their full time to live again. */
-  private refreshRecords (): void {
-    const sessions = [...this.resumption.sessions()].filter(s => s.tandem).map(s => ({ doc: s.doc.name, sessionId: s.id }))
-    this.shared?.records.refresh(sessions).catch((err: unknown) => this.logger.warn({ err }, 'cannot refresh resume records'))
   }
 }

@@ -59,6 +59,15 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return cjson.encode({ from = r[4], issuedAt = r[5] or '', jti = r[6] or '' })
 `
 
+/**
+ * KEYS 1 the record. ARGV 1 hash, 2 document, 3 user id, 4 this instance, 5 issuedAt, 6 jti,
+ * 7 time to live (ms). Writes the record of a session on this instance.
+ */
+const ISSUE = `
+redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'doc', ARGV[2], 'userId', ARGV[3], 'node', ARGV[4], 'issuedAt', ARGV[5], 'jti', ARGV[6])
+return redis.call('PEXPIRE', KEYS[1], ARGV[7])
+`
+
 /** KEYS 1 the record. ARGV 1 this instance, 2 time to live (ms). Sets it only while it is ours. */
 const HOLD = `
 if redis.call('HGET', KEYS[1], 'node') ~= ARGV[1] then return 0 end
@@ -75,6 +84,7 @@ return 'mine'
 `
 
 type Scripts = {
+  tandemResumeIssue: (key: string, hash: string, doc: string, userId: string, node: string, issuedAt: string, jti: string, ttl: number) => Promise<number>
   tandemResumeClaim: (key: string, hash: string, doc: string, userId: string, node: string, ttl: number) => Promise<string | null>
   tandemResumeHold: (key: string, node: string, ttl: number) => Promise<number>
   tandemResumeEnd: (key: string, node: string) => Promise<GraceEnd>
@@ -109,6 +119,7 @@ export class RedisResumeRecords {
   private connection (cluster: boolean): Redis | Cluster {
     const client = redisClient({ url: this.options.url, name: `tandem-resume-${this.options.nodeId}`, commandTimeoutMs: 2_000 }, cluster)
     client.on('error', (err: Error) => this.logger.debug({ err: err.message }, 'redis error'))
+    client.defineCommand('tandemResumeIssue', { numberOfKeys: 1, lua: ISSUE })
     client.defineCommand('tandemResumeClaim', { numberOfKeys: 1, lua: CLAIM })
     client.defineCommand('tandemResumeHold', { numberOfKeys: 1, lua: HOLD })
     client.defineCommand('tandemResumeEnd', { numberOfKeys: 1, lua: END })
@@ -135,11 +146,8 @@ export class RedisResumeRecords {
 
   /** A new secret for a session on this instance (its hash replaces the one it had). */
   async issue (record: ResumeRecord, hash: string): Promise<void> {
-    const key = this.key(record.doc, record.sessionId)
-    await this.client.multi()
-      .hset(key, { hash, doc: record.doc, userId: record.userId, node: this.nodeId, issuedAt: record.issuedAt ?? '', jti: record.jti ?? '' })
-      .pexpire(key, LIVE_RECORD_MS)
-      .exec()
+    await this.scripts.tandemResumeIssue(this.key(record.doc, record.sessionId), hash, record.doc, record.userId, this.nodeId,
+      String(record.issuedAt ?? ''), record.jti ?? '', LIVE_RECORD_MS)
   }
 
   /**

@@ -162,6 +162,11 @@ export class Resumption<S extends Resumable> {
     this.secrets.delete(sessionId)
   }
 
+  /** True while `hash` is the hash of the session's resume secret. */
+  current (sessionId: string, hash: string): boolean {
+    return this.secrets.get(sessionId) === hash
+  }
+
   /** True while the session has a resume secret: a drop now may be held for its grace. */
   resumes (sessionId: string): boolean {
     return this.secrets.has(sessionId)

@@ -6,7 +6,7 @@ import type WebSocket from 'ws'
 import type { TandemServer } from '../../server/index.js'
 import type { TandemClient } from '../../client/index.js'
 import { docName, rawClient, startServer, waitFor } from '../support/helpers.js'
-import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, redisPrefix, redisUp, testWith } from '../support/services.js'
+import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from '../support/services.js'
 import { collectFrames, docUrl } from '../support/security-helpers.js'
 import { dropSocket, leftEvents, record, tandemClient } from '../support/tandem-helpers.js'
 
@@ -209,6 +209,41 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     expect(leftEvents(seen)).toEqual([])
     expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
     resumed.ws.terminate()
+  })
+
+  it('while Redis is away a session resumes on its own instance only; its new secret reaches Redis once it is back', async () => {
+    const redis = await privateRedis()
+    const options = { redis: redis.url, redisPrefix: redisPrefix(), reconnectGraceMs: 10_000, heartbeatIntervalMs: 500, heartbeatTimeoutMs: 20_000 }
+    const a = await startServer(options)
+    const b = await startServer(options)
+    const name = docName()
+    const ada = tandemClient(a.url, name, { user: { id: 'ada' } })
+    await ada.synced()
+    const sessionId = ada.sessionId
+    await redis.stop()
+    // elsewhere: fresh (B cannot look it up)
+    const elsewhere = await welcome(b.url, name, { user: 'ada', ...credentials(ada) })
+    expect(elsewhere.resumed).toBe(false)
+    elsewhere.ws.terminate()
+    // on its own instance: resumed
+    const statuses: string[] = []
+    ada.on('status', status => statuses.push(status))
+    dropSocket(ada)
+    await waitFor(() => statuses.includes('disconnected') && ada.status === 'connected' && a.sessions.size === 1, 10_000, 'ada back on A')
+    expect(ada.sessionId).toBe(sessionId)
+
+    // Redis returns empty: the secret of the resume above is stored again, so B resumes it
+    await redis.start()
+    const check = new Redis(redis.url)
+    onTestFinished(() => { check.disconnect() })
+    const { session, resume } = credentials(ada)
+    const key = `${options.redisPrefix}{${encodeURIComponent(name)}}:resume:${session}`
+    await waitFor(async () => await check.hget(key, 'node') !== null, 15_000, 'the record is back in Redis')
+    ada.provider.serverUrl = b.url
+    statuses.length = 0
+    dropSocket(ada)
+    await waitFor(() => statuses.includes('disconnected') && ada.status === 'connected' && b.sessions.size === 1, 10_000, 'ada on B')
+    expect([ada.sessionId, credentials(ada).resume === resume]).toEqual([sessionId, false])
   })
 
   it('starts a fresh session for a wrong secret, another user, another document, a used secret, and after the grace', async () => {
