@@ -61,9 +61,12 @@ return cjson.encode({ from = r[4], issuedAt = r[5] or '', jti = r[6] or '' })
 
 /**
  * KEYS 1 the record. ARGV 1 hash, 2 document, 3 user id, 4 this instance, 5 issuedAt, 6 jti,
- * 7 time to live (ms). Writes the record of a session on this instance.
+ * 7 time to live (ms). Writes the record of a session on this instance, unless another instance
+ * claimed it meanwhile (a write retried after an outage must not take it back). 0 when not.
  */
 const ISSUE = `
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= ARGV[4] then return 0 end
 redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'doc', ARGV[2], 'userId', ARGV[3], 'node', ARGV[4], 'issuedAt', ARGV[5], 'jti', ARGV[6])
 return redis.call('PEXPIRE', KEYS[1], ARGV[7])
 `
@@ -98,7 +101,7 @@ type Scripts = {
  * on), `issuedAt`, `jti`. Written when a secret is issued (time to live LIVE_RECORD_MS,
  * refreshed), given the grace as time to live when the session drops, deleted when the secret is
  * void; a claim (a Lua script) checks the secret and moves the record to the claimer at once.
- * Writes other than the claim are only made by the instance the record names.
+ * Every other write is made only by the instance the record names (or to a record not there).
  */
 export class RedisResumeRecords {
   private client: Redis | Cluster

@@ -43,7 +43,9 @@ describe('resume records in Redis', () => {
     // used once
     expect(await a.claim(doc, 's1', secret, 'ada', 5_000)).toBeUndefined()
 
-    // the old instance can neither time nor end it any more; the new one can
+    // the old instance can neither write, time nor end it any more; the new one can
+    await a.issue({ sessionId: 's1', doc, userId: 'ada' }, hashSecret(secret))
+    expect(await redis.hmget(key, 'node', 'hash')).toEqual(['node-b', ''])
     await a.hold(doc, 's1', 60_000)
     expect(await redis.pttl(key)).toBeLessThanOrEqual(5_000)
     expect(await a.end(doc, 's1')).toBe('moved')
