@@ -167,7 +167,8 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     await Promise.all([watchA.synced(), watchB.synced(), ada.synced()])
     const lock = await ada.locks.acquire('block:1')
     const sessionId = ada.sessionId as string
-    await waitFor(() => [watchA, watchB].every(w => w.presence.list().some(e => e.userId === 'ada')), 5_000, 'ada seen everywhere')
+    ada.presence.setStatus('away')
+    await waitFor(() => [watchA, watchB].every(w => w.presence.list().some(e => e.userId === 'ada' && e.status === 'away')), 5_000, 'ada seen away everywhere')
     expect(a.sessions.size).toBe(2)
 
     ada.provider.serverUrl = b.url
@@ -179,6 +180,8 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     expect(ada.locks.holder('block:1')?.token).toBe(lock.token)
     ada.doc.getText('t').insert(0, 'after')
     await waitFor(() => watchA.doc.getText('t').toString() === 'after', 5_000, 'edits flow from B')
+    // the status the user chose comes along
+    await waitFor(() => [watchA, watchB].every(w => w.presence.list().find(e => e.userId === 'ada')?.status === 'away'), 5_000, 'still away')
     for (const seen of [seenA, seenB]) {
       expect(leftEvents(seen)).toEqual([])
       expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
