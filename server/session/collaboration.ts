@@ -148,21 +148,23 @@ export class Collaboration {
       // its locks stay with the other instance's renewals until their leases run out
       this.logger.warn({ err, doc, sessionId }, 'cannot take over the locks of a resumed session')
     }
-    this.shared.claimed(sessionId, claimed.from)
+    this.shared.claimed(claimed)
     return sessionId
   }
 
   /** A session started; `resumed` when `resumable` returned its id. Greets a Tandem client. */
   joined (session: Participant, resumed: boolean): void {
     const doc = session.doc.name
-    this.rooms.join(doc, session, this.resumption.started(session, resumed))
+    this.rooms.join(doc, session, this.resumption.started(session, resumed), this.shared?.joinedAt(session.id))
     // read sessions may not lock: a session resumed with a read token gives up what it held
     // (reason `release`) and its queued requests
     if (resumed && session.identity.access !== 'write') this.lockService.releaseAll(doc, session.id, 'release')
     if (!session.tandem) return
     const { secret, hash } = this.resumption.issue(session.id)
     const { identity } = session
-    this.shared?.issued({ sessionId: session.id, doc, userId: identity.userId, issuedAt: identity.issuedAt, jti: identity.jti }, hash)
+    this.shared?.issued({
+      sessionId: session.id, doc, userId: identity.userId, issuedAt: identity.issuedAt, jti: identity.jti, joinedAt: this.rooms.joinedAt(doc, identity.userId)
+    }, hash)
     session.send(writeTandem({
       type: 'welcome', sessionId: session.id, secret, resumed, userId: identity.userId, name: identity.name, color: identity.color, access: identity.access
     }))

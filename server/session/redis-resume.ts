@@ -11,6 +11,8 @@ export interface ResumeRecord {
   /** The session's credentials, for revocations of a token (`jti`) or of older ones (`issuedAt`). */
   issuedAt?: number
   jti?: string
+  /** When the user joined the document (presence `joinedAt`): kept by a resume elsewhere. */
+  joinedAt?: number
 }
 
 /** A record taken over by a claim: `from` is the instance that had it. */
@@ -48,7 +50,7 @@ export const LIVE_RECORD_MS = 24 * 60 * 60_000
  * the record as it was (JSON), or false.
  */
 const CLAIM = `
-local r = redis.call('HMGET', KEYS[1], 'hash', 'doc', 'userId', 'node', 'issuedAt', 'jti')
+local r = redis.call('HMGET', KEYS[1], 'hash', 'doc', 'userId', 'node', 'issuedAt', 'jti', 'joinedAt')
 local stored, given = r[1], ARGV[1]
 if not stored or #stored ~= #given or #given == 0 then return false end
 local diff = 0
@@ -56,18 +58,18 @@ for i = 1, #given do diff = bit.bor(diff, bit.bxor(string.byte(stored, i), strin
 if diff ~= 0 or r[2] ~= ARGV[2] or r[3] ~= ARGV[3] then return false end
 redis.call('HSET', KEYS[1], 'hash', '', 'node', ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return cjson.encode({ from = r[4], issuedAt = r[5] or '', jti = r[6] or '' })
+return cjson.encode({ from = r[4], issuedAt = r[5] or '', jti = r[6] or '', joinedAt = r[7] or '' })
 `
 
 /**
  * KEYS 1 the record. ARGV 1 hash, 2 document, 3 user id, 4 this instance, 5 issuedAt, 6 jti,
- * 7 time to live (ms). Writes the record of a session on this instance, unless another instance
+ * 7 time to live (ms), 8 joinedAt. Writes the record of a session on this instance, unless another instance
  * claimed it meanwhile (a write retried after an outage must not take it back). 0 when not.
  */
 const ISSUE = `
 local node = redis.call('HGET', KEYS[1], 'node')
 if node and node ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'doc', ARGV[2], 'userId', ARGV[3], 'node', ARGV[4], 'issuedAt', ARGV[5], 'jti', ARGV[6])
+redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'doc', ARGV[2], 'userId', ARGV[3], 'node', ARGV[4], 'issuedAt', ARGV[5], 'jti', ARGV[6], 'joinedAt', ARGV[8])
 return redis.call('PEXPIRE', KEYS[1], ARGV[7])
 `
 
@@ -87,7 +89,7 @@ return 'mine'
 `
 
 type Scripts = {
-  tandemResumeIssue: (key: string, hash: string, doc: string, userId: string, node: string, issuedAt: string, jti: string, ttl: number) => Promise<number>
+  tandemResumeIssue: (key: string, hash: string, doc: string, userId: string, node: string, issuedAt: string, jti: string, ttl: number, joinedAt: string) => Promise<number>
   tandemResumeClaim: (key: string, hash: string, doc: string, userId: string, node: string, ttl: number) => Promise<string | null>
   tandemResumeHold: (key: string, node: string, ttl: number) => Promise<number>
   tandemResumeEnd: (key: string, node: string) => Promise<GraceEnd>
@@ -98,7 +100,7 @@ type Scripts = {
  * session resumes on whichever instance its client reaches. One hash per session,
  * `<prefix>{<doc>}:resume:<session id>` (the document is the hash tag, as for its locks):
  * `hash` (SHA-256 of the resume secret), `doc`, `userId`, `node` (the instance the session is
- * on), `issuedAt`, `jti`. Written when a secret is issued (time to live LIVE_RECORD_MS,
+ * on), `issuedAt`, `jti`, `joinedAt` (presence). Written when a secret is issued (time to live LIVE_RECORD_MS,
  * refreshed), given the grace as time to live when the session drops, deleted when the secret is
  * void; a claim (a Lua script) checks the secret and moves the record to the claimer at once.
  * Every other write is made only by the instance the record names (or to a record not there).
@@ -150,7 +152,7 @@ export class RedisResumeRecords {
   /** A new secret for a session on this instance (its hash replaces the one it had). */
   async issue (record: ResumeRecord, hash: string): Promise<void> {
     await this.scripts.tandemResumeIssue(this.key(record.doc, record.sessionId), hash, record.doc, record.userId, this.nodeId,
-      String(record.issuedAt ?? ''), record.jti ?? '', LIVE_RECORD_MS)
+      String(record.issuedAt ?? ''), record.jti ?? '', LIVE_RECORD_MS, String(record.joinedAt ?? ''))
   }
 
   /**
@@ -162,10 +164,11 @@ export class RedisResumeRecords {
     if (sessionId.length > MAX_RESUME_PARAM || secret.length > MAX_RESUME_PARAM) return undefined
     const raw = await this.scripts.tandemResumeClaim(this.key(doc, sessionId), hashSecret(secret), doc, userId, this.nodeId, ttlMs)
     if (raw === null) return undefined
-    const found = JSON.parse(raw) as { from: string, issuedAt: string, jti: string }
+    const found = JSON.parse(raw) as { from: string, issuedAt: string, jti: string, joinedAt: string }
     const claimed: ClaimedRecord = { sessionId, doc, userId, from: found.from }
     if (found.issuedAt !== '') claimed.issuedAt = Number(found.issuedAt)
     if (found.jti !== '') claimed.jti = found.jti
+    if (found.joinedAt !== '') claimed.joinedAt = Number(found.joinedAt)
     return claimed
   }
 

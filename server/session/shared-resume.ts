@@ -23,8 +23,8 @@ const RECORD_MARGIN_MS = 2_000
  * is collaboration.ts's.
  */
 export class SharedResume {
-  /** Sessions claimed from another instance, by id: that instance, told once the session joined. */
-  private readonly claimedFrom = new Map<string, string>()
+  /** Sessions claimed from another instance, by id: the record, its instance told once the session joined. */
+  private readonly claimedFrom = new Map<string, ClaimedRecord>()
   /** Retries of records Redis did not take (it was away). */
   private readonly retries = new Set<ReturnType<typeof setTimeout>>()
   private readonly refresher: ReturnType<typeof setInterval>
@@ -56,17 +56,22 @@ export class SharedResume {
     }
   }
 
-  /** A session claimed from `from` is about to join here: `from` is told once it joined. */
-  claimed (sessionId: string, from: string): void {
-    this.claimedFrom.set(sessionId, from)
+  /** A session claimed from another instance is about to join here: that one is told once it joined. */
+  claimed (record: ClaimedRecord): void {
+    this.claimedFrom.set(record.sessionId, record)
+  }
+
+  /** When the user of a session claimed from another instance joined the document there. */
+  joinedAt (sessionId: string): number | undefined {
+    return this.claimedFrom.get(sessionId)?.joinedAt
   }
 
   /** The session joined here (its presence was published): the instance it came from lets it go. */
   joined (sessionId: string): void {
-    const from = this.claimedFrom.get(sessionId)
-    if (from === undefined) return
+    const claimed = this.claimedFrom.get(sessionId)
+    if (claimed === undefined) return
     this.claimedFrom.delete(sessionId)
-    this.peers.publishResumed(sessionId, from)
+    this.peers.publishResumed(sessionId, claimed.from)
   }
 
   /**

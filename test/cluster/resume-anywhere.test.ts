@@ -113,6 +113,7 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     const waiting = waiter.locks.acquire('block:1', { waitMs: 15_000 }).then(granted => { waited = granted.token })
     await waitFor(() => [watchA, watchB].every(w => w.presence.list().some(e => e.userId === 'ada')), 5_000, 'ada seen everywhere')
     expect(await lockNode(redis, prefix, name, 'block:1')).toBe(await nodeOf(a))
+    const joinedAt = watchA.presence.list().find(e => e.userId === 'ada')?.joinedAt
 
     // the client's next socket goes to B; the drop is a network drop, and Ada edits meanwhile
     ada.provider.serverUrl = b.url
@@ -136,8 +137,10 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
       expect(leftEvents(seen)).toEqual([])
       expect(seen.locks.filter(e => e.type === 'released')).toEqual([])
     }
-    expect(watchA.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active' })
-    expect(watchB.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active' })
+    // one entry, where it was in the list: it joined when it first did
+    expect(watchA.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active', joinedAt })
+    expect(watchB.presence.list().find(e => e.userId === 'ada')).toMatchObject({ connections: 1, status: 'active', joinedAt })
+    expect((await b.collaboration.presence(name)).find(e => e.userId === 'ada')?.joinedAt).toBe(joinedAt)
 
     // and back to A: the instance that let go takes it over again
     ada.provider.serverUrl = a.url

@@ -23,10 +23,10 @@ describe('resume records in Redis', () => {
     onTestFinished(() => { redis.disconnect() })
     const doc = docName('{tagged}/é')
     const secret = newResumeSecret()
-    await a.issue({ sessionId: 's1', doc, userId: 'ada', issuedAt: 1_700_000_000, jti: 'j1' }, hashSecret(secret))
+    await a.issue({ sessionId: 's1', doc, userId: 'ada', issuedAt: 1_700_000_000, jti: 'j1', joinedAt: 1_700_000_000_123 }, hashSecret(secret))
     const key = `${prefix}{${encodeURIComponent(doc)}}:resume:s1`
     const stored = await redis.hgetall(key)
-    expect(stored).toEqual({ hash: hashSecret(secret), doc, userId: 'ada', node: 'node-a', issuedAt: '1700000000', jti: 'j1' })
+    expect(stored).toEqual({ hash: hashSecret(secret), doc, userId: 'ada', node: 'node-a', issuedAt: '1700000000', jti: 'j1', joinedAt: '1700000000123' })
     expect(JSON.stringify(stored)).not.toContain(secret)
     expect(await redis.pttl(key)).toBeGreaterThan(LIVE_RECORD_MS - 60_000)
 
@@ -37,7 +37,7 @@ describe('resume records in Redis', () => {
     expect(await b.claim(doc, 's1'.repeat(40), secret, 'ada', 5_000)).toBeUndefined()
     expect(await redis.hget(key, 'node')).toBe('node-a')
 
-    expect(await b.claim(doc, 's1', secret, 'ada', 5_000)).toEqual({ sessionId: 's1', doc, userId: 'ada', from: 'node-a', issuedAt: 1_700_000_000, jti: 'j1' })
+    expect(await b.claim(doc, 's1', secret, 'ada', 5_000)).toEqual({ sessionId: 's1', doc, userId: 'ada', from: 'node-a', issuedAt: 1_700_000_000, jti: 'j1', joinedAt: 1_700_000_000_123 })
     expect(await redis.hget(key, 'node')).toBe('node-b')
     expect(await redis.pttl(key)).toBeLessThanOrEqual(5_000)
     // used once
