@@ -62,7 +62,7 @@ export class PresenceRooms {
 
   /** When a user joined the document, as everyone sees it (undefined when not there). */
   joinedAt (doc: string, userId: string): number | undefined {
-    return this.rooms.get(doc)?.merge.list().find(entry => entry.userId === userId)?.joinedAt
+    return this.rooms.get(doc)?.merge.get(userId)?.joinedAt
   }
 
   /** Sends a Tandem session the document's presence; from now on it hears every change. */
