@@ -4,12 +4,12 @@ import { LIVE_RECORD_MS, RedisResumeRecords } from '../../server/session/redis-r
 import { hashSecret } from '../../server/auth/secret.js'
 import { newResumeSecret } from '../../server/session/resume.js'
 import { docName, testLogger } from '../support/helpers.js'
-import { REDIS_URL, redisPrefix, redisUp, testWith } from '../support/services.js'
+import { REDIS_URL, privateRedisCluster, redisPrefix, redisUp, testWith } from '../support/services.js'
 
 const it = testWith(redisUp)
 
-async function records (prefix: string, nodeId: string): Promise<RedisResumeRecords> {
-  const made = new RedisResumeRecords({ url: REDIS_URL, prefix, nodeId, logger: testLogger })
+async function records (prefix: string, nodeId: string, url = REDIS_URL): Promise<RedisResumeRecords> {
+  const made = new RedisResumeRecords({ url, prefix, nodeId, logger: testLogger })
   onTestFinished(() => made.close())
   await made.start()
   return made
@@ -61,5 +61,19 @@ describe('resume records in Redis', () => {
     const secret = newResumeSecret()
     await a.issue({ sessionId: 's2', doc, userId: 'anon-1' }, hashSecret(secret))
     expect(await b.claim(doc, 's2', secret, 'anon-1', 1_000)).toEqual({ sessionId: 's2', doc, userId: 'anon-1', from: 'node-a' })
+  })
+
+  it('work on a Redis Cluster (the document is the hash tag of the record)', async () => {
+    const url = await privateRedisCluster()
+    const prefix = redisPrefix()
+    const [a, b] = [await records(prefix, 'node-a', url), await records(prefix, 'node-b', url)]
+    const secret = newResumeSecret()
+    for (const doc of [docName('one'), docName('two'), docName('three')]) {
+      await a.issue({ sessionId: 's', doc, userId: 'ada' }, hashSecret(secret))
+      expect(await b.claim(doc, 's', secret, 'ada', 5_000)).toMatchObject({ from: 'node-a' })
+      expect(await a.end(doc, 's')).toBe('moved')
+      expect(await b.end(doc, 's')).toBe('mine')
+    }
+    await b.refresh([{ doc: docName(), sessionId: 'x' }, { doc: docName(), sessionId: 'y' }])
   })
 })
