@@ -21,6 +21,7 @@ import type { LockInfo } from '../../shared/tandem.js'
 import { applyEnforced, type Rule } from './enforced-locks.js'
 import { TypeGuards } from './type-guards.js'
 import { ClientOwners, type ClientOwner } from './client-owners.js'
+import { StoredSync } from './stored-sync.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -51,6 +52,10 @@ export interface DocumentMember {
   undone? (bytes: number): void
   /** Part of this member's held update, applied later, was undone by `holder`'s `y:` lock. */
   locked? (holder: LockInfo): void
+  /** The document's stored state can answer a first sync before it is built (`Document.storedSync`). */
+  storedReady? (): void
+  /** See StoredSyncMember.firstSyncPending. */
+  firstSyncPending? (): boolean
 }
 
 /**
@@ -133,6 +138,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
   logBytes = 0
   /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
   readonly guards = new TypeGuards()
+  /**
+   * While the document is built from one big stored update: that update, which answers a fresh
+   * client's first sync at once (stored-sync.ts). Null otherwise.
+   */
+  storedSync: StoredSync | null = null
+  /** Another instance's update reached the document while it loaded. */
+  private remoteWhileLoading = false
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -161,6 +173,16 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.status = status
   }
 
+  /**
+   * The document is stored as the one update `update`: members answer a first sync with an empty
+   * state vector from it until `loadStored` has built the document (stored-sync.ts).
+   */
+  offerStored (update: Uint8Array): StoredSync {
+    const sync = this.storedSync = new StoredSync(update)
+    for (const member of this.members) member.storedReady?.()
+    return sync
+  }
+
   /** Applies stored updates at load, and takes their client ids' owners; they are not stored again. */
   loadStored (updates: readonly Uint8Array[], owners: readonly ClientOwner[] = []): void {
     this.owners.adopt(owners)
@@ -173,6 +195,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.logBytes = bytes
     // stored before the server held such content apart: Yjs would retry it on every update
     this.dropYjsPending('stored content depends on content the store lacks; it is dropped and the next compaction removes it')
+    const served = this.storedSync
+    this.storedSync = null
+    served?.built(this.ydoc, this.remoteWhileLoading, member => this.members.has(member as DocumentMember))
   }
 
   /** Number of updates held until content they depend on arrives. */
@@ -406,6 +431,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * client ids it claimed there; relayed at once.
    */
   applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+    if (this.status === 'loading') this.remoteWhileLoading = true
     this.owners.adopt(owners)
     const changes = integrate(this.ydoc, update, null, REMOTE)
     const { store } = this.ydoc
@@ -527,6 +553,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Frees the Y.Doc. */
   destroy (): void {
+    this.storedSync = null
     this.held.clear()
     this.askedAt.clear()
     this.ydoc.destroy()
