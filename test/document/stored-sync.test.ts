@@ -2,7 +2,7 @@ import { describe, expect } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, tempDir, updateOf } from '../support/helpers.js'
 import { collectFrames } from '../support/security-helpers.js'
-import { POSTGRES_URL, pgSchema, postgresUp, testWith } from '../support/services.js'
+import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from '../support/services.js'
 import { writeSyncStep1, writeSyncUpdate, type Frame } from '../../shared/messages.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import { PostgresStore } from '../../server/store/postgres-store.js'
@@ -140,5 +140,55 @@ describe.each(stores)('first sync from the stored document while it is built (%s
     const doc = server.documents.get(name)!
     await waitFor(() => doc.ydoc.getMap('offline').get('k') === 1, 10_000, 'the offline edit reaches the server')
     expect(Buffer.from(merged([Y.encodeStateAsUpdate(client.doc)])).equals(Buffer.from(merged([Y.encodeStateAsUpdate(doc.ydoc)])))).toBe(true)
+  })
+})
+
+describe('first sync from the stored document with two instances (PostgreSQL and Redis)', () => {
+  testWith(postgresUp && redisUp)('an update published by the other instance while the document loads reaches a client served from the stored bytes', async () => {
+    const schema = pgSchema()
+    const open = async (): Promise<Store> => await PostgresStore.open(POSTGRES_URL, { schema })
+    const name = docName()
+    const setup = await open()
+    await setup.append([{ name, update: storedDocument() }])
+    await setup.close()
+    const redis = await privateRedis()
+    const cluster = { redis: redis.url, redisPrefix: redisPrefix() }
+
+    const first = await startServer({ persistence: await open(), ...cluster })
+    const writer = stockClient(first.url, name)
+    await synced(writer.provider, 10_000)
+
+    // the second instance reads the stored rows, then waits before it goes on with them
+    const store = await open()
+    const read = store.load.bind(store)
+    let release = (): void => {}
+    const released = new Promise<void>(resolve => { release = resolve })
+    let rowsRead = false
+    store.load = async (doc: string) => {
+      const rows = await read(doc)
+      rowsRead = true
+      await released
+      return rows
+    }
+    const second = await startServer({ persistence: store, ...cluster })
+    const ws = rawClient(`${second.url}/${encodeURIComponent(name)}`)
+    const { all } = collectFrames(ws)
+    await opened(ws)
+    ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+    await waitFor(() => rowsRead, 10_000, 'the second instance read the stored rows')
+
+    // an edit inside the stored text, published while the second instance has not applied its rows:
+    // it waits in Yjs there (it depends on them), and is not relayed yet
+    writer.text.insert(10, 'PUBLISHED DURING THE LOAD ')
+    const loading = second.documents.get(name)!
+    await waitFor(() => loading.ydoc.store.pendingStructs !== null, 10_000, 'the second instance heard the edit')
+    release()
+
+    const mine = new Y.Doc()
+    await waitFor(() => {
+      for (const frame of all.splice(0)) if (frame.type === 'sync-step2' || frame.type === 'sync-update') Y.applyUpdate(mine, frame.update)
+      return mine.getText('t').toString() === writer.text.toString()
+    }, 10_000, 'the client served from the stored bytes has the edit')
+    expect(mine.getText('t').toString()).toContain('PUBLISHED DURING THE LOAD ')
   })
 })
