@@ -1,4 +1,4 @@
-// Longer than most files here (about 540 lines), on purpose: it is the one path of an update
+// Longer than most files here (about 570 lines), on purpose: it is the one path of an update
 // through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
 // (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
 // merged per turn), hand to the writer, acknowledge in frame order. Each step's own logic lives
