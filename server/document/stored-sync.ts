@@ -20,6 +20,9 @@ export interface StoredSyncMember {
  */
 export const STORED_SYNC_MIN_BYTES = 64 * 1024
 
+/** How long a document built from its stored bytes keeps them to answer fresh clients, unless it changes first. */
+export const STORED_SYNC_KEEP_MS = 10_000
+
 /** The longest the build waits for members' first frames and their answers to be written: 20 ms, and 10 ms more per MiB. */
 export function storedSyncWaitMs (bytes: number): number {
   return 20 + 10 * bytes / (1024 * 1024)

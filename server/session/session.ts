@@ -353,6 +353,9 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', 'bad state vector', { cause: err })
     }
+    // a fresh client of a document unchanged since it was built from its stored bytes: those bytes
+    const stored = this.doc.storedSync
+    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return this.send(stored.frame)
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
       if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))

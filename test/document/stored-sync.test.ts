@@ -123,6 +123,41 @@ describe.each(stores)('first sync from the stored document while it is built (%s
     expect(after.getMap('m').get('title')).toBe('stored')
   })
 
+  testWith(up)('once built, the document answers fresh clients with the stored bytes until it first changes', async () => {
+    const { open } = await make()
+    const name = docName()
+    const stored = storedDocument()
+    const setup = await open()
+    await setup.append([{ name, update: stored }])
+    await setup.close()
+    const server = await startServer({ persistence: await open() })
+    const firstSync = async (): Promise<Uint8Array> => {
+      const ws = rawClient(`${server.url}/${encodeURIComponent(name)}`)
+      const { all } = collectFrames(ws)
+      await opened(ws)
+      ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+      await waitFor(() => all.some(f => f.type === 'sync-step2'), 10_000, 'a step 2')
+      return all.find((f): f is Extract<Frame, { type: 'sync-step2' }> => f.type === 'sync-step2')!.update
+    }
+    const first = await firstSync()
+    expect(Buffer.from(first).equals(Buffer.from(stored))).toBe(true)
+    const doc = server.documents.get(name)!
+    await waitFor(() => doc.status === 'ready', 10_000, 'built')
+    // a fresh client of the built, unchanged document: the same bytes, not encoded again
+    expect(Buffer.from(await firstSync()).equals(Buffer.from(stored))).toBe(true)
+
+    const editor = stockClient(server.url, name)
+    await synced(editor.provider, 10_000)
+    editor.text.insert(0, 'CHANGED ')
+    await waitFor(() => doc.ydoc.getText('t').toString().startsWith('CHANGED '), 10_000, 'the edit applied')
+    await doc.whenStored()
+    const after = new Y.Doc()
+    const third = await firstSync()
+    Y.applyUpdate(after, third)
+    expect(Buffer.from(third).equals(Buffer.from(stored))).toBe(false)
+    expect(after.getText('t').toString()).toBe(editor.text.toString())
+  })
+
   testWith(up)('a client with content of its own takes the ordinary path and converges to the same document', async () => {
     const { open } = await make()
     const name = docName()
