@@ -36,8 +36,11 @@ export function storedSyncWaitMs (bytes: number): number {
  * answered at once with those bytes as its step 2, as they were read, with no Yjs decoding at all,
  * where the ordinary answer would wait for the whole document to be applied to a Y.Doc and
  * encoded again. Every stored update went through the document's checks and integrated when it
- * was stored, so the bytes hold nothing the built document will not (see `built` for the one
- * exception, data stored by versions before held updates).
+ * was stored, so the bytes hold nothing the built document will not. (The one exception is data
+ * stored by versions before updates were held apart: content that depends on content the store
+ * lacks. `Document.loadStored` drops it from the built document, with a warning, and keeps no
+ * bytes of such a document past the build; a client served them holds that content, which the
+ * server holds back if the client sends it, as it would from any client.)
  *
  * What other instances publish while the document loads is applied to the Y.Doc being built and
  * relayed to the members there at that moment; once the document is built, `built` sends the
