@@ -18,6 +18,8 @@ const first = option('seed', Math.floor(Math.random() * 2 ** 31))
 const clients = option('clients', 20)
 const seconds = option('seconds', 90)
 const faults = option('faults', 16)
+// every stock provider adds a process 'exit' listener
+process.setMaxListeners(clients + 10)
 const cli = fileURLToPath(new URL('../../../dist/server/cli.js', import.meta.url))
 const postgres = process.env.TANDEM_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test'
 
