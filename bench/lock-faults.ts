@@ -4,7 +4,8 @@
 // the balancer, clients taking one lock and writing with its fencing token into a fenced
 // resource, a seeded schedule of instance kills, Redis restarts with and without its data, and
 // cut connections), checked by lock-checker.ts. Runs use seeds S, S+1, ...; a failing seed
-// replays with --seed S --runs 1. Exits 1 when any run broke a rule. PostgreSQL: TANDEM_BENCH_POSTGRES.
+// replays with --seed S --runs 1. Exits 1 when any run broke a rule. PostgreSQL: TANDEM_BENCH_POSTGRES;
+// another build of the server: TANDEM_BENCH_CLI=/path/to/dist/server/cli.js.
 import { fileURLToPath } from 'node:url'
 import { runLockFaults } from './lock-faults-run.js'
 
@@ -20,7 +21,7 @@ const seconds = option('seconds', 90)
 const faults = option('faults', 16)
 // every stock provider adds a process 'exit' listener
 process.setMaxListeners(clients + 10)
-const cli = fileURLToPath(new URL('../../../dist/server/cli.js', import.meta.url))
+const cli = process.env.TANDEM_BENCH_CLI ?? fileURLToPath(new URL('../../../dist/server/cli.js', import.meta.url))
 const postgres = process.env.TANDEM_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test'
 
 let broken = 0
