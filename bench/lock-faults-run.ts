@@ -134,7 +134,10 @@ class FaultInstance {
     createInterface({ input: child.stderr! }).on('line', keep)
     const lines = createInterface({ input: child.stdout! })
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`tandem on ${this.port} did not start:\n${this.tail.join('\n')}`)), 15_000)
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new Error(`tandem on ${this.port} did not start:\n${this.tail.join('\n')}`))
+      }, 15_000)
       child.once('exit', code => { clearTimeout(timer); reject(new Error(`tandem on ${this.port} exited with ${code}:\n${this.tail.join('\n')}`)) })
       lines.on('line', line => {
         keep(line)
@@ -256,8 +259,8 @@ export async function runLockFaults (options: FaultRunOptions): Promise<FaultRun
       '--reconnect-grace', '1500', '--lock-min-ttl', String(Math.min(1_000, ttlMs)), ...HEARTBEAT]
     for (let i = 0; i < count; i++) {
       const instance = new FaultInstance(await freePort(), options.cli, args)
-      await instance.start()
       instances.push(instance)
+      await instance.start()
     }
     balancer = await startBalancer(instances.map(i => i.http))
     const all = instances.map(i => i.http)
@@ -316,6 +319,9 @@ export async function runLockFaults (options: FaultRunOptions): Promise<FaultRun
     for (const loop of loops) {
       loop.stopped = true
       loop.client.destroy()
+      // the awareness's interval outlives the provider until its doc is destroyed: without this
+      // the process would not exit
+      loop.client.doc.destroy()
     }
     await balancer?.close()
     await Promise.all(instances.map(i => i.kill()))

@@ -12,6 +12,13 @@
  * So each document's counters carry an epoch, Redis's clock when they were first written: an
  * announcement of a later epoch starts the count again.
  *
+ * The epoch also keeps fencing tokens growing across such a loss. A token comes from the store
+ * before the script runs; one fetched before Redis lost its data but granted after it would be
+ * compared with nothing (the last token is gone too) and could be lower than one granted before
+ * the loss. So ACQUIRE and GRANT take the epoch the instance knew when it fetched the token, and
+ * answer `stale` (with the current epoch) when it is not the current one: a token fetched after
+ * learning the current epoch was fetched after the loss, so it is above every earlier grant.
+ *
  * KEYS: 1 holders (hash resource → {lock, node, ttl}), 2 queue of the resource (list of waiter
  * JSON {id, node, owner, ttl}), 3 fence (hash `t:`resource → last token, `s:`resource →
  * sequence, `epoch` → when these counters started; the prefixes keep a resource named `s:x`
@@ -105,17 +112,19 @@ end
 
 local function reply (result)
   result.events = events
+  result.epoch = epoch()
   return cjson.encode(result)
 end
 `
 
 /**
- * ARGV 5 owner JSON, 6 node, 7 ttl, 8 token (fetched from the store), 9 waiter JSON or ''.
- * status: renewed (the holder asked again) | granted | stale (token not above the last one:
- * fetch another) | queued | held.
+ * ARGV 5 owner JSON, 6 node, 7 ttl, 8 token (fetched from the store), 9 waiter JSON or '',
+ * 10 the epoch known when the token was fetched.
+ * status: renewed (the holder asked again) | granted | stale (token not above the last one, or
+ * fetched in another epoch: fetch another) | queued | held.
  */
 export const ACQUIRE = PRELUDE + `
-local owner, node, ttl, token, waiter = cjson.decode(ARGV[5]), ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local owner, node, ttl, token, waiter, known = cjson.decode(ARGV[5]), ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
 local record = current()
 if record and record.lock.sessionId == owner.sessionId then
   record.lock.expiresAt = now + ttl
@@ -126,7 +135,7 @@ end
 local next = nil
 if not record then next = advance() end
 if not record and not reserved() and redis.call('LLEN', queue) == 0 then
-  if token <= lastToken() then return reply({ status = 'stale' }) end
+  if known ~= epoch() or token <= lastToken() then return reply({ status = 'stale' }) end
   return reply({ status = 'granted', lock = grant(owner, ttl, token, node, nil) })
 end
 local status = 'held'
@@ -169,14 +178,15 @@ return reply(result)
 `
 
 /**
- * ARGV 5 waiter id, 6 token. Grants the lock to the reserved waiter.
+ * ARGV 5 waiter id, 6 token, 7 the epoch known when the token was fetched. Grants the lock to
+ * the reserved waiter.
  * status: granted | stale (fetch another token) | lost (the reservation is gone).
  */
 export const GRANT = PRELUDE + `
-local id, token = ARGV[5], tonumber(ARGV[6])
+local id, token, known = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local waiter = reserved()
 if not waiter or waiter.id ~= id or redis.call('HEXISTS', holders, resource) == 1 then return reply({ status = 'lost' }) end
-if token <= lastToken() then return reply({ status = 'stale' }) end
+if known ~= epoch() or token <= lastToken() then return reply({ status = 'stale' }) end
 redis.call('HDEL', reserve, resource)
 return reply({ status = 'granted', lock = grant(waiter.owner, waiter.ttl, token, waiter.node, waiter.id), node = waiter.node })
 `

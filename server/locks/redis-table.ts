@@ -40,6 +40,8 @@ interface Reply {
   node?: string
   /** ADOPT: the locks moved to this node (an empty list comes back from Lua as `{}`). */
   adopted?: Array<{ lock: LockInfo, ttl: number, from: string }> | Record<string, never>
+  /** The document's epoch in Redis (see redis-scripts.ts). */
+  epoch?: string
   events: string[] | Record<string, never>
 }
 
@@ -63,6 +65,8 @@ type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGr
 
 /** Tokens a grant may fetch before giving up (each retry means another instance raced it). */
 const MAX_TOKEN_TRIES = 20
+/** Documents whose epoch is remembered before the memory is cleared (then learnt again). */
+const MAX_EPOCHS = 50_000
 
 /**
  * The LockTable shared by every instance through Redis. A lock is a record in the document's
@@ -72,7 +76,8 @@ const MAX_TOKEN_TRIES = 20
  *
  * Fencing tokens come from the store (durable, shared by the instances); a script grants only
  * with a token above the last one it granted, so tokens only grow even when two instances
- * fetch concurrently, and after Redis loses its data the store still knows the highest.
+ * fetch concurrently, and after Redis loses its data the store still knows the highest (a
+ * token fetched before the loss is refused: it carries the epoch known when it was fetched).
  *
  * Liveness: each instance refreshes its score in a sorted set of live instances; one whose
  * score is older than 3/5 of livenessMs is claimed by the first instance to notice, which
@@ -98,6 +103,8 @@ export class RedisLockTable implements LockTable {
   private readonly inFlight = new Set<string>()
   /** Of those, the ones given up meanwhile (cancelled, timed out): undone when it answers. */
   private readonly abandoned = new Set<string>()
+  /** The epoch of each document's lock counters in Redis, as last heard (see redis-scripts.ts). */
+  private readonly epochs = new Map<string, string>()
   /** Every change, from the channel or a script's reply, once and in order per resource. */
   private readonly announcements: Announcements
   /** Locks held by this instance's sessions, with their lease timers. */
@@ -188,6 +195,10 @@ export class RedisLockTable implements LockTable {
       throw new TandemError('TANDEM_ERR_REDIS_UNAVAILABLE', `locks need Redis: ${(err as Error).message}`, { cause: err })
     }
     const reply = JSON.parse(raw) as Reply
+    if (reply.epoch !== undefined && this.epochs.get(doc) !== reply.epoch) {
+      if (this.epochs.size >= MAX_EPOCHS) this.epochs.clear()
+      this.epochs.set(doc, reply.epoch)
+    }
     await Promise.all((Array.isArray(reply.events) ? reply.events : []).map(payload => this.announcements.heard(payload)))
     return reply
   }
@@ -242,11 +253,16 @@ export class RedisLockTable implements LockTable {
     }
   }
 
-  /** Fetches a token and asks; a stale token (another instance was faster) is fetched again. */
+  /**
+   * Fetches a token and asks; a stale token (another instance was faster, or it was fetched
+   * before Redis lost its data: the epoch changed) is fetched again.
+   */
   private async tryAcquire (doc: string, resource: string, owner: LockOwner, ttl: number, waiter: string): Promise<Reply> {
     for (let tries = 0; tries < MAX_TOKEN_TRIES; tries++) {
+      // read before the fetch: the token is then known to be newer than this epoch's start
+      const known = this.epochs.get(doc) ?? ''
       const token = await this.options.nextToken(doc, resource)
-      const reply = await this.run('tandemLockAcquire', doc, resource, JSON.stringify(owner), this.nodeId, ttl, token, waiter)
+      const reply = await this.run('tandemLockAcquire', doc, resource, JSON.stringify(owner), this.nodeId, ttl, token, waiter, known)
       if (reply.status === 'granted') void this.instances.index(this.nodeId, doc, resource, true)
       if (reply.next !== undefined) void this.handoff(doc, resource, reply.next)
       if (reply.status !== 'stale') return { ...reply, next: undefined }
@@ -264,8 +280,9 @@ export class RedisLockTable implements LockTable {
         return
       }
       for (let tries = 0; tries < MAX_TOKEN_TRIES; tries++) {
+        const known = this.epochs.get(doc) ?? ''
         const token = await this.options.nextToken(doc, resource)
-        const reply = await this.run('tandemLockGrant', doc, resource, waiter.id, token)
+        const reply = await this.run('tandemLockGrant', doc, resource, waiter.id, token, known)
         if (reply.status === 'stale') continue
         if (reply.status !== 'granted') return
         await this.instances.index(waiter.node, doc, resource, true)

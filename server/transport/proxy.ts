@@ -28,7 +28,7 @@ export const clientAddress = {
     return {
       address (req) {
         const peer = req.socket.remoteAddress ?? ''
-        if (!warned) warned = warnUntrusted(req, peer, trusted.length > 0 && trust(peer, 0), perAddressLimit, logger)
+        if (!warned) warned = warnUntrusted(req, peer, () => trusted.length > 0 && trust(peer, 0), perAddressLimit, logger)
         if (trusted.length === 0 || peer === '') return peer
         return proxyAddr(req, trust)
       }
@@ -41,9 +41,9 @@ export const clientAddress = {
  * once it did. A client can send these headers too, so this only warns: the address stays the
  * peer's.
  */
-function warnUntrusted (req: IncomingMessage, peer: string, trusted: boolean, perAddressLimit: number, logger: Logger): boolean {
+function warnUntrusted (req: IncomingMessage, peer: string, trusted: () => boolean, perAddressLimit: number, logger: Logger): boolean {
   const header = req.headers['x-forwarded-for'] !== undefined ? 'X-Forwarded-For' : req.headers.forwarded !== undefined ? 'Forwarded' : undefined
-  if (header === undefined || trusted) return false
+  if (header === undefined || trusted()) return false
   logger.warn({ peer, perAddressLimit }, `connections arrive through a proxy (${header} from ${peer}, which --trust-proxy does not list): every client behind it shares one address and its limit of ${perAddressLimit} connections (set --trust-proxy to the proxy's address, or --max-connections-per-ip 0)`)
   return true
 }

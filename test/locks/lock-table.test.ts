@@ -7,7 +7,7 @@ import { RedisLockTable } from '../../server/locks/redis-table.js'
 import { createLogger } from '../../server/observability/logger.js'
 import { docName, waitFor } from '../support/helpers.js'
 import { lockTableContract, owner, LONG } from './lock-table-contract.js'
-import { REDIS_URL, privateRedisCluster, redisPrefix, redisUp, testWith } from '../support/services.js'
+import { REDIS_URL, privateRedis, privateRedisCluster, redisPrefix, redisUp, testWith } from '../support/services.js'
 
 lockTableContract('MemoryLockTable', async () => {
   const store = new MemoryStore()
@@ -89,13 +89,63 @@ describe('RedisLockTable between instances', () => {
     await sharedLocks(await privateRedisCluster())
   })
 
+  it('a token fetched before Redis lost its data is not granted after it: tokens keep growing', async () => {
+    const redis = await privateRedis()
+    const store = new MemoryStore()
+    const prefix = redisPrefix()
+    // table a's next token fetch waits at this gate, as one stalled in the store would
+    let gate: Promise<void> | undefined
+    let fetched = false
+    const make = (gated: boolean): RedisLockTable => new RedisLockTable({
+      url: redis.url,
+      prefix,
+      livenessMs: 1_000,
+      logger: createLogger('silent'),
+      nextToken: async (doc, resource) => {
+        const token = await store.nextFencingToken(doc, resource)
+        if (gated && gate !== undefined) {
+          fetched = true
+          await gate
+        }
+        return token
+      }
+    })
+    const [a, b] = [make(true), make(false)]
+    for (const table of [a, b]) {
+      onTestFinished(() => table.close())
+      await table.start()
+    }
+    const doc = docName()
+    const first = await a.acquire(doc, 'r', owner('a'), LONG)
+    await a.release(doc, 'r', 'session-a', 'release')
+    let open = (): void => {}
+    gate = new Promise(resolve => { open = resolve })
+    const pending = a.acquire(doc, 'r', owner('a'), LONG)
+    await waitFor(() => fetched, 5_000, 'a fetched its token')
+    // meanwhile b takes the lock with a higher token, and Redis forgets everything
+    const later = await b.acquire(doc, 'r', owner('b'), LONG)
+    expect(later.token).toBeGreaterThan(first.token + 1)
+    await b.release(doc, 'r', 'session-b', 'release')
+    await redis.stop()
+    await redis.start()
+    await waitFor(() => a.ready && b.ready, 10_000, 'both tables back')
+    gate = undefined
+    open()
+    // a's token was fetched before the loss: refused, and a fresh one granted
+    expect((await pending).token).toBeGreaterThan(later.token)
+  })
+
   it('a resource named like another one\'s counters (`s:r`, `t:r`, `epoch`) keeps its own token and events', async () => {
     const [a, b] = await tables(REDIS_URL, 2) as [RedisLockTable, RedisLockTable]
     const seenByB: LockChange[] = []
     b.subscribe(change => seenByB.push(change))
     const doc = docName()
     // 30 changes of `r`: its sequence number passes the 20 tokens a grant may try
-    for (let i = 0; i < 15; i++) await a.release(doc, 'r', 'session-a', 'release').catch(() => {}).then(() => a.acquire(doc, 'r', owner('a'), LONG))
+    let last = 0
+    for (let i = 0; i < 15; i++) {
+      await a.release(doc, 'r', 'session-a', 'release').catch(() => {})
+      last = (await a.acquire(doc, 'r', owner('a'), LONG)).token
+    }
     for (const resource of ['s:r', 't:r', 'seq:r', 'epoch']) {
       const lock = await a.acquire(doc, resource, owner('a'), LONG)
       expect(lock.token).toBe(1)
@@ -103,7 +153,7 @@ describe('RedisLockTable between instances', () => {
     }
     await a.release(doc, 'r', 'session-a', 'release')
     const again = await b.acquire(doc, 'r', owner('b'), LONG)
-    expect(again.token).toBe(16)
+    expect(again.token).toBeGreaterThan(last)
     // every change of every resource reached b, in order
     await waitFor(() => seenByB.length === 30 + 8 + 1, 5_000, `b hears every change: ${seenByB.length}`)
   })
