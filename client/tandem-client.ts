@@ -327,6 +327,8 @@ export class TandemClient {
     this.tokens.close()
     for (const cleanup of this.cleanups.splice(0)) cleanup()
     this.provider.destroy()
+    // the provider made this awareness (we pass none) but leaves it, and its 15 s timer, running
+    this.provider.awareness.destroy()
     void this.persistence?.destroy()
     this.lockClient.close()
     this.waiters.rejectAll(new TandemError('TANDEM_ERR_DESTROYED'))
