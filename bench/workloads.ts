@@ -12,6 +12,11 @@ export interface Target {
   pid?: number
   /** The server acknowledges each update to its sender once durably stored (Tandem). */
   acks?: boolean
+  /**
+   * Several instances of one server (a cluster): client `i` connects to `urls[i % urls.length]`,
+   * and latencies are also split into same-instance and cross-instance deliveries.
+   */
+  urls?: string[]
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -61,6 +66,10 @@ function clientIds (count: number, seed: number): number[] {
 class Ledger {
   readonly sendTimes: Float64Array[] = []
   latencies: number[] = []
+  /** With several instances: the measured latencies from a sender on another instance than the receiver's. */
+  cross: number[] = []
+  /** With several instances: the measured latencies within one instance. */
+  same: number[] = []
   windowStart = Infinity
   windowEnd = Infinity
   deliveredInWindow = 0
@@ -68,7 +77,8 @@ class Ledger {
   duplicates = 0
   private readonly counts: Uint16Array[] = []
 
-  constructor (clients: number, private readonly recipients: number) {
+  /** `instances` > 1: client i is on instance i % instances, and latencies are split. */
+  constructor (clients: number, private readonly recipients: number, private readonly instances = 1) {
     for (let i = 0; i < clients; i++) {
       this.sendTimes.push(new Float64Array(1024))
       this.counts.push(new Uint16Array(1024))
@@ -88,7 +98,7 @@ class Ledger {
     times[seq] = now
   }
 
-  readonly delivered = (sender: number, seq: number, _receiver: number, now: number): void => {
+  readonly delivered = (sender: number, seq: number, receiver: number, now: number): void => {
     const times = this.sendTimes[sender]
     const counts = this.counts[sender]
     if (times === undefined || counts === undefined || seq >= times.length) return
@@ -96,7 +106,10 @@ class Ledger {
     if (now >= this.windowStart && now < this.windowEnd) this.deliveredInWindow++
     if (++(counts[seq] as number) > this.recipients) { this.duplicates++; return }
     const sentAt = times[seq] as number
-    if (sentAt >= this.windowStart && sentAt < this.windowEnd) this.latencies.push(now - sentAt)
+    if (sentAt >= this.windowStart && sentAt < this.windowEnd) {
+      this.latencies.push(now - sentAt)
+      if (this.instances > 1) (sender % this.instances === receiver % this.instances ? this.same : this.cross).push(now - sentAt)
+    }
   }
 }
 
@@ -121,6 +134,9 @@ export interface FanoutResult {
   lost: number
   expected: number
   duplicates: number
+  /** With several instances (Target.urls): p50 and p99 of deliveries across instances, and within one. */
+  cross?: { p50: number, p99: number, n: number }
+  same?: { p50: number, p99: number, n: number }
 }
 
 /** A set of connected fan-out clients: `docs` documents × `perDoc` clients each. */
@@ -130,12 +146,13 @@ export class FanoutGroup {
   private lastFrame = 0
 
   constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
-    this.ledger = new Ledger(docs * perDoc, perDoc - 1)
+    const urls = target.urls ?? [target.url]
+    this.ledger = new Ledger(docs * perDoc, perDoc - 1, urls.length)
     const ids = clientIds(docs * perDoc, seed)
     for (let d = 0; d < docs; d++) {
       for (let c = 0; c < perDoc; c++) {
         const index = d * perDoc + c
-        this.clients.push(new LoadClient(index, ids[index] as number, target.url, target.dialect, `${prefix}-${d}`, {
+        this.clients.push(new LoadClient(index, ids[index] as number, urls[index % urls.length] as string, target.dialect, `${prefix}-${d}`, {
           delivered: this.ledger.delivered,
           frame: now => { this.lastFrame = now }
         }))
@@ -169,6 +186,8 @@ export class FanoutGroup {
     const total = rounds * n
     const start = performance.now() + 20
     ledger.latencies = []
+    ledger.cross = []
+    ledger.same = []
     ledger.deliveredInWindow = 0
     ledger.deliveredTotal = 0
     ledger.duplicates = 0
@@ -213,9 +232,16 @@ export class FanoutGroup {
       deliveredTotal: ledger.deliveredTotal,
       lost: expected - ledger.latencies.length,
       expected,
-      duplicates: ledger.duplicates
+      duplicates: ledger.duplicates,
+      ...(this.target.urls === undefined || this.target.urls.length < 2
+        ? {}
+        : { cross: split(ledger.cross), same: split(ledger.same) })
     }
   }
+}
+
+function split (latencies: number[]): { p50: number, p99: number, n: number } {
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), n: latencies.length }
 }
 
 /**
@@ -244,12 +270,15 @@ export async function fanout (target: Target, spec: { docs: number, perDoc: numb
 const MAX_TRIES = 4
 
 /** The rate ladder: the same clients step up the per-client rate until a step fails twice. */
-export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string }): Promise<{ best: FanoutResult | null, steps: FanoutResult[] }> {
+export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string, first?: { rate: number, warmupMs: number, durationMs: number, drainMs: number } }): Promise<{ best: FanoutResult | null, steps: FanoutResult[], first?: FanoutResult }> {
   const group = new FanoutGroup(target, spec.docs, spec.perDoc, spec.prefix, spec.seed)
   const steps: FanoutResult[] = []
   let best: FanoutResult | null = null
+  let first: FanoutResult | undefined
   try {
     await group.connect()
+    // a fixed-rate phase on the same clients before the climb (its warm-up warms the climb too)
+    if (spec.first !== undefined) first = await group.phase(spec.first.rate, spec.first.warmupMs, spec.first.durationMs, spec.first.drainMs, spec.seed)
     climb: for (const rate of spec.rates) {
       // a step fails once it failed twice, so that one burst of outside load does not end the
       // climb; a failure while the host's CPU was stolen past STEAL_LIMIT does not count, up to
@@ -269,7 +298,7 @@ export async function ladder (target: Target, spec: { docs: number, perDoc: numb
   } finally {
     await group.close()
   }
-  return { best, steps }
+  return first === undefined ? { best, steps } : { best, steps, first }
 }
 
 /** Idle connections holding awareness states, kept open between `open` and `close`. */
