@@ -7,7 +7,9 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted',
+  // 10 and 11 are another change's (issue 24); 12 is `relay`
+  'reserved-10', 'reserved-11', 'relay'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
@@ -24,6 +26,7 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  *               varUint expiresAt
  *   recheck:    (nothing)
  *   deleted:    (nothing)
+ *   relay:      varUint seq, varUint hasUpdate, [varUint8Array update, [owners]]
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
  */
@@ -66,6 +69,14 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
       break
     case 'recheck':
     case 'deleted':
+      break
+    case 'relay':
+      encoding.writeVarUint(encoder, message.seq)
+      encoding.writeVarUint(encoder, message.update === null ? 0 : 1)
+      if (message.update !== null) {
+        encoding.writeVarUint8Array(encoder, message.update)
+        writeOwners(encoder, message.owners)
+      }
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -140,6 +151,19 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'deleted':
       message = { type, from, doc }
       break
+    case 'relay': {
+      const seq = decoding.readVarUint(decoder)
+      const hasUpdate = decoding.readVarUint(decoder)
+      if (hasUpdate > 1) throw new RangeError('bad relay flag')
+      if (hasUpdate === 0) {
+        message = { type, from, doc, seq, update: null }
+        break
+      }
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, seq, update } : { type, from, doc, seq, update, owners }
+      break
+    }
     default:
       throw new RangeError('unknown bus message type')
   }

@@ -27,6 +27,13 @@ export const CLUSTER_TOPIC = ''
  * - `recheck`: authenticate every session of the document again and apply the answers.
  * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
  *   their connections to it with 4404 and unload it.
+ * - `relay`: with an update, one the sender applied and relayed to its own clients, sent at once,
+ *   before its store commit, numbered `seq` (growing across the sender's documents); peers apply
+ *   and relay it, never store it, and acknowledge nothing after it until it is stored. Without
+ *   (update null): the sender stored every update it relayed about the document up to `seq`. A
+ *   peer that loses the sender (down, or messages lost: the bus reconnected, or the sender asks
+ *   everyone with `sync`) stores what it relayed unconfirmed itself: a Yjs update applies once.
+ *   (`update` is what nodes before `relay` publish, once stored.)
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
@@ -39,6 +46,7 @@ export type BusMessage =
   | { type: 'revoke', from: string, doc: string, revocation: Revocation }
   | { type: 'recheck', from: string, doc: string }
   | { type: 'deleted', from: string, doc: string }
+  | { type: 'relay', from: string, doc: string, seq: number, update: Uint8Array | null, owners?: readonly ClientOwner[] }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {
