@@ -53,9 +53,11 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
     ctx.log(`balancer (2 instances, ${docs}×${perDoc}) run ${run + 1}/${options.runs}`)
     for (const spec of ctx.rotated(specs, run)) {
       await ctx.attempt('balancer', spec, async () => {
-        const cluster = await startCluster(spec, 2, ctx.cpus)
+        const cluster = await startCluster(spec, 2, ctx.cpus, !options.balancer.direct)
         try {
-          const target = { url: cluster.urls[0] as string, urls: cluster.urls, dialect: spec.dialect }
+          const target = cluster.balancer !== undefined
+            ? { url: cluster.balancer.url, instances: cluster.urls.length, dialect: spec.dialect }
+            : { url: cluster.urls[0] as string, urls: cluster.urls, dialect: spec.dialect }
           // one set of clients: the fixed-rate run (after its warm-up: Hocuspocus's first two
           // seconds of a document loaded on two instances run at p50 of several hundred ms),
           // then the climb
@@ -90,7 +92,8 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
     }
   }
   ctx.extra(renderSteps(steps, specs, limitMs))
-  for (const spec of specs) ctx.note(`balancer, ${spec.label}: clients connect straight to the two instances, alternately; ${spec.key === 'hocuspocus' ? 'Redis extension, Database extension over PostgreSQL' : 'PostgreSQL store, --redis'}`)
+  const how = options.balancer.direct ? 'clients connect straight to the two instances, alternately' : 'clients connect through bench/balancer.ts (round-robin per connection, its own process), one at a time, so alternately'
+  for (const spec of specs) ctx.note(`balancer, ${spec.label}: ${how}; ${spec.key === 'hocuspocus' ? 'Redis extension, Database extension over PostgreSQL' : 'PostgreSQL store, --redis'}`)
 }
 
 /** A step's p99, or Infinity where deliveries were lost (the step failed whatever its p99). */

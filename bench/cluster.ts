@@ -25,7 +25,22 @@ export interface RunningCluster {
   instances: RunningServer[]
   /** ws:// URLs of the instances, in order. */
   urls: string[]
+  /** The balancer in front of them (bench/balancer.ts, its own process), when asked for. */
+  balancer?: RunningServer
   stop (): Promise<void>
+}
+
+/** bench/balancer.ts as a process: round-robin per new connection over `targets`. */
+function balancerSpec (targets: string[]): ServerSpec {
+  return {
+    key: 'balancer',
+    label: 'balancer (http-proxy)',
+    dialect: 'raw',
+    peer: false,
+    storage: false,
+    durability: 'none',
+    command: port => ({ args: [join(here, 'balancer.js'), '--port', String(port), ...targets.map(url => url.replace(/^ws:/, 'http:'))], env: {} })
+  }
 }
 
 /** The spec of one instance of `spec` in a cluster with the given schema and prefix. */
@@ -51,24 +66,31 @@ function instanceSpec (spec: ServerSpec, schema: string, prefix: string): Server
   }
 }
 
-/** Starts `count` instances of `spec` (one after the other: the first creates the schema). */
-export async function startCluster (spec: ServerSpec, count: number, cpus?: string): Promise<RunningCluster> {
+/**
+ * Starts `count` instances of `spec` (one after the other: the first creates the schema), and
+ * with `balanced` the balancer in front of them.
+ */
+export async function startCluster (spec: ServerSpec, count: number, cpus?: string, balanced = false): Promise<RunningCluster> {
   const id = randomUUID().replace(/-/g, '').slice(0, 12)
   const schema = `bench_${spec.key.replace(/[^a-z]/g, '')}_${id}`
   const prefix = `bench-${spec.key}-${id}:`
   const one = instanceSpec(spec, schema, prefix)
   const instances: RunningServer[] = []
+  let balancer: RunningServer | undefined
   const stop = async (): Promise<void> => {
+    await balancer?.stop()
     await Promise.all(instances.map(server => server.stop()))
     await cleanup(schema, prefix)
   }
   try {
     for (let i = 0; i < count; i++) instances.push(await startServer(one, [], cpus))
+    if (balanced) balancer = await startServer(balancerSpec(instances.map(server => server.url)), [], cpus)
   } catch (err) {
     await stop()
     throw err
   }
-  return { instances, urls: instances.map(server => server.url), stop }
+  const urls = instances.map(server => server.url)
+  return balancer === undefined ? { instances, urls, stop } : { instances, urls, balancer, stop }
 }
 
 /** Drops the schema and deletes the keys under the prefix. */

@@ -23,10 +23,11 @@ export interface BenchOptions {
   adversarial: AdversarialOptions
   /**
    * Two instances of each server behind one Redis and one PostgreSQL (workload `balancer`, not
-   * in the default set): D×C clients, half on each instance; a fixed-rate run at `rate` per
+   * in the default set): D×C clients, half on each instance, through bench/balancer.ts (or
+   * straight to the instances with `direct`); a fixed-rate run at `rate` per
    * client, then a ladder of per-client `rates`.
    */
-  balancer: { docs: number, perDoc: number, rates: number[], fanout: { warmupMs: number, durationMs: number, drainMs: number }, ladder: { warmupMs: number, durationMs: number, drainMs: number, limitMs: number } }
+  balancer: { direct: boolean, docs: number, perDoc: number, rates: number[], fanout: { warmupMs: number, durationMs: number, drainMs: number }, ladder: { warmupMs: number, durationMs: number, drainMs: number, limitMs: number } }
   /** Families of the cost bench to run (the two baselines always run); empty: all. */
   families: string[]
   seed: number
@@ -54,6 +55,7 @@ const FULL: BenchOptions = {
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
   adversarial: { scale: 1, warmupMs: 1_000, durationMs: 4_000, drainMs: 5_000, maxWaitMs: 120_000, holdMs: 3_000 },
   balancer: {
+    direct: false,
     docs: 10,
     perDoc: 10,
     rates: [5, 10, 20, 30, 40, 60, 80, 100, 120, 160, 200, 240],
@@ -77,6 +79,7 @@ const QUICK: BenchOptions = {
   storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 },
   adversarial: { scale: 0.2, warmupMs: 500, durationMs: 2_000, drainMs: 2_000, maxWaitMs: 20_000, holdMs: 1_500 },
   balancer: {
+    direct: false,
     docs: 10,
     perDoc: 10,
     rates: [5, 20, 40, 80],
@@ -94,6 +97,7 @@ export const USAGE = `npm run bench -- [options]
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial and balancer;
                        balancer: two instances of tandem, tandem-base and hocuspocus on one Redis and
                        PostgreSQL, BENCH_REDIS and BENCH_POSTGRES, 10x10 clients half on each)
+  --balancer-direct    balancer workload without the balancer: clients connect to the instances alternately
   --balancer-rates A,B per-client edits per second the balancer ladder climbs (default 5 ... 240, quick 5,20,40,80)
   --scale F            size of the adversarial inputs, 1 = the issue's reproductions (default 1,
                        quick 0.2); e.g. 0.05 for a smoke run
@@ -116,6 +120,10 @@ export function parseArgs (argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string
     if (flag === '--quick') continue
+    if (flag === '--balancer-direct') {
+      options.balancer.direct = true
+      continue
+    }
     if (flag === '--pin') {
       options.pin = true
       continue

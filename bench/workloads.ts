@@ -17,6 +17,12 @@ export interface Target {
    * and latencies are also split into same-instance and cross-instance deliveries.
    */
   urls?: string[]
+  /**
+   * `url` is a balancer that gives new connections to this many instances in turn: the clients
+   * connect one at a time, so that client `i` lands on instance `i % instances`, and latencies
+   * are split as with `urls`.
+   */
+  instances?: number
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -147,7 +153,7 @@ export class FanoutGroup {
 
   constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
     const urls = target.urls ?? [target.url]
-    this.ledger = new Ledger(docs * perDoc, perDoc - 1, urls.length)
+    this.ledger = new Ledger(docs * perDoc, perDoc - 1, target.urls?.length ?? target.instances ?? 1)
     const ids = clientIds(docs * perDoc, seed)
     for (let d = 0; d < docs; d++) {
       for (let c = 0; c < perDoc; c++) {
@@ -162,7 +168,8 @@ export class FanoutGroup {
 
   /** Connects every client, then waits until the handshakes' traffic has died down. */
   async connect (): Promise<void> {
-    await inBatches(this.clients, CONNECT_CONCURRENCY, client => client.connect())
+    // behind a round-robin balancer, one at a time: the order of connections is the placement
+    await inBatches(this.clients, this.target.instances === undefined ? CONNECT_CONCURRENCY : 1, client => client.connect())
     await quiet(() => this.lastFrame, 200, 5_000)
   }
 
@@ -233,7 +240,7 @@ export class FanoutGroup {
       lost: expected - ledger.latencies.length,
       expected,
       duplicates: ledger.duplicates,
-      ...(this.target.urls === undefined || this.target.urls.length < 2
+      ...((this.target.urls?.length ?? this.target.instances ?? 1) < 2
         ? {}
         : { cross: split(ledger.cross), same: split(ledger.same) })
     }
