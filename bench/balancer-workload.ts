@@ -43,6 +43,7 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
   ctx.metric({ key: 'xi-cross-p99', workload: fixedWorkload, label: 'cross-instance p99 latency, ms', better: 'lower', digits: 2 })
   ctx.metric({ key: 'xi-same-p50', workload: fixedWorkload, label: 'same-instance p50 latency, ms', better: 'lower', digits: 2 })
   ctx.metric({ key: 'xi-same-p99', workload: fixedWorkload, label: 'same-instance p99 latency, ms', better: 'lower', digits: 2 })
+  ctx.metric({ key: 'xi-cpu', workload: fixedWorkload, label: 'CPU of both instances per delivered update, µs', better: 'lower', digits: 2 })
   const { limitMs, ...ladderPhases } = options.balancer.ladder
   const ladderWorkload = `${shape}: highest sustained rate (p99 ≤ ${limitMs} ms, nothing lost; ${rates.join(', ')} edits/s per client)`
   ctx.metric({ key: 'xi-ladder-rate', workload: ladderWorkload, label: 'edits/s per client', better: 'higher', digits: 0 })
@@ -55,9 +56,10 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
       await ctx.attempt('balancer', spec, async () => {
         const cluster = await startCluster(spec, 2, ctx.cpus, !options.balancer.direct)
         try {
+          const pids = cluster.instances.map(server => server.child.pid as number)
           const target = cluster.balancer !== undefined
-            ? { url: cluster.balancer.url, instances: cluster.urls.length, dialect: spec.dialect }
-            : { url: cluster.urls[0] as string, urls: cluster.urls, dialect: spec.dialect }
+            ? { url: cluster.balancer.url, instances: cluster.urls.length, dialect: spec.dialect, pids }
+            : { url: cluster.urls[0] as string, urls: cluster.urls, dialect: spec.dialect, pids }
           // one set of clients: the fixed-rate run (after its warm-up: Hocuspocus's first two
           // seconds of a document loaded on two instances run at p50 of several hundred ms),
           // then the climb
@@ -71,8 +73,9 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
           ctx.add('xi-cross-p99', spec.key, result.cross?.p99 ?? NaN)
           ctx.add('xi-same-p50', spec.key, result.same?.p50 ?? NaN)
           ctx.add('xi-same-p99', spec.key, result.same?.p99 ?? NaN)
+          ctx.add('xi-cpu', spec.key, result.cpuPerDelivery)
           if (result.lost > 0 || result.duplicates > 0) ctx.note(`balancer run ${run + 1}, ${spec.label}: ${result.lost} of ${result.expected} deliveries lost, ${result.duplicates} duplicated`)
-          ctx.log(`  ${spec.key.padEnd(12)} cross p50 ${fixed(result.cross?.p50, 2)} p99 ${fixed(result.cross?.p99, 2)} ms (n ${result.cross?.n ?? 0})  same p50 ${fixed(result.same?.p50, 2)} p99 ${fixed(result.same?.p99, 2)} ms  lost ${result.lost}  stolen ${Math.round(result.steal * 100)}%`)
+          ctx.log(`  ${spec.key.padEnd(12)} cross p50 ${fixed(result.cross?.p50, 2)} p99 ${fixed(result.cross?.p99, 2)} ms (n ${result.cross?.n ?? 0})  same p50 ${fixed(result.same?.p50, 2)} p99 ${fixed(result.same?.p99, 2)} ms  CPU ${fixed(result.cpuPerDelivery, 1)} µs/delivery  lost ${result.lost}  stolen ${Math.round(result.steal * 100)}%`)
           ctx.add('xi-ladder-rate', spec.key, ladder.best?.rate ?? 0)
           ctx.add('xi-ladder-delivered', spec.key, ladder.best?.deliveredPerSec ?? 0)
           const tried = new Set<number>()
@@ -84,7 +87,7 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
             byServer.set(spec.key, [...(byServer.get(spec.key) ?? []), failedP99(step)])
           }
           if (ladder.best !== null && ladder.best.rate === rates[rates.length - 1]) ctx.note(`balancer ladder run ${run + 1}, ${spec.label}: passed the top rate (${ladder.best.rate} edits/s per client); its limit is higher`)
-          ctx.log(`  ${spec.key.padEnd(12)} ${ladder.steps.map(s => `${s.rate}/s: p99 ${fixed(s.p99, 1)} (cross ${fixed(s.cross?.p99, 1)}) lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
+          ctx.log(`  ${spec.key.padEnd(12)} ${ladder.steps.map(s => `${s.rate}/s: p99 ${fixed(s.p99, 1)} (cross ${fixed(s.cross?.p99, 1)}) CPU ${fixed(s.cpuPerDelivery, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
         } finally {
           await cluster.stop()
         }

@@ -23,6 +23,8 @@ export interface Target {
    * are split as with `urls`.
    */
   instances?: number
+  /** The processes of a cluster's instances: their CPU time is summed (instead of `pid`'s). */
+  pids?: number[]
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -38,13 +40,15 @@ async function quiet (last: () => number, quietMs: number, maxMs: number): Promi
  * The CPU time process `pid` uses between two performance.now() times, in µs; resolves after
  * `end` (NaN without a pid).
  */
-function cpuWindow (pid: number | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
+function cpuWindow (pid: number | readonly number[] | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
+  // several processes (a cluster's instances): their sum
+  const read = (): number => pid === undefined ? NaN : typeof pid === 'number' ? cpuMicros(pid) : pid.reduce((sum, one) => sum + cpuMicros(one), 0)
   return new Promise(resolve => {
     setTimeout(() => {
-      const before = pid === undefined ? NaN : cpuMicros(pid)
+      const before = read()
       const host = hostTimes()
       setTimeout(() => resolve({
-        cpu: pid === undefined ? NaN : cpuMicros(pid) - before,
+        cpu: read() - before,
         steal: stolenBetween(host, hostTimes())
       }), Math.max(0, end - performance.now()))
     }, Math.max(0, start - performance.now()))
@@ -200,7 +204,7 @@ export class FanoutGroup {
     ledger.duplicates = 0
     ledger.windowStart = start + warmupMs
     ledger.windowEnd = start + warmupMs + durationMs
-    const window = cpuWindow(this.target.pid, ledger.windowStart, ledger.windowEnd)
+    const window = cpuWindow(this.target.pids ?? this.target.pid, ledger.windowStart, ledger.windowEnd)
     let sentInWindow = 0
     let measured = 0
     let next = 0
