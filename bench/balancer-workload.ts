@@ -30,6 +30,13 @@ export interface BalancerContext {
   cpus?: string
 }
 
+/**
+ * A ladder step fails after this many failed tries (the other ladders: 2). Two instances, a
+ * balancer, PostgreSQL and Redis share two cores with the load generator: a burst anywhere spoils
+ * a 3 s window's p99, so a rate counts as sustained when one of three tries passes.
+ */
+const FAILURES = 3
+
 const fixed = (value: number | null | undefined, digits: number): string => typeof value === 'number' && Number.isFinite(value) ? value.toFixed(digits) : 'n/a'
 
 export async function runBalancer (ctx: BalancerContext): Promise<void> {
@@ -45,10 +52,10 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
   ctx.metric({ key: 'xi-same-p99', workload: fixedWorkload, label: 'same-instance p99 latency, ms', better: 'lower', digits: 2 })
   ctx.metric({ key: 'xi-cpu', workload: fixedWorkload, label: 'CPU of both instances per delivered update, µs', better: 'lower', digits: 2 })
   const { limitMs, ...ladderPhases } = options.balancer.ladder
-  const ladderWorkload = `${shape}: highest sustained rate (p99 ≤ ${limitMs} ms, nothing lost; ${rates.join(', ')} edits/s per client)`
+  const ladderWorkload = `${shape}: highest sustained rate (p99 ≤ ${limitMs} ms, nothing lost, in one of ${FAILURES} tries; ${rates.join(', ')} edits/s per client)`
   ctx.metric({ key: 'xi-ladder-rate', workload: ladderWorkload, label: 'edits/s per client', better: 'higher', digits: 0 })
   ctx.metric({ key: 'xi-ladder-delivered', workload: ladderWorkload, label: 'updates delivered/s', better: 'higher', digits: 0 })
-  /** p99 of each server's first try at each per-client rate, one per run. */
+  /** p99 of each server's best try at each per-client rate, one per run. */
   const steps = new Map<number, Map<string, number[]>>()
   for (let run = 0; run < options.runs; run++) {
     ctx.log(`balancer (2 instances, ${docs}×${perDoc}) run ${run + 1}/${options.runs}`)
@@ -66,7 +73,7 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
           const ladder = await ctx.loadgen.run<{ best: FanoutResult | null, steps: FanoutResult[], first?: FanoutResult }>({
             cmd: 'ladder',
             target,
-            spec: { docs, perDoc, rates, ...ladderPhases, limitMs, seed: options.seed + run, prefix: `xi-${run}`, first: { rate: options.rate, ...options.balancer.fanout } }
+            spec: { docs, perDoc, rates, ...ladderPhases, limitMs, seed: options.seed + run, prefix: `xi-${run}`, first: { rate: options.rate, ...options.balancer.fanout }, failures: FAILURES }
           })
           const result = ladder.first as FanoutResult
           ctx.add('xi-cross-p50', spec.key, result.cross?.p50 ?? NaN)
@@ -78,13 +85,13 @@ export async function runBalancer (ctx: BalancerContext): Promise<void> {
           ctx.log(`  ${spec.key.padEnd(12)} cross p50 ${fixed(result.cross?.p50, 2)} p99 ${fixed(result.cross?.p99, 2)} ms (n ${result.cross?.n ?? 0})  same p50 ${fixed(result.same?.p50, 2)} p99 ${fixed(result.same?.p99, 2)} ms  CPU ${fixed(result.cpuPerDelivery, 1)} µs/delivery  lost ${result.lost}  stolen ${Math.round(result.steal * 100)}%`)
           ctx.add('xi-ladder-rate', spec.key, ladder.best?.rate ?? 0)
           ctx.add('xi-ladder-delivered', spec.key, ladder.best?.deliveredPerSec ?? 0)
-          const tried = new Set<number>()
-          for (const step of ladder.steps) {
-            if (tried.has(step.rate)) continue
-            tried.add(step.rate)
-            let byServer = steps.get(step.rate)
-            if (byServer === undefined) steps.set(step.rate, byServer = new Map())
-            byServer.set(spec.key, [...(byServer.get(spec.key) ?? []), failedP99(step)])
+          // each rate's least disturbed try (the lowest p99) of this run
+          const best = new Map<number, number>()
+          for (const step of ladder.steps) best.set(step.rate, Math.min(best.get(step.rate) ?? Infinity, failedP99(step)))
+          for (const [rate, p99] of best) {
+            let byServer = steps.get(rate)
+            if (byServer === undefined) steps.set(rate, byServer = new Map())
+            byServer.set(spec.key, [...(byServer.get(spec.key) ?? []), p99])
           }
           if (ladder.best !== null && ladder.best.rate === rates[rates.length - 1]) ctx.note(`balancer ladder run ${run + 1}, ${spec.label}: passed the top rate (${ladder.best.rate} edits/s per client); its limit is higher`)
           ctx.log(`  ${spec.key.padEnd(12)} ${ladder.steps.map(s => `${s.rate}/s: p99 ${fixed(s.p99, 1)} (cross ${fixed(s.cross?.p99, 1)}) CPU ${fixed(s.cpuPerDelivery, 1)} lost ${s.lost} sent ${Math.round(s.sentPerSec)}`).join(' | ')}`)
@@ -106,7 +113,7 @@ function failedP99 (step: FanoutResult): number {
 
 /**
  * p99 at every per-client rate of the ladders, and the comparison at the rate where Hocuspocus
- * starts to queue: the lowest rate whose median p99 (of its first tries) is over the limit.
+ * starts to queue: the lowest rate whose median p99 (of its best tries) is over the limit.
  */
 function renderSteps (steps: Map<number, Map<string, number[]>>, specs: ServerSpec[], limitMs: number): string[] {
   if (steps.size === 0) return []
@@ -114,7 +121,7 @@ function renderSteps (steps: Map<number, Map<string, number[]>>, specs: ServerSp
   const cell = (value: number): string => !Number.isFinite(value) ? '–' : value >= 1e9 ? 'lost' : value.toFixed(1)
   const rates = [...steps.keys()].sort((a, b) => a - b)
   const header = ['edits/s per client', ...specs.map(s => s.label), 'Tandem ÷ Hocuspocus']
-  const lines = [`p99 latency along the balancer ladder (2 instances), ms (median of the runs; each rate's first try; "lost": deliveries lost):`, '', `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`]
+  const lines = [`p99 latency along the balancer ladder (2 instances), ms (median of the runs; each rate's best of up to ${FAILURES} tries; "lost": deliveries lost in every try):`, '', `| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`]
   for (const rate of rates) {
     const byServer = steps.get(rate) as Map<string, number[]>
     const tandem = median(byServer.get('tandem'))

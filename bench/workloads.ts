@@ -281,7 +281,7 @@ export async function fanout (target: Target, spec: { docs: number, perDoc: numb
 const MAX_TRIES = 4
 
 /** The rate ladder: the same clients step up the per-client rate until a step fails twice. */
-export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string, first?: { rate: number, warmupMs: number, durationMs: number, drainMs: number } }): Promise<{ best: FanoutResult | null, steps: FanoutResult[], first?: FanoutResult }> {
+export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string, first?: { rate: number, warmupMs: number, durationMs: number, drainMs: number }, failures?: number }): Promise<{ best: FanoutResult | null, steps: FanoutResult[], first?: FanoutResult }> {
   const group = new FanoutGroup(target, spec.docs, spec.perDoc, spec.prefix, spec.seed)
   const steps: FanoutResult[] = []
   let best: FanoutResult | null = null
@@ -303,7 +303,7 @@ export async function ladder (target: Target, spec: { docs: number, perDoc: numb
           break
         }
         if (result.steal <= STEAL_LIMIT) failures++
-        if (failures >= 2 || tries + 1 >= MAX_TRIES) break climb
+        if (failures >= (spec.failures ?? 2) || tries + 1 >= Math.max(MAX_TRIES, spec.failures ?? 2)) break climb
       }
     }
   } finally {
