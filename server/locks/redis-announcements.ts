@@ -11,6 +11,24 @@ export interface Announcement {
   node: string
   waiter: string
   seq: number
+  /** When the document's counters started in Redis (microseconds, as a string): a later one after Redis lost its data. */
+  epoch: string
+}
+
+/** Where the announcements of a resource stand: its epoch (as a number) and sequence number. */
+interface Position {
+  epoch: number
+  seq: number
+}
+
+/** True when `change` comes after `last`: a later epoch, or the same one and a higher number. */
+function after (change: Position, last: Position | undefined): boolean {
+  if (last === undefined) return true
+  return change.epoch > last.epoch || (change.epoch === last.epoch && change.seq > last.seq)
+}
+
+function positionOf (change: Announcement): Position {
+  return { epoch: Number(change.epoch ?? 0), seq: change.seq }
 }
 
 /** How long an announcement of ours may take to come back through the channel. */
@@ -19,7 +37,8 @@ const HEARD_WITHIN_MS = 1_000
 const MAX_SEQS = 50_000
 
 /**
- * The lock scripts announce every change on one channel with a sequence number per resource.
+ * The lock scripts announce every change on one channel with a sequence number per resource,
+ * counted within an epoch (a new one when Redis lost its data, see redis-scripts.ts).
  * An announcement arrives on the channel and, for the instance whose script made it, in the
  * script's reply too; this hands each change on once, in order per resource (the sequence
  * number drops echoes and stale ones). A change of ours is delivered when the channel brings it,
@@ -27,20 +46,21 @@ const MAX_SEQS = 50_000
  * not brought it after a moment (the subscription is reconnecting), it is delivered from the reply.
  */
 export class Announcements {
-  /** Last sequence number delivered, per document and resource. */
-  private readonly seqs = new Map<string, number>()
+  /** Last position delivered, per document and resource. */
+  private readonly seqs = new Map<string, Position>()
   /** Our own announcements waiting to come through the channel. */
-  private readonly hearing = new Map<string, Set<{ seq: number, done: () => void }>>()
+  private readonly hearing = new Map<string, Set<{ position: Position, done: () => void }>>()
 
   constructor (private readonly onChange: (change: Announcement) => void, private readonly logger: Logger) {}
 
   /** Resolves once an announcement a script of ours made was delivered (see the class comment). */
   heard (payload: string): Promise<void> {
-    const { doc, lock, seq } = JSON.parse(payload) as Announcement
-    const key = JSON.stringify([doc, lock.resource])
-    if ((this.seqs.get(key) ?? 0) >= seq) return Promise.resolve()
+    const change = JSON.parse(payload) as Announcement
+    const key = JSON.stringify([change.doc, change.lock.resource])
+    const position = positionOf(change)
+    if (!after(position, this.seqs.get(key))) return Promise.resolve()
     return new Promise(resolve => {
-      const waiter = { seq, done: (): void => {
+      const waiter = { position, done: (): void => {
         clearTimeout(timer)
         this.hearing.get(key)?.delete(waiter)
         if (this.hearing.get(key)?.size === 0) this.hearing.delete(key)
@@ -66,11 +86,12 @@ export class Announcements {
       return
     }
     const key = JSON.stringify([change.doc, change.lock.resource])
-    const last = this.seqs.get(key) ?? 0
-    if (change.seq <= last) return
+    const position = positionOf(change)
+    if (!after(position, this.seqs.get(key))) return
     if (this.seqs.size >= MAX_SEQS) this.seqs.clear()
-    this.seqs.set(key, change.seq)
+    this.seqs.set(key, position)
     this.onChange(change)
-    for (const waiter of [...this.hearing.get(key) ?? []]) if (waiter.seq <= change.seq) waiter.done()
+    // delivered, or passed by a later change (of this epoch or a later one)
+    for (const waiter of [...this.hearing.get(key) ?? []]) if (!after(waiter.position, position)) waiter.done()
   }
 }

@@ -5,9 +5,18 @@
  * they happened; each announcement carries a per-resource sequence number, so an instance that
  * already delivered a change (its own, from the script's reply) drops the echo.
  *
+ * Redis may lose its data (a restart without persistence): the sequence numbers then start
+ * again, and the instances, which remember the last one they delivered per resource, would drop
+ * every change until the new numbers passed the old ones (a grant never announced is never
+ * renewed by its holder's instance, and its lease runs out while the client still holds it).
+ * So each document's counters carry an epoch, Redis's clock when they were first written: an
+ * announcement of a later epoch starts the count again.
+ *
  * KEYS: 1 holders (hash resource → {lock, node, ttl}), 2 queue of the resource (list of waiter
- * JSON {id, node, owner, ttl}), 3 fence (hash resource → last token, `seq:`resource → sequence),
- * 4 reservations (hash resource → waiter being handed the lock, with `until`).
+ * JSON {id, node, owner, ttl}), 3 fence (hash `t:`resource → last token, `s:`resource →
+ * sequence, `epoch` → when these counters started; the prefixes keep a resource named `s:x`
+ * apart from the sequence of `x`), 4 reservations (hash resource → waiter being handed the
+ * lock, with `until`).
  * ARGV: 1 resource, 2 channel, 3 now (ms), 4 document name, then per script.
  * Every script returns one JSON object: { status, lock?, holder?, next?, node?, events }.
  */
@@ -20,9 +29,19 @@ local holders, queue, fence, reserve = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local resource, channel, now, doc = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local events = {}
 
+-- microseconds of Redis's clock as a string (cjson would round so large a number)
+local function epoch ()
+  local value = redis.call('HGET', fence, 'epoch')
+  if value then return value end
+  local time = redis.call('TIME')
+  value = time[1] .. string.format('%06d', tonumber(time[2]))
+  redis.call('HSET', fence, 'epoch', value)
+  return value
+end
+
 local function announce (event, lock, reason, node, waiter)
-  local seq = redis.call('HINCRBY', fence, 'seq:' .. resource, 1)
-  local payload = cjson.encode({ doc = doc, event = event, lock = lock, reason = reason or '', node = node, waiter = waiter or '', seq = seq })
+  local seq = redis.call('HINCRBY', fence, 's:' .. resource, 1)
+  local payload = cjson.encode({ doc = doc, event = event, lock = lock, reason = reason or '', node = node, waiter = waiter or '', seq = seq, epoch = epoch() })
   redis.call('PUBLISH', channel, payload)
   table.insert(events, payload)
 end
@@ -72,13 +91,13 @@ local function advance ()
 end
 
 local function lastToken ()
-  return tonumber(redis.call('HGET', fence, resource) or '0')
+  return tonumber(redis.call('HGET', fence, 't:' .. resource) or '0')
 end
 
 local function grant (owner, ttl, token, node, waiter)
   local lock = { resource = resource, token = token, sessionId = owner.sessionId, userId = owner.userId,
     name = owner.name, color = owner.color, acquiredAt = now, expiresAt = now + ttl }
-  redis.call('HSET', fence, resource, token)
+  redis.call('HSET', fence, 't:' .. resource, token)
   redis.call('HSET', holders, resource, cjson.encode({ lock = lock, node = node, ttl = ttl }))
   announce('acquired', lock, nil, node, waiter)
   return lock
@@ -213,7 +232,7 @@ if record or reserved() or lastToken() >= lock.token then
   return reply({ status = 'lost' })
 end
 lock.expiresAt = now + ttl
-redis.call('HSET', fence, resource, lock.token)
+redis.call('HSET', fence, 't:' .. resource, lock.token)
 redis.call('HSET', holders, resource, cjson.encode({ lock = lock, node = node, ttl = ttl }))
 return reply({ status = 'restored', lock = lock })
 `

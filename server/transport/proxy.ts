@@ -18,23 +18,32 @@ export const clientAddress = {
   /**
    * @param trusted - addresses or CIDRs (`10.0.0.0/8`, `::1`), or proxy-addr's names
    *   `loopback`, `linklocal`, `uniquelocal`; empty: trust no one
-   * @param perAddressLimit - the per-address connection limit: with one on and no proxy trusted,
-   *   the first request that carries X-Forwarded-For logs a warning (all users behind a proxy
-   *   share its address, and so its limit)
+   * @param perAddressLimit - the per-address connection limit: with one on, the first request
+   *   that carries X-Forwarded-For or Forwarded from a peer not in `trusted` logs a warning
+   *   (everyone behind that proxy shares its address, and so its limit)
    */
   compile (trusted: readonly string[], perAddressLimit: number, logger: Logger): TrustProxy {
     const trust = proxyAddr.compile([...trusted])
-    let warned = trusted.length > 0 || perAddressLimit === 0
+    let warned = perAddressLimit === 0
     return {
       address (req) {
         const peer = req.socket.remoteAddress ?? ''
-        if (!warned && req.headers['x-forwarded-for'] !== undefined) {
-          warned = true
-          logger.warn({ peer, perAddressLimit }, `connections arrive through a proxy (X-Forwarded-For from ${peer}) and --trust-proxy is not set: every client behind it shares one address and its limit of ${perAddressLimit} connections (set --trust-proxy to the proxy's address, or --max-connections-per-ip 0)`)
-        }
+        if (!warned) warned = warnUntrusted(req, peer, trusted.length > 0 && trust(peer, 0), perAddressLimit, logger)
         if (trusted.length === 0 || peer === '') return peer
         return proxyAddr(req, trust)
       }
     }
   }
+}
+
+/**
+ * Logs one warning when `req` came through what looks like a proxy that is not trusted; true
+ * once it did. A client can send these headers too, so this only warns: the address stays the
+ * peer's.
+ */
+function warnUntrusted (req: IncomingMessage, peer: string, trusted: boolean, perAddressLimit: number, logger: Logger): boolean {
+  const header = req.headers['x-forwarded-for'] !== undefined ? 'X-Forwarded-For' : req.headers.forwarded !== undefined ? 'Forwarded' : undefined
+  if (header === undefined || trusted) return false
+  logger.warn({ peer, perAddressLimit }, `connections arrive through a proxy (${header} from ${peer}, which --trust-proxy does not list): every client behind it shares one address and its limit of ${perAddressLimit} connections (set --trust-proxy to the proxy's address, or --max-connections-per-ip 0)`)
+  return true
 }

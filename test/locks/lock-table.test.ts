@@ -66,4 +66,23 @@ describe('RedisLockTable between instances', () => {
   it('the same on a Redis Cluster: every script touches one document\'s shard only', async () => {
     await sharedLocks(await privateRedisCluster())
   })
+
+  it('a resource named like another one\'s counters (`s:r`, `t:r`, `epoch`) keeps its own token and events', async () => {
+    const [a, b] = await tables(REDIS_URL, 2) as [RedisLockTable, RedisLockTable]
+    const seenByB: LockChange[] = []
+    b.subscribe(change => seenByB.push(change))
+    const doc = docName()
+    // 30 changes of `r`: its sequence number passes the 20 tokens a grant may try
+    for (let i = 0; i < 15; i++) await a.release(doc, 'r', 'session-a', 'release').catch(() => {}).then(() => a.acquire(doc, 'r', owner('a'), LONG))
+    for (const resource of ['s:r', 't:r', 'seq:r', 'epoch']) {
+      const lock = await a.acquire(doc, resource, owner('a'), LONG)
+      expect(lock.token).toBe(1)
+      await a.release(doc, resource, 'session-a', 'release')
+    }
+    await a.release(doc, 'r', 'session-a', 'release')
+    const again = await b.acquire(doc, 'r', owner('b'), LONG)
+    expect(again.token).toBe(16)
+    // every change of every resource reached b, in order
+    await waitFor(() => seenByB.length === 30 + 8 + 1, 5_000, `b hears every change: ${seenByB.length}`)
+  })
 })

@@ -62,6 +62,8 @@ describe('--trust-proxy', () => {
     await via(url, '203.0.113.2')
     expect((await upgrade(url, { headers: { 'x-forwarded-for': '203.0.113.3' } })).status).toBe(429)
     expect(lines.some(line => line.msg === 'upgrade refused' && line.address === '127.0.0.1')).toBe(true)
+    // a trust list that does not name this peer: the proxy is probably misconfigured
+    expect(lines.filter(line => /from 127\.0\.0\.1, which --trust-proxy does not list/.test(String(line.msg)))).toHaveLength(1)
 
     const plain = capturingLogger()
     const unset = await startServer({ maxConnectionsPerIp: 2, logger: plain.logger })
@@ -69,8 +71,23 @@ describe('--trust-proxy', () => {
     await via(url2, '203.0.113.1')
     await via(url2, '203.0.113.2')
     expect((await upgrade(url2, { headers: { 'x-forwarded-for': '203.0.113.3' } })).status).toBe(429)
-    const warnings = plain.lines.filter(line => /--trust-proxy is not set/.test(String(line.msg)))
+    const warnings = plain.lines.filter(line => /--trust-proxy does not list/.test(String(line.msg)))
     expect(warnings).toHaveLength(1)
     expect(warnings[0]!.level).toBe(40)
+  })
+
+  test('the warning: also for a Forwarded header, and never with the per-address limit off', async () => {
+    const forwarded = capturingLogger()
+    const server = await startServer({ maxConnectionsPerIp: 5, logger: forwarded.logger })
+    const url = docUrl(server.url, docName())
+    await opened(rawClient(url))
+    expect(forwarded.lines.some(line => /--trust-proxy/.test(String(line.msg)))).toBe(false)
+    await opened(rawClient(url, { headers: { forwarded: 'for=203.0.113.9' } }))
+    await waitFor(() => forwarded.lines.some(line => /Forwarded from 127\.0\.0\.1, which --trust-proxy does not list/.test(String(line.msg))), 2_000, 'the warning')
+
+    const off = capturingLogger()
+    const unlimited = await startServer({ maxConnectionsPerIp: 0, logger: off.logger })
+    await via(docUrl(unlimited.url, docName()), '203.0.113.1')
+    expect(off.lines.some(line => /--trust-proxy/.test(String(line.msg)))).toBe(false)
   })
 })
