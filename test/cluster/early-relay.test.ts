@@ -72,7 +72,7 @@ async function storedText (store: MemoryStore, name: string): Promise<string> {
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 describe('relaying to other instances before the store commit (real Redis)', () => {
-  it('the other instance\'s clients get an update before its commit; acknowledgements on both instances wait for it', async () => {
+  it('the other instance\'s clients get an update before its commit; acknowledgements and a new client\'s sync on both instances wait for it', async () => {
     const { urls, shared, open } = await pair()
     const name = docName()
     const writer = await tandemSocket(urls[0], name)
@@ -94,11 +94,16 @@ describe('relaying to other instances before the store commit (real Redis)', () 
     const follow = updateOf(author, () => author.getText('t').insert(5, '!'))
     repeater.ws.send(writeSyncUpdate(follow))
     await waitFor(async () => (await shared.load(name)).length > 0, 5_000, 'the follow-up is stored by the other instance')
+    // a client joining the other instance now is answered once what it would get is stored
+    const late = stockClient(urls[1], name)
     await sleep(300)
     expect(writer.acks()).toBe(0)
     expect(repeater.acks()).toBe(0)
+    expect(late.provider.synced).toBe(false)
     open()
     await waitFor(() => writer.acks() === 1 && repeater.acks() === 2, 5_000, 'both acknowledged once the first instance committed')
+    await synced(late.provider)
+    expect(late.text.toString()).toBe('early!')
     expect(await storedText(shared, name)).toBe('early!')
   })
 
