@@ -288,7 +288,8 @@ export class TandemClient {
     // read on every reconnect (the provider's url getter): the next socket resumes this session
     this.provider.params = { ...this.provider.params, session: message.sessionId, resume: message.secret, user: message.userId }
     this.welcomed = true
-    if (!message.resumed && this.desiredStatus !== 'active') this.sendTandem({ type: 'set-status', status: this.desiredStatus })
+    // also after a resume: one on another instance starts its presence there afresh
+    if (this.desiredStatus !== 'active') this.sendTandem({ type: 'set-status', status: this.desiredStatus })
     this.awareness.setLocalStateField('user', { name: message.name, color: message.color })
     this.settle('welcome')
   }

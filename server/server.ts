@@ -25,6 +25,7 @@ import type { SyncSocket } from './transport/sync-allowance.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
+import { RedisResumeRecords } from './session/redis-resume.js'
 import { openLockTable } from './locks/open.js'
 import { EnforcedLocks } from './document/type-guards.js'
 import { registerApi } from './http/api.js'
@@ -44,6 +45,13 @@ import { LiveSessions } from './session/live.js'
 import { Revocations, type RevocationTarget } from './auth/revocations.js'
 import type { Revocation } from './store/store.js'
 import type { AuthRequest } from './auth/auth.js'
+
+/** What admitting an upgrade found: who it is, and the session it resumes (several instances). */
+interface Admission {
+  identity: Identity
+  /** Claimed from the resume records in Redis (see Collaboration.claim). */
+  resumeId?: string
+}
 
 /** Lifecycle of a server, changed only by setStatus. */
 export type ServerStatus = 'idle' | 'starting' | 'listening' | 'draining' | 'closed'
@@ -77,6 +85,7 @@ export class TandemServer {
   private deletions: Deletions | undefined
   private enforced: EnforcedLocks | undefined
   private cluster: Cluster | undefined
+  private resumeRecords: RedisResumeRecords | undefined
   private http: HttpServer | undefined
   private transport: WebSocketTransport | undefined
   private readonly heartbeats: HeartbeatLoop
@@ -233,32 +242,39 @@ export class TandemServer {
         }
       })
       const locks = await openLockTable(options, this.store, this.cluster?.nodeId, logger)
+      // a dropped Tandem session resumes on whichever instance sharing the Redis its client reaches
+      if (options.redis !== undefined && this.cluster !== undefined) {
+        this.resumeRecords = new RedisResumeRecords({ url: options.redis, prefix: options.redisPrefix, nodeId: this.cluster.nodeId, logger })
+        await this.resumeRecords.start()
+      }
       // every instance hears every lock change: each guards its loaded documents' `y:` types
       const enforced = this.enforced = new EnforcedLocks(locks, { guards: name => this.registry?.get(name)?.guards }, logger)
       this.registry = new DocumentRegistry(this.store, this.writer, options, logger, this.cluster ?? null, this.deletions.gate, doc => enforced.prepare(doc.name, doc.guards))
       this.collab = new Collaboration(locks, options, logger, this.cluster, {
         lock: event => metrics.lockEvents.labels(event).inc(),
         finished: (sessionId, reason) => this.analytics.finished(sessionId, reason),
+        moved: sessionId => this.analytics.moved(sessionId),
         lockChanged: change => {
           const { resource, userId, token } = change.lock
           if (change.event === 'acquired') webhooks?.emit('lock.acquired', change.doc, { resource, userId, token, reason: 'granted' })
           else webhooks?.emit('lock.released', change.doc, { resource, userId, token, reason: change.reason })
         }
-      })
+      }, this.resumeRecords !== undefined && this.cluster !== undefined ? { records: this.resumeRecords, peers: this.cluster } : undefined)
       this.cluster?.bindPresence(this.collab)
+      this.cluster?.bindResume(this.collab)
       this.revocationList = new Revocations(this.store, options.revocationTtlMs, logger)
       await this.revocationList.start()
       const collab = this.collab
       this.live = new LiveSessions(options, this.revocationList, {
         authenticate: request => this.authenticateWithin(request),
         revokeHeld: covered => collab.revokeHeld(covered),
-        ending: session => collab.voidResume(session.id),
+        ending: session => collab.voidResume(session.id, session.doc.name),
         changed: session => collab.identityChanged(session as Session)
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
-        connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
+        connect: (socket, request, admission) => this.connect(socket, request, admission as Admission)
       }, options, logger)
       this.http = options.server ?? createHttpServer((req, res) => { void this.router.handle(req, res) })
       this.http.on('upgrade', this.transport.handleUpgrade)
@@ -270,6 +286,7 @@ export class TandemServer {
       this.live?.close()
       this.revocationList?.close()
       await this.collab?.close().catch(() => {})
+      await this.resumeRecords?.close()
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
       this.setStatus('closed')
@@ -284,13 +301,15 @@ export class TandemServer {
     return this
   }
 
-  private async admit (request: UpgradeRequest): Promise<Identity> {
+  private async admit (request: UpgradeRequest): Promise<Admission> {
     if (this.status !== 'listening') throw new TandemError('TANDEM_ERR_SHUTTING_DOWN')
     const identity = await this.authenticateWithin(request)
     if (this.documents.atLimit(request.document, this.options.maxDocuments)) throw new TandemError('TANDEM_ERR_OVERLOADED', 'too many documents loaded')
     // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
     if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
-    return identity
+    // last: a claim takes the session over (from another instance too), which a refusal would waste
+    const resumeId = await this.collaboration.claim(request.document, request.query, identity, request.tandem)
+    return { identity, resumeId }
   }
 
   /**
@@ -321,7 +340,7 @@ export class TandemServer {
     return await this.live.recheckEverywhere(doc)
   }
 
-  private connect (socket: SyncSocket, request: UpgradeRequest, identity: Identity): void {
+  private connect (socket: SyncSocket, request: UpgradeRequest, { identity, resumeId: claimed }: Admission): void {
     if (this.status !== 'listening') {
       socket.close(CloseCode.SERVICE_RESTART, 'TANDEM_ERR_SHUTTING_DOWN')
       return
@@ -333,7 +352,7 @@ export class TandemServer {
     }
     const collab = this.collaboration
     // before open(): resuming may drop a half-open socket of the same session
-    const resumeId = collab.resumable(request.document, request.query, identity, request.tandem)
+    const resumeId = claimed ?? collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
     const bounded = new BoundedSocket(socket, this.options.maxBufferedBytes, bufferedBytes => {
@@ -416,8 +435,8 @@ export class TandemServer {
   private sessionEnded (session: Session, reason: EndReason, code: number): void {
     this.sessions.delete(session)
     this.live?.remove(session)
-    const held = this.collab?.ended(session, reason) ?? false
-    this.analytics.ended(session, reason, code, held)
+    const outcome = this.collab?.ended(session, reason) ?? 'ended'
+    this.analytics.ended(session, reason, code, outcome)
     this.registry?.release(session.doc)
   }
 
@@ -469,6 +488,8 @@ export class TandemServer {
     }
     // memoized: normally already done above; after a timeout it must not hold the exit up
     this.collab?.close().catch((err: unknown) => logger.error({ err }, 'collaboration failed to close'))
+    // after collaboration voided the secrets of the sessions it ended
+    await Promise.race([this.resumeRecords?.close(), new Promise(resolve => setTimeout(resolve, 500).unref())])
     this.writer?.close()
     this.versionsOf?.close()
     // the events of the sessions just ended go to the outbox before the store closes

@@ -46,8 +46,13 @@ function writeSync (syncType: number, payload: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder()
   encoding.writeVarUint(encoder, MESSAGE_SYNC)
   encoding.writeVarUint(encoder, syncType)
-  encoding.writeVarUint8Array(encoder, payload)
-  return encoding.toUint8Array(encoder)
+  encoding.writeVarUint(encoder, payload.byteLength)
+  // one allocation and one copy of the payload: lib0's encoder copies a large one twice
+  const header = encoding.toUint8Array(encoder)
+  const frame = new Uint8Array(header.byteLength + payload.byteLength)
+  frame.set(header)
+  frame.set(payload, header.byteLength)
+  return frame
 }
 
 /** Encodes an awareness frame around an awareness update. */

@@ -12,3 +12,8 @@ export function sameSecret (a: string, b: string): boolean {
 function digest (text: string): Buffer {
   return createHash('sha256').update(text).digest()
 }
+
+/** The hash kept of a resume secret: SHA-256, hex (the secret itself is never stored). */
+export function hashSecret (secret: string): string {
+  return createHash('sha256').update(secret).digest('hex')
+}

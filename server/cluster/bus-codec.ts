@@ -7,9 +7,9 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted',
-  // 10 and 11 are another change's (issue 24); 12 is `relay`
-  'reserved-10', 'reserved-11', 'relay'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted', 'resumed',
+  // 11 is another change's (issue 24); 12 is `relay`
+  'reserved-11', 'relay'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
@@ -26,6 +26,7 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  *               varUint expiresAt
  *   recheck:    (nothing)
  *   deleted:    (nothing)
+ *   resumed:    varString to, varString sessionId
  *   relay:      varUint seq, varUint hasUpdate, [varUint8Array update, [owners]]
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
@@ -69,6 +70,10 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
       break
     case 'recheck':
     case 'deleted':
+      break
+    case 'resumed':
+      encoding.writeVarString(encoder, message.to)
+      encoding.writeVarString(encoder, message.sessionId)
       break
     case 'relay':
       encoding.writeVarUint(encoder, message.seq)
@@ -151,6 +156,11 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'deleted':
       message = { type, from, doc }
       break
+    case 'resumed': {
+      const to = decoding.readVarString(decoder)
+      message = { type, from, doc, to, sessionId: decoding.readVarString(decoder) }
+      break
+    }
     case 'relay': {
       const seq = decoding.readVarUint(decoder)
       const hasUpdate = decoding.readVarUint(decoder)

@@ -27,6 +27,9 @@ export const CLUSTER_TOPIC = ''
  * - `recheck`: authenticate every session of the document again and apply the answers.
  * - `deleted`: the sender deleted the document (DELETE /api/documents/:name); receivers close
  *   their connections to it with 4404 and unload it.
+ * - `resumed`: a Tandem session that was on node `to` resumed on the sender (topic
+ *   CLUSTER_TOPIC: the old node may have unloaded the document); `to` lets it go without a
+ *   trace: drops its half-open socket, ends its grace, stops renewing its locks, no `left`.
  * - `relay`: with an update, one the sender applied and relayed to its own clients, sent at once,
  *   before its store commit, numbered `seq` (growing across the sender's documents); peers apply
  *   and relay it, never store it, and acknowledge nothing after it until it is stored. Without
@@ -46,6 +49,7 @@ export type BusMessage =
   | { type: 'revoke', from: string, doc: string, revocation: Revocation }
   | { type: 'recheck', from: string, doc: string }
   | { type: 'deleted', from: string, doc: string }
+  | { type: 'resumed', from: string, doc: string, to: string, sessionId: string }
   | { type: 'relay', from: string, doc: string, seq: number, update: Uint8Array | null, owners?: readonly ClientOwner[] }
 
 /** What a bus reports to its node. */

@@ -28,6 +28,11 @@ export interface LiveNode {
   peerRecheck (doc: string): void
 }
 
+/** What the cluster needs of resuming (Collaboration): a session of ours resumed elsewhere. */
+export interface ResumeNode {
+  resumedElsewhere (sessionId: string): void
+}
+
 /** What the cluster reports (metrics). */
 export interface ClusterObserver {
   /** A message went out to the peers, or came in from one `lagSeconds` after it was sent. */
@@ -54,6 +59,7 @@ export class Cluster implements Replication, PresencePeers {
   private readonly remotes = new Map<string, RemoteOwner>()
   private presenceNode: PresenceNode | undefined
   private liveNode: LiveNode | undefined
+  private resumeNode: ResumeNode | undefined
   /** Peers reported down: hearing from one again means it was only cut off, so resync. */
   private readonly gone = new Set<string>()
   private closing: Promise<void> | undefined
@@ -139,6 +145,16 @@ export class Cluster implements Replication, PresencePeers {
     this.liveNode = node
   }
 
+  /** Where peers' news of resumed sessions goes (the instance's Collaboration). */
+  bindResume (node: ResumeNode): void {
+    this.resumeNode = node
+  }
+
+  /** Tells instance `to` that its session `sessionId` resumed here (it lets the session go). */
+  publishResumed (sessionId: string, to: string): void {
+    this.publish({ type: 'resumed', from: this.nodeId, doc: CLUSTER_TOPIC, to, sessionId })
+  }
+
   /** Tells every peer about a revocation made here. */
   publishRevocation (revocation: Revocation): void {
     this.publish({ type: 'revoke', from: this.nodeId, doc: CLUSTER_TOPIC, revocation })
@@ -193,6 +209,10 @@ export class Cluster implements Replication, PresencePeers {
       this.resync()
     }
     if (message.type === 'revoke') return this.liveNode?.peerRevoked(message.revocation)
+    if (message.type === 'resumed') {
+      if (message.to === this.nodeId) this.resumeNode?.resumedElsewhere(message.sessionId)
+      return
+    }
     const doc = this.docs.get(message.doc)
     if (doc === undefined || doc.status === 'failed' || doc.status === 'unloaded') return
     try {
@@ -236,6 +256,7 @@ export class Cluster implements Replication, PresencePeers {
       case 'recheck':
         return this.liveNode?.peerRecheck(message.doc)
       case 'revoke':
+      case 'resumed':
         return
       case 'deleted':
         return this.docs.deleted?.(message.doc)

@@ -1,4 +1,4 @@
-// Longer than most files here (about 540 lines), on purpose: it is the one path of an update
+// Longer than most files here (about 570 lines), on purpose: it is the one path of an update
 // through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
 // (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
 // merged per turn), hand to the writer, acknowledge in frame order. Each step's own logic lives
@@ -22,6 +22,7 @@ import { applyEnforced, type Rule } from './enforced-locks.js'
 import { TypeGuards } from './type-guards.js'
 import { ClientOwners, type ClientOwner } from './client-owners.js'
 import { UnconfirmedUpdates, type UnconfirmedUpdate } from './unconfirmed.js'
+import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -52,6 +53,10 @@ export interface DocumentMember {
   undone? (bytes: number): void
   /** Part of this member's held update, applied later, was undone by `holder`'s `y:` lock. */
   locked? (holder: LockInfo): void
+  /** The document's stored state can answer a first sync before it is built (`Document.storedSync`). */
+  storedReady? (): void
+  /** See StoredSyncMember.firstSyncPending. */
+  firstSyncPending? (): boolean
 }
 
 /**
@@ -149,6 +154,14 @@ export class Document implements WriterSource<PendingUpdate[]> {
   logBytes = 0
   /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
   readonly guards = new TypeGuards()
+  /**
+   * While the document is built from one big stored update, and after that until the document
+   * first changes (at most STORED_SYNC_KEEP_MS): that update, which answers a fresh client's first
+   * sync at once (stored-sync.ts). Null otherwise.
+   */
+  storedSync: StoredSync | null = null
+  /** Another instance's update reached the document while it loaded. */
+  private remoteWhileLoading = false
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -188,6 +201,16 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.status = status
   }
 
+  /**
+   * The document is stored as the one update `update`: members answer a first sync with an empty
+   * state vector from it until `loadStored` has built the document (stored-sync.ts).
+   */
+  offerStored (update: Uint8Array): StoredSync {
+    const sync = this.storedSync = new StoredSync(update)
+    for (const member of this.members) member.storedReady?.()
+    return sync
+  }
+
   /** Applies stored updates at load, and takes their client ids' owners; they are not stored again. */
   loadStored (updates: readonly Uint8Array[], owners: readonly ClientOwner[] = []): void {
     this.owners.adopt(owners)
@@ -198,8 +221,19 @@ export class Document implements WriterSource<PendingUpdate[]> {
     for (const update of updates) bytes += update.byteLength
     this.logUpdates = updates.length
     this.logBytes = bytes
+    const { store } = this.ydoc
+    const whole = store.pendingStructs === null && store.pendingDs === null
     // stored before the server held such content apart: Yjs would retry it on every update
     this.dropYjsPending('stored content depends on content the store lacks; it is dropped and the next compaction removes it')
+    const served = this.storedSync
+    this.storedSync = null
+    if (served === null) return
+    served.built(this.ydoc, this.remoteWhileLoading, member => this.members.has(member as DocumentMember))
+    // still the document's whole state: it answers fresh clients until the document changes
+    // (clients reloading after a deploy come within seconds; the bytes are not kept for longer)
+    if (!whole || this.remoteWhileLoading) return
+    this.storedSync = served
+    setTimeout(() => { if (this.storedSync === served) this.storedSync = null }, STORED_SYNC_KEEP_MS).unref()
   }
 
   /** Number of updates held until content they depend on arrives. */
@@ -350,6 +384,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
         if (reverted) from.undone?.(enforced.revertBytes)
       }
     } catch (err) {
+      // it may have changed the document before it failed
+      this.storedSync = null
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     } finally {
       this.dropYjsPending('an update left content pending despite its check; the pending part is dropped')
@@ -368,6 +404,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
       return null
     }
     const origin = readOnly ? null : from
+    // the stored bytes are no longer the document's state
+    this.storedSync = null
     const item: PendingUpdate = owners.length === 0 ? { update: changes, origin, ticket, barrier: this.unconfirmed.position } : { update: changes, origin, ticket, owners, barrier: this.unconfirmed.position }
     this.pending.push(item)
     this.onPending(this)
@@ -505,7 +543,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * content pending in Yjs).
    */
   applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): boolean {
+    if (this.status === 'loading') this.remoteWhileLoading = true
     this.owners.adopt(owners)
+    // while it loads the stored bytes stay what they are (stored-sync.ts: built); after, they are stale
+    if (this.status !== 'loading') this.storedSync = null
     const changes = integrate(this.ydoc, update, null, REMOTE)
     const { store } = this.ydoc
     this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
@@ -663,6 +704,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Frees the Y.Doc. */
   destroy (): void {
+    this.storedSync = null
     this.held.clear()
     this.unconfirmed.clear()
     this.deferred = []

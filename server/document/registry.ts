@@ -11,6 +11,7 @@ import { TandemError } from '../../shared/errors.js'
  */
 export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
 import { encodeIntegratedState } from './read-only.js'
+import { STORED_SYNC_MIN_BYTES, storedSyncWaitMs } from './stored-sync.js'
 
 /** Thresholds after which a document's update log is folded into one snapshot. */
 export interface CompactionLimits {
@@ -96,7 +97,19 @@ export class DocumentRegistry {
       const prepared = this.prepare === null ? Promise.resolve() : this.prepare(created)
       // awaited below; handled now so that a failure before the store answers is not unhandled
       prepared.catch(() => {})
-      const loaded = attached.then(() => Promise.all([gate?.(name) ?? null, store.load(name), store.loadOwners?.(name) ?? []])).then(async ([retired, updates, owners]) => {
+      const read = attached.then(() => {
+        const stored = Promise.all([gate?.(name) ?? null, store.load(name)])
+        const owners = Promise.resolve(store.loadOwners?.(name) ?? [])
+        // awaited below; handled now so that a failure before the updates are read is not unhandled
+        owners.catch(() => {})
+        // a document stored as one big update answers a fresh client's first sync with its bytes
+        // as soon as they are read, before the owners are read and the document is built
+        return stored.then(async ([retired, updates]) => {
+          const offered = this.offerStored(created, updates)
+          return [retired, updates, await owners, await offered] as const
+        })
+      })
+      const loaded = read.then(async ([retired, updates, owners]) => {
         await prepared
         if (this.docs.get(name) !== created) {
           // deleted while it loaded (evict): it must not become ready
@@ -179,6 +192,18 @@ export class DocumentRegistry {
     this.replication?.detach(doc.name)
     doc.setStatus('unloaded')
     doc.destroy()
+  }
+
+  /**
+   * Offers a document's stored state to answer first syncs while it is built (stored-sync.ts),
+   * when it is one update of at least STORED_SYNC_MIN_BYTES. The promise resolves once the build
+   * may start: the members have sent their first frames and their answers are written, or the
+   * wait for it ran out.
+   */
+  private offerStored (doc: Document, updates: readonly Uint8Array[]): Promise<void> | null {
+    const only = updates.length === 1 ? updates[0] : undefined
+    if (only === undefined || only.byteLength < STORED_SYNC_MIN_BYTES || this.docs.get(doc.name) !== doc) return null
+    return doc.offerStored(only).settle(() => doc.members, storedSyncWaitMs(only.byteLength))
   }
 
   private onPending (doc: Document): void {

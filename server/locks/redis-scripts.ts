@@ -238,6 +238,29 @@ return reply({ status = 'restored', lock = lock })
 `
 
 /**
+ * ARGV 5 session id, 6 node. The session resumed on this node: every lock it holds in the
+ * document (the resource argument is unused) names this node from now on, with its lease
+ * starting again now; same lock, same token, nothing announced (nothing changed for clients).
+ * Bounded by the document's locks. status: adopted, with `adopted` [{ lock, ttl, from }].
+ */
+export const ADOPT = PRELUDE + `
+local session, node = ARGV[5], ARGV[6]
+local adopted = {}
+local all = redis.call('HGETALL', holders)
+for i = 1, #all, 2 do
+  local record = cjson.decode(all[i + 1])
+  if record.lock.sessionId == session and record.lock.expiresAt > now then
+    local from = record.node
+    record.node = node
+    record.lock.expiresAt = now + record.ttl
+    redis.call('HSET', holders, all[i], cjson.encode(record))
+    table.insert(adopted, { lock = record.lock, ttl = record.ttl, from = from })
+  end
+end
+return reply({ status = 'adopted', adopted = adopted })
+`
+
+/**
  * KEYS 1 the sorted set of live instances. ARGV 1 this instance, 2 how old a score may get (ms).
  * Scores are Redis's own clock, so instances with skewed clocks do not reap each other.
  * Refreshes this instance's score; returns the instances whose score is older than allowed.

@@ -9,8 +9,8 @@ import type { Logger } from 'pino'
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { LockDeniedError } from '../../shared/lock-denied-error.js'
 import type { LockInfo, LockReleaseReason } from '../../shared/tandem.js'
-import { validateResource, type AcquireOptions, type LockChange, type LockOwner, type LockTable } from './table.js'
-import { ACQUIRE, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './redis-scripts.js'
+import { validateResource, type AcquireOptions, type AdoptedLock, type LockChange, type LockOwner, type LockTable } from './table.js'
+import { ACQUIRE, ADOPT, CANCEL, GRANT, RELEASE, RENEW, RESTORE } from './redis-scripts.js'
 import { Announcements, type Announcement } from './redis-announcements.js'
 import { LiveInstances } from '../cluster/instances.js'
 import { connectPair, redisClient } from '../cluster/redis-client.js'
@@ -38,6 +38,8 @@ interface Reply {
   /** A waiter popped and reserved: this caller must hand it the lock. */
   next?: string
   node?: string
+  /** ADOPT: the locks moved to this node (an empty list comes back from Lua as `{}`). */
+  adopted?: Array<{ lock: LockInfo, ttl: number, from: string }> | Record<string, never>
   events: string[] | Record<string, never>
 }
 
@@ -57,7 +59,7 @@ interface Pending {
 type LockTableStatus = 'starting' | 'ready' | 'down' | 'closing' | 'closed'
 
 type Script = (...args: Array<string | number>) => Promise<string>
-type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGrant' | 'tandemLockCancel' | 'tandemLockRenew' | 'tandemLockRestore', Script>
+type Scripted = Record<'tandemLockAcquire' | 'tandemLockRelease' | 'tandemLockGrant' | 'tandemLockCancel' | 'tandemLockRenew' | 'tandemLockRestore' | 'tandemLockAdopt', Script>
 
 /** Tokens a grant may fetch before giving up (each retry means another instance raced it). */
 const MAX_TOKEN_TRIES = 20
@@ -161,7 +163,7 @@ export class RedisLockTable implements LockTable {
   }
 
   private define (): void {
-    const scripts = { tandemLockAcquire: ACQUIRE, tandemLockRelease: RELEASE, tandemLockGrant: GRANT, tandemLockCancel: CANCEL, tandemLockRenew: RENEW, tandemLockRestore: RESTORE }
+    const scripts = { tandemLockAcquire: ACQUIRE, tandemLockRelease: RELEASE, tandemLockGrant: GRANT, tandemLockCancel: CANCEL, tandemLockRenew: RENEW, tandemLockRestore: RESTORE, tandemLockAdopt: ADOPT }
     for (const [name, lua] of Object.entries(scripts)) this.client.defineCommand(name, { numberOfKeys: 4, lua })
     this.instances.define(this.client)
   }
@@ -380,6 +382,32 @@ export class RedisLockTable implements LockTable {
   subscribe (listener: (change: LockChange) => void): () => void {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
+  }
+
+  /**
+   * Moves the session's locks to this instance in one script (their holder node, so renewals
+   * and the dead-instance check follow it), then the instances' lock index; this instance
+   * times their leases from now on.
+   */
+  async adopt (doc: string, sessionId: string): Promise<AdoptedLock[]> {
+    const reply = await this.run('tandemLockAdopt', doc, '', sessionId, this.nodeId)
+    const adopted = Array.isArray(reply.adopted) ? reply.adopted : []
+    for (const { lock, ttl, from } of adopted) {
+      if (from !== this.nodeId) {
+        await this.instances.index(from, doc, lock.resource, false)
+        await this.instances.index(this.nodeId, doc, lock.resource, true)
+      }
+      this.own(doc, lock, ttl)
+    }
+    return adopted.map(({ lock, ttl }) => ({ lock, ttlMs: ttl }))
+  }
+
+  letGo (doc: string, sessionId: string): void {
+    for (const [key, owned] of this.owned) {
+      if (owned.doc !== doc || owned.lock.sessionId !== sessionId) continue
+      clearTimeout(owned.timer)
+      this.owned.delete(key)
+    }
   }
 
   /**

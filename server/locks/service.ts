@@ -205,6 +205,27 @@ export class LockService {
     this.releases.add(release)
   }
 
+  /**
+   * The session resumed here from another instance: its locks in `doc` are this instance's from
+   * now on (same tokens, never released), renewed here while it lives.
+   */
+  async adopt (doc: string, sessionId: string): Promise<number> {
+    const adopted = await this.table.adopt(doc, sessionId)
+    for (const { lock, ttlMs } of adopted) this.keep(doc, lock, JSON.stringify([doc, lock.resource]), ttlMs)
+    return adopted.length
+  }
+
+  /**
+   * The session resumed on another instance, which renews its locks now: this one forgets them
+   * without releasing anything (and counts nothing of them any more).
+   */
+  letGo (doc: string, sessionId: string): void {
+    this.table.letGo(doc, sessionId)
+    const entry = this.sessionLocks.get(sessionId)
+    if (entry === undefined) return
+    for (const [key, owned] of [...entry.held]) if (owned.doc === doc) this.disown(key, owned)
+  }
+
   /** Waits for the releases under way, stops renewing and closes the table. */
   async close (): Promise<void> {
     while (this.releases.size > 0) await Promise.all(this.releases)
@@ -252,8 +273,7 @@ export class LockService {
   }
 
   /** A session of this instance got a lock: renew it, at a third of its lease, while it lives. */
-  private keep (doc: string, lock: LockInfo, key: string): void {
-    const ttlMs = Math.max(1, lock.expiresAt - lock.acquiredAt)
+  private keep (doc: string, lock: LockInfo, key: string, ttlMs = Math.max(1, lock.expiresAt - lock.acquiredAt)): void {
     const owned: OwnedLock = { doc, resource: lock.resource, sessionId: lock.sessionId, ttlMs, dueAt: Date.now() + Math.floor(ttlMs / 3) }
     const entry = this.locksOf(lock.sessionId)
     this.owned.set(key, owned)

@@ -23,6 +23,12 @@ export interface AcquireOptions {
   onQueued?: () => void
 }
 
+/** A lock taken over by {@link LockTable.adopt}, with its lease. */
+export interface AdoptedLock {
+  lock: LockInfo
+  ttlMs: number
+}
+
 /** A change to the locks of a document. */
 export type LockChange =
   | { doc: string, event: 'acquired', lock: LockInfo }
@@ -54,6 +60,14 @@ export interface LockTable {
   list (doc: string): Promise<LockInfo[]>
   /** Calls `listener` on every change; returns the function that unsubscribes. */
   subscribe (listener: (change: LockChange) => void): () => void
+  /**
+   * The session resumed here from another instance: its locks in `doc` become this instance's
+   * (the same locks and fencing tokens, nothing released or announced; their leases start
+   * again now), and are renewed from here on. Resolves with them and their leases.
+   */
+  adopt (doc: string, sessionId: string): Promise<AdoptedLock[]>
+  /** The session resumed on another instance: this one stops timing its locks' leases. */
+  letGo (doc: string, sessionId: string): void
   /**
    * Tells the table which sessions live on this instance. In memory, a lease of a live session
    * that runs out before its renewal came (the event loop stalled longer than the lease) is
@@ -250,6 +264,17 @@ export class MemoryLockTable implements LockTable {
     this.listeners.add(listener)
     return () => { this.listeners.delete(listener) }
   }
+
+  /** One process has one instance: the session's locks are already here. */
+  async adopt (doc: string, sessionId: string): Promise<AdoptedLock[]> {
+    const adopted: AdoptedLock[] = []
+    for (const entry of this.docs.get(doc)?.values() ?? []) {
+      if (entry.holder?.info.sessionId === sessionId) adopted.push({ lock: { ...entry.holder.info }, ttlMs: entry.holder.ttlMs })
+    }
+    return adopted
+  }
+
+  letGo (): void {}
 
   keepAlive (alive: (sessionId: string) => boolean): void {
     this.alive = alive

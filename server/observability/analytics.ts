@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { Metrics } from './metrics.js'
 import type { SessionStats } from './stats.js'
 import type { EndReason, Session } from '../session/session.js'
+import type { SessionOutcome } from '../session/collaboration.js'
 
 /** The end of one session: what `session ended` logs and analytics keep. */
 export interface SessionEnd {
@@ -48,16 +49,22 @@ export class SessionAnalytics {
     if (earlier !== undefined) {
       this.held.delete(session.id)
       this.carried.set(session.id, earlier)
-      return
     }
+    // a resume from another instance too: its start was counted there (summed over instances,
+    // sessions started and ended still agree); its end is counted here
+    if (resumed) return
     this.metrics.sessionsStarted.inc()
     this.stats.started(session.doc.name)
   }
 
-  /** A connection ended; `held` when collaboration keeps the session for its grace. */
-  ended (session: Session, reason: EndReason, code: number, held: boolean): void {
+  /**
+   * A connection ended: `held` when collaboration keeps the session for its grace, `moved` when
+   * the session resumed on another instance (it goes on there: nothing is recorded here).
+   */
+  ended (session: Session, reason: EndReason, code: number, outcome: SessionOutcome): void {
     const earlier = this.carried.get(session.id)
     this.carried.delete(session.id)
+    if (outcome === 'moved') return
     const end: SessionEnd = {
       doc: session.doc.name,
       session: session.id,
@@ -74,8 +81,13 @@ export class SessionAnalytics {
       messagesReceived: session.messagesReceived + (earlier?.messagesReceived ?? 0),
       messagesSent: session.messagesSent + (earlier?.messagesSent ?? 0)
     }
-    if (held) this.held.set(session.id, end)
+    if (outcome === 'held') this.held.set(session.id, end)
     else this.record(end)
+  }
+
+  /** A held session resumed on another instance: it goes on there, nothing is recorded here. */
+  moved (sessionId: string): void {
+    this.held.delete(sessionId)
   }
 
   /** A held session will not resume: it ended when its connection did, for `reason`. */

@@ -56,17 +56,21 @@ export class PresenceBoard {
     private readonly now: () => number = Date.now
   ) {}
 
-  /** Adds a connection of `identity`: `joined` for a new user, else `updated`. */
-  connect (connectionId: string, identity: PresenceIdentity): void {
+  /**
+   * Adds a connection of `identity`: `joined` for a new user, else `updated`. `joinedAt`: when
+   * the user joined, if earlier (a session resumed from another instance keeps its place).
+   */
+  connect (connectionId: string, identity: PresenceIdentity, joinedAt?: number): void {
     if (this.connections.has(connectionId)) return
     const now = this.now()
     const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now }
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
     if (user === undefined) {
-      user = { identity, joinedAt: now, connections: new Set(), announced: undefined }
+      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), connections: new Set(), announced: undefined }
       this.users.set(identity.userId, user)
     } else {
+      user.joinedAt = Math.min(user.joinedAt, joinedAt ?? now)
       // the newest connection's name and color win: that is what the user chose last
       user.identity = identity
     }

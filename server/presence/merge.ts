@@ -65,6 +65,11 @@ export class PresenceMerge {
     return [...this.announced.values()].map(entry => ({ ...entry })).sort((a, b) => a.joinedAt - b.joinedAt)
   }
 
+  /** The merged entry of one user, as last announced (not a copy: do not change it). */
+  get (userId: string): Readonly<PresenceEntry> | undefined {
+    return this.announced.get(userId)
+  }
+
   /** Number of users, on every instance. */
   get size (): number {
     return this.announced.size

@@ -44,16 +44,25 @@ export class PresenceRooms {
 
   constructor (private readonly idleAfterMs: number, private readonly peers?: PresencePeers) {}
 
-  /** A session started; `resumed` when it takes back its entry from its reconnect grace. */
-  join (doc: string, member: PresenceMember, resumed: boolean): void {
+  /**
+   * A session started; `resumed` when it takes back its entry from its reconnect grace. One
+   * that resumed from another instance has no entry here: it connects, and that instance's
+   * entry goes when it lets go (the merged entry stays: no `left`, no `joined`).
+   */
+  join (doc: string, member: PresenceMember, resumed: boolean, joinedAt?: number): void {
     const room = this.room(doc)
     room.live.add(member)
-    if (resumed) {
+    if (resumed && room.board.has(member.id)) {
       room.held.delete(member.id)
       room.board.resume(member.id)
     } else {
-      room.board.connect(member.id, member.identity)
+      room.board.connect(member.id, member.identity, joinedAt)
     }
+  }
+
+  /** When a user joined the document, as everyone sees it (undefined when not there). */
+  joinedAt (doc: string, userId: string): number | undefined {
+    return this.rooms.get(doc)?.merge.get(userId)?.joinedAt
   }
 
   /** Sends a Tandem session the document's presence; from now on it hears every change. */

@@ -7,6 +7,8 @@ import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
 import { LockService, type LockServiceOptions } from '../locks/service.js'
 import type { LockChange, LockTable } from '../locks/table.js'
 import { Resumption, type HeldSession } from './resume.js'
+import type { RedisResumeRecords } from './redis-resume.js'
+import { SharedResume } from './shared-resume.js'
 import type { Identity } from '../auth/auth.js'
 import type { LockEvent } from '../observability/metrics.js'
 
@@ -30,6 +32,18 @@ export interface CollaborationOptions extends LockServiceOptions {
   idleAfterMs: number
 }
 
+/**
+ * Resuming across instances: the resume records in Redis, and how to tell the instance a session
+ * resumed from (the cluster). Absent on a single instance.
+ */
+export interface SharedResumeOptions {
+  records: RedisResumeRecords
+  peers: { publishResumed (sessionId: string, to: string): void }
+}
+
+/** What became of a session whose connection ended (see Collaboration.ended). */
+export type SessionOutcome = 'ended' | 'held' | 'moved'
+
 /** What collaboration reports to its server (metrics, analytics). */
 export interface CollaborationObserver {
   /**
@@ -39,6 +53,8 @@ export interface CollaborationObserver {
   lock? (event: LockEvent): void
   /** A session held for its reconnect grace ends for good (not resumed in time, or shutdown). */
   finished? (sessionId: string, reason: LeaveReason): void
+  /** A session held for its reconnect grace resumed on another instance: it did not end. */
+  moved? (sessionId: string): void
   /**
    * A lock was acquired or released, told once across instances: by the instance of the session
    * that holds it (webhooks).
@@ -60,6 +76,12 @@ export interface CollaborationObserver {
  * shutdown, bad input, expiry, revocation, idle timeout, any end of a stock client) releases
  * locks and presence at once, and voids the session's resume secret; a session whose end has
  * begun (`voidResume`: it closes once its edits are stored) is not held if it drops meanwhile.
+ *
+ * With several instances (`shared`), a session resumes on whichever instance its client reaches:
+ * `claim` takes its record over in Redis (secret checked there), adopts its locks, and once it
+ * joined tells the instance it was on, which lets it go (`resumedElsewhere`): no `left`, no
+ * release, its half-open socket dropped without a trace. A grace that runs out ends the session
+ * only if its record is still this instance's (else it moved on: let go).
  */
 export class Collaboration {
   private readonly rooms: PresenceRooms
@@ -67,15 +89,26 @@ export class Collaboration {
   private readonly lockService: LockService
   private closing = false
   private closed: Promise<void> | undefined
+  /** Live sessions being dropped because they resumed elsewhere: their end lets them go. */
+  private readonly moving = new Set<string>()
+  /** The resume records shared with the other instances (session/shared-resume.ts). */
+  private readonly shared: SharedResume | undefined
 
   constructor (
     readonly locks: LockTable,
     private readonly options: CollaborationOptions,
-    logger: Logger,
+    private readonly logger: Logger,
     peers?: PresencePeers,
-    private readonly observer: CollaborationObserver = {}
+    private readonly observer: CollaborationObserver = {},
+    shared?: SharedResumeOptions
   ) {
     this.rooms = new PresenceRooms(options.idleAfterMs, peers)
+    if (shared !== undefined) {
+      this.shared = new SharedResume(shared.records, shared.peers, {
+        current: (sessionId, hash) => this.resumption.current(sessionId, hash),
+        live: () => [...this.resumption.sessions()].filter(s => s.tandem).map(s => ({ doc: s.doc.name, sessionId: s.id }))
+      }, options.reconnectGraceMs, logger)
+    }
     this.lockService = new LockService(locks, {
       owns: id => this.resumption.owns(id),
       live: id => this.resumption.session(id),
@@ -85,25 +118,77 @@ export class Collaboration {
 
   /** The session id a new connection resumes, or undefined for a fresh session (see Resumption). */
   resumable (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): string | undefined {
-    if (!tandem || this.closing) return undefined
+    if (!tandem || this.closing || this.shared !== undefined) return undefined
     return this.resumption.resumable(doc, query, identity.userId)
+  }
+
+  /**
+   * With several instances, before the upgrade: the session id a new connection resumes,
+   * claimed in Redis from whichever instance had it (its locks adopted by this one), or
+   * undefined for a fresh session (wrong or used secret, another user or document, after the
+   * grace). With Redis unreachable, only a session of this instance resumes (nobody can have
+   * claimed it meanwhile). A session claimed here is held here until it joins (so a failed
+   * handshake ends it when the grace runs out).
+   */
+  async claim (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): Promise<string | undefined> {
+    const sessionId = query.get('session')
+    const secret = query.get('resume')
+    if (this.shared === undefined || !tandem || this.closing || this.options.reconnectGraceMs <= 0 || sessionId === null || secret === null) return undefined
+    const claimed = await this.shared.claim(doc, sessionId, secret, identity.userId)
+    // Redis is away, so nobody could claim it elsewhere meanwhile: this instance's own word holds
+    if (claimed === 'unreachable') return this.resumption.resumable(doc, query, identity.userId)
+    if (claimed === 'none' || this.closing) return undefined
+    // it was here: as on a single instance (a half-open socket is dropped and held)
+    if (claimed.from === this.shared.nodeId) return this.resumption.reclaim(doc, sessionId, identity.userId)
+    const { userId, issuedAt, jti } = claimed
+    this.resumption.hold({ sessionId, doc, userId, reason: 'disconnect', issuedAt, jti }, this.options.reconnectGraceMs, held => this.graceOver(held))
+    try {
+      await this.lockService.adopt(doc, sessionId)
+    } catch (err) {
+      // its locks stay with the other instance's renewals until their leases run out
+      this.logger.warn({ err, doc, sessionId }, 'cannot take over the locks of a resumed session')
+    }
+    this.shared.claimed(claimed)
+    return sessionId
   }
 
   /** A session started; `resumed` when `resumable` returned its id. Greets a Tandem client. */
   joined (session: Participant, resumed: boolean): void {
     const doc = session.doc.name
-    this.rooms.join(doc, session, this.resumption.started(session, resumed))
+    this.rooms.join(doc, session, this.resumption.started(session, resumed), this.shared?.joinedAt(session.id))
     // read sessions may not lock: a session resumed with a read token gives up what it held
     // (reason `release`) and its queued requests
     if (resumed && session.identity.access !== 'write') this.lockService.releaseAll(doc, session.id, 'release')
     if (!session.tandem) return
-    const secret = this.resumption.issue(session.id)
+    const { secret, hash } = this.resumption.issue(session.id)
     const { identity } = session
+    this.shared?.issued({
+      sessionId: session.id, doc, userId: identity.userId, issuedAt: identity.issuedAt, jti: identity.jti, joinedAt: this.rooms.joinedAt(doc, identity.userId)
+    }, hash)
     session.send(writeTandem({
       type: 'welcome', sessionId: session.id, secret, resumed, userId: identity.userId, name: identity.name, color: identity.color, access: identity.access
     }))
     this.rooms.greet(doc, session)
     this.lockService.greet(session)
+    // after its presence here was published: the old instance's part goes only once this one is known
+    this.shared?.joined(session.id)
+  }
+
+  /**
+   * A session of this instance resumed on another one: let it go. Held, its grace ends; live (a
+   * half-open socket), it is dropped and its end lets it go (see `ended`).
+   */
+  resumedElsewhere (sessionId: string): void {
+    const held = this.resumption.release(sessionId)
+    if (held !== undefined) {
+      this.letGo(held.sessionId, held.doc)
+      this.observer.moved?.(sessionId)
+      return
+    }
+    const live = this.resumption.session(sessionId)
+    if (live === undefined) return
+    this.moving.add(sessionId)
+    live.drop()
   }
 
   /** A Tandem message from a client. */
@@ -129,32 +214,35 @@ export class Collaboration {
 
   /**
    * The exit policy (see the class comment). Called once per session, from Session.end. Returns
-   * true when the session is held for its grace: its end is final only when `finished` is told.
+   * `held` when the session is held for its grace (its end is final only when `finished` is
+   * told), `moved` when it resumed on another instance (it did not end), else `ended`.
    */
-  ended (session: Participant, reason: EndReason): boolean {
+  ended (session: Participant, reason: EndReason): SessionOutcome {
     const doc = session.doc.name
     this.resumption.ended(session)
     this.lockService.forget(session)
-    if (!this.rooms.leave(doc, session)) return false
+    if (!this.rooms.leave(doc, session)) return 'ended'
+    if (this.moving.delete(session.id)) {
+      this.letGo(session.id, doc)
+      return 'moved'
+    }
     // without a secret its end had begun (revoked, expired, idle) when the connection dropped
     if (session.tandem && isDrop(reason) && !this.closing && this.options.reconnectGraceMs > 0 && this.resumption.resumes(session.id)) {
       this.rooms.hold(doc, session.id)
       this.lockService.cancelWaits(doc, session.id)
       const { userId, issuedAt, jti } = session.identity
-      this.resumption.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs,
-        held => {
-          this.finish(held.sessionId, held.doc, held.reason)
-          this.observer.finished?.(held.sessionId, held.reason)
-        })
-      return true
+      this.resumption.hold({ sessionId: session.id, doc, userId, reason, issuedAt, jti }, this.options.reconnectGraceMs, held => this.graceOver(held))
+      this.shared?.held(doc, session.id)
+      return 'held'
     }
     this.finish(session.id, doc, leaveReason(reason))
-    return false
+    return 'ended'
   }
 
   /** The session is being ended for good (revoked, expired, idle): its resume secret is void now. */
-  voidResume (sessionId: string): void {
+  voidResume (sessionId: string, doc: string): void {
     this.resumption.forget(sessionId)
+    this.shared?.voided(doc, sessionId)
   }
 
   /** A session's identity changed (a refresh or recheck): presence shows its new name and color. */
@@ -223,6 +311,7 @@ export class Collaboration {
 
   private async shutdown (): Promise<void> {
     this.closing = true
+    this.shared?.close()
     for (const held of this.resumption.takeAll()) {
       this.finish(held.sessionId, held.doc, 'shutdown')
       this.observer.finished?.(held.sessionId, 'shutdown')
@@ -234,7 +323,38 @@ export class Collaboration {
   /** The session ended for good: its secret is void, its locks released, its presence gone. */
   private finish (sessionId: string, doc: string, reason: LeaveReason): void {
     this.resumption.forget(sessionId)
+    this.shared?.voided(doc, sessionId)
     this.lockService.releaseAll(doc, sessionId, reason)
     this.rooms.finish(doc, sessionId, reason)
+  }
+
+  /**
+   * A grace ran out. With several instances the session ends only if its record is still this
+   * instance's: claimed meanwhile, it lives on elsewhere and is let go.
+   */
+  private graceOver (held: HeldSession): void {
+    const end = (): void => {
+      this.resumption.forget(held.sessionId)
+      this.lockService.releaseAll(held.doc, held.sessionId, held.reason)
+      this.rooms.finish(held.doc, held.sessionId, held.reason)
+      this.observer.finished?.(held.sessionId, held.reason)
+    }
+    if (this.shared === undefined) return end()
+    void this.shared.graceOver(held.doc, held.sessionId).then(outcome => {
+      if (outcome !== 'moved') return end()
+      this.letGo(held.sessionId, held.doc)
+      this.observer.moved?.(held.sessionId)
+    })
+  }
+
+  /**
+   * The session resumed on another instance, which has its record and locks: this one forgets
+   * it without a trace (its secret, its lock renewals, its presence part, whose removal the
+   * merged entry does not show as `left`, since the other instance's part is there).
+   */
+  private letGo (sessionId: string, doc: string): void {
+    this.resumption.forget(sessionId)
+    this.lockService.letGo(doc, sessionId)
+    this.rooms.finish(doc, sessionId, 'disconnect')
   }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { sameSecret } from '../auth/secret.js'
+import { hashSecret, sameSecret } from '../auth/secret.js'
 
 import type { DropReason } from '../../shared/reasons.js'
 
@@ -90,9 +90,11 @@ export interface Resumable {
 }
 
 /**
- * Who may resume: the resume secret of every live or held Tandem session, the live sessions by
- * id, and the sessions within their reconnect grace. A secret is void once its session ended for
- * good (`forget`).
+ * Who may resume: the resume secret of every live or held Tandem session (its SHA-256 hash: the
+ * secret itself is only ever sent to its client), the live sessions by id, and the sessions
+ * within their reconnect grace. A secret is void once its session ended for good (`forget`).
+ * With several instances the secrets that count are in Redis (session/redis-resume.ts); the ones
+ * here then only say which sessions may be held.
  */
 export class Resumption<S extends Resumable> {
   private readonly live = new Map<string, S>()
@@ -109,7 +111,15 @@ export class Resumption<S extends Resumable> {
     const secret = query.get('resume')
     if (sessionId === null || secret === null) return undefined
     const expected = this.secrets.get(sessionId)
-    if (expected === undefined || !sameSecret(expected, secret)) return undefined
+    if (expected === undefined || !sameSecret(expected, hashSecret(secret))) return undefined
+    return this.reclaim(doc, sessionId, userId)
+  }
+
+  /**
+   * The session id when the session, live or held here, is of that user and document (its
+   * secret was checked): a live one (a half-open socket) is dropped now, and held.
+   */
+  reclaim (doc: string, sessionId: string, userId: string): string | undefined {
     const current = this.live.get(sessionId)
     if (current !== undefined) {
       if (current.doc.name !== doc || current.identity.userId !== userId) return undefined
@@ -126,11 +136,12 @@ export class Resumption<S extends Resumable> {
     return resumed && this.graces.take(session.id) !== undefined
   }
 
-  /** A fresh secret for a Tandem session (replacing the one it resumed with). */
-  issue (sessionId: string): string {
+  /** A fresh secret for a Tandem session (replacing the one it resumed with), and its hash. */
+  issue (sessionId: string): { secret: string, hash: string } {
     const secret = newResumeSecret()
-    this.secrets.set(sessionId, secret)
-    return secret
+    const hash = hashSecret(secret)
+    this.secrets.set(sessionId, hash)
+    return { secret, hash }
   }
 
   /** The session's connection ended (it may still be held). */
@@ -151,9 +162,24 @@ export class Resumption<S extends Resumable> {
     this.secrets.delete(sessionId)
   }
 
+  /** True while `hash` is the hash of the session's resume secret. */
+  current (sessionId: string, hash: string): boolean {
+    return this.secrets.get(sessionId) === hash
+  }
+
   /** True while the session has a resume secret: a drop now may be held for its grace. */
   resumes (sessionId: string): boolean {
     return this.secrets.has(sessionId)
+  }
+
+  /** Ends the grace of a held session without ending it (it resumed on another instance). */
+  release (sessionId: string): HeldSession | undefined {
+    return this.graces.take(sessionId)
+  }
+
+  /** The live sessions here. */
+  sessions (): IterableIterator<S> {
+    return this.live.values()
   }
 
   /** Ends the graces of the held sessions `covered` picks (a revocation); returns them. */

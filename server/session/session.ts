@@ -13,6 +13,7 @@ import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.
 import { changesDocument, encodeIntegratedState, integratesWhole } from '../document/read-only.js'
 import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
+import { isEmptyStep1 } from '../document/stored-sync.js'
 
 /** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
 const REVERT_BURST_BYTES = 8 * 1024 * 1024
@@ -127,10 +128,25 @@ export class Session implements DocumentMember {
     this.bytesReceived += data.byteLength
     if (this.status === 'ended') return
     if (this.backlog !== null) {
+      // a fresh client's first sync, answered from the stored document while it is being built
+      if (this.doc.storedSync?.answer(this, data) === true) return
       this.backlog.push(data)
       return
     }
     this.handle(data)
+  }
+
+  /** The document can answer a first sync from its stored state: the one waiting here is answered now. */
+  storedReady (): void {
+    const sync = this.doc.storedSync
+    if (this.backlog === null || sync === null) return
+    const index = this.backlog.findIndex(isEmptyStep1)
+    if (index >= 0 && sync.answer(this, this.backlog[index] as Uint8Array)) this.backlog.splice(index, 1)
+  }
+
+  /** While the document loads: nothing came from the client yet, or a frame to it is still being written. */
+  firstSyncPending (): boolean {
+    return this.status === 'waiting' && (this.messagesReceived === 0 || this.socket.bufferedAmount > 0)
   }
 
   /** A pong (or anything else that proves the peer alive) arrived. */
@@ -337,6 +353,9 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_MALFORMED_MESSAGE', 'bad state vector', { cause: err })
     }
+    // a fresh client of a document unchanged since it was built from its stored bytes: those bytes
+    const stored = this.doc.storedSync
+    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return this.send(stored.frame)
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
       if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))

@@ -379,6 +379,36 @@ function openPatiently (file, durability) {
   }
 }
 
+/**
+ * The memory of the buffers in `list` that each own all of theirs (better-sqlite3 gives every
+ * blob its own): moved to the main thread rather than copied, so that a document's read costs
+ * the event loop no copy of its bytes (a first sync sends them as they are, stored-sync.ts).
+ */
+function ownBuffers (list) {
+  const buffers = []
+  const seen = new Set()
+  for (const data of list) {
+    const { buffer } = data
+    if (data.byteOffset !== 0 || data.byteLength !== buffer.byteLength || seen.has(buffer)) return []
+    seen.add(buffer)
+    buffers.push(buffer)
+  }
+  return buffers
+}
+
+/** Replies to request `id`, moving `transfer` when the runtime lets it (else copying it). */
+function reply (id, result, transfer) {
+  if (transfer.length > 0) {
+    try {
+      parentPort.postMessage({ id, result }, transfer)
+      return
+    } catch {
+      // not movable here: copied below
+    }
+  }
+  parentPort.postMessage({ id, result })
+}
+
 let db
 try {
   db = openPatiently(workerData.file, workerData.durability)
@@ -398,7 +428,7 @@ parentPort.on('message', ({ id, op, args }) => {
   try {
     const result = ops[op](...args)
     if (WRITES.has(op) && walFile !== null) limitWal(db, walFile)
-    parentPort.postMessage({ id, result })
+    reply(id, result, op === 'load' ? ownBuffers(result) : [])
   } catch (err) {
     parentPort.postMessage({ id, error: { message: err.message, code: err.code } })
   }

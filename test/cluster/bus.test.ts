@@ -39,6 +39,7 @@ describe('bus message codec', () => {
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'jti', value: 'é', revokedAt: 0, expiresAt: 1 } },
     { type: 'recheck', from: 'n2', doc: 'a/b' },
     { type: 'deleted', from: 'n3', doc: 'gone/é' },
+    { type: 'resumed', from: 'n1', doc: '', to: 'n2', sessionId: 's-é' },
     { type: 'relay', from: 'n1', doc: 'd', seq: 7, update: Uint8Array.of(1, 2) },
     { type: 'relay', from: 'n1', doc: 'd', seq: 300, update: Uint8Array.of(1), owners: [{ client: 5, user: 'u' }] },
     { type: 'relay', from: 'n1', doc: 'd', seq: 8, update: null }
@@ -68,6 +69,11 @@ describe('bus message codec', () => {
   test('fixed bytes for a deletion', () => {
     expect([...encodeBusMessage({ type: 'deleted', from: 'n', doc: 'd' }, 9)]).toEqual([2, 9, 1, 110, 1, 100, 9])
     expect(() => decodeBusMessage(Uint8Array.of(2, 9, 1, 110, 1, 100, 9, 0))).toThrow(/trailing/)
+  })
+
+  test('fixed bytes for a resumed session', () => {
+    expect([...encodeBusMessage({ type: 'resumed', from: 'n', doc: '', to: 'm', sessionId: 's' }, 9)]).toEqual([2, 10, 1, 110, 0, 9, 1, 109, 1, 115])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 10, 1, 110, 0, 9, 1, 109))).toThrow()
   })
 
   test('fixed bytes for a presence removal', () => {
@@ -100,7 +106,7 @@ describe('bus message codec', () => {
 
   test('bad bytes throw', () => {
     expect(() => decodeBusMessage(Uint8Array.of(99, 0))).toThrow(/version 99/)
-    expect(() => decodeBusMessage(Uint8Array.of(2, 10, 0, 0, 0))).toThrow(/unknown/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 99, 0, 0, 0))).toThrow(/unknown/)
     expect(() => decodeBusMessage(Uint8Array.of(2, 0, 1, 110))).toThrow()
     expect(() => decodeBusMessage(Uint8Array.of(...encodeBusMessage(messages[0] as BusMessage), 0))).toThrow(/trailing/)
   })

@@ -144,6 +144,19 @@ export function lockTableContract (kind: string, create: () => Promise<LockTable
       expect(await table.forceRelease(doc, 'free')).toBeNull()
     })
 
+    test('adopt hands back the session\'s locks with their tokens and leases, announcing nothing', async () => {
+      const { table, doc, changes } = await setup()
+      const mine = await table.acquire(doc, 'r', owner('a'), { ttlMs: 30_000, waitMs: 0 })
+      await table.acquire(doc, 's', owner('b'), LONG)
+      const announced = changes.length
+      const adopted = await table.adopt(doc, 'session-a')
+      expect(adopted.map(({ lock, ttlMs }) => [lock.resource, lock.token, lock.sessionId, ttlMs])).toEqual([['r', mine.token, 'session-a', 30_000]])
+      expect(await table.adopt(doc, 'session-nobody')).toEqual([])
+      table.letGo(doc, 'session-a')
+      expect((await table.list(doc)).map(lock => [lock.resource, lock.sessionId, lock.token])).toContainEqual(['r', 'session-a', mine.token])
+      expect(changes).toHaveLength(announced)
+    })
+
     test('documents are independent, resource names are checked', async () => {
       const { table, doc } = await setup()
       await table.acquire(doc, 'r', owner('a'), LONG)

@@ -35,6 +35,28 @@ describe('RedisLockTable between instances', () => {
     return created
   }
 
+  it('adopt moves a session\'s locks to the adopting instance: the old one\'s shutdown no longer releases them, the token stays', async () => {
+    const prefix = redisPrefix()
+    const [a, b] = await tables(REDIS_URL, 2, prefix) as [RedisLockTable, RedisLockTable]
+    const redis = new Redis(REDIS_URL)
+    onTestFinished(() => { redis.disconnect() })
+    const doc = docName('locks')
+    const held = await a.acquire(doc, 'r', owner('a'), { ttlMs: 60_000, waitMs: 0 })
+    const node = async (): Promise<string> => (JSON.parse(await redis.hget(`${prefix}{${encodeURIComponent(doc)}}:holders`, 'r') as string) as { node: string }).node
+    expect(await node()).toBe(a.nodeId)
+    const released: LockChange[] = []
+    b.subscribe(change => { if (change.event === 'released') released.push(change) })
+    const adopted = await b.adopt(doc, 'session-a')
+    expect(adopted.map(({ lock }) => [lock.resource, lock.token])).toEqual([['r', held.token]])
+    expect(await node()).toBe(b.nodeId)
+    expect(await redis.smembers(`${prefix}{node:${b.nodeId}}:locks`)).toEqual([JSON.stringify([doc, 'r'])])
+    a.letGo(doc, 'session-a')
+    // a graceful stop of A releases A's locks (reason `shutdown`): this one is B's now
+    await a.close()
+    expect((await b.list(doc)).map(lock => [lock.sessionId, lock.token])).toEqual([['session-a', held.token]])
+    expect(released).toEqual([])
+  })
+
   async function sharedLocks (url: string): Promise<void> {
     const prefix = redisPrefix()
     const [a, b] = await tables(url, 2, prefix) as [RedisLockTable, RedisLockTable]

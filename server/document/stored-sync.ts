@@ -1,0 +1,107 @@
+import * as Y from 'yjs'
+import { writeSyncStep2, writeSyncUpdate } from '../../shared/messages.js'
+import { MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
+import { encodeIntegratedState } from './read-only.js'
+
+/** What the fast first sync needs of a member: a way to send it a frame. */
+export interface StoredSyncMember {
+  send (frame: Uint8Array): void
+  /**
+   * True while the member may still be helped by the stored bytes: it has sent nothing yet (a
+   * fresh client's step 1 comes right after the upgrade), or what it was sent is still being
+   * written to its socket.
+   */
+  firstSyncPending? (): boolean
+}
+
+/**
+ * Stored documents at least this big answer a first sync from their stored bytes while the
+ * in-memory document is built (below it, building costs less than a millisecond).
+ */
+export const STORED_SYNC_MIN_BYTES = 64 * 1024
+
+/** How long a document built from its stored bytes keeps them to answer fresh clients, unless it changes first. */
+export const STORED_SYNC_KEEP_MS = 10_000
+
+/** The longest the build waits for members' first frames and their answers to be written: 20 ms, and 10 ms more per MiB. */
+export function storedSyncWaitMs (bytes: number): number {
+  return 20 + 10 * bytes / (1024 * 1024)
+}
+
+/**
+ * The first sync of a document served from its stored state while the in-memory Y.Doc is still
+ * being built (see registry.ts). A document stored as one update (a compacted snapshot, or one
+ * update never compacted) is exactly the state the built document will have: a client whose
+ * sync step 1 carries an empty state vector (a fresh client: the usual way a document opens) is
+ * answered at once with those bytes as its step 2, as they were read, with no Yjs decoding at all,
+ * where the ordinary answer would wait for the whole document to be applied to a Y.Doc and
+ * encoded again. Every stored update went through the document's checks and integrated when it
+ * was stored, so the bytes hold nothing the built document will not. (The one exception is data
+ * stored by versions before updates were held apart: content that depends on content the store
+ * lacks. `Document.loadStored` drops it from the built document, with a warning, and keeps no
+ * bytes of such a document past the build; a client served them holds that content, which the
+ * server holds back if the client sends it, as it would from any client.)
+ *
+ * What other instances publish while the document loads is applied to the Y.Doc being built and
+ * relayed to the members there at that moment; once the document is built, `built` sends the
+ * members served here whatever the document holds beyond the stored bytes.
+ */
+export class StoredSync {
+  /** The sync step 2 every served member is sent: framed once. */
+  readonly frame: Uint8Array
+  private readonly served = new Set<StoredSyncMember>()
+
+  constructor (readonly update: Uint8Array) {
+    this.frame = writeSyncStep2(update)
+  }
+
+  /** Answers `member`'s frame `data` when it is a sync step 1 with an empty state vector; false when it is not one. */
+  answer (member: StoredSyncMember, data: Uint8Array): boolean {
+    if (!isEmptyStep1(data)) return false
+    member.send(this.frame)
+    this.served.add(member)
+    return true
+  }
+
+  /** Members served so far. */
+  get servedCount (): number {
+    return this.served.size
+  }
+
+  /**
+   * Resolves once no member in `members()` is `firstSyncPending`, or after at most `maxMs`.
+   * Building the document blocks the event loop for as long as Yjs takes (about 40 ms a MiB): a
+   * step 1 arriving meanwhile would wait for it, and so would the rest of a frame the socket had
+   * not taken whole.
+   */
+  async settle (members: () => Iterable<StoredSyncMember>, maxMs: number): Promise<void> {
+    const deadline = performance.now() + maxMs
+    const pending = (): boolean => {
+      for (const member of members()) if (member.firstSyncPending?.() === true) return true
+      return false
+    }
+    while (pending() && performance.now() < deadline) await new Promise(resolve => setTimeout(resolve, 1))
+  }
+
+  /**
+   * The document is built from the stored updates: when something else reached it while it
+   * loaded (`touched`: another instance's update), the members served here that are still
+   * `present` are sent what it holds beyond the stored bytes (only then: the state vector of the
+   * stored update costs a pass over its bytes).
+   */
+  built (ydoc: Y.Doc, touched: boolean, present: (member: StoredSyncMember) => boolean): void {
+    if (!touched || this.served.size === 0) return
+    const missing = encodeIntegratedState(ydoc, Y.encodeStateVectorFromUpdate(this.update))
+    const frame = writeSyncUpdate(missing)
+    for (const member of this.served) if (present(member)) member.send(frame)
+  }
+}
+
+/**
+ * True when `data` is a sync step 1 whose state vector holds nothing: what a client with an empty
+ * document sends (Yjs encodes the empty vector as the single byte 0). Any other step 1 takes the
+ * ordinary path once the document is built.
+ */
+export function isEmptyStep1 (data: Uint8Array): boolean {
+  return data.byteLength === 4 && data[0] === MESSAGE_SYNC && data[1] === SYNC_STEP1 && data[2] === 1 && data[3] === 0
+}
