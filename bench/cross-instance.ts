@@ -13,7 +13,8 @@
  *   node dist/bench-cross-instance/bench/cross-instance.js
  *
  * Environment: BENCH_POSTGRES (postgres://postgres@127.0.0.1:5432/test), BENCH_REDIS
- * (redis://127.0.0.1:6379), BENCH_SAMPLES (300), BENCH_PERSISTENCE (postgres | memory).
+ * (redis://127.0.0.1:6379), BENCH_SAMPLES (300), BENCH_PERSISTENCE (postgres | memory),
+ * BENCH_CLI (dist/server/cli.js: another build's, for an A/B).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -28,11 +29,12 @@ const REDIS = process.env.BENCH_REDIS ?? 'redis://127.0.0.1:6379'
 const SAMPLES = Math.min(2_000, Number(process.env.BENCH_SAMPLES ?? 300))
 const PERSISTENCE = process.env.BENCH_PERSISTENCE === 'memory' ? 'memory' : 'postgres'
 const DEADLINE = Date.now() + 60_000
+const CLI = process.env.BENCH_CLI ?? 'dist/server/cli.js'
 
 const children: ChildProcess[] = []
 
 async function tandem (args: string[]): Promise<string> {
-  const child = spawn(process.execPath, ['dist/server/cli.js', '--port', '0', '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [CLI, '--port', '0', '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   return await new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', line => {

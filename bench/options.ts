@@ -21,6 +21,13 @@ export interface BenchOptions {
   storage: { window: number, authors: number, warmupMs: number, durationMs: number }
   /** The cost bench of hostile inputs (workload `adversarial`, Tandem only; see adversarial.ts). */
   adversarial: AdversarialOptions
+  /**
+   * Two instances of each server behind one Redis and one PostgreSQL (workload `balancer`, not
+   * in the default set): D×C clients, half on each instance, through bench/balancer.ts (or
+   * straight to the instances with `direct`); a fixed-rate run at `rate` per
+   * client, then a ladder of per-client `rates`.
+   */
+  balancer: { direct: boolean, docs: number, perDoc: number, rates: number[], fanout: { warmupMs: number, durationMs: number, drainMs: number }, ladder: { warmupMs: number, durationMs: number, drainMs: number, limitMs: number } }
   /** Families of the cost bench to run (the two baselines always run); empty: all. */
   families: string[]
   seed: number
@@ -30,14 +37,15 @@ export interface BenchOptions {
   pin: boolean
 }
 
-export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial'] as const
+export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial', 'balancer'] as const
 
 const FULL: BenchOptions = {
   quick: false,
   runs: 3,
   servers: ['tandem', 'y-websocket', 'hocuspocus', 'floor'],
-  // the cost bench runs only when asked for: it measures Tandem alone
-  workloads: WORKLOADS.filter(w => w !== 'adversarial'),
+  // the cost bench runs only when asked for: it measures Tandem alone; the cluster needs
+  // PostgreSQL and Redis
+  workloads: WORKLOADS.filter(w => w !== 'adversarial' && w !== 'balancer'),
   rate: 5,
   shapes: [[1, 50], [10, 20], [100, 5]],
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
@@ -46,6 +54,14 @@ const FULL: BenchOptions = {
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
   adversarial: { scale: 1, warmupMs: 1_000, durationMs: 4_000, drainMs: 5_000, maxWaitMs: 120_000, holdMs: 3_000 },
+  balancer: {
+    direct: false,
+    docs: 10,
+    perDoc: 10,
+    rates: [5, 10, 20, 30, 40, 60, 80, 100, 120, 160, 200, 240],
+    fanout: { warmupMs: 4_000, durationMs: 6_000, drainMs: 3_000 },
+    ladder: { warmupMs: 1_000, durationMs: 3_000, drainMs: 2_000, limitMs: 100 }
+  },
   families: [],
   seed: 20_261_121,
   nice: undefined,
@@ -61,7 +77,15 @@ const QUICK: BenchOptions = {
   idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
   sync: { bytes: 1024 * 1024, settleMs: 800 },
   storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 },
-  adversarial: { scale: 0.2, warmupMs: 500, durationMs: 2_000, drainMs: 2_000, maxWaitMs: 20_000, holdMs: 1_500 }
+  adversarial: { scale: 0.2, warmupMs: 500, durationMs: 2_000, drainMs: 2_000, maxWaitMs: 20_000, holdMs: 1_500 },
+  balancer: {
+    direct: false,
+    docs: 10,
+    perDoc: 10,
+    rates: [5, 20, 40, 80],
+    fanout: { warmupMs: 3_000, durationMs: 2_000, drainMs: 1_000 },
+    ladder: { warmupMs: 300, durationMs: 1_000, drainMs: 1_000, limitMs: 100 }
+  }
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -70,7 +94,11 @@ export const USAGE = `npm run bench -- [options]
   --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,tandem-webhook,tandem-webhook-down (default the first
                        four; floor-framed is the floor sending as Tandem does, each frame made once; tandem-base
                        is another build of Tandem, named by TANDEM_BASE_CLI=/path/to/dist/server/cli.js)
-  --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial)
+  --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial and balancer;
+                       balancer: two instances of tandem, tandem-base and hocuspocus on one Redis and
+                       PostgreSQL, BENCH_REDIS and BENCH_POSTGRES, 10x10 clients half on each)
+  --balancer-direct    balancer workload without the balancer: clients connect to the instances alternately
+  --balancer-rates A,B per-client edits per second the balancer ladder climbs (default 5 ... 240, quick 5,20,40,80)
   --scale F            size of the adversarial inputs, 1 = the issue's reproductions (default 1,
                        quick 0.2); e.g. 0.05 for a smoke run
   --families a,b       adversarial families to run (default all; the baselines always run)
@@ -92,6 +120,10 @@ export function parseArgs (argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string
     if (flag === '--quick') continue
+    if (flag === '--balancer-direct') {
+      options.balancer.direct = true
+      continue
+    }
     if (flag === '--pin') {
       options.pin = true
       continue
@@ -110,6 +142,7 @@ export function parseArgs (argv: string[]): BenchOptions {
       case '--rate': options.rate = int(); break
       case '--ladder': options.ladder.totals = value.split(',').map(Number).filter(n => Number.isInteger(n) && n > 0); break
       case '--seed': options.seed = int(); break
+      case '--balancer-rates': options.balancer.rates = value.split(',').map(Number).filter(n => Number.isInteger(n) && n > 0); break
       case '--nice': {
         const n = Number(value)
         if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--nice must be an integer from -20 to 19, got ${value}`)

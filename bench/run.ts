@@ -10,6 +10,7 @@ import { summarise } from './stats.js'
 import { STEAL_LIMIT, type FanoutResult } from './workloads.js'
 import { hostTimes, stolenBetween } from './procfs.js'
 import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
+import { runBalancer } from './balancer-workload.js'
 
 /**
  * `npm run bench`: starts each server in turn on loopback, drives the same workloads from one
@@ -314,6 +315,24 @@ async function main (): Promise<void> {
       }, options.adversarial, options.families, options.seed)
       results.extra.push(...renderAdversarial(family))
       loadNote('adversarial inputs', load)
+    }
+
+    if (options.workloads.includes('balancer')) {
+      const load = begin()
+      await runBalancer({
+        options,
+        specs,
+        loadgen,
+        metric: metric => results.metric(metric),
+        add: (metric, server, value) => results.add(metric, server, value),
+        note: line => results.notes.push(line),
+        extra: lines => results.extra.push(...lines),
+        log,
+        attempt,
+        rotated,
+        cpus: options.pin ? SERVER_CPU : undefined
+      })
+      loadNote('balancer (two instances)', load)
     }
   } finally {
     loadgen.stop()

@@ -12,6 +12,19 @@ export interface Target {
   pid?: number
   /** The server acknowledges each update to its sender once durably stored (Tandem). */
   acks?: boolean
+  /**
+   * Several instances of one server (a cluster): client `i` connects to `urls[i % urls.length]`,
+   * and latencies are also split into same-instance and cross-instance deliveries.
+   */
+  urls?: string[]
+  /**
+   * `url` is a balancer that gives new connections to this many instances in turn: the clients
+   * connect one at a time, so that client `i` lands on instance `i % instances`, and latencies
+   * are split as with `urls`.
+   */
+  instances?: number
+  /** The processes of a cluster's instances: their CPU time is summed (instead of `pid`'s). */
+  pids?: number[]
 }
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
@@ -27,13 +40,15 @@ async function quiet (last: () => number, quietMs: number, maxMs: number): Promi
  * The CPU time process `pid` uses between two performance.now() times, in µs; resolves after
  * `end` (NaN without a pid).
  */
-function cpuWindow (pid: number | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
+function cpuWindow (pid: number | readonly number[] | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
+  // several processes (a cluster's instances): their sum
+  const read = (): number => pid === undefined ? NaN : typeof pid === 'number' ? cpuMicros(pid) : pid.reduce((sum, one) => sum + cpuMicros(one), 0)
   return new Promise(resolve => {
     setTimeout(() => {
-      const before = pid === undefined ? NaN : cpuMicros(pid)
+      const before = read()
       const host = hostTimes()
       setTimeout(() => resolve({
-        cpu: pid === undefined ? NaN : cpuMicros(pid) - before,
+        cpu: read() - before,
         steal: stolenBetween(host, hostTimes())
       }), Math.max(0, end - performance.now()))
     }, Math.max(0, start - performance.now()))
@@ -61,6 +76,10 @@ function clientIds (count: number, seed: number): number[] {
 class Ledger {
   readonly sendTimes: Float64Array[] = []
   latencies: number[] = []
+  /** With several instances: the measured latencies from a sender on another instance than the receiver's. */
+  cross: number[] = []
+  /** With several instances: the measured latencies within one instance. */
+  same: number[] = []
   windowStart = Infinity
   windowEnd = Infinity
   deliveredInWindow = 0
@@ -68,7 +87,8 @@ class Ledger {
   duplicates = 0
   private readonly counts: Uint16Array[] = []
 
-  constructor (clients: number, private readonly recipients: number) {
+  /** `instances` > 1: client i is on instance i % instances, and latencies are split. */
+  constructor (clients: number, private readonly recipients: number, private readonly instances = 1) {
     for (let i = 0; i < clients; i++) {
       this.sendTimes.push(new Float64Array(1024))
       this.counts.push(new Uint16Array(1024))
@@ -88,7 +108,7 @@ class Ledger {
     times[seq] = now
   }
 
-  readonly delivered = (sender: number, seq: number, _receiver: number, now: number): void => {
+  readonly delivered = (sender: number, seq: number, receiver: number, now: number): void => {
     const times = this.sendTimes[sender]
     const counts = this.counts[sender]
     if (times === undefined || counts === undefined || seq >= times.length) return
@@ -96,7 +116,10 @@ class Ledger {
     if (now >= this.windowStart && now < this.windowEnd) this.deliveredInWindow++
     if (++(counts[seq] as number) > this.recipients) { this.duplicates++; return }
     const sentAt = times[seq] as number
-    if (sentAt >= this.windowStart && sentAt < this.windowEnd) this.latencies.push(now - sentAt)
+    if (sentAt >= this.windowStart && sentAt < this.windowEnd) {
+      this.latencies.push(now - sentAt)
+      if (this.instances > 1) (sender % this.instances === receiver % this.instances ? this.same : this.cross).push(now - sentAt)
+    }
   }
 }
 
@@ -121,6 +144,9 @@ export interface FanoutResult {
   lost: number
   expected: number
   duplicates: number
+  /** With several instances (Target.urls): p50 and p99 of deliveries across instances, and within one. */
+  cross?: { p50: number, p99: number, n: number }
+  same?: { p50: number, p99: number, n: number }
 }
 
 /** A set of connected fan-out clients: `docs` documents × `perDoc` clients each. */
@@ -130,12 +156,13 @@ export class FanoutGroup {
   private lastFrame = 0
 
   constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
-    this.ledger = new Ledger(docs * perDoc, perDoc - 1)
+    const urls = target.urls ?? [target.url]
+    this.ledger = new Ledger(docs * perDoc, perDoc - 1, target.urls?.length ?? target.instances ?? 1)
     const ids = clientIds(docs * perDoc, seed)
     for (let d = 0; d < docs; d++) {
       for (let c = 0; c < perDoc; c++) {
         const index = d * perDoc + c
-        this.clients.push(new LoadClient(index, ids[index] as number, target.url, target.dialect, `${prefix}-${d}`, {
+        this.clients.push(new LoadClient(index, ids[index] as number, urls[index % urls.length] as string, target.dialect, `${prefix}-${d}`, {
           delivered: this.ledger.delivered,
           frame: now => { this.lastFrame = now }
         }))
@@ -145,7 +172,8 @@ export class FanoutGroup {
 
   /** Connects every client, then waits until the handshakes' traffic has died down. */
   async connect (): Promise<void> {
-    await inBatches(this.clients, CONNECT_CONCURRENCY, client => client.connect())
+    // behind a round-robin balancer, one at a time: the order of connections is the placement
+    await inBatches(this.clients, this.target.instances === undefined ? CONNECT_CONCURRENCY : 1, client => client.connect())
     await quiet(() => this.lastFrame, 200, 5_000)
   }
 
@@ -169,12 +197,14 @@ export class FanoutGroup {
     const total = rounds * n
     const start = performance.now() + 20
     ledger.latencies = []
+    ledger.cross = []
+    ledger.same = []
     ledger.deliveredInWindow = 0
     ledger.deliveredTotal = 0
     ledger.duplicates = 0
     ledger.windowStart = start + warmupMs
     ledger.windowEnd = start + warmupMs + durationMs
-    const window = cpuWindow(this.target.pid, ledger.windowStart, ledger.windowEnd)
+    const window = cpuWindow(this.target.pids ?? this.target.pid, ledger.windowStart, ledger.windowEnd)
     let sentInWindow = 0
     let measured = 0
     let next = 0
@@ -213,9 +243,16 @@ export class FanoutGroup {
       deliveredTotal: ledger.deliveredTotal,
       lost: expected - ledger.latencies.length,
       expected,
-      duplicates: ledger.duplicates
+      duplicates: ledger.duplicates,
+      ...((this.target.urls?.length ?? this.target.instances ?? 1) < 2
+        ? {}
+        : { cross: split(ledger.cross), same: split(ledger.same) })
     }
   }
+}
+
+function split (latencies: number[]): { p50: number, p99: number, n: number } {
+  return { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), n: latencies.length }
 }
 
 /**
@@ -244,12 +281,15 @@ export async function fanout (target: Target, spec: { docs: number, perDoc: numb
 const MAX_TRIES = 4
 
 /** The rate ladder: the same clients step up the per-client rate until a step fails twice. */
-export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string }): Promise<{ best: FanoutResult | null, steps: FanoutResult[] }> {
+export async function ladder (target: Target, spec: { docs: number, perDoc: number, rates: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number, seed: number, prefix: string, first?: { rate: number, warmupMs: number, durationMs: number, drainMs: number }, failures?: number }): Promise<{ best: FanoutResult | null, steps: FanoutResult[], first?: FanoutResult }> {
   const group = new FanoutGroup(target, spec.docs, spec.perDoc, spec.prefix, spec.seed)
   const steps: FanoutResult[] = []
   let best: FanoutResult | null = null
+  let first: FanoutResult | undefined
   try {
     await group.connect()
+    // a fixed-rate phase on the same clients before the climb (its warm-up warms the climb too)
+    if (spec.first !== undefined) first = await group.phase(spec.first.rate, spec.first.warmupMs, spec.first.durationMs, spec.first.drainMs, spec.seed)
     climb: for (const rate of spec.rates) {
       // a step fails once it failed twice, so that one burst of outside load does not end the
       // climb; a failure while the host's CPU was stolen past STEAL_LIMIT does not count, up to
@@ -263,13 +303,13 @@ export async function ladder (target: Target, spec: { docs: number, perDoc: numb
           break
         }
         if (result.steal <= STEAL_LIMIT) failures++
-        if (failures >= 2 || tries + 1 >= MAX_TRIES) break climb
+        if (failures >= (spec.failures ?? 2) || tries + 1 >= Math.max(MAX_TRIES, spec.failures ?? 2)) break climb
       }
     }
   } finally {
     await group.close()
   }
-  return { best, steps }
+  return first === undefined ? { best, steps } : { best, steps, first }
 }
 
 /** Idle connections holding awareness states, kept open between `open` and `close`. */

@@ -7,7 +7,9 @@ import type { ClientOwner } from '../document/client-owners.js'
 /** Bumped whenever the layout changes: nodes of different versions then ignore each other. */
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
-const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted', 'resumed'] as const
+const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted', 'resumed',
+  // 11 is another change's (issue 24); 12 is `relay`
+  'reserved-11', 'relay'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**
@@ -25,6 +27,7 @@ const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
  *   recheck:    (nothing)
  *   deleted:    (nothing)
  *   resumed:    varString to, varString sessionId
+ *   relay:      varUint seq, varUint hasUpdate, [varUint8Array update, [owners]]
  * (PresenceEntry as in shared/tandem.ts; owners: varUint n ≥ 1, n × (varUint client, varString
  * user), written only when there are some: an update without owners has the layout it always had.)
  */
@@ -71,6 +74,14 @@ export function encodeBusMessage (message: BusMessage, sentAt = Date.now()): Uin
     case 'resumed':
       encoding.writeVarString(encoder, message.to)
       encoding.writeVarString(encoder, message.sessionId)
+      break
+    case 'relay':
+      encoding.writeVarUint(encoder, message.seq)
+      encoding.writeVarUint(encoder, message.update === null ? 0 : 1)
+      if (message.update !== null) {
+        encoding.writeVarUint8Array(encoder, message.update)
+        writeOwners(encoder, message.owners)
+      }
       break
     default:
       encoding.writeVarUint8Array(encoder, message.update)
@@ -148,6 +159,19 @@ export function decodeBusEnvelope (bytes: Uint8Array): { message: BusMessage, se
     case 'resumed': {
       const to = decoding.readVarString(decoder)
       message = { type, from, doc, to, sessionId: decoding.readVarString(decoder) }
+      break
+    }
+    case 'relay': {
+      const seq = decoding.readVarUint(decoder)
+      const hasUpdate = decoding.readVarUint(decoder)
+      if (hasUpdate > 1) throw new RangeError('bad relay flag')
+      if (hasUpdate === 0) {
+        message = { type, from, doc, seq, update: null }
+        break
+      }
+      const update = decoding.readVarUint8Array(decoder)
+      const owners = readOwners(decoder, bytes.length)
+      message = owners.length === 0 ? { type, from, doc, seq, update } : { type, from, doc, seq, update, owners }
       break
     }
     default:

@@ -30,6 +30,13 @@ export const CLUSTER_TOPIC = ''
  * - `resumed`: a Tandem session that was on node `to` resumed on the sender (topic
  *   CLUSTER_TOPIC: the old node may have unloaded the document); `to` lets it go without a
  *   trace: drops its half-open socket, ends its grace, stops renewing its locks, no `left`.
+ * - `relay`: with an update, one the sender applied and relayed to its own clients, sent at once,
+ *   before its store commit, numbered `seq` (growing across the sender's documents); peers apply
+ *   and relay it, never store it, and acknowledge nothing after it until it is stored. Without
+ *   (update null): the sender stored every update it relayed about the document up to `seq`. A
+ *   peer that loses the sender (down, or messages lost: the bus reconnected, or the sender asks
+ *   everyone with `sync`) stores what it relayed unconfirmed itself: a Yjs update applies once.
+ *   (`update` is what nodes before `relay` publish, once stored.)
  */
 export type BusMessage =
   | { type: 'update', from: string, doc: string, update: Uint8Array, owners?: readonly ClientOwner[] }
@@ -43,6 +50,7 @@ export type BusMessage =
   | { type: 'recheck', from: string, doc: string }
   | { type: 'deleted', from: string, doc: string }
   | { type: 'resumed', from: string, doc: string, to: string, sessionId: string }
+  | { type: 'relay', from: string, doc: string, seq: number, update: Uint8Array | null, owners?: readonly ClientOwner[] }
 
 /** What a bus reports to its node. */
 export interface BusHandlers {

@@ -51,7 +51,7 @@ export interface LoadedDocuments {
 
 /**
  * This instance's part in a group of instances sharing documents through a Bus. It publishes what
- * its sessions change (updates once stored, awareness with the clocks this instance assigned),
+ * its sessions change (updates as soon as they are relayed here, then that they are stored; awareness with the clocks this instance assigned),
  * applies what peers publish, catches a document up from peers when it loads and every loaded
  * document when the bus reconnects, and removes the awareness states of a peer that died.
  */
@@ -64,6 +64,8 @@ export class Cluster implements Replication, PresencePeers {
   private readonly gone = new Set<string>()
   private closing: Promise<void> | undefined
   private connectedOnce = false
+  /** Sequence number of this node's last relayed update (all documents). */
+  private relaySeq = 0
 
   constructor (
     private readonly bus: Bus,
@@ -93,6 +95,8 @@ export class Cluster implements Replication, PresencePeers {
       ready: () => {
         if (this.connectedOnce) this.observer.reconnected?.()
         this.connectedOnce = true
+        // confirmations may have been lost while the bus was down: store what waits for them
+        for (const doc of this.docs.all()) doc.storeUnconfirmed(null)
         this.resync()
       },
       nodeDown: nodeId => this.nodeDown(nodeId)
@@ -112,8 +116,14 @@ export class Cluster implements Replication, PresencePeers {
     this.askPeers(doc, '')
   }
 
-  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void {
-    this.publish(owners.length === 0 ? { type: 'update', from: this.nodeId, doc: doc.name, update } : { type: 'update', from: this.nodeId, doc: doc.name, update, owners })
+  relayed (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): number {
+    const seq = ++this.relaySeq
+    this.publish(owners.length === 0 ? { type: 'relay', from: this.nodeId, doc: doc.name, seq, update } : { type: 'relay', from: this.nodeId, doc: doc.name, seq, update, owners })
+    return seq
+  }
+
+  stored (doc: Document, seq: number): void {
+    this.publish({ type: 'relay', from: this.nodeId, doc: doc.name, seq, update: null })
   }
 
   awareness (doc: Document, update: Uint8Array): void {
@@ -195,6 +205,7 @@ export class Cluster implements Replication, PresencePeers {
   private receive (message: BusMessage): void {
     if (this.gone.delete(message.from)) {
       this.logger.info({ peer: message.from }, 'peer node is back; resynchronising')
+      for (const doc of this.docs.all()) doc.storeUnconfirmed(message.from)
       this.resync()
     }
     if (message.type === 'revoke') return this.liveNode?.peerRevoked(message.revocation)
@@ -215,7 +226,12 @@ export class Cluster implements Replication, PresencePeers {
     switch (message.type) {
       case 'update':
         // applied even while loading: Yjs merges it with the stored updates read meanwhile
-        return doc.applyRemote(message.update, message.owners)
+        doc.applyRemote(message.update, message.owners)
+        return
+      case 'relay':
+        // before the sender's store commit; then that it is stored (update null)
+        if (message.update === null) return doc.relayStored(message.from, message.seq)
+        return doc.applyRelayed(message.from, message.seq, message.update, message.owners)
       case 'awareness':
       case 'awareness-snapshot': {
         const relay = doc.awareness.applyRemote(this.owner(message.from), message.update, message.type === 'awareness-snapshot')
@@ -223,6 +239,9 @@ export class Cluster implements Replication, PresencePeers {
         return
       }
       case 'sync':
+        // a node that loads the document, or lost messages, asks everyone: what it relayed before
+        // and never confirmed is stored here (again, perhaps: that changes nothing)
+        if (message.to === '') doc.storeUnconfirmed(message.from)
         if (message.to !== '' && message.to !== this.nodeId) return
         // a document still loading asks its peers itself once loaded
         if (doc.status === 'loading') return
@@ -270,6 +289,8 @@ export class Cluster implements Replication, PresencePeers {
     const owner = this.remotes.get(nodeId)
     this.gone.add(nodeId)
     this.presenceNode?.peerDown(nodeId)
+    // what it relayed and may not have stored is stored here
+    for (const doc of this.docs.all()) doc.storeUnconfirmed(nodeId)
     if (owner === undefined) return
     this.remotes.delete(nodeId)
     for (const doc of this.docs.all()) {

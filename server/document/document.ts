@@ -21,6 +21,7 @@ import type { LockInfo } from '../../shared/tandem.js'
 import { applyEnforced, type Rule } from './enforced-locks.js'
 import { TypeGuards } from './type-guards.js'
 import { ClientOwners, type ClientOwner } from './client-owners.js'
+import { UnconfirmedUpdates, type UnconfirmedUpdate } from './unconfirmed.js'
 import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
@@ -59,12 +60,19 @@ export interface DocumentMember {
 }
 
 /**
- * Hears what other instances must learn about a document (scale-out): updates once stored, and
- * awareness changes (clocks assigned) once applied.
+ * Hears what other instances must learn about a document (scale-out): updates as soon as they
+ * are relayed here (before their store commit), which of them are stored, and awareness changes
+ * (clocks assigned) once applied.
  */
 export interface DocumentObserver {
-  /** `owners`: the client ids the update claimed (stored with it), for peers to know their owners. */
-  stored (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): void
+  /**
+   * Updates applied here, relayed to the local members: told to peers at once. `owners`: the
+   * client ids they claimed (stored with them). Returns their sequence number, which grows with
+   * every call (across documents).
+   */
+  relayed (doc: Document, update: Uint8Array, owners: readonly ClientOwner[]): number
+  /** Every update of the document relayed with a sequence number up to `seq` is stored. */
+  stored (doc: Document, seq: number): void
   awareness (doc: Document, update: Uint8Array): void
 }
 
@@ -74,6 +82,8 @@ const REMOTE = Symbol('remote')
 interface Settlement {
   member: DocumentMember
   ticket: AckTicket | null
+  /** Other instances' relayed updates applied before the frame (a position in `unconfirmed`): stored first. */
+  barrier: number
 }
 
 interface PendingUpdate {
@@ -89,6 +99,12 @@ interface PendingUpdate {
   also?: Settlement[]
   /** Client ids this update claimed: stored with it, in the same write. */
   owners?: ClientOwner[]
+  /** Position in `unconfirmed` when it was applied: its acknowledgement waits for what came before. */
+  barrier: number
+  /** Its relay's sequence number once told to other instances. */
+  seq?: number
+  /** Other instances' updates stored here instead (their instance is gone): confirmed once stored. */
+  confirms?: UnconfirmedUpdate[]
 }
 
 /** How often a member holding updates is asked, at most, for the content they wait for. */
@@ -157,6 +173,17 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private readonly held: HeldUpdates<DocumentMember, AckTicket>
   /** When each member holding updates was last asked for what they wait for. */
   private readonly askedAt = new Map<DocumentMember, number>()
+  /** Updates other instances relayed here before their store commit, until known stored. */
+  private readonly unconfirmed = new UnconfirmedUpdates()
+  /** Settlements waiting for other instances' updates applied before them to be stored, in order. */
+  private deferred: Settlement[] = []
+  private confirmWaiters: Array<{ barrier: number, resolve: () => void }> = []
+  /** Updates applied this turn after the first, told to other instances together at the turn's end. */
+  private publishQueue: PendingUpdate[] = []
+  private publishedThisTurn = false
+  /** The last relay sequence number told to other instances, and the last they were told is stored. */
+  private lastPublished = 0
+  private lastConfirmed = 0
 
   constructor (
     readonly name: string,
@@ -371,17 +398,20 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (changes === null) {
       if (readOnly) return null
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
-      if (tail !== undefined) (tail.also ??= []).push({ member: from, ticket })
-      else this.settle({ member: from, ticket })
+      const settlement = { member: from, ticket, barrier: this.unconfirmed.position }
+      if (tail !== undefined) (tail.also ??= []).push(settlement)
+      else this.settle(settlement)
       return null
     }
     const origin = readOnly ? null : from
     // the stored bytes are no longer the document's state
     this.storedSync = null
-    this.pending.push(owners.length === 0 ? { update: changes, origin, ticket } : { update: changes, origin, ticket, owners })
+    const item: PendingUpdate = owners.length === 0 ? { update: changes, origin, ticket, barrier: this.unconfirmed.position } : { update: changes, origin, ticket, owners, barrier: this.unconfirmed.position }
+    this.pending.push(item)
     this.onPending(this)
     // an undone change goes back to its author too: the revert is what brings it back
     this.relayUpdate(changes, reverted ? null : from)
+    this.publish(item)
     return refusedBy
   }
 
@@ -414,11 +444,79 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return clients
   }
 
-  /** Settles one frame of a member that is still here. */
-  private settle ({ member, ticket }: Settlement): void {
+  /**
+   * Settles one frame of a member that is still here, once the other instances' updates applied
+   * before it are stored too (it may build on them, or repeat them); in frame order.
+   */
+  private settle (settlement: Settlement): void {
+    if (this.deferred.length > 0 || settlement.barrier > this.unconfirmed.confirmedThrough) {
+      this.deferred.push(settlement)
+      return
+    }
+    const { member, ticket } = settlement
     if (!this.members.has(member)) return
     if (ticket === null) member.acknowledge(1)
     else member.settle(ticket)
+  }
+
+  /** Other instances' updates were stored: settles what waited for them, and wakes whenStored. */
+  private confirmed (): void {
+    const through = this.unconfirmed.confirmedThrough
+    let k = 0
+    while (k < this.deferred.length && (this.deferred[k] as Settlement).barrier <= through) k++
+    if (k > 0) {
+      const ready = this.deferred.slice(0, k)
+      this.deferred = this.deferred.slice(k)
+      for (const settlement of ready) this.settle(settlement)
+    }
+    if (this.confirmWaiters.length === 0) return
+    const waiting = this.confirmWaiters
+    this.confirmWaiters = []
+    for (const waiter of waiting) {
+      if (waiter.barrier <= through) waiter.resolve()
+      else this.confirmWaiters.push(waiter)
+    }
+  }
+
+  /**
+   * Tells other instances about an applied update at once: the first of a turn on its own, the
+   * ones after it merged at the turn's end (as local relays are).
+   */
+  private publish (item: PendingUpdate): void {
+    if (this.observer === null) return
+    if (this.publishedThisTurn) {
+      this.publishQueue.push(item)
+      return
+    }
+    this.publishedThisTurn = true
+    setImmediate(this.endPublishTurn)
+    item.seq = this.lastPublished = this.observer.relayed(this, item.update, item.owners ?? [])
+  }
+
+  private readonly endPublishTurn = (): void => {
+    this.publishedThisTurn = false
+    const queue = this.publishQueue
+    if (queue.length === 0 || this.observer === null || this.status === 'unloaded') return
+    this.publishQueue = []
+    const update = queue.length === 1 ? (queue[0] as PendingUpdate).update : mergeUpdates(queue.map(item => item.update))
+    const seq = this.lastPublished = this.observer.relayed(this, update, ownersOf(queue))
+    for (const item of queue) item.seq = seq
+    // they may all be stored already (a store that answers within the turn)
+    this.confirmStored()
+  }
+
+  /**
+   * Tells other instances which relays are stored: every one before the oldest update not
+   * stored yet that was relayed (several updates of a turn share one number: all or none).
+   */
+  private confirmStored (): void {
+    if (this.observer === null) return
+    let through = this.lastPublished
+    const first = this.inflight.find(item => item.seq !== undefined) ?? this.pending.find(item => item.seq !== undefined)
+    if (first !== undefined) through = (first.seq as number) - 1
+    if (through <= this.lastConfirmed) return
+    this.lastConfirmed = through
+    this.observer.stored(this, through)
   }
 
   /**
@@ -441,9 +539,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /**
    * Applies an update that was stored elsewhere (another instance), with the owners of the
-   * client ids it claimed there; relayed at once.
+   * client ids it claimed there; relayed at once. Returns whether it changed anything (or left
+   * content pending in Yjs).
    */
-  applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+  applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): boolean {
     if (this.status === 'loading') this.remoteWhileLoading = true
     this.owners.adopt(owners)
     // while it loads the stored bytes stay what they are (stored-sync.ts: built); after, they are stale
@@ -453,6 +552,40 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
     if (changes !== null) this.relayUpdate(changes, null)
     this.releaseHeld()
+    return changes !== null || this.remotePending
+  }
+
+  /**
+   * Applies an update another instance (`node`) relayed before storing it, relayed here at once.
+   * Until `node` confirms it stored it (`relayStored`), whatever this instance acknowledges after
+   * it waits, as for this instance's own updates.
+   */
+  applyRelayed (node: string, seq: number, update: Uint8Array, owners: readonly ClientOwner[] = []): void {
+    if (this.applyRemote(update, owners)) this.unconfirmed.add(node, seq, update, owners)
+  }
+
+  /** `node` stored every update it relayed here with a sequence number up to `seq`. */
+  relayStored (node: string, seq: number): void {
+    if (this.unconfirmed.confirm(node, seq)) this.confirmed()
+  }
+
+  /**
+   * Stores here the updates `node` (every node when null) relayed and has not confirmed: it is
+   * gone, or messages were lost. They may be stored twice, which changes nothing (Yjs updates
+   * apply once); acknowledgements waiting for them go once they are.
+   */
+  storeUnconfirmed (node: string | null): void {
+    const taken = this.unconfirmed.take(node)
+    if (taken.length === 0) return
+    const owners = taken.flatMap(entry => entry.owners)
+    const update = taken.length === 1 ? (taken[0] as UnconfirmedUpdate).update : mergeUpdates(taken.map(entry => entry.update))
+    this.pending.push(owners.length === 0 ? { update, origin: null, ticket: null, barrier: 0, confirms: taken } : { update, origin: null, ticket: null, barrier: 0, confirms: taken, owners })
+    this.onPending(this)
+  }
+
+  /** Updates other instances relayed here that are not known stored yet. */
+  get unconfirmedUpdates (): number {
+    return this.unconfirmed.size
   }
 
   /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
@@ -525,10 +658,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     return this.pending.length > 0 || this.inflight.length > 0
   }
 
-  /** Resolves once every update applied so far is stored. */
+  /** Resolves once every update applied so far is stored (other instances' included). */
   whenStored (): Promise<void> {
-    if (!this.hasPending) return Promise.resolve()
-    return new Promise(resolve => this.storedWaiters.push(resolve))
+    const barrier = this.unconfirmed.position
+    const local = this.hasPending ? new Promise<void>(resolve => this.storedWaiters.push(resolve)) : Promise.resolve()
+    if (barrier <= this.unconfirmed.confirmedThrough) return local
+    return local.then(() => barrier <= this.unconfirmed.confirmedThrough ? undefined : new Promise<void>(resolve => this.confirmWaiters.push({ barrier, resolve })))
   }
 
   /** `authors[i]` wrote `entries[i]`; none for a read-only member's undone edit (it changed nothing). */
@@ -546,14 +681,15 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.logUpdates++
       this.logBytes += item.update.byteLength
     }
-    // other instances hear of the batch once it is stored, as one update
-    if (this.observer !== null && batch.length > 0) {
-      this.observer.stored(this, batch.length === 1 ? (batch[0] as PendingUpdate).update : mergeUpdates(batch.map(item => item.update)), ownersOf(batch))
-    }
+    // other instances had the updates at once; now they hear they are stored
+    this.confirmStored()
+    let confirmed = false
     for (const item of batch) {
-      if (item.origin !== null) this.settle({ member: item.origin, ticket: item.ticket })
+      if (item.confirms !== undefined && this.unconfirmed.storedHere(item.confirms)) confirmed = true
+      if (item.origin !== null) this.settle({ member: item.origin, ticket: item.ticket, barrier: item.barrier })
       for (const settlement of item.also ?? []) this.settle(settlement)
     }
+    if (confirmed) this.confirmed()
     if (!this.hasPending) {
       const waiters = this.storedWaiters
       this.storedWaiters = []
@@ -570,6 +706,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
   destroy (): void {
     this.storedSync = null
     this.held.clear()
+    this.unconfirmed.clear()
+    this.deferred = []
+    for (const waiter of this.confirmWaiters) waiter.resolve()
+    this.confirmWaiters = []
     this.askedAt.clear()
     this.ydoc.destroy()
   }

@@ -360,7 +360,7 @@ export class Session implements DocumentMember {
     const reply = (): void => {
       if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))
     }
-    if (!this.doc.hasPending) reply()
+    if (!this.doc.hasPending && this.doc.unconfirmedUpdates === 0) reply()
     else this.doc.whenStored().then(reply, () => {})
   }
 }

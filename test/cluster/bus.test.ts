@@ -39,7 +39,10 @@ describe('bus message codec', () => {
     { type: 'revoke', from: 'n1', doc: '', revocation: { kind: 'jti', value: 'é', revokedAt: 0, expiresAt: 1 } },
     { type: 'recheck', from: 'n2', doc: 'a/b' },
     { type: 'deleted', from: 'n3', doc: 'gone/é' },
-    { type: 'resumed', from: 'n1', doc: '', to: 'n2', sessionId: 's-é' }
+    { type: 'resumed', from: 'n1', doc: '', to: 'n2', sessionId: 's-é' },
+    { type: 'relay', from: 'n1', doc: 'd', seq: 7, update: Uint8Array.of(1, 2) },
+    { type: 'relay', from: 'n1', doc: 'd', seq: 300, update: Uint8Array.of(1), owners: [{ client: 5, user: 'u' }] },
+    { type: 'relay', from: 'n1', doc: 'd', seq: 8, update: null }
   ]
 
   test('round-trips every message type', () => {
@@ -54,6 +57,13 @@ describe('bus message codec', () => {
 
   test('fixed bytes for an update', () => {
     expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) }, 9)]).toEqual([2, 0, 1, 110, 1, 100, 9, 1, 7])
+  })
+
+  test('fixed bytes for a relay (type 12) and its confirmation', () => {
+    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: Uint8Array.of(7) }, 9)]).toEqual([2, 12, 1, 110, 1, 100, 9, 3, 1, 1, 7])
+    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: null }, 9)]).toEqual([2, 12, 1, 110, 1, 100, 9, 3, 0])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 12, 1, 110, 1, 100, 9, 3, 2))).toThrow(/relay flag/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 12, 1, 110, 1, 100, 9, 3, 0, 0))).toThrow(/trailing/)
   })
 
   test('fixed bytes for a deletion', () => {
