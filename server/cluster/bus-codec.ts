@@ -8,8 +8,7 @@ import type { ClientOwner } from '../document/client-owners.js'
 const VERSION = 2
 /** Appended only: a type's index is its byte on the wire. */
 const TYPES = ['update', 'awareness', 'sync', 'sync-reply', 'awareness-snapshot', 'presence', 'presence-snapshot', 'revoke', 'recheck', 'deleted', 'resumed',
-  // 11 is another change's (issue 24); 12 is `relay`
-  'reserved-11', 'relay'] as const
+  'relay'] as const
 const REVOCATION_KINDS = ['user', 'session', 'jti'] as const
 
 /**

@@ -59,11 +59,11 @@ describe('bus message codec', () => {
     expect([...encodeBusMessage({ type: 'update', from: 'n', doc: 'd', update: Uint8Array.of(7) }, 9)]).toEqual([2, 0, 1, 110, 1, 100, 9, 1, 7])
   })
 
-  test('fixed bytes for a relay (type 12) and its confirmation', () => {
-    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: Uint8Array.of(7) }, 9)]).toEqual([2, 12, 1, 110, 1, 100, 9, 3, 1, 1, 7])
-    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: null }, 9)]).toEqual([2, 12, 1, 110, 1, 100, 9, 3, 0])
-    expect(() => decodeBusMessage(Uint8Array.of(2, 12, 1, 110, 1, 100, 9, 3, 2))).toThrow(/relay flag/)
-    expect(() => decodeBusMessage(Uint8Array.of(2, 12, 1, 110, 1, 100, 9, 3, 0, 0))).toThrow(/trailing/)
+  test('fixed bytes for a relay (type 11) and its confirmation', () => {
+    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: Uint8Array.of(7) }, 9)]).toEqual([2, 11, 1, 110, 1, 100, 9, 3, 1, 1, 7])
+    expect([...encodeBusMessage({ type: 'relay', from: 'n', doc: 'd', seq: 3, update: null }, 9)]).toEqual([2, 11, 1, 110, 1, 100, 9, 3, 0])
+    expect(() => decodeBusMessage(Uint8Array.of(2, 11, 1, 110, 1, 100, 9, 3, 2))).toThrow(/relay flag/)
+    expect(() => decodeBusMessage(Uint8Array.of(2, 11, 1, 110, 1, 100, 9, 3, 0, 0))).toThrow(/trailing/)
   })
 
   test('fixed bytes for a deletion', () => {
