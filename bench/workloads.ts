@@ -128,6 +128,8 @@ export class FanoutGroup {
   readonly clients: LoadClient[] = []
   private readonly ledger: Ledger
   private lastFrame = 0
+  /** Every measured latency of the last phase, ms. */
+  lastLatencies: number[] = []
 
   constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
     this.ledger = new Ledger(docs * perDoc, perDoc - 1)
@@ -200,6 +202,7 @@ export class FanoutGroup {
     const drainUntil = performance.now() + drainMs
     while (ledger.latencies.length < expected && performance.now() < drainUntil) await sleep(10)
     const seconds = durationMs / 1000
+    this.lastLatencies = ledger.latencies
     const { cpu, steal } = await window
     return {
       cpuPerDelivery: cpu / ledger.deliveredInWindow,

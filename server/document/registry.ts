@@ -12,6 +12,12 @@ import { TandemError } from '../../shared/errors.js'
 export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
 import { encodeIntegratedState } from './read-only.js'
 
+/**
+ * A document at least this large (stored bytes) is compacted by the store alone, off the event
+ * loop: no snapshot of the in-memory document is encoded for it.
+ */
+export const OFF_LOOP_COMPACTION_BYTES = 4 * 1024 * 1024
+
 /** Thresholds after which a document's update log is folded into one snapshot. */
 export interface CompactionLimits {
   compactAfterUpdates: number
@@ -220,10 +226,25 @@ export class DocumentRegistry {
     try {
       const before = doc.logUpdates
       // the in-memory state holds every update this process stored (a shared store ignores it)
-      await this.store.compact(doc.name, () => encodeIntegratedState(doc.ydoc))
+      if (doc.storedBytes >= OFF_LOOP_COMPACTION_BYTES) {
+        // encoding a big document here would hold up every relay for as long (a second per
+        // 30 MB): the store folds its rows where it runs (the SQLite worker thread)
+        const storedBytes = doc.storedBytes
+        await this.store.compact(doc.name)
+        doc.snapshotBytes = storedBytes
+        doc.logBytes = 0
+      } else {
+        let snapshotBytes = doc.storedBytes
+        await this.store.compact(doc.name, () => {
+          const snapshot = encodeIntegratedState(doc.ydoc)
+          snapshotBytes = snapshot.byteLength
+          return snapshot
+        })
+        doc.snapshotBytes = snapshotBytes
+        doc.logBytes = 0
+      }
       // updates stored while compacting are still separate rows
       doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
-      doc.logBytes = 0
       doc.logger.debug({ updates: before }, 'compacted')
     } finally {
       this.compacting.delete(doc)
