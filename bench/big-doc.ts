@@ -4,6 +4,9 @@ import { join } from 'node:path'
 import * as Y from 'yjs'
 import { prng } from './stats.js'
 
+/** The seed of the bench's and the tests' big documents (one cache for both). */
+export const BIG_SEED = 22
+
 /** The top-level types of a generated document. */
 export const BIG_TEXT = 'text'
 export const BIG_XML = 'content'

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs'
 import { join, dirname } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
-import { bigDocumentFile } from './big-doc.js'
+import { bigDocumentFile, BIG_SEED } from './big-doc.js'
 import { startServer, ROOT, type ServerSpec, type RunningServer } from './servers.js'
 import { FanoutGroup, type Target } from './workloads.js'
 import { percentile } from './stats.js'
@@ -121,7 +121,7 @@ async function fanoutDuring (group: FanoutGroup, rate: number, until: Promise<un
  * second client opens it from storage and looks for the edit.
  */
 export async function bigDocument (spec: ServerSpec, mib: number, options: BigOptions, seedValue: number, cpus: { server?: string, loader?: string }): Promise<BigResult> {
-  const { file, update } = bigDocumentFile(Math.round(mib * 1024 * 1024), seedValue)
+  const { file, update } = bigDocumentFile(Math.round(mib * 1024 * 1024), BIG_SEED)
   const name = `big-${mib}`
   let server: RunningServer | undefined
   const errors: string[] = []

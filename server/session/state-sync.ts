@@ -11,8 +11,11 @@ import { writeSyncStep2, writeSyncUpdate } from '../../shared/messages.js'
  * longer than that to arrive and apply, and the client then reconnects forever (y/hub #55).
  */
 export const PIECEWISE_SYNC_BYTES = 4 * 1024 * 1024
-/** About how large each piece is. */
-export const SYNC_PIECE_BYTES = 1024 * 1024
+/**
+ * About how large each piece is: making one holds the event loop for a few milliseconds (a whole
+ * 10 MB document takes about 300 ms to encode).
+ */
+export const SYNC_PIECE_BYTES = 256 * 1024
 
 /** What the piecewise sync needs of a session. */
 export interface StateSyncTarget {
