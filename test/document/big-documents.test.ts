@@ -114,9 +114,18 @@ test('a 10 MiB document reaches a stock client in pieces under the size of a pie
   expect(sameContent(loading.doc, stored)).toBe(true)
   expect(loading.doc.getXmlFragment(BIG_XML).toString() === expected.getXmlFragment(BIG_XML).toString()).toBe(true)
 
-  // both edits were stored: a restart over the same data serves them
+  // both edits were stored, and the document compacted off the event loop as it unloaded: the
+  // store folded the edits into one row and kept the snapshot (an in-memory snapshot would have
+  // replaced both with one row)
   first.provider.destroy()
   loading.provider.destroy()
+  await waitFor(() => server.documents.get(name) === undefined, 60_000, 'the document unloaded')
+  const reader = await SqliteStore.open(dir)
+  const rows = await reader.load(name)
+  await reader.close()
+  expect(rows).toHaveLength(2)
+  expect(Buffer.compare(rows[0] as Uint8Array, update)).toBe(0)
+  // a restart over the same data serves them
   await server.close()
   const restarted = await startServer({ persistence: 'sqlite', dataDir: dir })
   const later = openStock(restarted.url, name)
