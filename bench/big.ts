@@ -146,10 +146,14 @@ export async function bigDocument (spec: ServerSpec, mib: number, options: BigOp
     // the client leaves: the server stores the edit, compacts or unloads
     const left = first.leave().then(() => sleep(options.afterMs))
     const afterLatencies = await fanoutDuring(group, options.rate, left, seedValue + 200)
-    const second = startLoader({ url: server.url, dialect: spec.dialect, document: name, file, edit: null, expect: edit, timeoutMs }, cpus.loader)
-    const reopened = await second.result
-    await second.leave()
-    if (reopened.error !== null) errors.push(`second client: ${reopened.error}`)
+    // a second client looks for the edit, unless the first never got the document
+    let reopened: LoaderResult = { openMs: null, reconnects: 0, largestMessage: 0, messages: 0, found: null, error: null }
+    if (loaded.openMs !== null) {
+      const second = startLoader({ url: server.url, dialect: spec.dialect, document: name, file, edit: null, expect: edit, timeoutMs }, cpus.loader)
+      reopened = await second.result
+      await second.leave()
+      if (reopened.error !== null) errors.push(`second client: ${reopened.error}`)
+    }
     await group.close()
     return {
       bytes: update.byteLength,
