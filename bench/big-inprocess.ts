@@ -15,7 +15,8 @@ const { SqliteStore } = await import(pathToFileURL(join(ROOT, 'dist', 'server', 
  * over a SQLite store holding FILE (a Yjs update, e.g. from bench/big-doc.ts's cache), and one
  * raw client that asks for it. Prints the event loop's longest stall (1 ms timer) while the
  * document loads, while its pieces go out, while it sits loaded, and while it unloads after an
- * edit (compaction); then the server's heap and RSS with the document loaded, over the encoded
+ * edit (compaction), and while the store merges a third of its size more into it (a full
+ * compaction in the SQLite worker); then the server's heap and RSS with the document loaded, over the encoded
  * size, beside a bare Y.Doc of the same update. Run it on a quiet machine: other processes'
  * bursts show up as stalls too.
  */
@@ -86,10 +87,21 @@ phase = 'unload'
 ws.close()
 other.close()
 await sleep(6_000)
+await server.close()
+// a full compaction: updates past a quarter of the snapshot make the worker merge the two
+phase = 'measuring'
+const writer = await SqliteStore.open(dir)
+const paste = new Y.Doc()
+paste.getText('text').insert(0, 'p'.repeat(Math.ceil(size / 3)))
+await writer.append([{ name: 'big', update: Y.encodeStateAsUpdate(paste) }])
+phase = 'compact'
+const compactStarted = performance.now()
+await writer.compact('big')
+console.log(`full compaction in the worker: ${(performance.now() - compactStarted).toFixed(0)} ms`)
+await writer.close()
 clearInterval(timer)
 stalls.delete('measuring')
 for (const [name, stall] of stalls) console.log(`${name}: longest stall ${stall.max.toFixed(0)} ms, ${stall.over50} over 50 ms`)
-await server.close()
 rmSync(dir, { recursive: true, force: true })
 
 gc(); gc()
