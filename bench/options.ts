@@ -1,4 +1,5 @@
 import type { AdversarialOptions } from './adversarial.js'
+import type { BigOptions } from './big.js'
 
 /** What one bench invocation runs, from its command line. */
 export interface BenchOptions {
@@ -28,6 +29,8 @@ export interface BenchOptions {
    * client, then a ladder of per-client `rates`.
    */
   balancer: { direct: boolean, docs: number, perDoc: number, rates: number[], fanout: { warmupMs: number, durationMs: number, drainMs: number }, ladder: { warmupMs: number, durationMs: number, drainMs: number, limitMs: number } }
+  /** Big documents (workload `big`, not run by default; see big.ts). */
+  big: BigOptions
   /** Families of the cost bench to run (the two baselines always run); empty: all. */
   families: string[]
   seed: number
@@ -37,15 +40,15 @@ export interface BenchOptions {
   pin: boolean
 }
 
-export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial', 'balancer'] as const
+export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial', 'balancer', 'big'] as const
 
 const FULL: BenchOptions = {
   quick: false,
   runs: 3,
   servers: ['tandem', 'y-websocket', 'hocuspocus', 'floor'],
-  // the cost bench runs only when asked for: it measures Tandem alone; the cluster needs
-  // PostgreSQL and Redis
-  workloads: WORKLOADS.filter(w => w !== 'adversarial' && w !== 'balancer'),
+  // run only when asked for: the cost bench measures Tandem alone, the cluster needs PostgreSQL
+  // and Redis, big documents take minutes
+  workloads: WORKLOADS.filter(w => w !== 'adversarial' && w !== 'balancer' && w !== 'big'),
   rate: 5,
   shapes: [[1, 50], [10, 20], [100, 5]],
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
@@ -62,6 +65,7 @@ const FULL: BenchOptions = {
     fanout: { warmupMs: 4_000, durationMs: 6_000, drainMs: 3_000 },
     ladder: { warmupMs: 1_000, durationMs: 3_000, drainMs: 2_000, limitMs: 100 }
   },
+  big: { sizes: [1, 10, 100], docs: 10, perDoc: 5, rate: 5, baselineMs: 4_000, afterMs: 6_000, timeoutMs: 300_000 },
   families: [],
   seed: 20_261_121,
   nice: undefined,
@@ -85,7 +89,8 @@ const QUICK: BenchOptions = {
     rates: [5, 20, 40, 80],
     fanout: { warmupMs: 3_000, durationMs: 2_000, drainMs: 1_000 },
     ladder: { warmupMs: 300, durationMs: 1_000, drainMs: 1_000, limitMs: 100 }
-  }
+  },
+  big: { ...FULL.big, sizes: [1, 10], baselineMs: 2_000, afterMs: 3_000 }
 }
 
 export const USAGE = `npm run bench -- [options]
@@ -102,6 +107,7 @@ export const USAGE = `npm run bench -- [options]
   --scale F            size of the adversarial inputs, 1 = the issue's reproductions (default 1,
                        quick 0.2); e.g. 0.05 for a smoke run
   --families a,b       adversarial families to run (default all; the baselines always run)
+  --big-sizes A,B      sizes in MiB of the big-document workload (default 1,10,100, quick 1,10)
   --connections N      idle connections for the memory workload (default 5000, quick 500)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
@@ -151,6 +157,7 @@ export function parseArgs (argv: string[]): BenchOptions {
       }
       case '--servers': options.servers = value.split(','); break
       case '--families': options.families = value.split(','); break
+      case '--big-sizes': options.big.sizes = value.split(',').map(Number).filter(n => Number.isFinite(n) && n > 0); break
       case '--scale': {
         const f = Number(value)
         if (!Number.isFinite(f) || f <= 0 || f > 10) throw new Error(`--scale must be a number in (0, 10], got ${value}`)

@@ -11,6 +11,7 @@ import { STEAL_LIMIT, type FanoutResult } from './workloads.js'
 import { hostTimes, stolenBetween } from './procfs.js'
 import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
 import { runBalancer } from './balancer-workload.js'
+import { bigDocument, renderBig, type BigResult } from './big.js'
 
 /**
  * `npm run bench`: starts each server in turn on loopback, drives the same workloads from one
@@ -333,6 +334,28 @@ async function main (): Promise<void> {
         cpus: options.pin ? SERVER_CPU : undefined
       })
       loadNote('balancer (two instances)', load)
+    }
+
+    if (options.workloads.includes('big')) {
+      const load = begin()
+      const rows: Array<{ spec: ServerSpec, mib: number, result: BigResult | null, error: string | null }> = []
+      for (const mib of options.big.sizes) {
+        log(`big document ${mib} MiB`)
+        for (const spec of specs) {
+          if (!spec.storage) continue
+          try {
+            const result = await bigDocument(spec, mib, options.big, options.seed, options.pin ? { server: SERVER_CPU, loader: LOADGEN_CPU } : {})
+            rows.push({ spec, mib, result, error: null })
+            log(`  ${spec.key.padEnd(12)} open ${ms(result.openMs, 0)} ms, ${result.reconnects} reconnects, largest message ${result.largestMessage} B, edit kept ${String(result.editKept)}, memory ${result.memoryRatio.toFixed(2)}× (peak +${(result.rssPeakDelta / 2 ** 20).toFixed(0)} MiB), p99 ${ms(result.p99Base, 1)} → ${ms(result.p99Load, 1)} (load) → ${ms(result.p99After, 1)} ms (after)${result.errors.length > 0 ? `; ${result.errors.join('; ')}` : ''}`)
+          } catch (err) {
+            const message = (err as Error).message.split('\n').slice(0, 3).join(' / ')
+            rows.push({ spec, mib, result: null, error: message })
+            log(`  ${spec.key}: FAILED ${message}`)
+          }
+        }
+      }
+      results.extra.push(...renderBig(rows, options.big))
+      loadNote('big documents', load)
     }
   } finally {
     loadgen.stop()

@@ -231,11 +231,18 @@ export class RunningServer {
 /**
  * Starts a server on a free loopback port with a fresh data folder, and waits until it accepts
  * TCP connections (at most 15 s). `nodeArgs` go before the script (e.g. --cpu-prof); `cpus`
- * (a taskset list, e.g. '0') confines the server, every thread of it, to those CPUs.
+ * (a taskset list, e.g. '0') confines the server, every thread of it, to those CPUs. `prepare`
+ * runs first, on the fresh data folder (the big-document workload stores its document there).
  */
-export async function startServer (spec: ServerSpec, nodeArgs: string[] = [], cpus?: string): Promise<RunningServer> {
+export async function startServer (spec: ServerSpec, nodeArgs: string[] = [], cpus?: string, prepare?: (dataDir: string) => Promise<void>): Promise<RunningServer> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), `bench-${spec.key}-`))
+  try {
+    await prepare?.(dataDir)
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true })
+    throw err
+  }
   const { args, env } = spec.command(port, dataDir)
   const command = [process.execPath, ...nodeArgs, ...args]
   if (cpus !== undefined) command.unshift('taskset', '-c', cpus)

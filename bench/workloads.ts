@@ -154,6 +154,8 @@ export class FanoutGroup {
   readonly clients: LoadClient[] = []
   private readonly ledger: Ledger
   private lastFrame = 0
+  /** Every measured latency of the last phase, ms. */
+  lastLatencies: number[] = []
 
   constructor (private readonly target: Target, readonly docs: number, readonly perDoc: number, prefix: string, seed: number) {
     const urls = target.urls ?? [target.url]
@@ -230,6 +232,7 @@ export class FanoutGroup {
     const drainUntil = performance.now() + drainMs
     while (ledger.latencies.length < expected && performance.now() < drainUntil) await sleep(10)
     const seconds = durationMs / 1000
+    this.lastLatencies = ledger.latencies
     const { cpu, steal } = await window
     return {
       cpuPerDelivery: cpu / ledger.deliveredInWindow,

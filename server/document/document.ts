@@ -152,6 +152,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Stored updates since the last compaction, for the compaction thresholds. */
   logUpdates = 0
   logBytes = 0
+  /** Bytes of the last snapshot this process made of the document (compaction); 0 before one. */
+  snapshotBytes = 0
   /** The `y:` locks held here: the types whose changes the server undoes (type-guards.ts, enforced-locks.ts). */
   readonly guards = new TypeGuards()
   /**
@@ -234,6 +236,14 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (!whole || this.remoteWhileLoading) return
     this.storedSync = served
     setTimeout(() => { if (this.storedSync === served) this.storedSync = null }, STORED_SYNC_KEEP_MS).unref()
+  }
+
+  /**
+   * About how large the document is encoded: what was loaded or last compacted, and what was
+   * stored since (state-sync.ts sends a large one in pieces).
+   */
+  get storedBytes (): number {
+    return this.snapshotBytes + this.logBytes
   }
 
   /** Number of updates held until content they depend on arrives. */

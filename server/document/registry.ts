@@ -12,6 +12,13 @@ import { TandemError } from '../../shared/errors.js'
 export type DocumentGate = (name: string) => Promise<ReadonlySet<number> | null>
 import { encodeIntegratedState } from './read-only.js'
 import { STORED_SYNC_MIN_BYTES, storedSyncWaitMs } from './stored-sync.js'
+import { PIECEWISE_SYNC_BYTES } from '../session/state-sync.js'
+
+/**
+ * A document at least this large (stored bytes) is compacted by the store alone, off the event
+ * loop: no snapshot of the in-memory document is encoded for it.
+ */
+export const OFF_LOOP_COMPACTION_BYTES = 4 * 1024 * 1024
 
 /** Thresholds after which a document's update log is folded into one snapshot. */
 export interface CompactionLimits {
@@ -196,13 +203,15 @@ export class DocumentRegistry {
 
   /**
    * Offers a document's stored state to answer first syncs while it is built (stored-sync.ts),
-   * when it is one update of at least STORED_SYNC_MIN_BYTES. The promise resolves once the build
+   * when it is one update of at least STORED_SYNC_MIN_BYTES and below PIECEWISE_SYNC_BYTES (a
+   * bigger one goes out in pieces, from the built document, so that no message holds the stock
+   * client past its watchdog). The promise resolves once the build
    * may start: the members have sent their first frames and their answers are written, or the
    * wait for it ran out.
    */
   private offerStored (doc: Document, updates: readonly Uint8Array[]): Promise<void> | null {
     const only = updates.length === 1 ? updates[0] : undefined
-    if (only === undefined || only.byteLength < STORED_SYNC_MIN_BYTES || this.docs.get(doc.name) !== doc) return null
+    if (only === undefined || only.byteLength < STORED_SYNC_MIN_BYTES || only.byteLength >= PIECEWISE_SYNC_BYTES || this.docs.get(doc.name) !== doc) return null
     return doc.offerStored(only).settle(() => doc.members, storedSyncWaitMs(only.byteLength))
   }
 
@@ -245,10 +254,25 @@ export class DocumentRegistry {
     try {
       const before = doc.logUpdates
       // the in-memory state holds every update this process stored (a shared store ignores it)
-      await this.store.compact(doc.name, () => encodeIntegratedState(doc.ydoc))
+      if (doc.storedBytes >= OFF_LOOP_COMPACTION_BYTES) {
+        // encoding a big document here would hold up every relay for as long (a second per
+        // 30 MB): the store folds its rows where it runs (the SQLite worker thread)
+        const storedBytes = doc.storedBytes
+        await this.store.compact(doc.name)
+        doc.snapshotBytes = storedBytes
+        doc.logBytes = 0
+      } else {
+        let snapshotBytes = doc.storedBytes
+        await this.store.compact(doc.name, () => {
+          const snapshot = encodeIntegratedState(doc.ydoc)
+          snapshotBytes = snapshot.byteLength
+          return snapshot
+        })
+        doc.snapshotBytes = snapshotBytes
+        doc.logBytes = 0
+      }
       // updates stored while compacting are still separate rows
       doc.logUpdates = Math.max(1, doc.logUpdates - before + 1)
-      doc.logBytes = 0
       doc.logger.debug({ updates: before }, 'compacted')
     } finally {
       this.compacting.delete(doc)

@@ -13,6 +13,9 @@ export interface HeartbeatOptions {
   keepaliveMs: number
 }
 
+/** A heartbeat tick later than this (ms) says the event loop stalled. */
+const STALL_MS = 1_000
+
 /** Keepalive period for clients: well inside the stock client's 30 s watchdog. */
 export const KEEPALIVE_MS = 15_000
 
@@ -25,14 +28,21 @@ export const KEEPALIVE_MS = 15_000
 export class HeartbeatLoop {
   private timer: NodeJS.Timeout | undefined
   private readonly options: HeartbeatOptions
+  private readonly periodMs: number
+  private lastTick = 0
+  /** How long the event loop stalled lately (see tick), and until when that is forgiven. */
+  private stalledMs = 0
+  private forgivenUntil = 0
 
   constructor (private readonly sessions: Iterable<Beating>, intervalMs: number, timeoutMs: number) {
     this.options = { intervalMs, timeoutMs, keepaliveMs: KEEPALIVE_MS }
+    this.periodMs = Math.min(intervalMs, KEEPALIVE_MS)
   }
 
   start (): void {
     this.stop()
-    this.timer = setInterval(() => this.tick(), Math.min(this.options.intervalMs, KEEPALIVE_MS))
+    this.lastTick = Date.now()
+    this.timer = setInterval(() => this.tick(), this.periodMs)
   }
 
   stop (): void {
@@ -40,8 +50,20 @@ export class HeartbeatLoop {
     this.timer = undefined
   }
 
+  /**
+   * A tick that comes late means the event loop was held (a big document loading, a long
+   * collection): what peers sent meanwhile (pongs, messages) is still unread, and their silence
+   * is this process's. For the next timeoutMs, that stall is added to the timeout.
+   */
   private tick (): void {
     const now = Date.now()
-    for (const session of this.sessions) session.heartbeat(now, this.options)
+    const late = now - this.lastTick - this.periodMs
+    this.lastTick = now
+    if (late > STALL_MS) {
+      this.stalledMs = now < this.forgivenUntil ? this.stalledMs + late : late
+      this.forgivenUntil = now + this.options.timeoutMs + this.stalledMs
+    }
+    const options = now < this.forgivenUntil ? { ...this.options, timeoutMs: this.options.timeoutMs + this.stalledMs } : this.options
+    for (const session of this.sessions) session.heartbeat(now, options)
   }
 }

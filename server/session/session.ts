@@ -2,7 +2,7 @@ import { randomId } from './ids.js'
 import type { HeartbeatOptions } from './heartbeat.js'
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
-import { readFrame, writeSyncStep1, writeSyncStep2, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../../shared/messages.js'
+import { readFrame, writeSyncStep1, writeAwareness, writeTandem, KEEPALIVE_FRAME, type Frame } from '../../shared/messages.js'
 import { TandemError, isTandemError } from '../../shared/errors.js'
 import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type LockInfo, type TandemMessage } from '../../shared/tandem.js'
@@ -10,7 +10,8 @@ import type { EndReason } from '../../shared/reasons.js'
 import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
-import { changesDocument, encodeIntegratedState, integratesWhole } from '../document/read-only.js'
+import { changesDocument, integratesWhole } from '../document/read-only.js'
+import { sendState, type StateSyncTarget } from './state-sync.js'
 import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
 import { isEmptyStep1 } from '../document/stored-sync.js'
@@ -347,6 +348,18 @@ export class Session implements DocumentMember {
     this.acks.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
+  /** What the piecewise first sync (state-sync.ts) sees of this session. */
+  private get syncTarget (): StateSyncTarget {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const session = this
+    return {
+      doc: this.doc,
+      get open () { return session.status === 'open' && session.socket.readyState === OPEN },
+      get bufferedAmount () { return session.socket.bufferedAmount },
+      send: frame => this.send(frame)
+    }
+  }
+
   private answerStep1 (stateVector: Uint8Array): void {
     try {
       Y.decodeStateVector(stateVector)
@@ -358,7 +371,11 @@ export class Session implements DocumentMember {
     if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return this.send(stored.frame)
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
-      if (this.status === 'open') this.send(writeSyncStep2(encodeIntegratedState(this.doc.ydoc, stateVector)))
+      if (this.status !== 'open') return
+      sendState(this.syncTarget, stateVector).catch((err: unknown) => {
+        this.logger.error({ err }, 'first sync failed')
+        this.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
+      })
     }
     if (!this.doc.hasPending && this.doc.unconfirmedUpdates === 0) reply()
     else this.doc.whenStored().then(reply, () => {})

@@ -141,6 +141,7 @@ function operations (db) {
   const select = db.prepare('SELECT seq, data FROM log WHERE doc = ? ORDER BY seq')
   const last = db.prepare('SELECT max(seq) AS seq, count(*) AS n FROM log WHERE doc = ?')
   const remove = db.prepare('DELETE FROM log WHERE doc = ? AND seq <= ?')
+  const removeAfter = db.prepare('DELETE FROM log WHERE doc = ? AND seq > ? AND seq <= ?')
   const bump = db.prepare(`
     INSERT INTO fencing (doc, resource, token) VALUES (?, ?, 1)
     ON CONFLICT (doc, resource) DO UPDATE SET token = token + 1
@@ -239,6 +240,26 @@ function operations (db) {
     const rows = select.all(name)
     if (rows.length < 2) return
     const seq = rows[rows.length - 1].seq
+    const head = rows[0].data
+    if (head.byteLength >= BIG_SNAPSHOT_BYTES) {
+      // a big document: its first row is its last snapshot, the rest the updates since
+      const tail = rows.slice(1).map(row => row.data)
+      let tailBytes = 0
+      for (const update of tail) tailBytes += update.byteLength
+      if (head.byteLength >= TAIL_SHARE * tailBytes) {
+        // the updates since are folded into one row and the snapshot is left as it is: the
+        // cost is the updates', not the document's
+        if (tail.length < 2) return
+        removeAfter.run(name, rows[0].seq, seq)
+        insertAt.run(name, seq, Y.mergeUpdates(tail))
+        return
+      }
+      // merged, not applied to a Y.Doc: linear in the bytes, and no copy of the whole document
+      // as a Y.Doc in this thread (five times its encoded size)
+      remove.run(name, seq)
+      insertAt.run(name, seq, Y.mergeUpdates([head, Y.mergeUpdates(tail)]))
+      return
+    }
     remove.run(name, seq)
     insertAt.run(name, seq, snapshotOf(rows.map(row => row.data)))
   })
@@ -269,6 +290,14 @@ function operations (db) {
     }
   }
 }
+
+/**
+ * A first row at least this large is a big document's snapshot: compacting without a snapshot
+ * from the caller (the registry's choice for big documents, whose in-memory encoding would hold
+ * up the event loop) folds only the updates after it, until they come to 1 / TAIL_SHARE of it.
+ */
+const BIG_SNAPSHOT_BYTES = 4 * 1024 * 1024
+const TAIL_SHARE = 4
 
 /** Documents whose authors the append cache remembers before it starts over. */
 const NOTED_MAX = 10_000

@@ -32,4 +32,21 @@ describe('heartbeats', () => {
     await waitFor(() => pings >= 8, 5_000, 'eight pings')
     expect(ws.readyState).toBe(ws.OPEN)
   })
+
+  test('a stall of the event loop (a big document loading) is not the peers\' silence: they are kept', async () => {
+    const server = await startServer({ heartbeatIntervalMs: 100, heartbeatTimeoutMs: 300 })
+    const ws = rawClient(`${server.url}/${docName()}`)
+    await opened(ws)
+    let pings = 0
+    ws.on('ping', () => { pings++ })
+    await waitFor(() => pings >= 2, 5_000, 'two pings')
+    // the process (server and client alike) is held for five times the timeout, as a synchronous
+    // load of a 100 MB document holds it for seconds
+    const until = Date.now() + 1_500
+    while (Date.now() < until) { /* held */ }
+    const after = pings
+    await waitFor(() => pings >= after + 5, 5_000, 'five pings more')
+    expect(ws.readyState).toBe(ws.OPEN)
+    expect(server.sessions.size).toBe(1)
+  })
 })

@@ -1,0 +1,157 @@
+import { expect, onTestFinished, test } from 'vitest'
+import * as Y from 'yjs'
+import WebSocket from 'ws'
+import { WebsocketProvider } from 'y-websocket'
+import { SqliteStore } from '../../server/store/sqlite-store.js'
+import { PIECEWISE_SYNC_BYTES, SYNC_PIECE_BYTES } from '../../server/session/state-sync.js'
+import { bigDocumentFile, BIG_SEED, BIG_TEXT, BIG_XML } from '../../bench/big-doc.js'
+import { startServer, docName, tempDir, waitFor } from '../support/helpers.js'
+
+const MiB = 1024 * 1024
+
+/** What a stock client saw while it opened a document. */
+interface Opened {
+  doc: Y.Doc
+  provider: WebsocketProvider
+  /** Socket closes: the provider reconnects after each. */
+  closes: number
+  /** Every message received: sizes in bytes. */
+  messages: number[]
+}
+
+/**
+ * The stock y-websocket provider, unchanged (its 30 s watchdog included), counting what its
+ * sockets receive and how often they close. `edit` runs once the socket is open, before the
+ * document arrived.
+ */
+function openStock (url: string, name: string, edit?: (doc: Y.Doc) => void): Opened {
+  const opened: Opened = { doc: new Y.Doc(), provider: undefined as unknown as WebsocketProvider, closes: 0, messages: [] }
+  class CountingWebSocket extends WebSocket {
+    constructor (...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      this.on('message', (data: Buffer) => opened.messages.push(data.byteLength))
+      this.on('close', () => { opened.closes++ })
+    }
+  }
+  opened.provider = new WebsocketProvider(url, name, opened.doc, {
+    WebSocketPolyfill: CountingWebSocket as unknown as typeof globalThis.WebSocket,
+    disableBc: true
+  })
+  if (edit !== undefined) opened.provider.once('status', () => edit(opened.doc))
+  onTestFinished(() => {
+    opened.provider.destroy()
+    opened.doc.destroy()
+  })
+  return opened
+}
+
+/** True once `doc` holds every struct of `update` (its state vector is at least the update's). */
+function holds (doc: Y.Doc, stateVector: Map<number, number>): boolean {
+  for (const [client, clock] of stateVector) if (Y.getState(doc.store, client) < clock) return false
+  return true
+}
+
+/** Stores `update` as the whole of document `name` in a SQLite database under `dir`, as a compaction leaves it. */
+async function seed (dir: string, name: string, update: Uint8Array): Promise<void> {
+  const store = await SqliteStore.open(dir)
+  await store.append([{ name, update }])
+  await store.close()
+}
+
+/**
+ * True when two documents hold the same: the same structs (state vectors), the same deletions
+ * (delete sets) and the same content of the generated types (text with its formatting, the XML).
+ * Their encodings may still differ: how adjacent structs are merged depends on how they arrived.
+ */
+function sameContent (a: Y.Doc, b: Y.Doc): boolean {
+  const bytes = (x: Uint8Array, y: Uint8Array): boolean => Buffer.compare(x, y) === 0
+  const sv = (doc: Y.Doc): Uint8Array => Y.encodeStateVector(doc)
+  const states = (doc: Y.Doc): string => JSON.stringify([...Y.decodeStateVector(sv(doc))].sort((x, y) => x[0] - y[0]))
+  // the delete set alone (clients sorted by Yjs): the update past every struct the document holds
+  const ds = (doc: Y.Doc): Uint8Array => Y.encodeStateAsUpdate(doc, sv(doc))
+  return states(a) === states(b) && bytes(ds(a), ds(b)) &&
+    JSON.stringify(a.getText(BIG_TEXT).toDelta()) === JSON.stringify(b.getText(BIG_TEXT).toDelta()) &&
+    a.getXmlFragment(BIG_XML).toString() === b.getXmlFragment(BIG_XML).toString()
+}
+
+test('a 10 MiB document reaches a stock client in pieces under the size of a piece, equal to the stored one; edits made during the load, by it and by another client, are kept', async () => {
+  const { update } = bigDocumentFile(10 * MiB, BIG_SEED)
+  expect(update.byteLength).toBeGreaterThan(PIECEWISE_SYNC_BYTES)
+  const expected = new Y.Doc()
+  Y.applyUpdate(expected, update)
+  const stateVector = Y.decodeStateVector(Y.encodeStateVector(expected))
+  const dir = tempDir()
+  const name = docName('big')
+  await seed(dir, name, update)
+  const server = await startServer({ persistence: 'sqlite', dataDir: dir })
+
+  // one client is in the document when the other starts to load it: its edit comes mid-load
+  const first = openStock(server.url, name)
+  await waitFor(() => holds(first.doc, stateVector) && first.provider.synced, 120_000, 'first client synced')
+  const loading = openStock(server.url, name, doc => doc.getText(BIG_TEXT).insert(0, 'typed while loading '))
+  await waitFor(() => loading.messages.length >= 3, 60_000, 'the load under way')
+  first.doc.getText(BIG_TEXT).insert(0, 'typed by the other ')
+  await waitFor(() => holds(loading.doc, stateVector) && loading.provider.synced, 120_000, 'loading client synced')
+  await waitFor(() => {
+    const text = loading.doc.getText(BIG_TEXT).toString()
+    return text.includes('typed by the other ') && text.includes('typed while loading ')
+  }, 30_000, 'both edits at the loading client')
+  expect(loading.closes).toBe(0)
+  expect(first.closes).toBe(0)
+  // several messages, none much over a piece (a struct is never cut: a few bytes over)
+  const big = loading.messages.filter(size => size > 64 * 1024)
+  expect(big.length).toBeGreaterThan(5)
+  expect(Math.max(...loading.messages)).toBeLessThan(SYNC_PIECE_BYTES + 64 * 1024)
+
+  // the loaded document is the stored one with the two edits: the same content as the other
+  // client's, and as the stored document with the edits applied to it. Compared as booleans: a
+  // failed comparison of megabytes would otherwise be printed as a diff
+  await waitFor(() => first.doc.getText(BIG_TEXT).toString().includes('typed while loading '), 30_000, 'the loading client\'s edit at the other')
+  expect(sameContent(loading.doc, first.doc)).toBe(true)
+  const stored = new Y.Doc()
+  Y.applyUpdate(stored, update)
+  Y.applyUpdate(stored, Y.encodeStateAsUpdate(loading.doc, Y.encodeStateVector(stored)))
+  expect(sameContent(loading.doc, stored)).toBe(true)
+  expect(loading.doc.getXmlFragment(BIG_XML).toString() === expected.getXmlFragment(BIG_XML).toString()).toBe(true)
+
+  // both edits were stored, and the document compacted off the event loop as it unloaded: the
+  // store folded the edits into one row and kept the snapshot (an in-memory snapshot would have
+  // replaced both with one row)
+  first.provider.destroy()
+  loading.provider.destroy()
+  await waitFor(() => server.documents.get(name) === undefined, 60_000, 'the document unloaded')
+  const reader = await SqliteStore.open(dir)
+  const rows = await reader.load(name)
+  await reader.close()
+  expect(rows).toHaveLength(2)
+  expect(Buffer.compare(rows[0] as Uint8Array, update)).toBe(0)
+  // a restart over the same data serves them
+  await server.close()
+  const restarted = await startServer({ persistence: 'sqlite', dataDir: dir })
+  const later = openStock(restarted.url, name)
+  await waitFor(() => holds(later.doc, stateVector) && later.provider.synced, 120_000, 'client after the restart synced')
+  const text = later.doc.getText(BIG_TEXT).toString()
+  expect(text).toContain('typed by the other ')
+  expect(text).toContain('typed while loading ')
+  expect(sameContent(later.doc, loading.doc)).toBe(true)
+}, 600_000)
+
+test('a 100 MB document syncs to a stock client with no reconnect', async () => {
+  // long runs of text (pasted passages): the same bytes as a typed document, in fewer structs, so
+  // that building it stays within the suite's time (it is kept in the temporary folder)
+  const { update } = bigDocumentFile(100 * MiB, BIG_SEED, 3000)
+  expect(update.byteLength).toBeGreaterThanOrEqual(100 * MiB)
+  const stateVector = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))
+  const dir = tempDir()
+  const name = docName('huge')
+  await seed(dir, name, update)
+  const server = await startServer({ persistence: 'sqlite', dataDir: dir })
+  const started = Date.now()
+  const client = openStock(server.url, name)
+  await waitFor(() => holds(client.doc, stateVector) && client.provider.synced, 480_000, 'the 100 MB document at the client')
+  const ms = Date.now() - started
+  expect(client.closes).toBe(0)
+  expect(Math.max(...client.messages)).toBeLessThan(SYNC_PIECE_BYTES + 64 * 1024)
+  expect(client.messages.length).toBeGreaterThan(90)
+  process.stdout.write(`100 MB document (${update.byteLength} bytes) opened by a stock client in ${ms} ms, ${client.messages.length} messages\n`)
+}, 900_000)
