@@ -1,8 +1,11 @@
-// In-band token refresh under load: 5,000 Tandem connections whose tokens are all announced as
-// expiring in the same quarter second (so all 5,000 refresh within about one second), while one
-// writer's edits fan out to 20 readers of another document. Reports the fan-out latency before
-// and during the refresh burst, and how long the burst took.
-//   npm run build && node bench/refresh.mjs [connections=5000] [readers=20]
+// In-band token refresh under load: 5,000 Tandem connections refresh their tokens within one
+// second while one writer's edits fan out to 20 readers of another document. Reports the fan-out
+// latency before, during and after the refresh burst, and how long the burst took.
+//   npm run build && node bench/refresh.mjs [connections=5000] [readers=20] [mode=1000]
+// mode: a number of ms: the load generator sends every connection's `refresh` itself, evenly
+// spread over that many ms (0: all in one go), about 8 s after the connections are open; `warned`:
+// each connection refreshes when the server warns it (`token-expiring`), with tokens sharing one
+// exp (the server spreads those warnings: see PROTOCOL.md; this waits about 80 s for them).
 // The server is its own process (dist/server/cli.js); this process is the load generator.
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
@@ -13,11 +16,13 @@ import { readFrame, writeTandem, writeSyncUpdate } from '../dist/shared/messages
 
 const CONNECTIONS = Number(process.argv[2] ?? 5_000)
 const READERS = Number(process.argv[3] ?? 20)
+const WARNED = process.argv[4] === 'warned'
+const SPREAD_MS = WARNED ? 0 : Number(process.argv[4] ?? 1_000)
 const SECRET = 'bench-refresh-secret'
 const EDITS_PER_SECOND = 50
-// the server warns at half the time left, at most 60 s ahead: tokens with over 120 s left when
-// they connect (20 s to connect them all) are all warned 60 s before their common exp, at once
-const LIFETIME_S = 140
+// the server warns 60 s to 45 s before exp tokens with over 120 s left when they connect (20 s
+// to connect them all); in the other modes, the tokens outlive the run
+const LIFETIME_S = WARNED ? 140 : 3_600
 
 const key = new TextEncoder().encode(SECRET)
 const sign = (sub, exp) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(key)
@@ -41,7 +46,7 @@ const open = (path) => new Promise((resolve, reject) => {
 
 // the 5,000: 100 documents of 50; each answers `token-expiring` with a pre-signed token
 const exp = Math.floor(Date.now() / 1000) + LIFETIME_S
-const refreshes = { warned: [], refreshed: [] }
+const refreshes = { warned: [], sent: [], refreshed: [] }
 const sockets = []
 const connectOne = async (i) => {
   const sub = `user-${i}`
@@ -52,20 +57,26 @@ const connectOne = async (i) => {
     const frame = readFrame(data)
     if (frame.message.type === 'token-expiring') {
       refreshes.warned.push(performance.now())
-      ws.send(writeTandem({ type: 'refresh', token: second }))
+      if (WARNED) ws.send(writeTandem({ type: 'refresh', token: second }))
     } else if (frame.message.type === 'refreshed') {
       refreshes.refreshed.push(performance.now())
     }
   })
   ws.on('close', (code, reason) => { closes.set(`${code} ${reason}`, (closes.get(`${code} ${reason}`) ?? 0) + 1) })
   sockets.push(ws)
+  refreshers.push(() => {
+    refreshes.sent.push(performance.now())
+    ws.send(writeTandem({ type: 'refresh', token: second }))
+  })
 }
+const refreshers = []
 const closes = new Map()
 const connectStarted = performance.now()
 for (let i = 0; i < CONNECTIONS; i += 100) {
   await Promise.all(Array.from({ length: Math.min(100, CONNECTIONS - i) }, (_, j) => connectOne(i + j)))
 }
-console.log(`${CONNECTIONS} connections open in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; tokens warned at about ${new Date((exp - 60) * 1000).toISOString()}`)
+console.log(`${CONNECTIONS} connections open in ${((performance.now() - connectStarted) / 1000).toFixed(1)} s; ` +
+  (WARNED ? `tokens warned from about ${new Date((exp - 60) * 1000).toISOString()}` : `refreshing ${CONNECTIONS} within ${SPREAD_MS} ms`))
 
 // the fan-out probe: readers first, then one writer stamping the send time into a map
 const samples = []
@@ -88,15 +99,26 @@ const writer = await open(`probe?token=${probeToken}`)
 writerDoc.on('update', update => writer.send(writeSyncUpdate(update)))
 const ticker = setInterval(() => writerDoc.getMap('m').set('t', performance.now() + performance.timeOrigin), 1000 / EDITS_PER_SECOND)
 
-const warnAt = (exp - 60) * 1000
-await new Promise(resolve => setTimeout(resolve, Math.max(0, warnAt - Date.now())))
-const deadline = Date.now() + 15_000
+if (WARNED) {
+  await new Promise(resolve => setTimeout(resolve, Math.max(0, (exp - 60) * 1000 - Date.now())))
+} else {
+  // 8 s of fan-out first; then the burst, in steps of 10 ms
+  await new Promise(resolve => setTimeout(resolve, 8_000))
+  const steps = Math.max(1, Math.floor(SPREAD_MS / 10))
+  for (let step = 0; step < steps; step++) {
+    const from = Math.floor(step * refreshers.length / steps)
+    const to = Math.floor((step + 1) * refreshers.length / steps)
+    for (let i = from; i < to; i++) refreshers[i]()
+    if (step < steps - 1) await new Promise(resolve => setTimeout(resolve, SPREAD_MS / steps))
+  }
+}
+const deadline = Date.now() + (WARNED ? 30_000 : 15_000)
 while (refreshes.refreshed.length < CONNECTIONS && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 100))
 // a few seconds after, for the comparison
 await new Promise(resolve => setTimeout(resolve, 3_000))
 clearInterval(ticker)
 
-const burstStart = Math.min(...refreshes.warned)
+const burstStart = Math.min(...(WARNED ? refreshes.warned : refreshes.sent))
 const burstEnd = Math.max(...refreshes.refreshed)
 const pct = (values, p) => {
   const sorted = [...values].sort((a, b) => a - b)
@@ -104,8 +126,9 @@ const pct = (values, p) => {
 }
 const show = (what, values) => console.log(`${what.padEnd(40)} n=${String(values.length).padStart(4)}  p50 ${pct(values, 0.5).toFixed(2)} ms  p99 ${pct(values, 0.99).toFixed(2)} ms  max ${Math.max(...values).toFixed(2)} ms`)
 if (closes.size > 0) console.log('closed early:', Object.fromEntries(closes))
-const span = values => (Math.max(...values) - Math.min(...values)).toFixed(0)
-console.log(`refreshes: ${refreshes.warned.length} warned within ${span(refreshes.warned)} ms, ${refreshes.refreshed.length} refreshed within ${span(refreshes.refreshed)} ms; first warning to last refreshed ${(burstEnd - burstStart).toFixed(0)} ms`)
+const span = values => values.length === 0 ? 0 : (Math.max(...values) - Math.min(...values)).toFixed(0)
+console.log(`refreshes: ${refreshes.warned.length} warned within ${span(refreshes.warned)} ms, ${refreshes.sent.length} sent unwarned within ${span(refreshes.sent)} ms, ` +
+  `${refreshes.refreshed.length} refreshed within ${span(refreshes.refreshed)} ms; first ${WARNED ? 'warning' : 'sent'} to last refreshed ${(burstEnd - burstStart).toFixed(0)} ms`)
 show('fan-out latency, before the burst', samples.filter(s => s.at < burstStart - 500 && s.at > burstStart - 10_500).map(s => s.ms))
 show('fan-out latency, during the burst', samples.filter(s => s.at >= burstStart && s.at <= burstEnd).map(s => s.ms))
 show('fan-out latency, after the burst', samples.filter(s => s.at > burstEnd + 500).map(s => s.ms))
