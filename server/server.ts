@@ -16,6 +16,7 @@ import { DocumentRegistry } from './document/registry.js'
 import { Session, type EndReason, type SessionHooks } from './session/session.js'
 import { WebSocketTransport, type UpgradeRequest } from './transport/transport.js'
 import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth/auth.js'
+import { JwtPool } from './auth/jwt-pool.js'
 import { Router } from './http/router.js'
 import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
@@ -84,12 +85,16 @@ export class TandemServer {
   private revocationList: Revocations | undefined
   private closing: Promise<void> | undefined
   private readonly authenticate: Authenticate
+  /** The worker threads verifying JWTs (with an auth secret and no hook). */
+  private readonly jwtPool: JwtPool | undefined
 
   constructor (options: ServerOptions = {}) {
     this.options = resolveOptions(options)
     this.logger = this.options.logger ?? createLogger(this.options.logLevel)
     const { authenticate, authSecret, adminToken } = this.options
-    this.authenticate = authenticate !== undefined ? fromHook(authenticate) : authSecret !== undefined ? jwt(authSecret) : anonymous()
+    if (authenticate === undefined && authSecret !== undefined) this.jwtPool = new JwtPool(authSecret)
+    const pool = this.jwtPool
+    this.authenticate = authenticate !== undefined ? fromHook(authenticate) : pool !== undefined ? jwt(token => pool.verify(token)) : anonymous()
     if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
     registerHealth(this.router, { status: () => this.status, redisReady: () => this.cluster?.ready })
     this.heartbeats = new HeartbeatLoop(this.sessions, this.options.heartbeatIntervalMs, this.options.heartbeatTimeoutMs)
@@ -256,6 +261,7 @@ export class TandemServer {
         changed: session => collab.identityChanged(session as Session)
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
+      this.jwtPool?.warm()
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)
@@ -272,6 +278,7 @@ export class TandemServer {
       await this.collab?.close().catch(() => {})
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
+      this.jwtPool?.close()
       this.setStatus('closed')
       throw err
     }
@@ -433,6 +440,7 @@ export class TandemServer {
 
   private async drain (): Promise<void> {
     if (this.status === 'idle' || this.status === 'closed') {
+      this.jwtPool?.close()
       this.setStatus('closed')
       return
     }
@@ -481,6 +489,7 @@ export class TandemServer {
     await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
       logger.error({ err }, 'store failed to close')
     })
+    this.jwtPool?.close()
     this.setStatus('closed')
     logger.info({ ms: Date.now() - started }, 'shut down')
   }

@@ -47,10 +47,23 @@ type ClosingError = 'TANDEM_ERR_TOKEN_EXPIRED' | 'TANDEM_ERR_REVOKED' | 'TANDEM_
 
 /** Resolution of the expiry wheel: a deadline is met within this long. */
 const SLOT_MS = 250
-/** The most a Tandem client is warned ahead of its token's expiry. */
+/** The most a Tandem client is warned ahead of its token's expiry, before the random spread (a quarter more). */
 const MAX_WARNING_MS = 60_000
 /** The most an ending session waits for its pending edits to be stored before its socket closes. */
 const STORE_WAIT_MS = 2_000
+/** The most event-loop time one slice of applying checked credentials takes before it yields. */
+const SLICE_MS = 1
+
+/** Credentials checked and waiting to be applied to a session (in slices). */
+interface Answer {
+  state: State
+  /** The state's generation when the check started: a newer one makes this answer stale. */
+  generation: number
+  request: AuthRequest
+  identity: Identity
+  /** Called once applied (or found stale). */
+  done: () => void
+}
 
 interface State {
   session: LiveSession
@@ -85,6 +98,10 @@ export class LiveSessions {
   private readonly wheel = new Map<number, Set<State>>()
   private lastSlot = Math.floor(Date.now() / SLOT_MS)
   private lastIdleSweep = Date.now()
+  /** Checked credentials to apply, oldest first, and the slice that applies them. */
+  private answers: Answer[] = []
+  private answered = 0
+  private slice: NodeJS.Immediate | undefined
   private readonly idleSweepMs: number
   private readonly timer: NodeJS.Timeout
 
@@ -189,6 +206,11 @@ export class LiveSessions {
   /** Stops the sweep. Safe to call twice. */
   close (): void {
     clearInterval(this.timer)
+    if (this.slice !== undefined) clearImmediate(this.slice)
+    this.slice = undefined
+    for (let i = this.answered; i < this.answers.length; i++) this.answers[i]?.done()
+    this.answers = []
+    this.answered = 0
     this.wheel.clear()
     this.states.clear()
   }
@@ -211,6 +233,37 @@ export class LiveSessions {
       }
       return this.end(state, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
     }
+    // applied in a slice of its own: a burst of refreshes (thousands of tokens sharing an exp)
+    // then leaves the event loop to the updates between slices; a refresh has until its exp
+    await new Promise<void>(resolve => {
+      this.answers.push({ state, generation, request, identity, done: resolve })
+      this.slice ??= setImmediate(() => this.applyAnswers())
+    })
+  }
+
+  /** Applies checked credentials for at most SLICE_MS, then yields to the event loop. */
+  private applyAnswers (): void {
+    this.slice = undefined
+    const until = performance.now() + SLICE_MS
+    const { answers } = this
+    let i = this.answered
+    while (i < answers.length) {
+      const answer = answers[i++] as Answer
+      this.applyAnswer(answer)
+      answer.done()
+      if ((i & 7) === 0 && performance.now() >= until) break
+    }
+    if (i < answers.length) {
+      this.answered = i
+      this.slice = setImmediate(() => this.applyAnswers())
+    } else {
+      this.answers = []
+      this.answered = 0
+    }
+  }
+
+  private applyAnswer ({ state, generation, request, identity }: Answer): void {
+    const { session } = state
     if (state.ending || session.isEnded() || state.generation !== generation) return
     const before = session.identity
     if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
@@ -227,7 +280,8 @@ export class LiveSessions {
     if (session.tandem) {
       session.send(writeTandem({ type: 'refreshed', expiresAt: identity.expiresAt ?? 0, access: identity.access, name: identity.name, color: identity.color }))
     }
-    this.hooks.changed(session, before)
+    // a token naming the user as before changes nothing presence shows
+    if (identity.name !== before.name || identity.color !== before.color) this.hooks.changed(session, before)
   }
 
   /** Stores the session's pending edits (bounded), then closes it with the error's close code. */
@@ -257,8 +311,11 @@ export class LiveSessions {
     if (expiresAt === undefined) return
     let due = expiresAt
     if (state.session.tandem && !state.warned) {
-      // half the time left, at most a minute ahead: a 2 s token is warned after 1 s
-      due = expiresAt - Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
+      // half the time left, at most a minute ahead, and up to a quarter of that earlier, at
+      // random: tokens sharing an exp are warned over 15 s, not all in the same second (their
+      // refreshes would be a burst). A 2 s token is warned after 0.75 to 1 s.
+      const lead = Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
+      due = expiresAt - lead * (1 + Math.random() / 4)
     }
     const slot = Math.max(this.lastSlot + 1, Math.ceil(due / SLOT_MS))
     let set = this.wheel.get(slot)
