@@ -255,7 +255,7 @@ export class TandemServer {
       await this.revocationList.start()
       const collab = this.collab
       this.live = new LiveSessions(options, this.revocationList, {
-        authenticate: request => this.authenticateWithin(request),
+        authenticate: request => this.authenticateChecked(request),
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id),
         changed: session => collab.identityChanged(session as Session)
@@ -300,14 +300,20 @@ export class TandemServer {
     return identity
   }
 
-  /**
-   * The authenticator within the auth timeout, then the checks every credential passes, at the
-   * upgrade and at every refresh: not expired, not revoked.
-   */
+  /** At the upgrade: the authenticator and the checks (authenticateChecked) within the auth timeout. */
   private async authenticateWithin (request: AuthRequest): Promise<Identity> {
     const { authTimeoutMs } = this.options
-    const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
+    return await withTimeout(this.authenticateChecked(request), authTimeoutMs,
       () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+  }
+
+  /**
+   * The authenticator, then the checks every credential passes, at the upgrade and at every
+   * refresh: not expired, not revoked. No timeout: a live session's check is timed by the sweep
+   * of live.ts (no timer per refresh).
+   */
+  private async authenticateChecked (request: AuthRequest): Promise<Identity> {
+    const identity = await this.authenticate(request)
     if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new TandemError('TANDEM_ERR_TOKEN_EXPIRED')
     if (this.revocationList?.covering(identity) !== undefined) throw new TandemError('TANDEM_ERR_REVOKED')
     return identity

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
 import { writeTandem } from '../../shared/messages.js'
-import { ERRORS, isTandemError } from '../../shared/errors.js'
+import { ERRORS, TandemError, isTandemError } from '../../shared/errors.js'
 import { mayOpen, type AuthRequest, type Identity } from '../auth/auth.js'
 import type { EndReason } from './session.js'
 import type { Revocation } from '../store/store.js'
@@ -20,7 +20,7 @@ export interface LiveSession {
 
 /** What live-session policy asks of its server. */
 export interface LiveSessionsHooks {
-  /** Authenticates again (the server's authenticator, within its timeout). */
+  /** Authenticates again (the server's authenticator and checks; this policy applies the auth timeout). */
   authenticate (request: AuthRequest): Promise<Identity>
   /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
   revokeHeld (covered: (held: HeldSession) => boolean): number
@@ -40,6 +40,14 @@ export interface LivePeers {
 export interface LiveSessionsOptions {
   /** 0: no idle timeout. */
   sessionIdleTimeoutMs: number
+  /** How long a check may take (0: no limit); past it, the session keeps its credentials. */
+  authTimeoutMs: number
+}
+
+/** A check in progress, failed by the sweep past its deadline: no timer per check. */
+interface Pending {
+  deadline: number
+  fail (err: Error): void
 }
 
 /** The errors this policy closes sessions with (each has a close code in the registry). */
@@ -102,6 +110,7 @@ export class LiveSessions {
   private answers: Answer[] = []
   private answered = 0
   private slice: NodeJS.Immediate | undefined
+  private readonly pending = new Set<Pending>()
   private readonly idleSweepMs: number
   private readonly timer: NodeJS.Timeout
 
@@ -114,7 +123,7 @@ export class LiveSessions {
   ) {
     const idle = options.sessionIdleTimeoutMs
     this.idleSweepMs = idle > 0 ? Math.min(1_000, Math.max(20, Math.floor(idle / 4))) : Infinity
-    this.timer = setInterval(() => this.tick(), Math.min(SLOT_MS, this.idleSweepMs))
+    this.timer = setInterval(() => this.tick(), Math.min(SLOT_MS, this.idleSweepMs, Math.max(20, options.authTimeoutMs || Infinity)))
     this.timer.unref()
   }
 
@@ -206,6 +215,7 @@ export class LiveSessions {
   /** Stops the sweep. Safe to call twice. */
   close (): void {
     clearInterval(this.timer)
+    this.pending.clear()
     if (this.slice !== undefined) clearImmediate(this.slice)
     this.slice = undefined
     for (let i = this.answered; i < this.answers.length; i++) this.answers[i]?.done()
@@ -221,7 +231,7 @@ export class LiveSessions {
     const generation = state.generation
     let identity: Identity
     try {
-      identity = await this.hooks.authenticate(request)
+      identity = await this.authenticate(request)
     } catch (err) {
       // newer credentials were applied meanwhile: this answer is about old ones
       if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -238,6 +248,23 @@ export class LiveSessions {
     await new Promise<void>(resolve => {
       this.answers.push({ state, generation, request, identity, done: resolve })
       this.slice ??= setImmediate(() => this.applyAnswers())
+    })
+  }
+
+  /** The hook's answer, or TANDEM_ERR_AUTH_TIMEOUT once the sweep finds it past the auth timeout. */
+  private authenticate (request: AuthRequest): Promise<Identity> {
+    const { authTimeoutMs } = this.options
+    if (authTimeoutMs <= 0) return this.hooks.authenticate(request)
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { deadline: Date.now() + authTimeoutMs, fail: reject }
+      this.pending.add(pending)
+      this.hooks.authenticate(request).then(identity => {
+        this.pending.delete(pending)
+        resolve(identity)
+      }, (err: unknown) => {
+        this.pending.delete(pending)
+        reject(err)
+      })
     })
   }
 
@@ -345,6 +372,11 @@ export class LiveSessions {
         state.slot = -1
         this.deadline(state, now)
       }
+    }
+    for (const pending of this.pending) {
+      if (pending.deadline > now) continue
+      this.pending.delete(pending)
+      pending.fail(new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${this.options.authTimeoutMs} ms`))
     }
     if (now - this.lastIdleSweep >= this.idleSweepMs) {
       this.lastIdleSweep = now

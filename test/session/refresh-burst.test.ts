@@ -43,4 +43,30 @@ describe('many tokens sharing an exp', () => {
     expect([...server.sessions].every(s => (s.identity.expiresAt ?? 0) > exp + 3_000_000)).toBe(true)
     for (const ws of sockets) ws.terminate()
   })
+
+  test('a refresh the hook does not answer within the auth timeout keeps the session; the next refresh is checked', async () => {
+    let calls = 0
+    const server = await startServer({
+      authTimeoutMs: 300,
+      // the first refresh (second call) never answers
+      authenticate: () => ++calls === 2 ? new Promise(() => {}) : { userId: 'ada', name: `Ada ${calls}` }
+    })
+    const ws = rawClient(docUrl(server.url, docName(), { tandem: '1', token: 'x' }))
+    const seen = tandemMessages(ws)
+    await waitFor(() => seen.some(m => m.type === 'welcome'), 5_000, 'welcome')
+    ws.send(writeTandem({ type: 'refresh', token: 'y' }))
+    const sent = Date.now()
+    // a second refresh while the first is checked would be a flood (4400): wait for the timeout
+    await new Promise(resolve => setTimeout(resolve, 700))
+    expect(calls).toBe(2)
+    expect(seen.some(m => m.type === 'refreshed')).toBe(false)
+    const [session] = server.sessions
+    expect(session?.identity.name).toBe('Ada 1')
+    ws.send(writeTandem({ type: 'refresh', token: 'z' }))
+    await waitFor(() => seen.some(m => m.type === 'refreshed'), 5_000, 'the next refresh applied')
+    expect(Date.now() - sent).toBeGreaterThan(300)
+    expect(session?.identity.name).toBe('Ada 3')
+    expect(server.sessions.size).toBe(1)
+    ws.terminate()
+  })
 })
