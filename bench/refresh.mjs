@@ -76,8 +76,8 @@ async function connections ({ url, count, exp, warned, spreadMs }) {
       }
     }
     if (message.report) {
-      process.send({ times, closes })
-      process.exit(0)
+      // exit once the report is written: a large one may take more than one write
+      process.send({ times, closes }, () => process.exit(0))
     }
   })
 }
