@@ -12,6 +12,7 @@
 // presence turns users idle after 10 minutes, not 60 s: the 5,000 turning idle together is a
 // burst of its own (bench/NOTES.md), which would fall among the warnings of the `warned` mode.
 import { fork, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
@@ -23,6 +24,16 @@ const EDITS_PER_SECOND = 50
 const key = new TextEncoder().encode(SECRET)
 const sign = (sub, exp) => new SignJWT({ sub }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(key)
 const now = () => performance.timeOrigin + performance.now()
+/** CPU ms (user + system) of a process, or of one of its threads (Linux /proc; 10 ms ticks). */
+const cpuMs = (pid, tid) => {
+  try {
+    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return NaN
+  }
+}
 const open = (url) => new Promise((resolve, reject) => {
   const ws = new WebSocket(url)
   ws.binaryType = 'nodebuffer'
@@ -133,14 +144,24 @@ async function probe () {
   writerDoc.on('update', update => writer.send(writeSyncUpdate(update)))
   const ticker = setInterval(() => writerDoc.getMap('m').set('t', now()), 1000 / EDITS_PER_SECOND)
 
+  // the server's CPU: its event loop's thread (the main thread's id is the pid), and the process
+  const cpu = () => ({ at: now(), loop: cpuMs(server.pid, server.pid), all: cpuMs(server.pid) })
+  let idle, burst
   if (warned) {
     // the warnings spread over 15 s, then a few seconds for the last refreshes
     await new Promise(resolve => setTimeout(resolve, Math.max(0, (exp - 40) * 1000 - Date.now())))
   } else {
-    // 8 s of fan-out first; then the burst and at least 8 s after it
-    await new Promise(resolve => setTimeout(resolve, 8_000))
+    // 8 s of fan-out first (the last 3 s: the CPU it costs); then the burst and 8 s after it (its
+    // CPU: over the first 5 s after the last refresh was sent)
+    await new Promise(resolve => setTimeout(resolve, 5_000))
+    idle = [cpu()]
+    await new Promise(resolve => setTimeout(resolve, 3_000))
+    idle.push(cpu())
+    burst = [cpu()]
     child.send({ burst: true })
-    await new Promise(resolve => setTimeout(resolve, spreadMs + 8_000))
+    await new Promise(resolve => setTimeout(resolve, spreadMs + 5_000))
+    burst.push(cpu())
+    await new Promise(resolve => setTimeout(resolve, 3_000))
   }
   clearInterval(ticker)
   const reported = next()
@@ -158,6 +179,12 @@ async function probe () {
   const span = values => values.length === 0 ? 0 : (Math.max(...values) - Math.min(...values)).toFixed(0)
   console.log(`refreshes: ${times.warned.length} warned within ${span(times.warned)} ms, ${times.sent.length} sent within ${span(times.sent)} ms, ` +
     `${times.refreshed.length} refreshed within ${span(times.refreshed)} ms; first ${warned ? 'warning' : 'sent'} to last refreshed ${(burstEnd - burstStart).toFixed(0)} ms`)
+  if (!warned) {
+    // the burst's own CPU: the burst window's less the fan-out's alone over as long
+    const rate = (span, key) => (span[1][key] - span[0][key]) / (span[1].at - span[0].at)
+    const ms = key => ((rate(burst, key) - rate(idle, key)) * (burst[1].at - burst[0].at)).toFixed(0)
+    console.log(`server CPU for the burst (beyond the fan-out's): event loop ${ms('loop')} ms, whole process ${ms('all')} ms`)
+  }
   show('fan-out latency, before the burst', samples.filter(s => s.at < burstStart - 500 && s.at > burstStart - 10_500).map(s => s.ms))
   show('fan-out latency, during the burst', samples.filter(s => s.at >= burstStart && s.at <= burstEnd).map(s => s.ms))
   show('fan-out latency, after the burst', samples.filter(s => s.at > burstEnd + 500).map(s => s.ms))
