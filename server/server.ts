@@ -261,7 +261,7 @@ export class TandemServer {
         changed: session => collab.identityChanged(session as Session)
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
-      this.jwtPool?.warm()
+      await this.jwtPool?.warm()
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, identity) => this.connect(socket, request, identity as Identity)

@@ -13,6 +13,8 @@ interface Pending {
 
 interface Thread {
   worker: Worker
+  /** Resolves once the worker can verify (or has failed: its tokens then fail). */
+  readonly ready: Promise<void>
   /** The ids this worker has been sent and not answered. */
   readonly inFlight: Set<number>
 }
@@ -47,9 +49,10 @@ export class JwtPool {
     return new Promise((resolve, reject) => { this.pending.set(id, { resolve, reject }) })
   }
 
-  /** Starts a worker now (the server listens), so that the first token does not wait for one. */
-  warm (): void {
-    if (!this.closed && this.threads.length === 0) this.start()
+  /** Starts a worker now (the server listens) and resolves once it is ready: no token waits for one to start. */
+  async warm (): Promise<void> {
+    if (this.closed) return
+    await (this.threads[0] ?? this.start()).ready
   }
 
   /** Stops the workers; tokens in flight fail. Safe to call twice. */
@@ -84,10 +87,16 @@ export class JwtPool {
   }
 
   private start (): Thread {
-    const thread: Thread = { worker: new Worker(WORKER, { workerData: { secret: this.secret } }), inFlight: new Set() }
-    const { worker } = thread
+    const worker = new Worker(WORKER, { workerData: { secret: this.secret } })
+    const ready = new Promise<void>(resolve => {
+      worker.once('message', () => resolve())
+      worker.once('error', () => resolve())
+      worker.once('exit', () => resolve())
+    })
+    const thread: Thread = { worker, ready, inFlight: new Set() }
     worker.unref()
-    worker.on('message', ({ ids, results }: { ids: number[], results: Array<Record<string, unknown> | 'expired' | 'invalid'> }) => {
+    worker.on('message', ({ ids, results }: { ids?: number[], results: Array<Record<string, unknown> | 'expired' | 'invalid'> }) => {
+      if (ids === undefined) return
       for (let i = 0; i < ids.length; i++) {
         const id = ids[i] as number
         thread.inFlight.delete(id)

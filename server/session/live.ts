@@ -6,6 +6,7 @@ import type { EndReason } from './session.js'
 import type { Revocation } from '../store/store.js'
 import type { Revocations, RevocationTarget } from '../auth/revocations.js'
 import type { HeldSession } from './resume.js'
+import { Slices } from './slices.js'
 
 /** What live-session policy needs of a session. */
 export interface LiveSession {
@@ -59,19 +60,6 @@ const SLOT_MS = 250
 const MAX_WARNING_MS = 60_000
 /** The most an ending session waits for its pending edits to be stored before its socket closes. */
 const STORE_WAIT_MS = 2_000
-/** The most event-loop time one slice of applying checked credentials takes before it yields. */
-const SLICE_MS = 1
-
-/** Credentials checked and waiting to be applied to a session (in slices). */
-interface Answer {
-  state: State
-  /** The state's generation when the check started: a newer one makes this answer stale. */
-  generation: number
-  request: AuthRequest
-  identity: Identity
-  /** Called once applied (or found stale). */
-  done: () => void
-}
 
 interface State {
   session: LiveSession
@@ -106,10 +94,9 @@ export class LiveSessions {
   private readonly wheel = new Map<number, Set<State>>()
   private lastSlot = Math.floor(Date.now() / SLOT_MS)
   private lastIdleSweep = Date.now()
-  /** Checked credentials to apply, oldest first, and the slice that applies them. */
-  private answers: Answer[] = []
-  private answered = 0
-  private slice: NodeJS.Immediate | undefined
+  /** Checked credentials wait here to be applied, in slices of at most 1 ms. */
+  private readonly slices = new Slices(1)
+  private closed = false
   private readonly pending = new Set<Pending>()
   private readonly idleSweepMs: number
   private readonly timer: NodeJS.Timeout
@@ -216,11 +203,9 @@ export class LiveSessions {
   close (): void {
     clearInterval(this.timer)
     this.pending.clear()
-    if (this.slice !== undefined) clearImmediate(this.slice)
-    this.slice = undefined
-    for (let i = this.answered; i < this.answers.length; i++) this.answers[i]?.done()
-    this.answers = []
-    this.answered = 0
+    this.closed = true
+    // what waits is dropped (closed), and its checks settle
+    this.slices.flush()
     this.wheel.clear()
     this.states.clear()
   }
@@ -243,12 +228,12 @@ export class LiveSessions {
       }
       return this.end(state, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
     }
-    // applied in a slice of its own: a burst of refreshes (thousands of tokens sharing an exp)
-    // then leaves the event loop to the updates between slices; a refresh has until its exp
-    await new Promise<void>(resolve => {
-      this.answers.push({ state, generation, request, identity, done: resolve })
-      this.slice ??= setImmediate(() => this.applyAnswers())
-    })
+    // applied in a slice: a burst of refreshes (thousands of tokens sharing an exp) then leaves
+    // the event loop to the updates between slices; a refresh has until its exp
+    await new Promise<void>(resolve => this.slices.run(() => {
+      this.applyChecked(state, generation, request, identity)
+      resolve()
+    }))
   }
 
   /** The hook's answer, or TANDEM_ERR_AUTH_TIMEOUT once the sweep finds it past the auth timeout. */
@@ -268,29 +253,10 @@ export class LiveSessions {
     })
   }
 
-  /** Applies checked credentials for at most SLICE_MS, then yields to the event loop. */
-  private applyAnswers (): void {
-    this.slice = undefined
-    const until = performance.now() + SLICE_MS
-    const { answers } = this
-    let i = this.answered
-    while (i < answers.length) {
-      const answer = answers[i++] as Answer
-      this.applyAnswer(answer)
-      answer.done()
-      if ((i & 7) === 0 && performance.now() >= until) break
-    }
-    if (i < answers.length) {
-      this.answered = i
-      this.slice = setImmediate(() => this.applyAnswers())
-    } else {
-      this.answers = []
-      this.answered = 0
-    }
-  }
-
-  private applyAnswer ({ state, generation, request, identity }: Answer): void {
+  /** Applies credentials `check` found good, unless newer ones were applied meanwhile. */
+  private applyChecked (state: State, generation: number, request: AuthRequest, identity: Identity): void {
     const { session } = state
+    if (this.closed) return
     if (state.ending || session.isEnded() || state.generation !== generation) return
     const before = session.identity
     if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')

@@ -48,7 +48,7 @@ describe('JWT verification in worker threads', () => {
 
   test('closing fails the tokens in flight and refuses new ones; a warm pool answers at once', async () => {
     const verifier = pool()
-    verifier.warm()
+    await verifier.warm()
     const token = await signToken(SECRET, { sub: 'ada' })
     expect((await verifier.verify(token)).sub).toBe('ada')
     const inFlight = verifier.verify(token)
