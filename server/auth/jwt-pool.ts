@@ -94,7 +94,8 @@ export class JwtPool {
       worker.once('exit', () => resolve())
     })
     const thread: Thread = { worker, ready, inFlight: new Set() }
-    worker.unref()
+    // held open until ready: a server awaiting warm() has nothing else keeping the process alive
+    void ready.then(() => { if (thread.inFlight.size === 0) worker.unref() })
     worker.on('message', ({ ids, results }: { ids?: number[], results: Array<Record<string, unknown> | 'expired' | 'invalid'> }) => {
       if (ids === undefined) return
       for (let i = 0; i < ids.length; i++) {

@@ -2,7 +2,8 @@ import { describe, expect, onTestFinished, test } from 'vitest'
 import { SignJWT } from 'jose'
 import { JwtPool } from '../../server/auth/jwt-pool.js'
 import { isTandemError } from '../../shared/errors.js'
-import { signToken } from '../support/security-helpers.js'
+import { signToken, upgrade } from '../support/security-helpers.js'
+import { startTandem } from '../support/cli.js'
 
 const SECRET = 'jwt-pool-secret-0123456789-0123456789'
 
@@ -57,5 +58,15 @@ describe('JWT verification in worker threads', () => {
     await expect(verifier.verify(token)).rejects.toThrow(/closed/)
     // not a refusal of the credentials: the authenticator failed (a live session keeps its own)
     await verifier.verify(token).catch((err: unknown) => expect(isTandemError(err)).toBe(false))
+  })
+
+  test('the tandem command with --auth-secret starts its worker, stays up and admits a token', async () => {
+    // the worker is held open until ready: with it unreferenced, the process ran out of work
+    // while listen waited for it, and exited with 0
+    const tandem = await startTandem(['--persistence', 'memory', '--auth-secret', SECRET])
+    expect((await upgrade(`${tandem.url}/doc?token=${await signToken(SECRET, { sub: 'ada' })}`)).status).toBe('open')
+    expect((await upgrade(`${tandem.url}/doc?token=forged`)).status).toBe(401)
+    expect(tandem.child.exitCode).toBe(null)
+    expect(await tandem.stop()).toBe(0)
   })
 })
