@@ -16,6 +16,7 @@ import { DocumentRegistry } from './document/registry.js'
 import { Session, type EndReason, type SessionHooks } from './session/session.js'
 import { WebSocketTransport, type UpgradeRequest } from './transport/transport.js'
 import { anonymous, fromHook, jwt, type Authenticate, type Identity } from './auth/auth.js'
+import { JwtPool } from './auth/jwt-pool.js'
 import { Router } from './http/router.js'
 import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
@@ -93,12 +94,16 @@ export class TandemServer {
   private revocationList: Revocations | undefined
   private closing: Promise<void> | undefined
   private readonly authenticate: Authenticate
+  /** The worker threads verifying JWTs (with an auth secret and no hook). */
+  private readonly jwtPool: JwtPool | undefined
 
   constructor (options: ServerOptions = {}) {
     this.options = resolveOptions(options)
     this.logger = this.options.logger ?? createLogger(this.options.logLevel)
     const { authenticate, authSecret, adminToken } = this.options
-    this.authenticate = authenticate !== undefined ? fromHook(authenticate) : authSecret !== undefined ? jwt(authSecret) : anonymous()
+    if (authenticate === undefined && authSecret !== undefined) this.jwtPool = new JwtPool(authSecret)
+    const pool = this.jwtPool
+    this.authenticate = authenticate !== undefined ? fromHook(authenticate) : pool !== undefined ? jwt(token => pool.verify(token)) : anonymous()
     if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
     registerHealth(this.router, { status: () => this.status, redisReady: () => this.cluster?.ready })
     this.heartbeats = new HeartbeatLoop(this.sessions, this.options.heartbeatIntervalMs, this.options.heartbeatTimeoutMs)
@@ -266,12 +271,13 @@ export class TandemServer {
       await this.revocationList.start()
       const collab = this.collab
       this.live = new LiveSessions(options, this.revocationList, {
-        authenticate: request => this.authenticateWithin(request),
+        authenticate: request => this.authenticateChecked(request),
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id, session.doc.name),
         changed: session => collab.identityChanged(session as Session)
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
+      await this.jwtPool?.warm()
       this.transport = new WebSocketTransport({
         admit: request => this.admit(request),
         connect: (socket, request, admission) => this.connect(socket, request, admission as Admission)
@@ -289,6 +295,7 @@ export class TandemServer {
       await this.resumeRecords?.close()
       await this.cluster?.close().catch(() => {})
       await this.store?.close().catch(() => {})
+      this.jwtPool?.close()
       this.setStatus('closed')
       throw err
     }
@@ -312,14 +319,20 @@ export class TandemServer {
     return { identity, resumeId }
   }
 
-  /**
-   * The authenticator within the auth timeout, then the checks every credential passes, at the
-   * upgrade and at every refresh: not expired, not revoked.
-   */
+  /** At the upgrade: the authenticator and the checks (authenticateChecked) within the auth timeout. */
   private async authenticateWithin (request: AuthRequest): Promise<Identity> {
     const { authTimeoutMs } = this.options
-    const identity = await withTimeout(this.authenticate(request), authTimeoutMs,
+    return await withTimeout(this.authenticateChecked(request), authTimeoutMs,
       () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+  }
+
+  /**
+   * The authenticator, then the checks every credential passes, at the upgrade and at every
+   * refresh: not expired, not revoked. No timeout: a live session's check is timed by the sweep
+   * of live.ts (no timer per refresh).
+   */
+  private async authenticateChecked (request: AuthRequest): Promise<Identity> {
+    const identity = await this.authenticate(request)
     if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new TandemError('TANDEM_ERR_TOKEN_EXPIRED')
     if (this.revocationList?.covering(identity) !== undefined) throw new TandemError('TANDEM_ERR_REVOKED')
     return identity
@@ -452,6 +465,7 @@ export class TandemServer {
 
   private async drain (): Promise<void> {
     if (this.status === 'idle' || this.status === 'closed') {
+      this.jwtPool?.close()
       this.setStatus('closed')
       return
     }
@@ -502,6 +516,7 @@ export class TandemServer {
     await Promise.race([this.store?.close(), new Promise(resolve => setTimeout(resolve, 200).unref())]).catch((err: unknown) => {
       logger.error({ err }, 'store failed to close')
     })
+    this.jwtPool?.close()
     this.setStatus('closed')
     logger.info({ ms: Date.now() - started }, 'shut down')
   }

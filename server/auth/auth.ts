@@ -1,5 +1,4 @@
 import { randomId } from '../session/ids.js'
-import { jwtVerify, errors as joseErrors } from 'jose'
 import { TandemError } from '../../shared/errors.js'
 
 /** Who a session is, from the token (or anonymous query parameters). Never from awareness. */
@@ -84,21 +83,15 @@ export function anonymous (): Authenticate {
   }
 }
 
-/** HS256 JWTs signed with `secret`: claims sub (required), name, color, docs, access, exp. */
-export function jwt (secret: string): Authenticate {
-  // imported once: given the raw bytes, jose imports the key again for every token it verifies,
-  // which was most of a refresh's cost (5,000 refreshes in a second)
-  let key: Promise<CryptoKey> | undefined
+/**
+ * HS256 JWTs: claims sub (required), name, color, docs, access, exp. `verify` checks the
+ * signature and the time claims and returns the claims (a JwtPool's, off the event loop), or
+ * throws TANDEM_ERR_UNAUTHENTICATED.
+ */
+export function jwt (verify: (token: string) => Promise<Record<string, unknown>>): Authenticate {
   return async ({ token, document }) => {
-    key ??= globalThis.crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
     if (token === undefined || token === '') throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'no token')
-    let claims: Record<string, unknown>
-    try {
-      ({ payload: claims } = await jwtVerify(token, await key, { algorithms: ['HS256'] }))
-    } catch (err) {
-      const why = err instanceof joseErrors.JWTExpired ? 'token expired' : 'invalid token'
-      throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', why, { cause: err })
-    }
+    const claims = await verify(token)
     const { sub, name, color, docs, access, exp, iat, jti } = claims
     if (typeof sub !== 'string' || sub === '') throw new TandemError('TANDEM_ERR_UNAUTHENTICATED', 'token has no sub')
     if (access !== undefined && access !== 'read' && access !== 'write') {

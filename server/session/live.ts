@@ -1,11 +1,12 @@
 import type { Logger } from 'pino'
 import { writeTandem } from '../../shared/messages.js'
-import { ERRORS, isTandemError } from '../../shared/errors.js'
+import { ERRORS, TandemError, isTandemError } from '../../shared/errors.js'
 import { mayOpen, type AuthRequest, type Identity } from '../auth/auth.js'
 import type { EndReason } from './session.js'
 import type { Revocation } from '../store/store.js'
 import type { Revocations, RevocationTarget } from '../auth/revocations.js'
 import type { HeldSession } from './resume.js'
+import { Slices } from './slices.js'
 
 /** What live-session policy needs of a session. */
 export interface LiveSession {
@@ -20,7 +21,7 @@ export interface LiveSession {
 
 /** What live-session policy asks of its server. */
 export interface LiveSessionsHooks {
-  /** Authenticates again (the server's authenticator, within its timeout). */
+  /** Authenticates again (the server's authenticator and checks; this policy applies the auth timeout). */
   authenticate (request: AuthRequest): Promise<Identity>
   /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
   revokeHeld (covered: (held: HeldSession) => boolean): number
@@ -40,6 +41,14 @@ export interface LivePeers {
 export interface LiveSessionsOptions {
   /** 0: no idle timeout. */
   sessionIdleTimeoutMs: number
+  /** How long a check may take (0: no limit); past it, the session keeps its credentials. */
+  authTimeoutMs: number
+}
+
+/** A check in progress, failed by the sweep past its deadline: no timer per check. */
+interface Pending {
+  deadline: number
+  fail (err: Error): void
 }
 
 /** The errors this policy closes sessions with (each has a close code in the registry). */
@@ -47,7 +56,7 @@ type ClosingError = 'TANDEM_ERR_TOKEN_EXPIRED' | 'TANDEM_ERR_REVOKED' | 'TANDEM_
 
 /** Resolution of the expiry wheel: a deadline is met within this long. */
 const SLOT_MS = 250
-/** The most a Tandem client is warned ahead of its token's expiry. */
+/** The most a Tandem client is warned ahead of its token's expiry, before the random spread (a quarter more). */
 const MAX_WARNING_MS = 60_000
 /** The most an ending session waits for its pending edits to be stored before its socket closes. */
 const STORE_WAIT_MS = 2_000
@@ -85,6 +94,10 @@ export class LiveSessions {
   private readonly wheel = new Map<number, Set<State>>()
   private lastSlot = Math.floor(Date.now() / SLOT_MS)
   private lastIdleSweep = Date.now()
+  /** Checked credentials wait here to be applied, in slices of at most 1 ms. */
+  private readonly slices = new Slices(1)
+  private closed = false
+  private readonly pending = new Set<Pending>()
   private readonly idleSweepMs: number
   private readonly timer: NodeJS.Timeout
 
@@ -97,7 +110,7 @@ export class LiveSessions {
   ) {
     const idle = options.sessionIdleTimeoutMs
     this.idleSweepMs = idle > 0 ? Math.min(1_000, Math.max(20, Math.floor(idle / 4))) : Infinity
-    this.timer = setInterval(() => this.tick(), Math.min(SLOT_MS, this.idleSweepMs))
+    this.timer = setInterval(() => this.tick(), Math.min(SLOT_MS, this.idleSweepMs, Math.max(20, options.authTimeoutMs || Infinity)))
     this.timer.unref()
   }
 
@@ -189,6 +202,10 @@ export class LiveSessions {
   /** Stops the sweep. Safe to call twice. */
   close (): void {
     clearInterval(this.timer)
+    this.pending.clear()
+    this.closed = true
+    // what waits is dropped (closed), and its checks settle
+    this.slices.flush()
     this.wheel.clear()
     this.states.clear()
   }
@@ -199,7 +216,7 @@ export class LiveSessions {
     const generation = state.generation
     let identity: Identity
     try {
-      identity = await this.hooks.authenticate(request)
+      identity = await this.authenticate(request)
     } catch (err) {
       // newer credentials were applied meanwhile: this answer is about old ones
       if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -211,6 +228,35 @@ export class LiveSessions {
       }
       return this.end(state, 'revoked', err.code === 'TANDEM_ERR_REVOKED' ? err.code : 'TANDEM_ERR_UNAUTHENTICATED')
     }
+    // applied in a slice: a burst of refreshes (thousands of tokens sharing an exp) then leaves
+    // the event loop to the updates between slices; a refresh has until its exp
+    await new Promise<void>(resolve => this.slices.run(() => {
+      this.applyChecked(state, generation, request, identity)
+      resolve()
+    }))
+  }
+
+  /** The hook's answer, or TANDEM_ERR_AUTH_TIMEOUT once the sweep finds it past the auth timeout. */
+  private authenticate (request: AuthRequest): Promise<Identity> {
+    const { authTimeoutMs } = this.options
+    if (authTimeoutMs <= 0) return this.hooks.authenticate(request)
+    return new Promise((resolve, reject) => {
+      const pending: Pending = { deadline: Date.now() + authTimeoutMs, fail: reject }
+      this.pending.add(pending)
+      this.hooks.authenticate(request).then(identity => {
+        this.pending.delete(pending)
+        resolve(identity)
+      }, (err: unknown) => {
+        this.pending.delete(pending)
+        reject(err)
+      })
+    })
+  }
+
+  /** Applies credentials `check` found good, unless newer ones were applied meanwhile. */
+  private applyChecked (state: State, generation: number, request: AuthRequest, identity: Identity): void {
+    const { session } = state
+    if (this.closed) return
     if (state.ending || session.isEnded() || state.generation !== generation) return
     const before = session.identity
     if (identity.userId !== before.userId) return this.end(state, 'revoked', 'TANDEM_ERR_UNAUTHENTICATED')
@@ -227,7 +273,8 @@ export class LiveSessions {
     if (session.tandem) {
       session.send(writeTandem({ type: 'refreshed', expiresAt: identity.expiresAt ?? 0, access: identity.access, name: identity.name, color: identity.color }))
     }
-    this.hooks.changed(session, before)
+    // a token naming the user as before changes nothing presence shows
+    if (identity.name !== before.name || identity.color !== before.color) this.hooks.changed(session, before)
   }
 
   /** Stores the session's pending edits (bounded), then closes it with the error's close code. */
@@ -257,8 +304,11 @@ export class LiveSessions {
     if (expiresAt === undefined) return
     let due = expiresAt
     if (state.session.tandem && !state.warned) {
-      // half the time left, at most a minute ahead: a 2 s token is warned after 1 s
-      due = expiresAt - Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
+      // half the time left, at most a minute ahead, and up to a quarter of that earlier, at
+      // random: tokens sharing an exp are warned over 15 s, not all in the same second (their
+      // refreshes would be a burst). A 2 s token is warned after 0.75 to 1 s.
+      const lead = Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
+      due = expiresAt - lead * (1 + Math.random() / 4)
     }
     const slot = Math.max(this.lastSlot + 1, Math.ceil(due / SLOT_MS))
     let set = this.wheel.get(slot)
@@ -288,6 +338,11 @@ export class LiveSessions {
         state.slot = -1
         this.deadline(state, now)
       }
+    }
+    for (const pending of this.pending) {
+      if (pending.deadline > now) continue
+      this.pending.delete(pending)
+      pending.fail(new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${this.options.authTimeoutMs} ms`))
     }
     if (now - this.lastIdleSweep >= this.idleSweepMs) {
       this.lastIdleSweep = now
