@@ -20,10 +20,17 @@ const STALL_MS = 1_000
 export const KEEPALIVE_MS = 15_000
 
 /**
+ * Ticks per ping interval. Sessions that connected together (a deploy, a connection storm) would
+ * otherwise all be pinged in one tick, every interval: thousands of writes in one turn. Each
+ * session pings at its own phase (Session.heartbeat), and a tick serves the sessions due then.
+ */
+export const TICKS_PER_PERIOD = 8
+
+/**
  * One timer for every session: each tick, every session checks its own silence (Session.heartbeat
- * terminates a silent peer, pings a quiet one, and sends a keepalive message to a client that
- * heard nothing for KEEPALIVE_MS). It ticks at the ping interval, or at the keepalive period if
- * that is shorter. `stop()` is safe to call twice.
+ * terminates a silent peer, pings a quiet one at its own phase, and sends a keepalive message to
+ * a client that heard nothing for about KEEPALIVE_MS). It ticks TICKS_PER_PERIOD times per ping
+ * interval (or keepalive period if that is shorter). `stop()` is safe to call twice.
  */
 export class HeartbeatLoop {
   private timer: NodeJS.Timeout | undefined
@@ -36,7 +43,7 @@ export class HeartbeatLoop {
 
   constructor (private readonly sessions: Iterable<Beating>, intervalMs: number, timeoutMs: number) {
     this.options = { intervalMs, timeoutMs, keepaliveMs: KEEPALIVE_MS }
-    this.periodMs = Math.min(intervalMs, KEEPALIVE_MS)
+    this.periodMs = Math.max(1, Math.floor(Math.min(intervalMs, KEEPALIVE_MS) / TICKS_PER_PERIOD))
   }
 
   start (): void {

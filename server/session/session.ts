@@ -45,7 +45,8 @@ export class Session implements DocumentMember {
   status: SessionStatus = 'waiting'
   lastReceivedAt = Date.now()
   lastSentAt = Date.now()
-  lastPingAt = Date.now()
+  /** 0 until the first heartbeat tick gives the session its phase (see heartbeat). */
+  lastPingAt = 0
   private backlog: Uint8Array[] | null = []
   /** Made on the first undone change: most sessions never have one. */
   private revertBudget: RevertBudget | undefined
@@ -213,11 +214,15 @@ export class Session implements DocumentMember {
     // an update held for content that never came: 1013, and the client syncs in full on reconnect
     this.doc.expireHeld(this, now)
     if (this.isEnded()) return
+    // a random phase within the interval: sessions that started together do not all ping (nor
+    // send keepalives) in the same tick
+    if (this.lastPingAt === 0) this.lastPingAt = now - Math.floor(Math.random() * options.intervalMs)
     if (now - this.lastPingAt >= options.intervalMs) {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
     }
-    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs) this.send(KEEPALIVE_FRAME)
+    // a keepalive after keepaliveMs of silence, less up to half of it by the ping phase (spread too)
+    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs - (this.lastPingAt % (options.keepaliveMs / 2))) this.send(KEEPALIVE_FRAME)
   }
 
   /** Closes the socket with `code` and ends the session with `reason`. */

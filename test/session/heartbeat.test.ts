@@ -49,4 +49,23 @@ describe('heartbeats', () => {
     expect(ws.readyState).toBe(ws.OPEN)
     expect(server.sessions.size).toBe(1)
   })
+
+  test('sessions that connected together are pinged at their own phases, not in one tick', async () => {
+    const server = await startServer({ heartbeatIntervalMs: 800, heartbeatTimeoutMs: 5_000 })
+    const name = docName()
+    const sockets = Array.from({ length: 40 }, () => rawClient(`${server.url}/${name}`))
+    await Promise.all(sockets.map(opened))
+    // the first ping each socket gets, after all were open
+    const firsts = await Promise.all(sockets.map(ws => new Promise<number>(resolve => ws.once('ping', () => resolve(Date.now())))))
+    for (const ws of sockets) ws.close()
+    firsts.sort((a, b) => a - b)
+    // the most pings any 50 ms window saw: all 40 when every session pings in the same tick
+    let most = 0
+    for (let i = 0, j = 0; i < firsts.length; i++) {
+      while (firsts[i] - firsts[j] > 50) j++
+      most = Math.max(most, i - j + 1)
+    }
+    expect(most).toBeLessThan(20)
+    expect(firsts[firsts.length - 1] - firsts[0]).toBeGreaterThan(300)
+  })
 })
