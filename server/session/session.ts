@@ -108,14 +108,21 @@ export class Session implements DocumentMember {
   start (): void {
     if (this.status !== 'waiting') return
     this.setStatus('open')
-    this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
-    const states = this.doc.awareness.encodeAll(this)
-    if (states !== null) this.send(writeAwareness(states))
-    const backlog = this.backlog ?? []
-    this.backlog = null
-    for (const data of backlog) {
-      if (this.isEnded()) break
-      this.handle(data)
+    // the greeting and the answers to what came meanwhile (the client's step 1: our step 2) go
+    // out in one write
+    this.socket.cork?.()
+    try {
+      this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
+      const states = this.doc.awareness.encodeAll(this)
+      if (states !== null) this.send(writeAwareness(states))
+      const backlog = this.backlog ?? []
+      this.backlog = null
+      for (const data of backlog) {
+        if (this.isEnded()) break
+        this.handle(data)
+      }
+    } finally {
+      this.socket.uncork?.()
     }
   }
 
@@ -144,9 +151,13 @@ export class Session implements DocumentMember {
     this.deliver(frame)
   }
 
-  /** Sends a frame its caller counts in the metrics (a broadcast counts once for every member). */
+  /**
+   * Sends a frame its caller counts in the metrics (a broadcast counts once for every member).
+   * Not before start(): the greeting's step 2 and awareness states will carry it (a storm's
+   * sessions waiting for their document's load would get every joiner's awareness twice).
+   */
   relay (frame: SharedFrame): void {
-    if (this.socket.readyState !== OPEN) return
+    if (this.status !== 'open' || this.socket.readyState !== OPEN) return
     this.count(frame.data)
     if (this.socket.sendShared !== undefined) this.socket.sendShared(frame)
     else this.socket.send(frame.data)

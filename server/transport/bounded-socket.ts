@@ -55,4 +55,12 @@ export class BoundedSocket implements WebSocketLike {
   terminate (): void {
     this.socket.terminate()
   }
+
+  cork (): void {
+    this.socket.cork?.()
+  }
+
+  uncork (): void {
+    this.socket.uncork?.()
+  }
 }
