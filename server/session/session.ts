@@ -56,10 +56,7 @@ export class Session implements DocumentMember {
   bytesSent = 0
   updatesSent = 0
   /** Acknowledgements in the order the frames came, though held frames settle late. */
-  private readonly acks = new AckOrder((count, refused) => {
-    if (!this.tandem) return
-    this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
-  })
+  private readonly acks = new AckOrder(sendAck, this)
 
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string
@@ -355,4 +352,10 @@ export class Session implements DocumentMember {
     if (!this.doc.hasPending) reply()
     else this.doc.whenStored().then(reply, () => {})
   }
+}
+
+/** A session's acknowledgements (AckOrder's emit): one function for all sessions, not a closure each. */
+function sendAck (this: Session, count: number, refused: string | null): void {
+  if (!this.tandem) return
+  this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
 }

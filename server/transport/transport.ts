@@ -105,6 +105,9 @@ export class WebSocketTransport {
       socket.cork()
       this.wss.handleUpgrade(req, socket, head, websocket => {
         const ws = websocket as SyncSocket
+        // ws listens for the TCP socket's errors from now on; ours would stay for the
+        // connection's life (a listener array on every idle socket)
+        socket.off('error', destroyOnError)
         try {
           ws.startSync(this.syncLimits, this.syncGrants.acquire(request.remoteAddress), request.remoteAddress, socket)
           this.target.connect(ws, request, admission)
