@@ -38,8 +38,9 @@ export class Deletions {
   private sweeping: Promise<void> | undefined
   /**
    * Gates in progress by name: the connections of a storm that arrive together for one document
-   * (and the load they start) share one read of its tombstone. A change of the tombstone here
-   * drops the entry, so a gate asked after it reads again.
+   * (and the load they start) share one read of its tombstone, until the end of the event-loop
+   * turn that answered it. A change of the tombstone here drops the entry, so a gate asked after
+   * it reads again.
    */
   private readonly gating = new Map<string, Promise<ReadonlySet<number> | null>>()
 
@@ -75,7 +76,10 @@ export class Deletions {
       gating = read
       this.gating.set(name, read)
       const forget = (): void => { if (this.gating.get(name) === read) this.gating.delete(name) }
-      read.then(forget, forget)
+      // kept until the end of the event-loop turn that settled it: the admission it answers
+      // goes on to open the document, whose load gates the name again at once
+      const later = (): void => { setImmediate(forget) }
+      read.then(later, later)
     }
     return gating
   }
