@@ -17,6 +17,8 @@ export interface ClientHooks {
    * a Tandem client (`?tandem=1`), which is sent acknowledgements.
    */
   acked?: (count: number) => void
+  /** The socket opened and the hello was sent: a client's own first frames (its awareness). */
+  open?: (client: LoadClient) => void
 }
 
 /**
@@ -61,6 +63,7 @@ export class LoadClient {
       }
       socket.on('open', () => {
         for (const frame of this.codec.hello()) socket.send(frame)
+        this.hooks.open?.(this)
         if (this.codec.dialect === 'raw') done()
       })
       socket.on('message', (data: Buffer) => {

@@ -1,4 +1,5 @@
 import { checkInsertEncoding } from './updates.js'
+import { Storm, type StormSpec } from './storm.js'
 import { fanout, ladder, syncFromStorage, storageThroughput, IdleCrowd, type Target } from './workloads.js'
 
 /**
@@ -13,8 +14,11 @@ export type Command =
   | { cmd: 'idle-close' }
   | { cmd: 'sync', target: Target, spec: Parameters<typeof syncFromStorage>[1] }
   | { cmd: 'storage', target: Target, spec: Parameters<typeof storageThroughput>[1] }
+  | { cmd: 'storm-open', target: Target, spec: StormSpec }
+  | { cmd: 'storm-close' }
 
 let crowd: IdleCrowd | undefined
+let storm: Storm | undefined
 
 async function handle (command: Command): Promise<unknown> {
   switch (command.cmd) {
@@ -29,6 +33,13 @@ async function handle (command: Command): Promise<unknown> {
       return null
     case 'sync': return await syncFromStorage(command.target, command.spec)
     case 'storage': return await storageThroughput(command.target, command.spec)
+    case 'storm-open':
+      storm = new Storm(command.target, command.spec)
+      return await storm.open()
+    case 'storm-close':
+      await storm?.close()
+      storm = undefined
+      return null
   }
 }
 

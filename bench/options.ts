@@ -18,6 +18,8 @@ export interface BenchOptions {
   /** Edit rates (all clients together, edits per second) the ladder climbs, on each of `shapes`. */
   ladder: { totals: number[], warmupMs: number, durationMs: number, drainMs: number, limitMs: number }
   idle: { connections: number, perDoc: number, quietMs: number, maxWaitMs: number }
+  /** Connection storm: clients opened at once, per document, from how many generator processes. */
+  storm: { clients: number, perDoc: number, generators: number, timeoutMs: number }
   sync: { bytes: number, settleMs: number }
   storage: { window: number, authors: number, warmupMs: number, durationMs: number }
   /** The cost bench of hostile inputs (workload `adversarial`, Tandem only; see adversarial.ts). */
@@ -40,7 +42,7 @@ export interface BenchOptions {
   pin: boolean
 }
 
-export const WORKLOADS = ['fanout', 'ladder', 'idle', 'sync', 'storage', 'adversarial', 'balancer', 'big'] as const
+export const WORKLOADS = ['fanout', 'ladder', 'idle', 'storm', 'sync', 'storage', 'adversarial', 'balancer', 'big'] as const
 
 const FULL: BenchOptions = {
   quick: false,
@@ -54,6 +56,7 @@ const FULL: BenchOptions = {
   fanout: { warmupMs: 2_000, durationMs: 4_000, drainMs: 3_000 },
   ladder: { totals: [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_000, 16_000, 24_000, 32_000, 48_000, 64_000], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, limitMs: 100 },
   idle: { connections: 5_000, perDoc: 50, quietMs: 500, maxWaitMs: 20_000 },
+  storm: { clients: 10_000, perDoc: 10, generators: 2, timeoutMs: 60_000 },
   sync: { bytes: 1024 * 1024, settleMs: 1_500 },
   storage: { window: 64, authors: 64, warmupMs: 1_000, durationMs: 3_000 },
   adversarial: { scale: 1, warmupMs: 1_000, durationMs: 4_000, drainMs: 5_000, maxWaitMs: 120_000, holdMs: 3_000 },
@@ -79,6 +82,7 @@ const QUICK: BenchOptions = {
   fanout: { warmupMs: 300, durationMs: 1_000, drainMs: 500 },
   ladder: { totals: [500, 1000, 2000], warmupMs: 200, durationMs: 600, drainMs: 500, limitMs: 100 },
   idle: { connections: 500, perDoc: 50, quietMs: 300, maxWaitMs: 5_000 },
+  storm: { clients: 2_000, perDoc: 10, generators: 2, timeoutMs: 30_000 },
   sync: { bytes: 1024 * 1024, settleMs: 800 },
   storage: { window: 64, authors: 64, warmupMs: 200, durationMs: 800 },
   adversarial: { scale: 0.2, warmupMs: 500, durationMs: 2_000, drainMs: 2_000, maxWaitMs: 20_000, holdMs: 1_500 },
@@ -94,7 +98,7 @@ const QUICK: BenchOptions = {
 }
 
 export const USAGE = `npm run bench -- [options]
-  --quick              about a minute: one run, short phases, 500 idle connections
+  --quick              about a minute: one run, short phases, 500 idle connections, a storm of 2000
   --runs N             repetitions of every workload (default 3, quick 1)
   --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,tandem-webhook,tandem-webhook-down (default the first
                        four; floor-framed is the floor sending as Tandem does, each frame made once; tandem-base
@@ -109,6 +113,8 @@ export const USAGE = `npm run bench -- [options]
   --families a,b       adversarial families to run (default all; the baselines always run)
   --big-sizes A,B      sizes in MiB of the big-document workload (default 1,10,100, quick 1,10)
   --connections N      idle connections for the memory workload (default 5000, quick 500)
+  --storm N            clients of the connection storm, opened at once (default 10000, quick 2000)
+  --generators N       load-generator processes sharing the storm's clients (default 2)
   --shapes AxB,...     documents x clients of the fan-outs and rate ladders (default 1x50,10x20,100x5)
   --rate N             per-client edits per second of the fixed-rate fan-outs (default 5)
   --ladder A,B,...     total edits per second the rate ladders climb (default 500 ... 64000)
@@ -145,6 +151,8 @@ export function parseArgs (argv: string[]): BenchOptions {
     switch (flag) {
       case '--runs': options.runs = int(); break
       case '--connections': options.idle.connections = int(); break
+      case '--storm': options.storm.clients = int(); break
+      case '--generators': options.storm.generators = int(); break
       case '--rate': options.rate = int(); break
       case '--ladder': options.ladder.totals = value.split(',').map(Number).filter(n => Number.isInteger(n) && n > 0); break
       case '--seed': options.seed = int(); break

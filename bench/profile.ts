@@ -3,10 +3,11 @@ import { join, relative } from 'node:path'
 import { serverSpecs, startServer, ROOT } from './servers.js'
 import { LoadGenerator } from './loadgen-client.js'
 import type { FanoutResult } from './workloads.js'
+import type { StormShare } from './storm.js'
 
 /**
- * `npm run bench:profile -- [DOCSxCLIENTS|storage] [RATE] [SECONDS]`: runs one fan-out (or the storage
- * workload) against Tandem started
+ * `npm run bench:profile -- [DOCSxCLIENTS|storage|storm] [RATE|CLIENTS] [SECONDS]`: runs one
+ * fan-out (or the storage workload, or a connection storm of CLIENTS) against Tandem started
  * with `node --cpu-prof`, then prints where the server spent its time: self time by function and
  * time including callees for Tandem's own functions. It only observes; it changes nothing.
  * The .cpuprofile stays in bench/results/profile/ for Chrome DevTools or speedscope.
@@ -32,7 +33,22 @@ async function main (): Promise<void> {
   const loadgen = await LoadGenerator.start()
   const target = { url: server.url, dialect: spec.dialect }
   try {
-    if (shape === 'storage') {
+    if (shape === 'storm') {
+      const extra = await LoadGenerator.start()
+      try {
+        const count = Number(rateArg)
+        const startAt = Date.now() + 300
+        const half = Math.floor(count / 2)
+        const shares = await Promise.all([loadgen, extra].map(async (generator, i) => await generator.run<StormShare>({
+          cmd: 'storm-open', target, spec: { count: i === 0 ? half : count - half, offset: i === 0 ? 0 : half, perDoc: 10, startAt, timeoutMs: 60_000, prefix: 'profile' }
+        })))
+        const seconds = (Math.max(...shares.map(s => s.last)) - Math.min(...shares.map(s => s.first))) / 1000
+        console.log(`storm of ${count}: ${shares.reduce((n, s) => n + s.synced, 0)} synced in ${seconds.toFixed(2)} s`)
+        await Promise.all([loadgen, extra].map(async generator => await generator.run({ cmd: 'storm-close' })))
+      } finally {
+        extra.stop()
+      }
+    } else if (shape === 'storage') {
       const result = await loadgen.run<{ perSec: number }>({ cmd: 'storage', target, spec: { window: 64, authors: 64, warmupMs: 1_000, durationMs: seconds * 1000, seed: 1, prefix: 'profile' } })
       console.log(`storage throughput for ${seconds} s: ${Math.round(result.perSec)} edits/s`)
     } else {

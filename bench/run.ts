@@ -8,7 +8,8 @@ import { LoadGenerator } from './loadgen-client.js'
 import { describeMachine, type Machine } from './machine.js'
 import { summarise } from './stats.js'
 import { STEAL_LIMIT, type FanoutResult } from './workloads.js'
-import { hostTimes, stolenBetween } from './procfs.js'
+import { hostTimes, stolenBetween, cpuMicros } from './procfs.js'
+import type { StormShare } from './storm.js'
 import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
 import { runBalancer } from './balancer-workload.js'
 import { bigDocument, renderBig, type BigResult } from './big.js'
@@ -250,6 +251,61 @@ async function main (): Promise<void> {
         }
       }
       loadNote('idle memory', load)
+    }
+
+    if (options.workloads.includes('storm')) {
+      const load = begin()
+      const { clients, perDoc, generators, timeoutMs } = options.storm
+      const workload = `connection storm: ${clients.toLocaleString('en-US')} clients opened at once (${perDoc} per document) from ${generators} load-generator processes, each sending sync step 1 and its awareness state`
+      results.metric({ key: 'storm-rate', workload, label: 'connections synced per second', better: 'higher', digits: 0 })
+      results.metric({ key: 'storm-cpu', workload, label: 'server CPU per connection, µs', better: 'lower', digits: 0 })
+      results.metric({ key: 'storm-failed', workload, label: `clients failed or not synced within ${timeoutMs / 1000} s`, better: 'lower', digits: 0 })
+      // the first generator is the bench's own; the others share the clients, so that one
+      // process's event loop does not bound the rate (the floor shows where the harness is)
+      const extra = await Promise.all(Array.from({ length: generators - 1 }, async () => await LoadGenerator.start()))
+      const pool = [loadgen, ...extra]
+      const shareOf = (i: number): { count: number, offset: number } => {
+        const offset = Math.floor(clients * i / pool.length)
+        return { count: Math.floor(clients * (i + 1) / pool.length) - offset, offset }
+      }
+      try {
+        for (let run = 0; run < options.runs; run++) {
+          log(`connection storm run ${run + 1}/${options.runs}`)
+          for (const spec of rotated(specs, run)) {
+            await attempt('connection storm', spec, () => withServer(spec, options, async server => {
+              const target = { url: server.url, dialect: spec.dialect }
+              const pid = server.child.pid as number
+              // warm the server's code paths with one document's clients
+              await loadgen.run({ cmd: 'storm-open', target, spec: { count: perDoc, offset: 0, perDoc, startAt: 0, timeoutMs, prefix: `warm-${run}` } })
+              await loadgen.run({ cmd: 'storm-close' })
+              await sleep(500)
+              const cpuBefore = cpuMicros(pid)
+              const hostBefore = hostTimes()
+              const startAt = Date.now() + 300
+              const shares = await Promise.all(pool.map(async (generator, i) => await generator.run<StormShare>({
+                cmd: 'storm-open', target, spec: { ...shareOf(i), perDoc, startAt, timeoutMs, prefix: `storm-${run}` }
+              })))
+              const cpu = cpuMicros(pid) - cpuBefore
+              const steal = stolenBetween(hostBefore, hostTimes())
+              await Promise.all(pool.map(async generator => await generator.run({ cmd: 'storm-close' })))
+              const synced = shares.reduce((sum, share) => sum + share.synced, 0)
+              const failed = shares.reduce((sum, share) => sum + share.failed + share.timedOut, 0)
+              const seconds = (Math.max(...shares.map(share => share.last)) - Math.min(...shares.map(share => share.first))) / 1000
+              const rate = synced / seconds
+              results.add('storm-rate', spec.key, rate)
+              results.add('storm-cpu', spec.key, cpu / synced)
+              results.add('storm-failed', spec.key, failed)
+              const errors = new Map<string, number>()
+              for (const share of shares) for (const [kind, n] of Object.entries(share.errors)) errors.set(kind, (errors.get(kind) ?? 0) + n)
+              if (failed > 0) results.notes.push(`connection storm run ${run + 1}, ${spec.label}: ${failed} of ${clients} clients failed (${[...errors].map(([kind, n]) => `${n}× ${kind}`).join('; ')})`)
+              log(`  ${spec.key.padEnd(12)} ${Math.round(rate)} connections/s (${synced} synced in ${seconds.toFixed(2)} s, ${failed} failed), CPU ${Math.round(cpu / synced)} µs/connection, stolen ${pct(steal)}`)
+            }))
+          }
+        }
+      } finally {
+        for (const generator of extra) generator.stop()
+      }
+      loadNote('connection storm', load)
     }
 
     if (options.workloads.includes('sync')) {

@@ -368,11 +368,9 @@ export class TandemServer {
     const resumeId = claimed ?? collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
-    const bounded = new BoundedSocket(socket, this.options.maxBufferedBytes, bufferedBytes => {
-      session.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
-      session.end('error', CloseCode.TRY_AGAIN_LATER)
-    })
+    const bounded = new BoundedSocket<Session>(socket, this.options.maxBufferedBytes, stoppedReading)
     const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId, request.remoteAddress)
+    bounded.owner = session
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
@@ -525,4 +523,10 @@ export class TandemServer {
 /** Creates a Tandem server; call `listen()` to start it. */
 export function createServer (options: ServerOptions = {}): TandemServer {
   return new TandemServer(options)
+}
+
+/** A session's client stopped reading (BoundedSocket's overflow): one function for every connection. */
+function stoppedReading (bufferedBytes: number, session: Session | undefined): void {
+  session?.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
+  session?.end('error', CloseCode.TRY_AGAIN_LATER)
 }

@@ -36,6 +36,13 @@ const MAX_SWEEP_MS = 60_000
 export class Deletions {
   private timer: NodeJS.Timeout | undefined
   private sweeping: Promise<void> | undefined
+  /**
+   * Gates in progress by name: the connections of a storm that arrive together for one document
+   * (and the load they start) share one read of its tombstone, until the end of the event-loop
+   * turn that answered it. A change of the tombstone here drops the entry, so a gate asked after
+   * it reads again.
+   */
+  private readonly gating = new Map<string, Promise<ReadonlySet<number> | null>>()
 
   constructor (
     private readonly store: Store,
@@ -62,7 +69,22 @@ export class Deletions {
    * deleted and within retention, purges it first when the retention is over, and resolves with
    * the retired client ids of its purged generations, or null.
    */
-  readonly gate = async (name: string): Promise<ReadonlySet<number> | null> => {
+  readonly gate = (name: string): Promise<ReadonlySet<number> | null> => {
+    let gating = this.gating.get(name)
+    if (gating === undefined) {
+      const read = this.gateOnce(name)
+      gating = read
+      this.gating.set(name, read)
+      const forget = (): void => { if (this.gating.get(name) === read) this.gating.delete(name) }
+      // kept until the end of the event-loop turn that settled it: the admission it answers
+      // goes on to open the document, whose load gates the name again at once
+      const later = (): void => { setImmediate(forget) }
+      read.then(later, later)
+    }
+    return gating
+  }
+
+  private async gateOnce (name: string): Promise<ReadonlySet<number> | null> {
     let tombstone = await this.store.tombstone(name)
     if (tombstone === null) return null
     if (tombstone.deletedAt !== null) {
@@ -78,7 +100,11 @@ export class Deletions {
 
   /** Deletes a document; false when it is deleted already. */
   async delete (name: string): Promise<boolean> {
-    if (!await this.store.markDeleted(name, Date.now())) return false
+    this.gating.delete(name)
+    const marked = await this.store.markDeleted(name, Date.now())
+    // a gate that read the tombstone while it was being written must not be shared any more
+    this.gating.delete(name)
+    if (!marked) return false
     this.logger.info({ doc: name, retentionMs: this.retentionMs }, 'document deleted')
     this.hooks.announce(name)
     // before answering: a purge (with a short retention) must not run before these rows land
@@ -88,6 +114,7 @@ export class Deletions {
 
   /** Restores a deleted document within its retention period; false when it is not deleted (or already purged). */
   async restore (name: string): Promise<boolean> {
+    this.gating.delete(name)
     const tombstone = await this.store.tombstone(name)
     if (tombstone?.deletedAt == null) return false
     if (Date.now() - tombstone.deletedAt >= this.retentionMs) {
@@ -95,6 +122,7 @@ export class Deletions {
       return false
     }
     const restored = await this.store.restore(name)
+    this.gating.delete(name)
     if (restored) this.logger.info({ doc: name }, 'document restored')
     return restored
   }

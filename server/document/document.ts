@@ -130,7 +130,9 @@ interface QueuedRelay {
  * per turn.
  */
 export class Document implements WriterSource<PendingUpdate[]> {
-  readonly ydoc = new Y.Doc({ gc: true })
+  // a fixed guid: Yjs makes a random one otherwise (a uuidv4 of 31 crypto calls, per document
+  // loaded); a root document's guid never leaves the process (only subdocuments' are encoded)
+  readonly ydoc = new Y.Doc({ gc: true, guid: 'tandem' })
   /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
   readonly owners = new ClientOwners()
   readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {

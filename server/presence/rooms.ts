@@ -182,6 +182,9 @@ export class PresenceRooms {
   }
 
   private presenceChanged (room: Room, change: PresenceChange): void {
+    // stock clients are not told: with no Tandem client here, nothing to encode (a storm of
+    // stock clients would encode one presence frame per connection for nobody)
+    if (room.tandem.size === 0) return
     const frame = writeTandem({ type: 'presence-event', ...change } as TandemMessage)
     for (const member of room.tandem) member.send(frame)
   }

@@ -1,3 +1,8 @@
+interface Entry { held: boolean, done: boolean, refused?: string }
+
+/** The empty queue every AckOrder starts with and returns to: never pushed to (holdLast swaps it). */
+const NONE: Entry[] = []
+
 /** A held sync frame's place in its session's order of acknowledgements. */
 export interface AckTicket {
   done: boolean
@@ -11,19 +16,30 @@ export interface AckTicket {
  * goes out for the longest run of settled frames from the oldest. Without a held frame, every
  * acknowledgement goes straight out.
  */
-export class AckOrder {
+export class AckOrder<T = unknown> {
   /** Frames not held and not yet acknowledged, while nothing is held. */
   private unacked = 0
   /** Frames acknowledged straight out: the ones that came before the oldest held frame. */
   private ahead = 0
-  /** From the oldest held frame on, every frame; entries before `head` are gone. */
-  private queue: Array<{ held: boolean, done: boolean, refused?: string }> = []
+  /** From the oldest held frame on, every frame; entries before `head` are gone. NONE while empty. */
+  private queue: Entry[] = NONE
   private head = 0
   /** The oldest frame in `queue` that is not held and not acknowledged. */
   private nextPlain = 0
 
-  /** `emit(count, null)` sends an `ack`, `emit(count, code)` a `refused` with that code. */
-  constructor (private readonly emit: (count: number, refused: string | null) => void) {}
+  /**
+   * `emit(count, null)` sends an `ack`, `emit(count, code)` a `refused` with that code; called
+   * on `owner` when given, so that a session passes one shared function, not a closure of its
+   * own (an idle connection keeps its AckOrder).
+   */
+  constructor (
+    private readonly emitter: (this: T, count: number, refused: string | null) => void,
+    private readonly owner?: T
+  ) {}
+
+  private emit (count: number, refused: string | null): void {
+    this.emitter.call(this.owner as T, count, refused)
+  }
 
   /** A sync frame goes to the document. */
   frame (): void {
@@ -38,6 +54,7 @@ export class AckOrder {
       this.ahead += this.unacked
       this.unacked = 0
       const ticket = { held: true, done: false }
+      if (this.queue === NONE) this.queue = []
       this.queue.push(ticket)
       return ticket
     }
@@ -109,7 +126,7 @@ export class AckOrder {
       out++
     }
     if (this.head === this.queue.length) {
-      this.queue = []
+      this.queue = NONE
       this.head = 0
       this.nextPlain = 0
     } else if (this.nextPlain < this.head) {

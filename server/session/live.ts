@@ -116,7 +116,12 @@ export class LiveSessions {
 
   /** A session started with the credentials of `request`. */
   add (session: LiveSession, request: AuthRequest): void {
-    const state: State = { session, request, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
+    const { document, token, query, headers, remoteAddress } = request
+    // kept for the session's life (rechecks and refreshes run the authenticator on it): the
+    // request's own fields only, and its headers without the WebSocket handshake's, which say
+    // nothing about who connects
+    const kept: AuthRequest = { document, token, query, headers: withoutHandshake(headers), remoteAddress }
+    const state: State = { session, request: kept, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
     this.states.set(session, state)
     this.schedule(state)
   }
@@ -372,4 +377,14 @@ export class LiveSessions {
       }
     }
   }
+}
+
+/** Headers of the WebSocket handshake itself: no authenticator needs them after the upgrade. */
+const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
+
+/** `headers` without the handshake's (a new object; the request's own is left as it is). */
+function withoutHandshake (headers: AuthRequest['headers']): AuthRequest['headers'] {
+  const kept: Record<string, string | string[] | undefined> = {}
+  for (const name in headers) if (!HANDSHAKE_HEADERS.has(name)) kept[name] = headers[name]
+  return kept
 }

@@ -59,10 +59,7 @@ export class Session implements DocumentMember {
   bytesSent = 0
   updatesSent = 0
   /** Acknowledgements in the order the frames came, though held frames settle late. */
-  private readonly acks = new AckOrder((count, refused) => {
-    if (!this.tandem) return
-    this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
-  })
+  private readonly acks = new AckOrder(sendAck, this)
 
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string
@@ -111,14 +108,21 @@ export class Session implements DocumentMember {
   start (): void {
     if (this.status !== 'waiting') return
     this.setStatus('open')
-    this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
-    const states = this.doc.awareness.encodeAll(this)
-    if (states !== null) this.send(writeAwareness(states))
-    const backlog = this.backlog ?? []
-    this.backlog = null
-    for (const data of backlog) {
-      if (this.isEnded()) break
-      this.handle(data)
+    // the greeting and the answers to what came meanwhile (the client's step 1: our step 2) go
+    // out in one write
+    this.socket.cork?.()
+    try {
+      this.send(writeSyncStep1(Y.encodeStateVector(this.doc.ydoc)))
+      const states = this.doc.awareness.encodeAll(this)
+      if (states !== null) this.send(writeAwareness(states))
+      const backlog = this.backlog ?? []
+      this.backlog = null
+      for (const data of backlog) {
+        if (this.isEnded()) break
+        this.handle(data)
+      }
+    } finally {
+      this.socket.uncork?.()
     }
   }
 
@@ -162,9 +166,13 @@ export class Session implements DocumentMember {
     this.deliver(frame)
   }
 
-  /** Sends a frame its caller counts in the metrics (a broadcast counts once for every member). */
+  /**
+   * Sends a frame its caller counts in the metrics (a broadcast counts once for every member).
+   * Not before start(): the greeting's step 2 and awareness states will carry it (a storm's
+   * sessions waiting for their document's load would get every joiner's awareness twice).
+   */
   relay (frame: SharedFrame): void {
-    if (this.socket.readyState !== OPEN) return
+    if (this.status !== 'open' || this.socket.readyState !== OPEN) return
     this.count(frame.data)
     if (this.socket.sendShared !== undefined) this.socket.sendShared(frame)
     else this.socket.send(frame.data)
@@ -385,4 +393,10 @@ export class Session implements DocumentMember {
     if (!this.doc.hasPending && this.doc.unconfirmedUpdates === 0) reply()
     else this.doc.whenStored().then(reply, () => {})
   }
+}
+
+/** A session's acknowledgements (AckOrder's emit): one function for all sessions, not a closure each. */
+function sendAck (this: Session, count: number, refused: string | null): void {
+  if (!this.tandem) return
+  this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
 }

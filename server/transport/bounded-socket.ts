@@ -7,14 +7,19 @@ import { sendFramedOnce } from './ws-frame.js'
  * instead of queueing more. A single frame is always queued on a buffer under the limit, so a
  * large first sync of a big document still goes through.
  */
-export class BoundedSocket implements WebSocketLike {
+export class BoundedSocket<O = unknown> implements WebSocketLike {
   private overflowed = false
+  /**
+   * Whom `onOverflow` is about (the session on this socket), passed to it: one shared function
+   * serves every connection, where a closure each would stay with every idle connection.
+   */
+  owner: O | undefined = undefined
 
   constructor (
     private readonly socket: WebSocketLike,
     private readonly maxBufferedBytes: number,
-    /** Called once, after the socket was terminated, with the bytes that were queued. */
-    private readonly onOverflow: (bufferedBytes: number) => void
+    /** Called once, after the socket was terminated, with the bytes that were queued and the owner. */
+    private readonly onOverflow: (bufferedBytes: number, owner: O | undefined) => void
   ) {}
 
   get readyState (): number {
@@ -40,7 +45,7 @@ export class BoundedSocket implements WebSocketLike {
     if (buffered <= this.maxBufferedBytes) return true
     this.overflowed = true
     this.socket.terminate()
-    this.onOverflow(buffered)
+    this.onOverflow(buffered, this.owner)
     return false
   }
 
@@ -54,5 +59,13 @@ export class BoundedSocket implements WebSocketLike {
 
   terminate (): void {
     this.socket.terminate()
+  }
+
+  cork (): void {
+    this.socket.cork?.()
+  }
+
+  uncork (): void {
+    this.socket.uncork?.()
   }
 }

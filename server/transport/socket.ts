@@ -18,6 +18,12 @@ export interface WebSocketLike {
   ping (): void
   /** Drops the connection without a closing handshake. */
   terminate (): void
+  /**
+   * Optional: holds what is sent until `uncork`, then writes it at once (one system call for a
+   * greeting of several frames). Calls nest; each `cork` needs its `uncork`.
+   */
+  cork? (): void
+  uncork? (): void
 }
 
 /** WebSocket readyState of an open socket. */

@@ -155,6 +155,15 @@ export class SyncSocket extends WebSocket {
     super.close(code, data)
   }
 
+  /** Holds writes until `uncork` (see WebSocketLike.cork): the TCP socket's own cork, which nests. */
+  cork (): void {
+    tcpOf(this)?.cork()
+  }
+
+  uncork (): void {
+    tcpOf(this)?.uncork()
+  }
+
   /**
    * ws has one maxPayload per server; its receiver reads the limit from this field at every
    * frame header, so lowering it here applies from the next frame on. The tests
@@ -167,6 +176,12 @@ export class SyncSocket extends WebSocket {
     }
     receiver._maxPayload = bytes
   }
+}
+
+/** The TCP socket under a ws WebSocket (ws keeps it as `_socket`; null once closed). */
+function tcpOf (socket: WebSocket): Duplex | null {
+  const tcp = (socket as unknown as { _socket?: Duplex | null })._socket
+  return tcp ?? null
 }
 
 // a named function, not a closure per connection (idle connections' memory matters)

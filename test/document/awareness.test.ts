@@ -18,6 +18,18 @@ describe('awareness with the stock client', () => {
     await waitFor(() => !b.provider.awareness.getStates().has(a.doc.clientID), 3_000, 'b no longer sees a')
   })
 
+  test('clients that open a document together (a storm: most join while it loads) all sync and each sees every other state', async () => {
+    const server = await startServer()
+    const name = docName()
+    const clients = Array.from({ length: 12 }, () => stockClient(server.url, name, { connect: false }))
+    clients.forEach((client, i) => client.provider.awareness.setLocalState({ user: `u${i}` }))
+    for (const client of clients) client.provider.connect()
+    await Promise.all(clients.map(async client => await synced(client.provider)))
+    for (const [i, client] of clients.entries()) {
+      await waitFor(() => clients.every((other, j) => client.provider.awareness.getStates().get(other.doc.clientID)?.user === `u${j}`), 5_000, `client ${i} sees every state`)
+    }
+  })
+
   test('a client that reconnects is visible again at once', async () => {
     const server = await startServer()
     const name = docName()

@@ -293,6 +293,24 @@ describe('DELETE /api/documents/:name', () => {
     expect(back.doc.getMap('m').get('k')).toBe('v')
   })
 
+  test('upgrades arriving together for a deleted document (one shared tombstone read) are all refused; after a restore all are admitted, and a delete then refuses again', async () => {
+    const server = await sqliteServer()
+    const name = docName()
+    const writer = stockClient(server.url, name)
+    await synced(writer.provider)
+    writer.text.insert(0, 'x')
+    await waitFor(async () => (await content(server, name)).status === 200, 5_000, 'stored')
+    const closed = nextClose(writer)
+    expect((await call(server, 'DELETE', path(name))).status).toBe(200)
+    await closed
+    const together = async (): Promise<number[]> => await Promise.all(Array.from({ length: 20 }, async () => await upgradeStatus(server, name)))
+    expect(new Set(await together())).toEqual(new Set([410]))
+    expect((await call(server, 'POST', path(name, '/restore'))).status).toBe(200)
+    expect(new Set(await together())).toEqual(new Set([101]))
+    expect((await call(server, 'DELETE', path(name))).status).toBe(200)
+    expect(new Set(await together())).toEqual(new Set([410]))
+  })
+
   test('after the retention period the data is purged and the name is free; a stale client cannot bring the content back', async () => {
     const dir = tempDir()
     const server = await sqliteServer(dir, { deletedRetentionMs: 200 })
