@@ -48,6 +48,8 @@ export class Session implements DocumentMember {
   /** 0 until the first heartbeat tick gives the session its phase (see heartbeat). */
   lastPingAt = 0
   private backlog: Uint8Array[] | null = []
+  /** Its first sync was answered from the stored bytes while the document loaded (stored-sync.ts). */
+  private servedEarly = false
   /** Made on the first undone change: most sessions never have one. */
   private revertBudget: RevertBudget | undefined
   private log: Logger | undefined
@@ -135,7 +137,10 @@ export class Session implements DocumentMember {
     if (this.status === 'ended') return
     if (this.backlog !== null) {
       // a fresh client's first sync, answered from the stored document while it is being built
-      if (this.doc.storedSync?.answer(this, data) === true) return
+      if (this.doc.storedSync?.answer(this, data) === true) {
+        this.servedEarly = true
+        return
+      }
       this.backlog.push(data)
       return
     }
@@ -147,7 +152,10 @@ export class Session implements DocumentMember {
     const sync = this.doc.storedSync
     if (this.backlog === null || sync === null) return
     const index = this.backlog.findIndex(isEmptyStep1)
-    if (index >= 0 && sync.answer(this, this.backlog[index] as Uint8Array)) this.backlog.splice(index, 1)
+    if (index >= 0 && sync.answer(this, this.backlog[index] as Uint8Array)) {
+      this.backlog.splice(index, 1)
+      this.servedEarly = true
+    }
   }
 
   /** While the document loads: nothing came from the client yet, or a frame to it is still being written. */
@@ -169,10 +177,12 @@ export class Session implements DocumentMember {
   /**
    * Sends a frame its caller counts in the metrics (a broadcast counts once for every member).
    * Not before start(): the greeting's step 2 and awareness states will carry it (a storm's
-   * sessions waiting for their document's load would get every joiner's awareness twice).
+   * sessions waiting for their document's load would get every joiner's awareness twice);
+   * unless the session's first sync was already answered from the stored bytes (no later step 2
+   * would carry the edits that members applied before it started).
    */
   relay (frame: SharedFrame): void {
-    if (this.status !== 'open' || this.socket.readyState !== OPEN) return
+    if ((this.status !== 'open' && !this.servedEarly) || this.socket.readyState !== OPEN) return
     this.count(frame.data)
     if (this.socket.sendShared !== undefined) this.socket.sendShared(frame)
     else this.socket.send(frame.data)
