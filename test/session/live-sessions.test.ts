@@ -145,14 +145,15 @@ describe('token expiry on open connections', () => {
     const ada = tandemClient(server.url, name, {
       token: async () => {
         if (calls++ > 0) throw new Error('identity provider down')
-        return await token({ sub: 'ada' }, 2)
+        // 3 s: the retries (with backoff) between the warning and exp must fit on a loaded machine
+        return await token({ sub: 'ada' }, 3)
       }
     })
     const errors = record(ada).errors
     await ada.synced()
     await waitFor(() => errors.some(e => isTandemError(e, 'TANDEM_ERR_TOKEN_REFRESH_FAILED')), 5_000, 'refresh failure reported')
     expect(ada.status).toBe('connected')
-    await waitFor(() => errors.some(e => isTandemError(e, 'TANDEM_ERR_TOKEN_EXPIRED')), 5_000, 'expired in the end')
+    await waitFor(() => errors.some(e => isTandemError(e, 'TANDEM_ERR_TOKEN_EXPIRED')), 8_000, 'expired in the end')
     expect(calls).toBeGreaterThan(2)
   })
 
