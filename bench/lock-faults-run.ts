@@ -6,7 +6,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -18,6 +17,7 @@ import { TandemClient } from '../client/index.js'
 import { startBalancer, type Balancer } from './balancer.js'
 import { FencedResource, faultSchedule, verify, type Fault, type Hold, type Verdict } from './lock-checker.js'
 import { prng } from './stats.js'
+import { freePort } from './servers.js'
 
 /** Options of a run. */
 export interface FaultRunOptions {
@@ -52,14 +52,6 @@ export interface FaultRunResult {
 
 const HEARTBEAT = ['--heartbeat-interval', '500', '--heartbeat-timeout', '2000']
 
-async function freePort (): Promise<number> {
-  const server = createNetServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  await new Promise(resolve => server.close(resolve))
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  return address.port
-}
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
