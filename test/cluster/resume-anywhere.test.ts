@@ -5,7 +5,8 @@ import { Redis } from 'ioredis'
 import type WebSocket from 'ws'
 import type { TandemServer } from '../../server/index.js'
 import type { TandemClient } from '../../client/index.js'
-import { docName, rawClient, startServer, waitFor } from '../support/helpers.js'
+import { closed, docName, rawClient, startServer, waitFor } from '../support/helpers.js'
+import { writeTandem } from '../../shared/messages.js'
 import { POSTGRES_URL, REDIS_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from '../support/services.js'
 import { collectFrames, docUrl } from '../support/security-helpers.js'
 import { dropSocket, leftEvents, record, tandemClient } from '../support/tandem-helpers.js'
@@ -268,7 +269,10 @@ describe('a Tandem session resumes on any instance sharing the Redis', () => {
     expect([eve.resumed, eve.sessionId === session]).toEqual([false, false])
     const otherDoc = await welcome(b.url, docName(), { user: 'ada', session, resume })
     expect([otherDoc.resumed, otherDoc.sessionId === session]).toEqual([false, false])
-    for (const attempt of [wrong, eve, otherDoc]) attempt.ws.terminate()
+    // the refused attempts leave (a drop would hold their fresh sessions on B for the grace too,
+    // and the count of held sessions below would not be the resumed one alone)
+    for (const attempt of [wrong, eve, otherDoc]) attempt.ws.send(writeTandem({ type: 'leave' }))
+    await Promise.all([wrong, eve, otherDoc].map(async attempt => await closed(attempt.ws)))
 
     // the right one resumes; the same secret again does not (the welcome carries a new one)
     const resumed = await welcome(b.url, name, { user: 'ada', session, resume })
