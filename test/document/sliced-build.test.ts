@@ -84,6 +84,19 @@ describe('a big stored document is built in slices', () => {
     doc.destroy()
   })
 
+  test('a delete set larger than a piece comes in several delete-only pieces, and builds the same document', { timeout: 120_000 }, async () => {
+    const stored = rows()
+    const pieces = await piecesOffLoop(stored, 2048)
+    const deletesOnly = pieces.filter(piece => Y.decodeUpdate(piece).structs.length === 0)
+    expect(deletesOnly.length).toBeGreaterThan(1)
+    // they come last, after every struct
+    expect(pieces.slice(-deletesOnly.length).every(piece => Y.decodeUpdate(piece).structs.length === 0)).toBe(true)
+    const built = new Y.Doc()
+    for (const piece of pieces) Y.applyUpdate(built, piece)
+    expect(same(Y.encodeStateAsUpdate(built), merged(stored))).toBe(true)
+    built.destroy()
+  })
+
   test('an update with a gap (Skip structs: not split) is built in one block, its applicable part kept', { timeout: 120_000 }, async () => {
     const doc = new Y.Doc()
     doc.clientID = 7
