@@ -27,6 +27,10 @@ import { BUILD_TURN_MS, piecesOffLoop, SLICED_BUILD_BYTES } from './slice-build.
 
 /** A Yjs update that holds nothing. */
 const EMPTY_UPDATE = Uint8Array.of(0, 0)
+/** An awareness update of no client's state. */
+const NO_STATES = Uint8Array.of(0)
+/** How often the members of a document built in slices are sent an empty awareness update. */
+const BUILD_KEEPALIVE_MS = 10_000
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -226,6 +230,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.owners.adopt(owners)
     let bytes = 0
     for (const update of updates) bytes += update.byteLength
+    // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: an empty
+    // awareness update (it changes nothing) tells the members' clients the server is there
+    const keepalive = bytes >= SLICED_BUILD_BYTES ? setInterval(() => this.broadcast(writeAwareness(NO_STATES)), BUILD_KEEPALIVE_MS) : null
     try {
       const sliced = bytes >= SLICED_BUILD_BYTES && await this.buildInSlices(updates)
       if (!sliced) {
@@ -235,6 +242,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
       }
     } catch (err) {
       throw new Error(`the stored updates of document ${JSON.stringify(this.name)} cannot be applied: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearInterval(keepalive ?? undefined)
     }
     this.logUpdates = updates.length
     this.logBytes = bytes
