@@ -13,8 +13,8 @@ const { SqliteStore } = await import(pathToFileURL(join(ROOT, 'dist', 'server', 
 /**
  * `node --expose-gc bench/dist/bench/big-inprocess.js FILE`: a Tandem server in this process
  * over a SQLite store holding FILE (a Yjs update, e.g. from bench/big-doc.ts's cache), and one
- * raw client that asks for it. Prints the event loop's longest stall (1 ms timer) while the
- * document loads, while its pieces go out, while it sits loaded, and while it unloads after an
+ * raw client that asks for it. Prints when the document is built (ready), and the event loop's
+ * longest stall (1 ms timer) while the document loads, while its pieces go out, while it sits loaded, and while it unloads after an
  * edit (compaction), and while the store merges a third of its size more into it (a full
  * compaction in the SQLite worker); then the server's heap and RSS with the document loaded, over the encoded
  * size, beside a bare Y.Doc of the same update. Run it on a quiet machine: other processes'
@@ -45,6 +45,7 @@ const ratio = (label: string): void => {
 let phase = 'load'
 const stalls = new Map<string, { max: number, over50: number }>()
 let last = performance.now()
+let built = 0
 const timer = setInterval(() => {
   const now = performance.now()
   const gap = now - last
@@ -53,6 +54,10 @@ const timer = setInterval(() => {
   if (stall === undefined) stalls.set(phase, stall = { max: 0, over50: 0 })
   stall.max = Math.max(stall.max, gap)
   if (gap > 50) stall.over50++
+  if (built === 0 && server.documents.get('big')?.status === 'ready') {
+    built = now - started
+    console.log(`document built after ${built.toFixed(0)} ms`)
+  }
 }, 1)
 
 const started = performance.now()

@@ -116,6 +116,16 @@ export class DocumentRegistry {
           return [retired, updates, await owners, await offered] as const
         })
       })
+      const failed = (err: unknown): never => {
+        this.leftWhileLoading.delete(created)
+        created.setStatus('failed')
+        if (this.docs.get(name) === created) {
+          this.docs.delete(name)
+          replication?.detach(name)
+        }
+        created.destroy()
+        throw err
+      }
       const loaded = read.then(async ([retired, updates, owners]) => {
         await prepared
         if (this.docs.get(name) !== created) {
@@ -125,22 +135,20 @@ export class DocumentRegistry {
           throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
         }
         created.retired = retired
-        created.loadStored(updates, owners)
+        // stored bytes Yjs cannot apply: the document is forgotten, as when the store fails
+        await created.loadStored(updates, owners).catch(failed)
+        if (this.docs.get(name) !== created) {
+          // deleted while it was built in slices
+          created.setStatus('unloaded')
+          created.destroy()
+          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
+        }
         created.setStatus('ready')
         replication?.loaded(created)
         // a member left while it loaded: release() could not unload it then, and no other
         // member may ever come to leave it again
         if (this.leftWhileLoading.delete(created)) this.release(created)
-      }, (err: unknown) => {
-        this.leftWhileLoading.delete(created)
-        created.setStatus('failed')
-        if (this.docs.get(name) === created) {
-          this.docs.delete(name)
-          replication?.detach(name)
-        }
-        created.destroy()
-        throw err
-      }).finally(() => this.loads.delete(created))
+      }, failed).finally(() => this.loads.delete(created))
       this.loads.set(created, loaded)
     }
     return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }

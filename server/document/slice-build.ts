@@ -1,0 +1,56 @@
+import { Worker } from 'node:worker_threads'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+/**
+ * A document stored with at least this many bytes is built in slices (Document.loadStored): the
+ * same threshold as the piecewise first sync (state-sync.ts PIECEWISE_SYNC_BYTES). Below it,
+ * one Y.applyUpdate takes under about 150 ms.
+ */
+export const SLICED_BUILD_BYTES = 4 * 1024 * 1024
+
+/** About how large each piece applied in one event-loop turn is (about 2-5 ms of Yjs each). */
+export const BUILD_PIECE_BYTES = 64 * 1024
+
+/** How long one turn of a sliced build applies pieces before it yields to the event loop. */
+export const BUILD_TURN_MS = 3
+
+/**
+ * The worker's compiled file, beside this module's in dist/. Under the tests this module runs
+ * from its TypeScript source, which a worker thread cannot load: the compiled one in dist/
+ * (`npm run build`) serves then, and without it the build falls back to one block.
+ */
+function workerFile (): URL {
+  const beside = new URL('./build-worker.js', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) return beside
+  return new URL('../../dist/server/document/build-worker.js', import.meta.url)
+}
+
+/**
+ * Merges a big document's stored rows and splits the result into causal pieces of about
+ * `pieceBytes` (shared/split-update.ts), in a worker thread of its own, so that neither holds
+ * the event loop: applied in order, the pieces build the document the rows build. The rows are
+ * copied to the worker, not transferred: a store may keep them (the memory store hands out its
+ * own arrays), and the one-block build falls back on them when the worker fails. The pieces come
+ * back transferred. Rejects when the worker fails or cannot start.
+ */
+export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = BUILD_PIECE_BYTES): Promise<Uint8Array[]> {
+  const file = workerFile()
+  if (!existsSync(fileURLToPath(file))) throw new Error(`no build worker at ${fileURLToPath(file)} (npm run build)`)
+  const worker = new Worker(file)
+  // a build in progress never keeps the process alive by itself
+  worker.unref()
+  try {
+    return await new Promise<Uint8Array[]>((resolve, reject) => {
+      worker.once('message', (reply: { pieces?: Uint8Array[], error?: string }) => {
+        if (reply.pieces !== undefined) resolve(reply.pieces)
+        else reject(new Error(reply.error ?? 'the build worker replied nothing'))
+      })
+      worker.once('error', reject)
+      worker.once('exit', code => reject(new Error(`the build worker exited (code ${code})`)))
+      worker.postMessage({ rows, pieceBytes })
+    })
+  } finally {
+    void worker.terminate()
+  }
+}

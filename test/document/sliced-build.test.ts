@@ -1,0 +1,178 @@
+import { describe, expect, test } from 'vitest'
+import * as Y from 'yjs'
+import WebSocket from 'ws'
+import { Document } from '../../server/document/document.js'
+import { SLICED_BUILD_BYTES, piecesOffLoop } from '../../server/document/slice-build.js'
+import { mergeUpdates } from '../../server/document/merge.js'
+import { SqliteStore } from '../../server/store/sqlite-store.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
+import { PostgresStore } from '../../server/store/postgres-store.js'
+import type { Store } from '../../server/store/store.js'
+import { POSTGRES_URL, pgSchema, postgresUp, testWith } from '../support/services.js'
+import { startServer, stockClient, synced, waitFor, docName, tempDir, testLogger, rawClient, closed } from '../support/helpers.js'
+import { CloseCode } from '../../shared/constants.js'
+import { bigDocumentFile, BIG_SEED } from '../../bench/big-doc.js'
+import * as encoding from 'lib0/encoding'
+
+/** A delete-only update: `len` units of `client` from `clock` deleted. */
+function deletion (client: number, clock: number, len: number): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 0) // no structs
+  encoding.writeVarUint(encoder, 1) // one client in the delete set
+  encoding.writeVarUint(encoder, client)
+  encoding.writeVarUint(encoder, 1)
+  encoding.writeVarUint(encoder, clock)
+  encoding.writeVarUint(encoder, len)
+  return encoding.toUint8Array(encoder)
+}
+
+/** One struct whose content type (15) Yjs does not know: applying it throws. */
+function malformed (): Uint8Array {
+  const encoder = encoding.createEncoder()
+  for (const n of [1, 1, 4242, 0, 15, 1]) encoding.writeVarUint(encoder, n)
+  encoding.writeVarString(encoder, 'text')
+  return encoding.toUint8Array(encoder)
+}
+
+/** A Y.Doc built from `updates` in one block, encoded whole: the document's content, whatever its bytes. */
+function merged (updates: readonly Uint8Array[]): Uint8Array {
+  const doc = new Y.Doc()
+  Y.transact(doc, () => { for (const update of updates) Y.applyUpdate(doc, update) })
+  const state = Y.encodeStateAsUpdate(doc)
+  doc.destroy()
+  return state
+}
+
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))
+
+let cached: Uint8Array[] | null = null
+/**
+ * The bench's typed 10 MiB document (cached), then, as later rows, an edit of another client
+ * and a deletion inside it: past SLICED_BUILD_BYTES, with rows to merge and a delete set.
+ */
+function rows (): Uint8Array[] {
+  if (cached !== null) return cached
+  const { update } = bigDocumentFile(10 * 1024 * 1024, BIG_SEED)
+  const [client, clock] = [...Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))].sort((a, b) => b[1] - a[1])[0] as [number, number]
+  const extra = new Y.Doc()
+  extra.getMap('m').set('title', 'big')
+  extra.getXmlFragment('x').insert(0, [new Y.XmlElement('p'), new Y.XmlText('rich')])
+  cached = [update, Y.encodeStateAsUpdate(extra), deletion(client, Math.floor(clock / 2), 1000)]
+  extra.destroy()
+  return cached
+}
+
+describe('a big stored document is built in slices', () => {
+  test('the worker splits the rows into pieces that build the same document, and the event loop turns between them', { timeout: 120_000 }, async () => {
+    const stored = rows()
+    expect(stored.reduce((sum, row) => sum + row.byteLength, 0)).toBeGreaterThan(SLICED_BUILD_BYTES)
+    const pieces = await piecesOffLoop(stored)
+    expect(pieces.length).toBeGreaterThan(10)
+    // the rows are copied to the worker, not taken from the store
+    for (const row of stored) expect(row.byteLength).toBeGreaterThan(0)
+
+    const doc = new Document(docName(), testLogger, () => {})
+    let turns = 0
+    const ticker = setInterval(() => { turns++ }, 0)
+    await doc.loadStored(stored)
+    clearInterval(ticker)
+    // one block would have let no timer run
+    expect(turns).toBeGreaterThan(1)
+    expect(same(Y.encodeStateAsUpdate(doc.ydoc), merged(stored))).toBe(true)
+    expect(doc.ydoc.getMap('m').get('title')).toBe('big')
+    expect(doc.logUpdates).toBe(stored.length)
+    doc.destroy()
+  })
+
+  test('a delete set larger than a piece comes in several delete-only pieces, and builds the same document', { timeout: 120_000 }, async () => {
+    const stored = rows()
+    const pieces = await piecesOffLoop(stored, 2048)
+    const deletesOnly = pieces.filter(piece => Y.decodeUpdate(piece).structs.length === 0)
+    expect(deletesOnly.length).toBeGreaterThan(1)
+    // they come last, after every struct
+    expect(pieces.slice(-deletesOnly.length).every(piece => Y.decodeUpdate(piece).structs.length === 0)).toBe(true)
+    const built = new Y.Doc()
+    for (const piece of pieces) Y.applyUpdate(built, piece)
+    expect(same(Y.encodeStateAsUpdate(built), merged(stored))).toBe(true)
+    built.destroy()
+  })
+
+  test('an update with a gap (Skip structs: not split) is built in one block, its applicable part kept', { timeout: 120_000 }, async () => {
+    const doc = new Y.Doc()
+    doc.clientID = 7
+    const text = doc.getText('t')
+    const log: Uint8Array[] = []
+    doc.on('update', (update: Uint8Array) => log.push(update))
+    for (let i = 0; Y.encodeStateAsUpdate(doc).byteLength < SLICED_BUILD_BYTES + 65536; i++) text.insert(text.length, `line ${i} `.repeat(2000))
+    // the first update, then one whose predecessor is missing: merged, they hold a Skip
+    const first = mergeUpdates(log.slice(0, log.length - 2))
+    const detached = log[log.length - 1] as Uint8Array
+    expect(Y.decodeUpdate(mergeUpdates([first, detached])).structs.some(struct => struct instanceof Y.Skip)).toBe(true)
+    const loaded = new Document(docName(), testLogger, () => {})
+    await loaded.loadStored([first, detached])
+    expect(same(Y.encodeStateAsUpdate(loaded.ydoc), merged([first]))).toBe(true)
+    loaded.destroy()
+    doc.destroy()
+  })
+
+  test('a malformed stored update fails the load with a clear error', { timeout: 120_000 }, async () => {
+    const doc = new Document('broken', testLogger, () => {})
+    await expect(doc.loadStored([...rows(), malformed()])).rejects.toThrow(/stored updates of document "broken" cannot be applied/)
+    doc.destroy()
+  })
+})
+
+const stores: Array<[string, boolean, () => Promise<Store>]> = [
+  ['SQLite', true, async () => await SqliteStore.open(tempDir())],
+  ['PostgreSQL', postgresUp, async () => await PostgresStore.open(POSTGRES_URL, { schema: pgSchema() })],
+  ['memory', true, async () => new MemoryStore()]
+]
+
+describe.each(stores)('a big document built in slices (%s)', (_, up, make) => {
+  testWith(up)('equals the stored one; edits made during the load survive; a second client during the load gets the document', { timeout: 180_000 }, async () => {
+    const store = await make()
+    const name = docName()
+    const stored = rows()
+    for (const update of stored) await store.append([{ name, update }])
+    const server = await startServer({ persistence: store })
+
+    const first = stockClient(server.url, name)
+    first.provider.once('status', () => first.doc.getMap('edits').set('first', 1))
+    await waitFor(() => server.documents.get(name) !== undefined, 10_000, 'the load to start')
+    const doc = server.documents.get(name)!
+    // joins while the document is still being built
+    const second = stockClient(server.url, name)
+    let joinedWhile = ''
+    second.provider.once('status', () => {
+      joinedWhile = doc.status
+      second.doc.getMap('edits').set('second', 2)
+    })
+    await synced(first.provider, 120_000)
+    await synced(second.provider, 120_000)
+    await waitFor(() => first.doc.getMap('edits').get('second') === 2 && second.doc.getMap('edits').get('first') === 1, 30_000, 'both edits everywhere')
+    expect(joinedWhile).toBe('loading')
+    expect(doc.status).toBe('ready')
+    const edits = (d: Y.Doc): unknown => d.getMap('edits').toJSON()
+    expect(edits(doc.ydoc)).toEqual({ first: 1, second: 2 })
+    // the stored document, and the edits, byte for byte after merge
+    const server2 = merged([...stored, Y.encodeStateAsUpdate(first.doc)])
+    expect(same(merged([Y.encodeStateAsUpdate(doc.ydoc)]), server2)).toBe(true)
+    expect(same(merged([Y.encodeStateAsUpdate(second.doc)]), server2)).toBe(true)
+    await doc.whenStored()
+    expect(same(merged(await store.load(name)), server2)).toBe(true)
+  })
+})
+
+test('a document whose stored bytes Yjs cannot apply fails each load clearly, never left loading', { timeout: 60_000 }, async () => {
+  const store = new MemoryStore()
+  const name = docName()
+  const stored = rows()
+  await store.append([{ name, update: stored[0] as Uint8Array }, { name, update: malformed() }])
+  const server = await startServer({ persistence: store })
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const ws = rawClient(`${server.url}/${name}`)
+    const { code } = await closed(ws as WebSocket, 30_000)
+    expect(code).toBe(CloseCode.TRY_AGAIN_LATER)
+    await waitFor(() => server.documents.get(name) === undefined, 10_000, 'the failed document to be forgotten')
+  }
+})
