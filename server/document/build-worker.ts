@@ -48,6 +48,8 @@ function splitDeletes (update: Uint8Array, maxBytes: number): Uint8Array[] {
  * split-update.ts), and sends the pieces back, transferred. One request per worker; an error
  * is replied as `{ error }`.
  */
+import { readlinkSync } from 'node:fs'
+import { getPriority, setPriority } from 'node:os'
 import { parentPort } from 'node:worker_threads'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
@@ -58,6 +60,15 @@ interface Request { rows: Uint8Array[], pieceBytes: number }
 
 const port = parentPort
 if (port === null) throw new Error('build-worker.js runs in a worker thread')
+
+// Below the event loop's priority, as the JWT worker (auth/jwt-worker.mjs): when the cores are
+// busy, other documents' updates get them first; a big document waits for its build anyway.
+try {
+  const thread = Number(readlinkSync('/proc/thread-self').split('/').pop())
+  setPriority(thread, Math.min(19, getPriority(thread) + 10))
+} catch {
+  // not Linux: the same priority as the event loop
+}
 port.once('message', ({ rows, pieceBytes }: Request) => {
   try {
     const merged = rows.length === 1 ? rows[0] as Uint8Array : mergeUpdates(rows)
