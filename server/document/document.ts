@@ -523,6 +523,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.deferred.push(settlement)
       return
     }
+    this.deliver(settlement)
+  }
+
+  /** Acknowledges (or settles) a frame whose turn has come. */
+  private deliver (settlement: Settlement): void {
     const { member, ticket } = settlement
     if (!this.members.has(member)) return
     if (ticket === null) member.acknowledge(1)
@@ -537,7 +542,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (k > 0) {
       const ready = this.deferred.slice(0, k)
       this.deferred = this.deferred.slice(k)
-      for (const settlement of ready) this.settle(settlement)
+      // the ready prefix, in order (settle would defer them again behind the ones still waiting)
+      for (const settlement of ready) this.deliver(settlement)
     }
     if (this.confirmWaiters.length === 0) return
     const waiting = this.confirmWaiters
@@ -613,6 +619,13 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * content pending in Yjs).
    */
   applyRemote (update: Uint8Array, owners: readonly ClientOwner[] = []): boolean {
+    const changed = this.integrateRemote(update, owners)
+    this.releaseHeld()
+    return changed
+  }
+
+  /** applyRemote without releasing the updates held for what it brought. */
+  private integrateRemote (update: Uint8Array, owners: readonly ClientOwner[]): boolean {
     if (this.status === 'loading') this.remoteWhileLoading = true
     this.owners.adopt(owners)
     // while it loads the stored bytes stay what they are (stored-sync.ts: built); after, they are stale
@@ -621,7 +634,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const { store } = this.ydoc
     this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
     if (changes !== null) this.relayUpdate(changes, null)
-    this.releaseHeld()
     return changes !== null || this.remotePending
   }
 
@@ -631,7 +643,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * it waits, as for this instance's own updates.
    */
   applyRelayed (node: string, seq: number, update: Uint8Array, owners: readonly ClientOwner[] = []): void {
-    if (this.applyRemote(update, owners)) this.unconfirmed.add(node, seq, update, owners)
+    if (this.integrateRemote(update, owners)) this.unconfirmed.add(node, seq, update, owners)
+    // after the add: an update held for this content, released now, builds on it and so waits
+    // for its confirmation before it is acknowledged
+    this.releaseHeld()
   }
 
   /** `node` stored every update it relayed here with a sequence number up to `seq`. */

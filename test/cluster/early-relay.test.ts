@@ -1,12 +1,11 @@
 import { describe, expect, onTestFinished } from 'vitest'
 import * as Y from 'yjs'
-import WebSocket from 'ws'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import type { Store } from '../../server/store/store.js'
 import { RedisBus } from '../../server/cluster/redis-bus.js'
-import { readFrame, writeSyncStep1, writeSyncUpdate } from '../../shared/messages.js'
-import { MESSAGE_TANDEM } from '../../shared/constants.js'
+import { writeSyncUpdate } from '../../shared/messages.js'
 import { docName, startServer, stockClient, synced, testLogger, updateOf, waitFor } from '../support/helpers.js'
+import { tandemSocket } from '../support/tandem-helpers.js'
 import { REDIS_URL, redisPrefix, redisUp, testWith } from '../support/services.js'
 
 const it = testWith(redisUp)
@@ -44,22 +43,6 @@ async function pair (): Promise<{ urls: [string, string], shared: MemoryStore, o
   const one = await startServer({ persistence: gated.store, bus: busOne })
   const two = await startServer({ persistence: shared, bus: bus() })
   return { urls: [one.url, two.url], shared, open: gated.open, busOne }
-}
-
-/** A raw Tandem connection (`?tandem=1`) that counts its acknowledgements. */
-async function tandemSocket (url: string, name: string): Promise<{ ws: WebSocket, acks: () => number }> {
-  const ws = new WebSocket(`${url}/${encodeURIComponent(name)}?tandem=1`)
-  let acks = 0
-  ws.binaryType = 'nodebuffer'
-  ws.on('message', (data: Buffer) => {
-    if (data[0] !== MESSAGE_TANDEM) return
-    const frame = readFrame(data)
-    if (frame.type === 'tandem' && frame.message.type === 'ack') acks += frame.message.count
-  })
-  await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
-  ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
-  onTestFinished(() => ws.terminate())
-  return { ws, acks: () => acks }
 }
 
 /** The text of a document as the shared store has it. */

@@ -1,5 +1,8 @@
 import { onTestFinished } from 'vitest'
 import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { readFrame, writeSyncStep1 } from '../../shared/messages.js'
+import { MESSAGE_TANDEM } from '../../shared/constants.js'
 import { TandemClient, type TandemClientOptions } from '../../client/index.js'
 import type { PresenceEvent } from '../../client/index.js'
 import type { LockEvent } from '../../client/index.js'
@@ -42,4 +45,20 @@ export function dropSocket (client: TandemClient): void {
 /** The `left` presence events a recorder saw. */
 export function leftEvents (recorder: Recorder): Array<Extract<PresenceEvent, { type: 'left' }>> {
   return recorder.presence.filter((e): e is Extract<PresenceEvent, { type: 'left' }> => e.type === 'left')
+}
+
+/** A raw Tandem connection (`?tandem=1`) that counts its acknowledgements. */
+export async function tandemSocket (url: string, name: string): Promise<{ ws: WebSocket, acks: () => number }> {
+  const ws = new WebSocket(`${url}/${encodeURIComponent(name)}?tandem=1`)
+  let acks = 0
+  ws.binaryType = 'nodebuffer'
+  ws.on('message', (data: Buffer) => {
+    if (data[0] !== MESSAGE_TANDEM) return
+    const frame = readFrame(data)
+    if (frame.type === 'tandem' && frame.message.type === 'ack') acks += frame.message.count
+  })
+  await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+  ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+  onTestFinished(() => ws.terminate())
+  return { ws, acks: () => acks }
 }
