@@ -79,17 +79,10 @@ export class SharedResume {
    * doubling to 30 s) as long as that secret is still the session's: until then the record has
    * the one before, and a resume elsewhere starts afresh.
    */
-  issued (record: ResumeRecord, hash: string, attempt = 0): void {
-    this.records.issue(record, hash).catch((err: unknown) => {
-      if (attempt === 0) this.logger.warn({ err, doc: record.doc }, 'cannot store a resume secret in Redis; trying again')
-      if (this.closed || !this.sessions.current(record.sessionId, hash)) return
-      const retry = setTimeout(() => {
-        this.retries.delete(retry)
-        this.issued(record, hash, attempt + 1)
-      }, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)))
-      retry.unref?.()
-      this.retries.add(retry)
-    })
+  issued (record: ResumeRecord, hash: string): void {
+    this.retrying(async () => { await this.records.issue(record, hash) },
+      () => this.sessions.current(record.sessionId, hash),
+      err => this.logger.warn({ err, doc: record.doc }, 'cannot store a resume secret in Redis; trying again'))
   }
 
   /** The session dropped and is held here: its record lives as long as the grace. */
@@ -114,10 +107,31 @@ export class SharedResume {
     }
   }
 
-  /** The session ended for good here: its record goes (if still this instance's), void everywhere. */
+  /**
+   * The session ended for good here: its record goes (if still this instance's), void everywhere.
+   * While Redis is away, tried again as `issued` is: a record left behind could be claimed once
+   * Redis is back.
+   */
   voided (doc: string, sessionId: string): void {
-    this.records.end(doc, sessionId).catch((err: unknown) => {
-      this.logger.warn({ err, doc }, 'cannot void a resume secret in Redis; it lapses with its record')
+    this.retrying(async () => { await this.records.end(doc, sessionId) }, () => true,
+      err => this.logger.warn({ err, doc }, 'cannot void a resume secret in Redis; trying again'))
+  }
+
+  /**
+   * Runs `write`; while it fails, again after 0.5 s doubling to 30 s, as long as `still()` holds
+   * when each try starts and this is open. The first failure is logged.
+   */
+  private retrying (write: () => Promise<void>, still: () => boolean, failed: (err: unknown) => void, attempt = 0): void {
+    write().catch((err: unknown) => {
+      if (attempt === 0) failed(err)
+      if (this.closed || !still()) return
+      const retry = setTimeout(() => {
+        this.retries.delete(retry)
+        if (this.closed || !still()) return
+        this.retrying(write, still, failed, attempt + 1)
+      }, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)))
+      retry.unref?.()
+      this.retries.add(retry)
     })
   }
 
