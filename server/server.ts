@@ -427,6 +427,8 @@ export class TandemServer {
    * Resolves once the updates it had pending are stored.
    */
   private evict (name: string): Promise<void> {
+    // a tombstone read that began before the delete must not admit anyone any more
+    this.deletions?.forget(name)
     const doc = this.registry?.evict(name)
     if (doc === undefined) return Promise.resolve()
     const err = new TandemError('TANDEM_ERR_DOCUMENT_DELETED')

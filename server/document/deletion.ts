@@ -98,6 +98,11 @@ export class Deletions {
     return clientsOf(tombstone.retired)
   }
 
+  /** The document was deleted elsewhere (another instance): a tombstone read in flight is stale. */
+  forget (name: string): void {
+    this.gating.delete(name)
+  }
+
   /** Deletes a document; false when it is deleted already. */
   async delete (name: string): Promise<boolean> {
     this.gating.delete(name)

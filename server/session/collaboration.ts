@@ -221,8 +221,9 @@ export class Collaboration {
     const doc = session.doc.name
     this.resumption.ended(session)
     this.lockService.forget(session)
+    const moving = this.moving.delete(session.id)
     if (!this.rooms.leave(doc, session)) return 'ended'
-    if (this.moving.delete(session.id)) {
+    if (moving) {
       this.letGo(session.id, doc)
       return 'moved'
     }
