@@ -54,18 +54,27 @@ async function storedText (store: MemoryStore, name: string): Promise<string> {
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+/**
+ * A writer on the first instance, a stock reader and a Tandem repeater on the second; the
+ * writer's first update (`text` into `t`) sent once all are synced.
+ */
+async function writerAndReaders (urls: [string, string], name: string, text: string): Promise<{ reader: ReturnType<typeof stockClient>, repeater: Awaited<ReturnType<typeof tandemSocket>>, writer: Awaited<ReturnType<typeof tandemSocket>>, update: Uint8Array }> {
+  const writer = await tandemSocket(urls[0], name)
+  const reader = stockClient(urls[1], name)
+  const repeater = await tandemSocket(urls[1], name)
+  await synced(reader.provider)
+  await sleep(100)
+  const author = new Y.Doc()
+  const update = updateOf(author, () => author.getText('t').insert(0, text))
+  writer.ws.send(writeSyncUpdate(update))
+  return { reader, repeater, writer, update }
+}
+
 describe('relaying to other instances before the store commit (real Redis)', () => {
   it('the other instance\'s clients get an update before its commit; acknowledgements and a new client\'s sync on both instances wait for it', async () => {
     const { urls, shared, open } = await pair()
     const name = docName()
-    const writer = await tandemSocket(urls[0], name)
-    const reader = stockClient(urls[1], name)
-    const repeater = await tandemSocket(urls[1], name)
-    await synced(reader.provider)
-    await sleep(100)
-    const author = new Y.Doc()
-    const update = updateOf(author, () => author.getText('t').insert(0, 'early'))
-    writer.ws.send(writeSyncUpdate(update))
+    const { reader, repeater, writer, update } = await writerAndReaders(urls, name, 'early')
     // the first instance's commit is held: the reader on the other instance has it all the same
     await waitFor(() => reader.text.toString() === 'early', 5_000, 'the reader on the other instance gets the update')
     expect(await storedText(shared, name)).toBe('')
@@ -131,14 +140,7 @@ describe('relaying to other instances before the store commit (real Redis)', () 
   it('an instance gone before its commit: the other stores what it relayed, and acknowledges what waited', async () => {
     const { urls, shared, busOne } = await pair()
     const name = docName()
-    const writer = await tandemSocket(urls[0], name)
-    const reader = stockClient(urls[1], name)
-    const repeater = await tandemSocket(urls[1], name)
-    await synced(reader.provider)
-    await sleep(100)
-    const author = new Y.Doc()
-    const update = updateOf(author, () => author.getText('t').insert(0, 'orphan'))
-    writer.ws.send(writeSyncUpdate(update))
+    const { reader, repeater, writer, update } = await writerAndReaders(urls, name, 'orphan')
     await waitFor(() => reader.text.toString() === 'orphan', 5_000, 'the reader on the other instance gets the update')
     repeater.ws.send(writeSyncUpdate(update))
     await sleep(200)

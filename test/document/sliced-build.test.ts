@@ -9,7 +9,7 @@ import { MemoryStore } from '../../server/store/memory-store.js'
 import { PostgresStore } from '../../server/store/postgres-store.js'
 import type { Store } from '../../server/store/store.js'
 import { POSTGRES_URL, pgSchema, postgresUp, testWith } from '../support/services.js'
-import { startServer, stockClient, synced, waitFor, docName, tempDir, testLogger, rawClient, closed } from '../support/helpers.js'
+import { closed, docName, merged, rawClient, startServer, stockClient, synced, tempDir, testLogger, waitFor } from '../support/helpers.js'
 import { CloseCode } from '../../shared/constants.js'
 import { bigDocumentFile, BIG_SEED } from '../../bench/big-doc.js'
 import * as encoding from 'lib0/encoding'
@@ -32,15 +32,6 @@ function malformed (): Uint8Array {
   for (const n of [1, 1, 4242, 0, 15, 1]) encoding.writeVarUint(encoder, n)
   encoding.writeVarString(encoder, 'text')
   return encoding.toUint8Array(encoder)
-}
-
-/** A Y.Doc built from `updates` in one block, encoded whole: the document's content, whatever its bytes. */
-function merged (updates: readonly Uint8Array[]): Uint8Array {
-  const doc = new Y.Doc()
-  Y.transact(doc, () => { for (const update of updates) Y.applyUpdate(doc, update) })
-  const state = Y.encodeStateAsUpdate(doc)
-  doc.destroy()
-  return state
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b))

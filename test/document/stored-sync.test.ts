@@ -1,6 +1,6 @@
 import { describe, expect } from 'vitest'
 import * as Y from 'yjs'
-import { startServer, stockClient, synced, waitFor, docName, rawClient, opened, tempDir, updateOf } from '../support/helpers.js'
+import { docName, merged, opened, rawClient, startServer, stockClient, synced, tempDir, updateOf, waitFor } from '../support/helpers.js'
 import { collectFrames } from '../support/security-helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from '../support/services.js'
 import { writeSyncStep1, writeSyncUpdate, type Frame } from '../../shared/messages.js'
@@ -32,15 +32,6 @@ function storedDocument (): Uint8Array {
   return update
 }
 
-/** A Y.Doc built from `updates`, encoded whole: the document's content, whatever its bytes. */
-function merged (updates: readonly Uint8Array[]): Uint8Array {
-  const doc = new Y.Doc()
-  Y.transact(doc, () => { for (const update of updates) Y.applyUpdate(doc, update) })
-  const state = Y.encodeStateAsUpdate(doc)
-  doc.destroy()
-  return state
-}
-
 /** Makes `store` wait for `release` before reading client-id owners: the document stays loading until then. */
 function holdOwners (store: Store): () => void {
   let release = (): void => {}
@@ -65,15 +56,20 @@ const stores: Array<[string, boolean, () => Promise<{ open: () => Promise<Store>
   }]
 ]
 
+/** Stores `update` as document `name` through a store of its own, then closes it (a restart follows). */
+async function storeBefore (open: () => Promise<Store>, name: string, update: Uint8Array): Promise<void> {
+  const setup = await open()
+  await setup.append([{ name, update }])
+  await setup.close()
+}
+
 describe.each(stores)('first sync from the stored document while it is built (%s)', (_, up, make) => {
   testWith(up)('a fresh client is sent the stored bytes before the document is built; they equal the stored document after merge; edits made meanwhile survive and reach the others', async () => {
     const { open } = await make()
     const name = docName()
     const stored = storedDocument()
     expect(stored.byteLength).toBeGreaterThan(STORED_SYNC_MIN_BYTES)
-    const setup = await open()
-    await setup.append([{ name, update: stored }])
-    await setup.close()
+    await storeBefore(open, name, stored)
 
     const store = await open()
     const release = holdOwners(store)
@@ -127,9 +123,7 @@ describe.each(stores)('first sync from the stored document while it is built (%s
     const { open } = await make()
     const name = docName()
     const stored = storedDocument()
-    const setup = await open()
-    await setup.append([{ name, update: stored }])
-    await setup.close()
+    await storeBefore(open, name, stored)
     const server = await startServer({ persistence: await open() })
     const firstSync = async (): Promise<Uint8Array> => {
       const ws = rawClient(`${server.url}/${encodeURIComponent(name)}`)
@@ -162,9 +156,7 @@ describe.each(stores)('first sync from the stored document while it is built (%s
     const { open } = await make()
     const name = docName()
     const stored = storedDocument()
-    const setup = await open()
-    await setup.append([{ name, update: stored }])
-    await setup.close()
+    await storeBefore(open, name, stored)
     const server = await startServer({ persistence: await open() })
 
     const offline = new Y.Doc()
@@ -183,9 +175,7 @@ describe('first sync from the stored document with two instances (PostgreSQL and
     const schema = pgSchema()
     const open = async (): Promise<Store> => await PostgresStore.open(POSTGRES_URL, { schema })
     const name = docName()
-    const setup = await open()
-    await setup.append([{ name, update: storedDocument() }])
-    await setup.close()
+    await storeBefore(open, name, storedDocument())
     const redis = await privateRedis()
     const cluster = { redis: redis.url, redisPrefix: redisPrefix() }
 

@@ -130,3 +130,12 @@ export async function bystanderRoundTrip (url: string, timeoutMs = 10_000): Prom
   a.text.insert(0, 'delivered')
   await waitFor(() => b.text.toString() === 'delivered', timeoutMs, 'the bystander edit delivered')
 }
+
+/** A Y.Doc built from `updates` in one transaction, encoded whole: the document's content, whatever its bytes. */
+export function merged (updates: readonly Uint8Array[]): Uint8Array {
+  const doc = new Y.Doc()
+  Y.transact(doc, () => { for (const update of updates) Y.applyUpdate(doc, update) })
+  const state = Y.encodeStateAsUpdate(doc)
+  doc.destroy()
+  return state
+}
