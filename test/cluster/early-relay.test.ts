@@ -82,6 +82,7 @@ describe('relaying to other instances before the store commit (real Redis)', () 
     repeater.ws.send(writeSyncUpdate(update))
     // an edit on the other instance that builds on it: stored there, acknowledged only once the
     // update it builds on is stored too
+    const author = new Y.Doc()
     Y.applyUpdate(author, update)
     const follow = updateOf(author, () => author.getText('t').insert(5, '!'))
     repeater.ws.send(writeSyncUpdate(follow))
