@@ -315,24 +315,29 @@ export class TandemServer {
     // a deleted document is refused with 410 (a loaded one is not deleted: deleting evicts it)
     if (this.documents.get(request.document) === undefined) await this.deletions?.gate(request.document)
     // last: a claim takes the session over (from another instance too), which a refusal would waste
-    const resumeId = await this.collaboration.claim(request.document, request.query, identity, request.tandem)
+    // undefined without a claim to make (no promise for most connections)
+    const claim = this.collaboration.claim(request.document, request.query, identity, request.tandem)
+    const resumeId = claim === undefined ? undefined : await claim
     return { identity, resumeId }
   }
 
   /** At the upgrade: the authenticator and the checks (authenticateChecked) within the auth timeout. */
   private async authenticateWithin (request: AuthRequest): Promise<Identity> {
     const { authTimeoutMs } = this.options
-    return await withTimeout(this.authenticateChecked(request), authTimeoutMs,
-      () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`))
+    return this.checked(await withTimeout(this.authenticate(request), authTimeoutMs,
+      () => new TandemError('TANDEM_ERR_AUTH_TIMEOUT', `no answer within ${authTimeoutMs} ms`)))
   }
 
   /**
-   * The authenticator, then the checks every credential passes, at the upgrade and at every
-   * refresh: not expired, not revoked. No timeout: a live session's check is timed by the sweep
-   * of live.ts (no timer per refresh).
+   * The authenticator, then the checks every credential passes (checked), at every refresh. No
+   * timeout: a live session's check is timed by the sweep of live.ts (no timer per refresh).
    */
   private async authenticateChecked (request: AuthRequest): Promise<Identity> {
-    const identity = await this.authenticate(request)
+    return this.checked(await this.authenticate(request))
+  }
+
+  /** The checks every credential passes, at the upgrade and at every refresh: not expired, not revoked. */
+  private checked (identity: Identity): Identity {
     if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) throw new TandemError('TANDEM_ERR_TOKEN_EXPIRED')
     if (this.revocationList?.covering(identity) !== undefined) throw new TandemError('TANDEM_ERR_REVOKED')
     return identity

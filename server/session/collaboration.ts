@@ -130,16 +130,22 @@ export class Collaboration {
    * claimed it meanwhile). A session claimed here is held here until it joins (so a failed
    * handshake ends it when the grace runs out).
    */
-  async claim (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): Promise<string | undefined> {
+  claim (doc: string, query: URLSearchParams, identity: Identity, tandem: boolean): Promise<string | undefined> | undefined {
+    if (this.shared === undefined || !tandem || this.closing || this.options.reconnectGraceMs <= 0) return undefined
     const sessionId = query.get('session')
     const secret = query.get('resume')
-    if (this.shared === undefined || !tandem || this.closing || this.options.reconnectGraceMs <= 0 || sessionId === null || secret === null) return undefined
-    const claimed = await this.shared.claim(doc, sessionId, secret, identity.userId)
+    if (sessionId === null || secret === null) return undefined
+    return this.claimShared(this.shared, doc, query, identity, sessionId, secret)
+  }
+
+  /** claim's part in Redis: undefined from claim when there is nothing to claim (no promise). */
+  private async claimShared (shared: SharedResume, doc: string, query: URLSearchParams, identity: Identity, sessionId: string, secret: string): Promise<string | undefined> {
+    const claimed = await shared.claim(doc, sessionId, secret, identity.userId)
     // Redis is away, so nobody could claim it elsewhere meanwhile: this instance's own word holds
     if (claimed === 'unreachable') return this.resumption.resumable(doc, query, identity.userId)
     if (claimed === 'none' || this.closing) return undefined
     // it was here: as on a single instance (a half-open socket is dropped and held)
-    if (claimed.from === this.shared.nodeId) return this.resumption.reclaim(doc, sessionId, identity.userId)
+    if (claimed.from === shared.nodeId) return this.resumption.reclaim(doc, sessionId, identity.userId)
     const { userId, issuedAt, jti } = claimed
     this.resumption.hold({ sessionId, doc, userId, reason: 'disconnect', issuedAt, jti }, this.options.reconnectGraceMs, held => this.graceOver(held))
     try {
@@ -148,7 +154,7 @@ export class Collaboration {
       // its locks stay with the other instance's renewals until their leases run out
       this.logger.warn({ err, doc, sessionId }, 'cannot take over the locks of a resumed session')
     }
-    this.shared.claimed(claimed)
+    shared.claimed(claimed)
     return sessionId
   }
 

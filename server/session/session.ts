@@ -11,7 +11,7 @@ import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, integratesWhole } from '../document/read-only.js'
-import { sendState, type StateSyncTarget } from './state-sync.js'
+import { sendState, wholeState, type StateSyncTarget } from './state-sync.js'
 import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
 import { isEmptyStep1 } from '../document/stored-sync.js'
@@ -395,6 +395,9 @@ export class Session implements DocumentMember {
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
       if (this.status !== 'open') return
+      // a small document: one step 2 now (no target, no promise for most sessions)
+      const whole = wholeState(this.doc, stateVector)
+      if (whole !== null) return this.send(whole)
       sendState(this.syncTarget, stateVector).catch((err: unknown) => {
         this.logger.error({ err }, 'first sync failed')
         this.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')

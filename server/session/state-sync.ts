@@ -38,8 +38,9 @@ export interface StateSyncTarget {
  */
 export async function sendState (target: StateSyncTarget, stateVector: Uint8Array): Promise<void> {
   const { doc } = target
-  if (doc.storedBytes < PIECEWISE_SYNC_BYTES) {
-    target.send(writeSyncStep2(encodeIntegratedState(doc.ydoc, stateVector)))
+  const whole = wholeState(doc, stateVector)
+  if (whole !== null) {
+    target.send(whole)
     return
   }
   const started = Date.now()
@@ -57,4 +58,12 @@ export async function sendState (target: StateSyncTarget, stateVector: Uint8Arra
   }
   target.send(writeSyncStep2(pieces.last()))
   doc.logger.info({ pieces: count + 1, bytes: pieces.sentBytes, structs: pieces.sentStructs, ms: Date.now() - started }, 'large first sync sent in pieces')
+}
+
+/**
+ * The sync step 2 answering `stateVector` when `doc` is small enough to go whole (sendState's
+ * common case, which a caller can take without a target or a promise), else null.
+ */
+export function wholeState (doc: Document, stateVector: Uint8Array): Uint8Array | null {
+  return doc.storedBytes < PIECEWISE_SYNC_BYTES ? writeSyncStep2(encodeIntegratedState(doc.ydoc, stateVector)) : null
 }
