@@ -1,8 +1,9 @@
-// Longer than most files here (about 570 lines), on purpose: it is the one path of an update
+// Longer than most files here (about 690 lines), on purpose: it is the one path of an update
 // through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
 // (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
-// merged per turn), hand to the writer, acknowledge in frame order. Each step's own logic lives
-// in its module; what stays here is their order and the document's state between them.
+// merged per turn), hand to the writer, acknowledge in frame order (relay-acks.ts: other
+// instances told before the commit, and acknowledgements waiting for theirs). Each step's own
+// logic lives in its module; what stays here is their order and the document's state between them.
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
 import { AwarenessRegistry } from './awareness.js'
@@ -21,7 +22,8 @@ import type { LockInfo } from '../../shared/tandem.js'
 import { applyEnforced, type Rule } from './enforced-locks.js'
 import { TypeGuards } from './type-guards.js'
 import { ClientOwners, type ClientOwner } from './client-owners.js'
-import { UnconfirmedUpdates, type UnconfirmedUpdate } from './unconfirmed.js'
+import type { UnconfirmedUpdate } from './unconfirmed.js'
+import { RelayAcks, ownersOf, type Settlement } from './relay-acks.js'
 import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
 import { BUILD_TURN_MS, piecesOffLoop, SLICED_BUILD_BYTES } from './slice-build.js'
 
@@ -86,15 +88,8 @@ export interface DocumentObserver {
 
 const REMOTE = Symbol('remote')
 
-/** A member's frame to settle once an update is stored: `ticket` for a frame the document held. */
-interface Settlement {
-  member: DocumentMember
-  ticket: AckTicket | null
-  /** Other instances' relayed updates applied before the frame (a position in `unconfirmed`): stored first. */
-  barrier: number
-}
-
-interface PendingUpdate {
+/** An applied update waiting to be stored (see RelayAcks for its settlement). */
+export interface PendingUpdate {
   update: Uint8Array
   /**
    * The member that sent it: one of its sync frames is acknowledged once this is stored. Null
@@ -107,7 +102,7 @@ interface PendingUpdate {
   also?: Settlement[]
   /** Client ids this update claimed: stored with it, in the same write. */
   owners?: ClientOwner[]
-  /** Position in `unconfirmed` when it was applied: its acknowledgement waits for what came before. */
+  /** Position among other instances' unconfirmed updates (RelayAcks) when it was applied: its acknowledgement waits for what came before. */
   barrier: number
   /** Its relay's sequence number once told to other instances. */
   seq?: number
@@ -185,17 +180,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private readonly held: HeldUpdates<DocumentMember, AckTicket>
   /** When each member holding updates was last asked for what they wait for. */
   private readonly askedAt = new Map<DocumentMember, number>()
-  /** Updates other instances relayed here before their store commit, until known stored. */
-  private readonly unconfirmed = new UnconfirmedUpdates()
-  /** Settlements waiting for other instances' updates applied before them to be stored, in order. */
-  private deferred: Settlement[] = []
-  private confirmWaiters: Array<{ barrier: number, resolve: () => void }> = []
-  /** Updates applied this turn after the first, told to other instances together at the turn's end. */
-  private publishQueue: PendingUpdate[] = []
-  private publishedThisTurn = false
-  /** The last relay sequence number told to other instances, and the last they were told is stored. */
-  private lastPublished = 0
-  private lastConfirmed = 0
+  /** Relays to and from other instances before their commit, and the acknowledgements waiting for them. */
+  private readonly relay: RelayAcks
 
   constructor (
     readonly name: string,
@@ -205,6 +191,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     heldLimits: Readonly<HeldLimits> = DEFAULT_HELD_LIMITS
   ) {
     this.held = new HeldUpdates(heldLimits)
+    this.relay = new RelayAcks(this, observer, () => (this.inflight.find(item => item.seq !== undefined) ?? this.pending.find(item => item.seq !== undefined))?.seq)
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -468,20 +455,20 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (changes === null) {
       if (readOnly) return null
       const tail = this.pending[this.pending.length - 1] ?? this.inflight[this.inflight.length - 1]
-      const settlement = { member: from, ticket, barrier: this.unconfirmed.position }
+      const settlement: Settlement = { member: from, ticket, barrier: this.relay.position }
       if (tail !== undefined) (tail.also ??= []).push(settlement)
-      else this.settle(settlement)
+      else this.relay.settle(settlement)
       return null
     }
     const origin = readOnly ? null : from
     // the stored bytes are no longer the document's state
     this.storedSync = null
-    const item: PendingUpdate = owners.length === 0 ? { update: changes, origin, ticket, barrier: this.unconfirmed.position } : { update: changes, origin, ticket, owners, barrier: this.unconfirmed.position }
+    const item: PendingUpdate = owners.length === 0 ? { update: changes, origin, ticket, barrier: this.relay.position } : { update: changes, origin, ticket, owners, barrier: this.relay.position }
     this.pending.push(item)
     this.onPending(this)
     // an undone change goes back to its author too: the revert is what brings it back
     this.relayUpdate(changes, reverted ? null : from)
-    this.publish(item)
+    this.relay.publish(item)
     return refusedBy
   }
 
@@ -512,87 +499,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
       clients.push(client)
     }
     return clients
-  }
-
-  /**
-   * Settles one frame of a member that is still here, once the other instances' updates applied
-   * before it are stored too (it may build on them, or repeat them); in frame order.
-   */
-  private settle (settlement: Settlement): void {
-    if (this.deferred.length > 0 || settlement.barrier > this.unconfirmed.confirmedThrough) {
-      this.deferred.push(settlement)
-      return
-    }
-    this.deliver(settlement)
-  }
-
-  /** Acknowledges (or settles) a frame whose turn has come. */
-  private deliver (settlement: Settlement): void {
-    const { member, ticket } = settlement
-    if (!this.members.has(member)) return
-    if (ticket === null) member.acknowledge(1)
-    else member.settle(ticket)
-  }
-
-  /** Other instances' updates were stored: settles what waited for them, and wakes whenStored. */
-  private confirmed (): void {
-    const through = this.unconfirmed.confirmedThrough
-    let k = 0
-    while (k < this.deferred.length && (this.deferred[k] as Settlement).barrier <= through) k++
-    if (k > 0) {
-      const ready = this.deferred.slice(0, k)
-      this.deferred = this.deferred.slice(k)
-      // the ready prefix, in order (settle would defer them again behind the ones still waiting)
-      for (const settlement of ready) this.deliver(settlement)
-    }
-    if (this.confirmWaiters.length === 0) return
-    const waiting = this.confirmWaiters
-    this.confirmWaiters = []
-    for (const waiter of waiting) {
-      if (waiter.barrier <= through) waiter.resolve()
-      else this.confirmWaiters.push(waiter)
-    }
-  }
-
-  /**
-   * Tells other instances about an applied update at once: the first of a turn on its own, the
-   * ones after it merged at the turn's end (as local relays are).
-   */
-  private publish (item: PendingUpdate): void {
-    if (this.observer === null) return
-    if (this.publishedThisTurn) {
-      this.publishQueue.push(item)
-      return
-    }
-    this.publishedThisTurn = true
-    setImmediate(this.endPublishTurn)
-    item.seq = this.lastPublished = this.observer.relayed(this, item.update, item.owners ?? [])
-  }
-
-  private readonly endPublishTurn = (): void => {
-    this.publishedThisTurn = false
-    const queue = this.publishQueue
-    if (queue.length === 0 || this.observer === null || this.status === 'unloaded') return
-    this.publishQueue = []
-    const update = queue.length === 1 ? (queue[0] as PendingUpdate).update : mergeUpdates(queue.map(item => item.update))
-    const seq = this.lastPublished = this.observer.relayed(this, update, ownersOf(queue))
-    for (const item of queue) item.seq = seq
-    // they may all be stored already (a store that answers within the turn)
-    this.confirmStored()
-  }
-
-  /**
-   * Tells other instances which relays are stored: every one before the oldest update not
-   * stored yet that was relayed (several updates of a turn share one number: all or none).
-   */
-  private confirmStored (): void {
-    if (this.observer === null) return
-    let through = this.lastPublished
-    const first = this.inflight.find(item => item.seq !== undefined) ?? this.pending.find(item => item.seq !== undefined)
-    if (first !== undefined) through = (first.seq as number) - 1
-    if (through <= this.lastConfirmed) return
-    this.lastConfirmed = through
-    this.observer.stored(this, through)
   }
 
   /**
@@ -643,7 +549,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * it waits, as for this instance's own updates.
    */
   applyRelayed (node: string, seq: number, update: Uint8Array, owners: readonly ClientOwner[] = []): void {
-    if (this.integrateRemote(update, owners)) this.unconfirmed.add(node, seq, update, owners)
+    if (this.integrateRemote(update, owners)) this.relay.add(node, seq, update, owners)
     // after the add: an update held for this content, released now, builds on it and so waits
     // for its confirmation before it is acknowledged
     this.releaseHeld()
@@ -651,7 +557,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** `node` stored every update it relayed here with a sequence number up to `seq`. */
   relayStored (node: string, seq: number): void {
-    if (this.unconfirmed.confirm(node, seq)) this.confirmed()
+    this.relay.relayStored(node, seq)
   }
 
   /**
@@ -660,17 +566,16 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * apply once); acknowledgements waiting for them go once they are.
    */
   storeUnconfirmed (node: string | null): void {
-    const taken = this.unconfirmed.take(node)
-    if (taken.length === 0) return
-    const owners = taken.flatMap(entry => entry.owners)
-    const update = taken.length === 1 ? (taken[0] as UnconfirmedUpdate).update : mergeUpdates(taken.map(entry => entry.update))
+    const unconfirmed = this.relay.takeUnconfirmed(node)
+    if (unconfirmed === null) return
+    const { update, owners, taken } = unconfirmed
     this.pending.push(owners.length === 0 ? { update, origin: null, ticket: null, barrier: 0, confirms: taken } : { update, origin: null, ticket: null, barrier: 0, confirms: taken, owners })
     this.onPending(this)
   }
 
   /** Updates other instances relayed here that are not known stored yet. */
   get unconfirmedUpdates (): number {
-    return this.unconfirmed.size
+    return this.relay.size
   }
 
   /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
@@ -745,10 +650,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Resolves once every update applied so far is stored (other instances' included). */
   whenStored (): Promise<void> {
-    const barrier = this.unconfirmed.position
+    const barrier = this.relay.position
     const local = this.hasPending ? new Promise<void>(resolve => this.storedWaiters.push(resolve)) : Promise.resolve()
-    if (barrier <= this.unconfirmed.confirmedThrough) return local
-    return local.then(() => barrier <= this.unconfirmed.confirmedThrough ? undefined : new Promise<void>(resolve => this.confirmWaiters.push({ barrier, resolve })))
+    return this.relay.after(barrier, local)
   }
 
   /** `authors[i]` wrote `entries[i]`; none for a read-only member's undone edit (it changed nothing). */
@@ -766,15 +670,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
       this.logUpdates++
       this.logBytes += item.update.byteLength
     }
-    // other instances had the updates at once; now they hear they are stored
-    this.confirmStored()
-    let confirmed = false
-    for (const item of batch) {
-      if (item.confirms !== undefined && this.unconfirmed.storedHere(item.confirms)) confirmed = true
-      if (item.origin !== null) this.settle({ member: item.origin, ticket: item.ticket, barrier: item.barrier })
-      for (const settlement of item.also ?? []) this.settle(settlement)
-    }
-    if (confirmed) this.confirmed()
+    this.relay.stored(batch)
     if (!this.hasPending) {
       const waiters = this.storedWaiters
       this.storedWaiters = []
@@ -791,18 +687,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   destroy (): void {
     this.storedSync = null
     this.held.clear()
-    this.unconfirmed.clear()
-    this.deferred = []
-    for (const waiter of this.confirmWaiters) waiter.resolve()
-    this.confirmWaiters = []
+    this.relay.destroy()
     this.askedAt.clear()
     this.ydoc.destroy()
   }
-}
-
-/** The client ids a batch of updates claimed. */
-function ownersOf (batch: readonly PendingUpdate[]): ClientOwner[] {
-  const owners: ClientOwner[] = []
-  for (const item of batch) if (item.owners !== undefined) owners.push(...item.owners)
-  return owners
 }
