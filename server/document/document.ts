@@ -1,4 +1,4 @@
-// Longer than most files here (about 690 lines), on purpose: it is the one path of an update
+// Longer than most files here (about 650 lines), on purpose: it is the one path of an update
 // through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
 // (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
 // merged per turn), hand to the writer, acknowledge in frame order (relay-acks.ts: other
@@ -25,10 +25,8 @@ import { ClientOwners, type ClientOwner } from './client-owners.js'
 import type { UnconfirmedUpdate } from './unconfirmed.js'
 import { RelayAcks, ownersOf, type Settlement } from './relay-acks.js'
 import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
-import { BUILD_TURN_MS, piecesOffLoop, SLICED_BUILD_BYTES } from './slice-build.js'
+import { buildInSlices, SLICED_BUILD_BYTES } from './slice-build.js'
 
-/** A Yjs update that holds nothing. */
-const EMPTY_UPDATE = Uint8Array.of(0, 0)
 /** An awareness update of no client's state. */
 const NO_STATES = Uint8Array.of(0)
 /** How often the members of a document built in slices are sent an empty awareness update. */
@@ -223,7 +221,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // awareness update (it changes nothing) tells the members' clients the server is there
     const keepalive = bytes >= SLICED_BUILD_BYTES ? setInterval(() => this.broadcast(writeAwareness(NO_STATES)), BUILD_KEEPALIVE_MS) : null
     try {
-      const sliced = bytes >= SLICED_BUILD_BYTES && await this.buildInSlices(updates)
+      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger)
       if (!sliced) {
         Y.transact(this.ydoc, () => {
           for (const update of updates) Y.applyUpdate(this.ydoc, update)
@@ -249,40 +247,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (!whole || this.remoteWhileLoading) return
     this.storedSync = served
     setTimeout(() => { if (this.storedSync === served) this.storedSync = null }, STORED_SYNC_KEEP_MS).unref()
-  }
-
-  /**
-   * Builds the document from big stored rows without holding the event loop: a worker merges them
-   * and splits the result into causal pieces (slice-build.ts), applied here for BUILD_TURN_MS per
-   * turn of the event loop. Frames from members wait in their sessions' backlogs meanwhile (the
-   * document is `loading`); other instances' updates apply in between (Yjs holds what they need
-   * until the pieces bring it). Returns false, having applied nothing, when the worker failed or
-   * returned one piece (an update with gaps is not split): the caller builds it in one block.
-   */
-  private async buildInSlices (updates: readonly Uint8Array[]): Promise<boolean> {
-    const started = performance.now()
-    let pieces: Uint8Array[]
-    try {
-      pieces = await piecesOffLoop(updates)
-    } catch (err) {
-      this.logger.warn({ err }, 'the big document could not be split off the event loop; it is built in one block')
-      return false
-    }
-    if (pieces.length < 2) return false
-    const split = performance.now() - started
-    let turns = 0
-    for (let i = 0; i < pieces.length;) {
-      const turn = performance.now()
-      do {
-        Y.applyUpdate(this.ydoc, pieces[i] as Uint8Array)
-        // the applied piece is garbage at once
-        pieces[i++] = EMPTY_UPDATE
-      } while (i < pieces.length && performance.now() - turn < BUILD_TURN_MS)
-      turns++
-      if (i < pieces.length) await new Promise(resolve => setImmediate(resolve))
-    }
-    this.logger.info({ pieces: pieces.length, turns, splitMs: Math.round(split), ms: Math.round(performance.now() - started) }, 'big document built in slices')
-    return true
   }
 
   /**

@@ -1,6 +1,11 @@
 import { Worker } from 'node:worker_threads'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import * as Y from 'yjs'
+import type { Logger } from 'pino'
+
+/** A Yjs update that holds nothing. */
+const EMPTY_UPDATE = Uint8Array.of(0, 0)
 
 /**
  * A document stored with at least this many bytes is built in slices (Document.loadStored): the
@@ -53,4 +58,39 @@ export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = B
   } finally {
     void worker.terminate()
   }
+}
+
+/**
+ * Builds `ydoc` from big stored rows without holding the event loop (Document.loadStored): a
+ * worker merges them and splits the result into causal pieces (piecesOffLoop), applied here for
+ * BUILD_TURN_MS per turn of the event loop. Frames from members wait in their sessions' backlogs
+ * meanwhile (the document is `loading`); other instances' updates apply in between (Yjs holds
+ * what they need until the pieces bring it). Returns false, having applied nothing, when the
+ * worker failed or returned one piece (an update with gaps is not split): the caller builds it in
+ * one block.
+ */
+export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger): Promise<boolean> {
+  const started = performance.now()
+  let pieces: Uint8Array[]
+  try {
+    pieces = await piecesOffLoop(updates)
+  } catch (err) {
+    logger.warn({ err }, 'the big document could not be split off the event loop; it is built in one block')
+    return false
+  }
+  if (pieces.length < 2) return false
+  const split = performance.now() - started
+  let turns = 0
+  for (let i = 0; i < pieces.length;) {
+    const turn = performance.now()
+    do {
+      Y.applyUpdate(ydoc, pieces[i] as Uint8Array)
+      // the applied piece is garbage at once
+      pieces[i++] = EMPTY_UPDATE
+    } while (i < pieces.length && performance.now() - turn < BUILD_TURN_MS)
+    turns++
+    if (i < pieces.length) await new Promise(resolve => setImmediate(resolve))
+  }
+  logger.info({ pieces: pieces.length, turns, splitMs: Math.round(split), ms: Math.round(performance.now() - started) }, 'big document built in slices')
+  return true
 }
