@@ -1,7 +1,7 @@
 import { describe, expect } from 'vitest'
 import { docName, waitFor } from '../support/helpers.js'
 import { POSTGRES_URL, pgSchema, postgresUp, privateRedis, redisPrefix, redisUp, testWith } from '../support/services.js'
-import { startTandem } from '../support/cli.js'
+import { httpStatus, startTandem } from '../support/cli.js'
 import { record, tandemClient } from '../support/tandem-helpers.js'
 
 const it = testWith(postgresUp && redisUp)
@@ -26,7 +26,10 @@ describe('locks after Redis loses its data', () => {
     await waitFor(() => bob.locks.holder('block:1') === undefined, 5_000, 'bob saw the last release')
 
     await redis.stop() // no persistence: everything is gone
+    // both instances see Redis gone, then back (readyz), so both hear what follows
+    await waitFor(async () => await httpStatus(p2.http, '/readyz') === 503, 10_000, 'Redis seen gone')
     await redis.start()
+    for (const p of [p1, p2]) await waitFor(async () => await httpStatus(p.http, '/readyz') === 200, 10_000, 'Redis seen back')
     const seen = record(bob)
     // the instances reconnect; the first acquisition after that is the resource's first change in Redis
     const held = await waitFor(async () => await ada.locks.acquire('block:1', { ttlMs: 1_000 }).then(() => true, () => false), 10_000, 'a lock again')
