@@ -303,6 +303,11 @@ export async function runLockFaults (options: FaultRunOptions): Promise<FaultRun
     }
     const rest = t0 + options.durationMs - Date.now()
     if (rest > 0) await sleep(rest)
+    // liveness, bounded: a lock granted again once the last fault had 3 s to heal (on a loaded
+    // machine reconnecting to a restarted Redis can take longer than the run has left)
+    const healed = (schedule.at(-1)?.at ?? 0) + 3_000
+    const until = Date.now() + 15_000
+    while (!holds.some(hold => hold.start > healed) && Date.now() < until) await sleep(100)
     for (const loop of loops) loop.stopped = true
     await Promise.race([Promise.all(running), sleep(10_000)])
     const verdict = verify(holds, fence.writes, ttlMs)
