@@ -27,10 +27,6 @@ import { RelayAcks, ownersOf, type Settlement } from './relay-acks.js'
 import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
 import { buildInSlices, SLICED_BUILD_BYTES } from './slice-build.js'
 
-/** An awareness update of no client's state. */
-const NO_STATES = Uint8Array.of(0)
-/** How often the members of a document built in slices are sent an empty awareness update. */
-const BUILD_KEEPALIVE_MS = 10_000
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -217,9 +213,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.owners.adopt(owners)
     let bytes = 0
     for (const update of updates) bytes += update.byteLength
-    // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: an empty
-    // awareness update (it changes nothing) tells the members' clients the server is there
-    const keepalive = bytes >= SLICED_BUILD_BYTES ? setInterval(() => this.broadcast(writeAwareness(NO_STATES)), BUILD_KEEPALIVE_MS) : null
+    // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: the members'
+    // heartbeat sends them keepalives meanwhile (Session.heartbeat)
     try {
       const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger)
       if (!sliced) {
@@ -229,8 +224,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
       }
     } catch (err) {
       throw new Error(`the stored updates of document ${JSON.stringify(this.name)} cannot be applied: ${(err as Error).message}`, { cause: err })
-    } finally {
-      clearInterval(keepalive ?? undefined)
     }
     this.logUpdates = updates.length
     this.logBytes = bytes

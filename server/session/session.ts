@@ -239,8 +239,10 @@ export class Session implements DocumentMember {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
     }
-    // a keepalive after keepaliveMs of silence, less up to half of it by the ping phase (spread too)
-    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs - (this.lastPingAt % (options.keepaliveMs / 2))) this.send(KEEPALIVE_FRAME)
+    // a keepalive after keepaliveMs of silence, less up to half of it by the ping phase (spread
+    // too); also while the document loads (a big one builds for longer than the stock client's
+    // watchdog waits)
+    if (now - this.lastSentAt >= options.keepaliveMs - (this.lastPingAt % (options.keepaliveMs / 2))) this.send(KEEPALIVE_FRAME)
   }
 
   /** Closes the socket with `code` and ends the session with `reason`. */
