@@ -195,11 +195,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
   }
 
   /**
-   * The document is stored as the one update `update`: members answer a first sync with an empty
-   * state vector from it until `loadStored` has built the document (stored-sync.ts).
+   * The document is stored as the one update `state` (or, a big one, as the causal pieces it is
+   * being built from): members answer a first sync with an empty state vector from it until
+   * `loadStored` has built the document (stored-sync.ts).
    */
-  offerStored (update: Uint8Array): StoredSync {
-    const sync = this.storedSync = new StoredSync(update)
+  offerStored (state: Uint8Array | readonly Uint8Array[]): StoredSync {
+    const sync = this.storedSync = new StoredSync(state)
     for (const member of this.members) member.storedReady?.()
     return sync
   }
@@ -216,7 +217,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: the members'
     // heartbeat sends them keepalives meanwhile (Session.heartbeat)
     try {
-      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger)
+      // the pieces answer fresh clients while they build the document, unless another
+      // instance's update came first (the pieces would lack it)
+      const offer = (pieces: readonly Uint8Array[]): void => {
+        if (this.status === 'loading' && !this.remoteWhileLoading && this.storedSync === null) this.offerStored(pieces)
+      }
+      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger, offer)
       if (!sliced) {
         Y.transact(this.ydoc, () => {
           for (const update of updates) Y.applyUpdate(this.ydoc, update)
@@ -489,7 +495,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** applyRemote without releasing the updates held for what it brought. */
   private integrateRemote (update: Uint8Array, owners: readonly ClientOwner[]): boolean {
-    if (this.status === 'loading') this.remoteWhileLoading = true
+    if (this.status === 'loading') {
+      this.remoteWhileLoading = true
+      // members served the pieces so far are relayed this update; later ones wait for the build
+      if (this.storedSync?.piecewise === true) this.storedSync = null
+    }
     this.owners.adopt(owners)
     // while it loads the stored bytes stay what they are (stored-sync.ts: built); after, they are stale
     if (this.status !== 'loading') this.storedSync = null

@@ -65,11 +65,12 @@ export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = B
  * worker merges them and splits the result into causal pieces (piecesOffLoop), applied here for
  * BUILD_TURN_MS per turn of the event loop. Frames from members wait in their sessions' backlogs
  * meanwhile (the document is `loading`); other instances' updates apply in between (Yjs holds
- * what they need until the pieces bring it). Returns false, having applied nothing, when the
+ * what they need until the pieces bring it). `offer` is handed the pieces before the first is
+ * applied: they answer fresh clients meanwhile (stored-sync.ts). Returns false, having applied nothing, when the
  * worker failed or returned one piece (an update with gaps is not split): the caller builds it in
  * one block.
  */
-export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger): Promise<boolean> {
+export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger, offer?: (pieces: readonly Uint8Array[]) => void): Promise<boolean> {
   const started = performance.now()
   let pieces: Uint8Array[]
   try {
@@ -80,6 +81,8 @@ export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[]
   }
   if (pieces.length < 2) return false
   const split = performance.now() - started
+  // a copy: the build below empties its own array as it goes
+  offer?.(pieces.slice())
   let turns = 0
   for (let i = 0; i < pieces.length;) {
     const turn = performance.now()

@@ -163,6 +163,16 @@ export class Session implements DocumentMember {
     return this.status === 'waiting' && (this.messagesReceived === 0 || this.socket.bufferedAmount > 0)
   }
 
+  /** Bytes queued on the socket (the stored pieces of a big document wait for them: stored-sync.ts). */
+  queuedBytes (): number {
+    return this.socket.bufferedAmount
+  }
+
+  /** False once the socket closed or the session ended. */
+  connected (): boolean {
+    return this.status !== 'ended' && this.socket.readyState === OPEN
+  }
+
   /** A pong (or anything else that proves the peer alive) arrived. */
   touch (): void {
     this.lastReceivedAt = Date.now()
@@ -393,7 +403,7 @@ export class Session implements DocumentMember {
     }
     // a fresh client of a document unchanged since it was built from its stored bytes: those bytes
     const stored = this.doc.storedSync
-    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return this.send(stored.frame)
+    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return stored.serve(this)
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
       if (this.status !== 'open') return
