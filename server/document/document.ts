@@ -219,9 +219,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     try {
       // the pieces answer fresh clients while they build the document, unless another
       // instance's update came first (the pieces would lack it)
-      const offer = (pieces: readonly Uint8Array[]): void => {
-        if (this.status === 'loading' && !this.remoteWhileLoading && this.storedSync === null) this.offerStored(pieces)
-      }
+      const offer = (pieces: readonly Uint8Array[]): StoredSync | null =>
+        this.status === 'loading' && !this.remoteWhileLoading && this.storedSync === null ? this.offerStored(pieces) : null
       const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger, offer)
       if (!sliced) {
         Y.transact(this.ydoc, () => {

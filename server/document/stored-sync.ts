@@ -69,6 +69,8 @@ export class StoredSync {
    */
   private readonly pieces: readonly Uint8Array[] | null
   private readonly served = new Set<StoredSyncMember>()
+  /** Members being sent the pieces now. */
+  private sending = 0
 
   constructor (state: Uint8Array | readonly Uint8Array[]) {
     if (state instanceof Uint8Array) {
@@ -108,13 +110,23 @@ export class StoredSync {
    */
   private async sendPieces (member: StoredSyncMember): Promise<void> {
     const open = (): boolean => member.connected?.() ?? true
-    for (const piece of this.pieces ?? []) {
-      while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) await sleep(5)
-      if (!open()) return
-      member.send(writeSyncUpdate(piece))
-      await nextTurn()
+    this.sending++
+    try {
+      for (const piece of this.pieces ?? []) {
+        while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) await sleep(5)
+        if (!open()) return
+        member.send(writeSyncUpdate(piece))
+        await nextTurn()
+      }
+      if (open()) member.send(writeSyncStep2(EMPTY_UPDATE))
+    } finally {
+      this.sending--
     }
-    if (open()) member.send(writeSyncStep2(EMPTY_UPDATE))
+  }
+
+  /** True while some member is being sent the pieces (the build slows down meanwhile: slice-build.ts). */
+  get sendingPieces (): boolean {
+    return this.sending > 0
   }
 
   /** Members served so far. */
