@@ -161,6 +161,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * sync at once (stored-sync.ts). Null otherwise.
    */
   storedSync: StoredSync | null = null
+  /** Run once the document is built (afterLoad), before it may unload. */
+  private loadedHooks: Array<() => void> | null = []
   /** Another instance's update reached the document while it loaded. */
   private remoteWhileLoading = false
   private pending: PendingUpdate[] = []
@@ -253,6 +255,25 @@ export class Document implements WriterSource<PendingUpdate[]> {
    */
   get storedBytes (): number {
     return this.snapshotBytes + this.logBytes
+  }
+
+  /**
+   * Runs `run` once the document is built and ready, before a release may unload it (the
+   * registry calls `loaded()`); never when the load fails. At once when it is built already.
+   */
+  afterLoad (run: () => void): void {
+    if (this.loadedHooks === null) {
+      if (this.status === 'ready') run()
+      return
+    }
+    this.loadedHooks.push(run)
+  }
+
+  /** The load ended, and the document is ready: runs what waited for it (afterLoad). */
+  loaded (): void {
+    const hooks = this.loadedHooks ?? []
+    this.loadedHooks = null
+    for (const run of hooks) run()
   }
 
   /** Number of updates held until content they depend on arrives. */
@@ -651,6 +672,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Frees the Y.Doc. */
   destroy (): void {
+    this.loadedHooks = null
     this.storedSync = null
     this.held.clear()
     this.relay.destroy()

@@ -278,10 +278,35 @@ export class Session implements DocumentMember {
    */
   end (reason: EndReason, code: number): void {
     if (this.status === 'ended') return
+    const backlog = this.status === 'waiting' ? this.backlog : null
     this.setStatus('ended')
     this.backlog = null
     this.doc.removeMember(this)
+    // edits sent while the document loaded are not lost with the socket: the client may have
+    // been shown the document already (stored-sync.ts), typed and left before the build ended.
+    // Only when the client went (a session ended by the server: revoked, expired, refused input,
+    // shutdown, loses them as it would any later frame)
+    const clientWent = reason === 'leave' || reason === 'disconnect' || reason === 'timeout'
+    if (clientWent && backlog !== null && backlog.length > 0 && this.identity.access !== 'read') this.doc.afterLoad(() => this.applyLeftBehind(backlog))
     this.hooks.ended(this, reason, code)
+  }
+
+  /**
+   * Applies the updates of an ended session's backlog once its document is built, checked as any
+   * of its updates (the owner of their client ids, `y:` locks). One that needs content the
+   * document lacks cannot be asked for any more, and is dropped with what follows it.
+   */
+  private applyLeftBehind (backlog: Uint8Array[]): void {
+    for (const data of backlog) {
+      try {
+        const frame = readFrame(data)
+        if (frame.type !== 'sync-step2' && frame.type !== 'sync-update') continue
+        this.doc.applyUpdate(frame.update, this)
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'an update sent while the document loaded, by a client that left, was refused')
+        return
+      }
+    }
   }
 
   private handle (data: Uint8Array): void {
