@@ -190,7 +190,7 @@ export async function bigDocument (spec: ServerSpec, mib: number, options: BigOp
   let server: RunningServer | undefined
   const errors: string[] = []
   try {
-    server = await startServer(spec, [], cpus.server, dir => seed(spec, dir, name, update))
+    server = await startServer(spec, spec.key.startsWith('tandem') ? (process.env.BENCH_TANDEM_NODE_ARGS ?? '').split(' ').filter(Boolean) : [], cpus.server, dir => seed(spec, dir, name, update))
     const target: Target = { url: server.url, dialect: spec.dialect, pid: server.child.pid }
     const group = new FanoutGroup(target, options.docs, options.perDoc, `other-${mib}`, seedValue)
     await group.connect()
