@@ -18,7 +18,7 @@ import { PIECEWISE_SYNC_BYTES } from '../session/state-sync.js'
  * A document at least this large (stored bytes) is compacted by the store alone, off the event
  * loop: no snapshot of the in-memory document is encoded for it.
  */
-export const OFF_LOOP_COMPACTION_BYTES = 4 * 1024 * 1024
+export const OFF_LOOP_COMPACTION_BYTES = 512 * 1024
 
 /** Thresholds after which a document's update log is folded into one snapshot. */
 export interface CompactionLimits {
