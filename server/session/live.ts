@@ -63,8 +63,12 @@ const STORE_WAIT_MS = 2_000
 
 interface State {
   session: LiveSession
-  /** The upgrade request, with the token the session holds now (refreshes replace it). */
-  request: AuthRequest
+  /**
+   * The upgrade request, with the token the session holds now (refreshes replace it): its fields
+   * (the query as its string), made into an AuthRequest again for each check (see requestOf).
+   * An idle connection keeps no URLSearchParams.
+   */
+  credentials: Credentials
   lastActiveAt: number
   /** The slot of the wheel this state sits in, or -1. */
   slot: number
@@ -116,12 +120,7 @@ export class LiveSessions {
 
   /** A session started with the credentials of `request`. */
   add (session: LiveSession, request: AuthRequest): void {
-    const { document, token, query, headers, remoteAddress } = request
-    // kept for the session's life (rechecks and refreshes run the authenticator on it): the
-    // request's own fields only, and its headers without the WebSocket handshake's, which say
-    // nothing about who connects
-    const kept: AuthRequest = { document, token, query, headers: withoutHandshake(headers), remoteAddress }
-    const state: State = { session, request: kept, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
+    const state: State = { session, credentials: kept(request), lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
     this.states.set(session, state)
     this.schedule(state)
   }
@@ -150,7 +149,7 @@ export class LiveSessions {
       return
     }
     state.refreshing = true
-    void this.check(state, { ...state.request, token }).finally(() => { state.refreshing = false })
+    void this.check(state, { ...state.credentials, token }).finally(() => { state.refreshing = false })
   }
 
   /** Authenticates every session of the document again, with the credentials it holds now. */
@@ -158,7 +157,7 @@ export class LiveSessions {
     const checks = []
     for (const state of this.states.values()) {
       if (state.session.doc.name !== doc || state.ending) continue
-      checks.push(this.check(state, state.request))
+      checks.push(this.check(state, state.credentials))
     }
     await Promise.all(checks)
     return checks.length
@@ -215,13 +214,13 @@ export class LiveSessions {
     this.states.clear()
   }
 
-  /** Runs the authenticator on `request` and applies the answer to the session. */
-  private async check (state: State, request: AuthRequest): Promise<void> {
+  /** Runs the authenticator on `credentials` and applies the answer to the session. */
+  private async check (state: State, credentials: Credentials): Promise<void> {
     const { session } = state
     const generation = state.generation
     let identity: Identity
     try {
-      identity = await this.authenticate(request)
+      identity = await this.authenticate(requestOf(credentials))
     } catch (err) {
       // newer credentials were applied meanwhile: this answer is about old ones
       if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -236,7 +235,7 @@ export class LiveSessions {
     // applied in a slice: a burst of refreshes (thousands of tokens sharing an exp) then leaves
     // the event loop to the updates between slices; a refresh has until its exp
     await new Promise<void>(resolve => this.slices.run(() => {
-      this.applyChecked(state, generation, request, identity)
+      this.applyChecked(state, generation, credentials, identity)
       resolve()
     }))
   }
@@ -259,7 +258,7 @@ export class LiveSessions {
   }
 
   /** Applies credentials `check` found good, unless newer ones were applied meanwhile. */
-  private applyChecked (state: State, generation: number, request: AuthRequest, identity: Identity): void {
+  private applyChecked (state: State, generation: number, credentials: Credentials, identity: Identity): void {
     const { session } = state
     if (this.closed) return
     if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -271,7 +270,7 @@ export class LiveSessions {
       return this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
     }
     session.identity = identity
-    state.request = request
+    state.credentials = credentials
     state.generation++
     state.warned = false
     this.schedule(state)
@@ -377,6 +376,29 @@ export class LiveSessions {
       }
     }
   }
+}
+
+/** What a session keeps of its upgrade request: its fields, the query as a string ('' when empty). */
+interface Credentials {
+  readonly document: string
+  readonly token: string | undefined
+  readonly search: string
+  readonly headers: AuthRequest['headers']
+  readonly remoteAddress: string
+}
+
+/**
+ * Kept for the session's life (rechecks and refreshes run the authenticator on it): the
+ * request's own fields only, and its headers without the WebSocket handshake's, which say
+ * nothing about who connects.
+ */
+function kept ({ document, token, query, headers, remoteAddress }: AuthRequest): Credentials {
+  return { document, token, search: query.size === 0 ? '' : query.toString(), headers: withoutHandshake(headers), remoteAddress }
+}
+
+/** The request an authenticator sees: a fresh URLSearchParams each time, as at the upgrade. */
+function requestOf ({ document, token, search, headers, remoteAddress }: Credentials): AuthRequest {
+  return { document, token, query: new URLSearchParams(search), headers, remoteAddress }
 }
 
 /** Headers of the WebSocket handshake itself: no authenticator needs them after the upgrade. */

@@ -48,18 +48,32 @@ export class ConnectionCounter {
 
   /** Takes a slot for `key`; null when it has `max` already. */
   acquire (key: string): (() => void) | null {
-    const count = this.counts.get(key) ?? 0
-    if (this.max > 0 && count >= this.max) return null
-    this.counts.set(key, count + 1)
+    if (!this.take(key)) return null
     let released = false
     return () => {
       if (released) return
       released = true
-      const left = (this.counts.get(key) ?? 1) - 1
-      // keys are dropped at zero, so the map holds only addresses with open connections
-      if (left <= 0) this.counts.delete(key)
-      else this.counts.set(key, left)
+      this.release(key)
     }
+  }
+
+  /**
+   * Takes a slot for `key` without making a release function (`release` gives it back, once per
+   * take: the caller keeps the key); false when it has `max` already.
+   */
+  take (key: string): boolean {
+    const count = this.counts.get(key) ?? 0
+    if (this.max > 0 && count >= this.max) return false
+    this.counts.set(key, count + 1)
+    return true
+  }
+
+  /** Gives back a slot `take` took for `key`. */
+  release (key: string): void {
+    const left = (this.counts.get(key) ?? 1) - 1
+    // keys are dropped at zero, so the map holds only addresses with open connections
+    if (left <= 0) this.counts.delete(key)
+    else this.counts.set(key, left)
   }
 
   /** Open slots held by `key`. */
