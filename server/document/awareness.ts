@@ -45,7 +45,10 @@ interface Known {
   relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
-  /** The sequence number when it was removed; Infinity while live. */
+  /**
+   * The sequence number when it was removed; 0 while live (sequence numbers start at 1: a small
+   * integer field, where Infinity would box the field of every entry as a heap number).
+   */
   removedAt: number
   /**
    * Taken by a local session as its second (or later) id: most likely another tab's state that
@@ -110,8 +113,11 @@ function nextSent (known: Known | undefined, clock: number): number {
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
-  /** Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER). */
-  private readonly claimed = new WeakMap<object, Set<number>>()
+  /**
+   * Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER): a lone id
+   * as it is (a stock client needs one), a Set from the second on.
+   */
+  private readonly claimed = new WeakMap<object, number | Set<number>>()
   /**
    * Which member was sent which state is derived from sequence numbers rather than kept per
    * state: a member saw a state if it was a member when the state was relayed, or was greeted
@@ -169,7 +175,7 @@ export class AwarenessRegistry {
     const joined = this.joinedAt.get(member)
     if (joined !== undefined && joined < known.relayedAt) return true
     const greeted = this.greetedAt.get(member)
-    return greeted !== undefined && known.relayedAt <= greeted && greeted < known.removedAt
+    return greeted !== undefined && known.relayedAt <= greeted && (known.removedAt === 0 || greeted < known.removedAt)
   }
 
   /**
@@ -229,7 +235,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
       if (!provisional) peers.push({ clientId: entry.clientId, clock, state: entry.state })
@@ -245,10 +251,14 @@ export class AwarenessRegistry {
    * thousands of invented cursors, each kept until the session ends.
    */
   private claim (owner: object, clientId: number): boolean {
-    let ids = this.claimed.get(owner)
+    const ids = this.claimed.get(owner)
     if (ids === undefined) {
-      ids = new Set()
-      this.claimed.set(owner, ids)
+      this.claimed.set(owner, clientId)
+      return true
+    }
+    if (typeof ids === 'number') {
+      if (ids !== clientId) this.claimed.set(owner, new Set([ids, clientId]))
+      return true
     }
     if (ids.has(clientId)) return true
     if (ids.size >= MAX_CLIENT_IDS_PER_OWNER) return false
@@ -259,7 +269,8 @@ export class AwarenessRegistry {
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
     const ids = this.claimed.get(owner)
-    return ids !== undefined && ids.size > 0 && !ids.has(clientId)
+    if (ids === undefined) return false
+    return typeof ids === 'number' ? ids !== clientId : ids.size > 0 && !ids.has(clientId)
   }
 
   /**
@@ -306,7 +317,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       const sent = nextSent(known, entry.clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional: false })
+      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : 0, provisional: false })
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
