@@ -374,7 +374,7 @@ export class TandemServer {
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
     const bounded = new BoundedSocket<Session>(socket, this.options.maxBufferedBytes, stoppedReading)
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId, request.remoteAddress)
+    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
     bounded.owner = session
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)

@@ -78,7 +78,6 @@ export class Session implements DocumentMember {
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,
-    private readonly parentLogger: Logger,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomId(),
     /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
@@ -95,9 +94,9 @@ export class Session implements DocumentMember {
     return this.identity.userId
   }
 
-  /** This session's child logger, made on first use: an idle connection does not pay for one. */
+  /** This session's child logger (of its document's), made on first use: an idle connection does not pay for one. */
   get logger (): Logger {
-    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId, address: this.address })
+    return this.log ??= this.doc.logger.child({ session: this.id, user: this.identity.userId, address: this.address })
   }
 
   /** Changes the lifecycle status; the one place it changes. */

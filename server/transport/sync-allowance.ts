@@ -3,7 +3,8 @@ import { WebSocket } from 'ws'
 import type { Logger } from 'pino'
 import { CloseCode } from '../../shared/constants.js'
 import { FRAME_KINDS, frameKind } from '../../shared/frame-kind.js'
-import { ConnectionCounter } from './limits.js'
+import { ConnectionCounter, type TokenBucket } from './limits.js'
+import type { Session } from '../session/session.js'
 
 /**
  * The first-sync allowance: a client that edited offline answers the server's sync step 1 with
@@ -77,6 +78,10 @@ export interface SyncLimits {
  * maxPayload into Tandem's codes, with a log line.
  */
 export class SyncSocket extends WebSocket {
+  /** The session this socket's frames go to, once bound (socket-events.ts); undefined after its close. */
+  feeds: Session | undefined = undefined
+  /** That session's message budget; undefined when unlimited. */
+  budget: TokenBucket | undefined = undefined
   private limits: SyncLimits | undefined = undefined
   /** The grant's release while this connection holds one. */
   private grant: (() => void) | undefined = undefined
