@@ -9,8 +9,8 @@ import { CloseCode } from '../../shared/constants.js'
 // idle connection's memory, and a WeakMap entry and a binding object each another 70
 
 /**
- * Feeds a ws socket's events to its session: binary frames (within the message budget), pongs,
- * the close and errors. A listener that throws ends only that session, with 1013; it never
+ * Feeds a ws socket's events to its session: binary frames (within the message budget), the
+ * close and errors; its pongs go to the session through SyncSocket.emit. A listener that throws ends only that session, with 1013; it never
  * reaches the process.
  */
 export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
@@ -18,7 +18,6 @@ export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenB
   socket.budget = bucket
   socket.binaryType = 'nodebuffer'
   socket.on('message', onMessage)
-  socket.on('pong', onPong)
   socket.on('close', onClose)
   socket.on('error', onError)
 }
@@ -42,10 +41,6 @@ function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
       session.close(CloseCode.MALFORMED, 'error', 'TANDEM_ERR_MALFORMED_MESSAGE')
     }
   })
-}
-
-function onPong (this: WebSocket): void {
-  (this as SyncSocket).feeds?.touch()
 }
 
 function onClose (this: WebSocket, code: number): void {
