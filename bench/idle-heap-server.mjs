@@ -49,12 +49,18 @@ const inspect = new inspector.Session()
 inspect.connect()
 const post = (method, params) => new Promise((resolve, reject) => inspect.post(method, params, (err, res) => err ? reject(err) : resolve(res)))
 
-/** Heap and RSS as they are (garbage included), then after full collections. */
+/**
+ * Heap and RSS as they are (garbage included), then after full collections, with where the
+ * collected RSS is: each heap space's pages in memory, and memory outside the heap (`external`:
+ * array buffers and other memory V8 was told of).
+ */
 function memory () {
   const raw = process.memoryUsage()
   for (let i = 0; i < 4; i++) global.gc()
   const collected = process.memoryUsage()
-  return { rawHeap: raw.heapUsed, rawRss: raw.rss, heap: collected.heapUsed, rss: collected.rss }
+  const spaces = {}
+  for (const space of v8.getHeapSpaceStatistics()) spaces[space.space_name] = space.physical_space_size
+  return { rawHeap: raw.heapUsed, rawRss: raw.rss, heap: collected.heapUsed, rss: collected.rss, external: collected.external, spaces }
 }
 
 process.on('message', async msg => {

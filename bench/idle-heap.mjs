@@ -65,7 +65,9 @@ if (prefix !== undefined) await ask({ cmd: 'sampled', file: `${prefix}.heapprofi
 const after = await ask({ cmd: 'memory' })
 if (prefix !== undefined) await ask({ cmd: 'snapshot', file: `${prefix}-after.heapsnapshot` })
 const per = key => Math.round((after[key] - before[key]) / count)
-console.log(JSON.stringify({ dist, connections: count, store, heapPerConnection: per('heap'), rssPerConnection: per('rss'), rawHeapPerConnection: per('rawHeap'), rawRssPerConnection: per('rawRss') }))
+// where the collected RSS grew: each heap space's pages in memory, and outside the heap
+const spaces = Object.fromEntries(Object.keys(after.spaces).map(name => [name, Math.round((after.spaces[name] - (before.spaces[name] ?? 0)) / count)]))
+console.log(JSON.stringify({ dist, connections: count, store, heapPerConnection: per('heap'), rssPerConnection: per('rss'), rawHeapPerConnection: per('rawHeap'), rawRssPerConnection: per('rawRss'), externalPerConnection: per('external'), spacesPerConnection: spaces }))
 child.send({ cmd: 'exit' })
 for (const ws of sockets) ws.terminate()
 process.exit(0)
