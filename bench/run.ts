@@ -12,6 +12,7 @@ import { hostTimes, stolenBetween, cpuMicros } from './procfs.js'
 import type { StormShare } from './storm.js'
 import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
 import { runBalancer } from './balancer-workload.js'
+import { heapAfterGc } from './inspector.js'
 import { bigDocument, renderBig, type BigResult } from './big.js'
 
 /**
@@ -83,8 +84,8 @@ function rotated<T> (items: readonly T[], by: number): T[] {
 const SERVER_CPU = '0'
 const LOADGEN_CPU = '1'
 
-async function withServer<T> (spec: ServerSpec, options: BenchOptions, work: (server: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer(spec, [], options.pin ? SERVER_CPU : undefined)
+async function withServer<T> (spec: ServerSpec, options: BenchOptions, work: (server: RunningServer) => Promise<T>, nodeArgs: string[] = []): Promise<T> {
+  const server = await startServer(spec, nodeArgs, options.pin ? SERVER_CPU : undefined)
   try {
     return await work(server)
   } catch (err) {
@@ -230,6 +231,7 @@ async function main (): Promise<void> {
       const half = Math.floor(connections / 2)
       results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
       results.metric({ key: 'idle-slope-kib', workload, label: `server RSS per connection from ${half.toLocaleString('en-US')} to ${connections.toLocaleString('en-US')} (slope), KiB`, better: 'lower', digits: 1 })
+      results.metric({ key: 'idle-heap-kib', workload, label: 'server V8 heap per connection after full GC (another start of the server, with --inspect), KiB', better: 'lower', digits: 2 })
       for (let run = 0; run < options.runs; run++) {
         log(`idle memory run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
@@ -260,6 +262,23 @@ async function main (): Promise<void> {
             results.add('idle-slope-kib', spec.key, slope)
             log(`  ${spec.key.padEnd(12)} ${kib.toFixed(1)} KiB/connection, ${slope.toFixed(1)} over the second half (RSS ${(before / 2 ** 20).toFixed(0)} → ${(middle / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${opened.connected} open in ${Math.round(first.openMs + opened.openMs)} ms)`)
           }))
+          // the live heap, in a server of its own: the forced collections would change what the
+          // RSS figures above measure
+          await attempt('idle memory (heap)', spec, () => withServer(spec, options, async server => {
+            const target = { url: server.url, dialect: spec.dialect }
+            const inspector = server.inspector
+            if (inspector === undefined) throw new Error('no inspector URL in the server\'s output')
+            await loadgen.run({ cmd: 'idle-open', target, count: perDoc, perDoc, quietMs: 200, maxWaitMs: 3_000, prefix: `warm-${run}`, seed: options.seed })
+            await loadgen.run({ cmd: 'idle-close' })
+            await sleep(1_000)
+            const before = await heapAfterGc(inspector)
+            const opened = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-open', target, count: connections, perDoc, quietMs, maxWaitMs, prefix: `heap-${run}`, seed: options.seed + run })
+            const after = await heapAfterGc(inspector)
+            await loadgen.run({ cmd: 'idle-close' })
+            const kib = (after - before) / opened.connected / 1024
+            results.add('idle-heap-kib', spec.key, kib)
+            log(`  ${spec.key.padEnd(12)} ${kib.toFixed(2)} KiB/connection of V8 heap after full GC (${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB)`)
+          }, ['--inspect=127.0.0.1:0']))
         }
       }
       loadNote('idle memory', load)
