@@ -97,6 +97,20 @@ function isOwnEcho (known: Known, entry: AwarenessEntry, now: number): boolean {
  */
 export const REMOVED_RETENTION_MS = 60_000
 
+/**
+ * A member's or owner's marks. Which member was sent which state is derived from sequence numbers
+ * rather than kept per state: a member saw a state if it was a member when the state was relayed
+ * (`joinedAt`), or was greeted (sent every live state: `greetedAt`) while it was live. Two numbers
+ * per member, where a set of members per state cost kilobytes per connection; 0 for not yet.
+ * `claimed`: the client ids it has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER), a
+ * lone id as it is (a stock client needs one), a Set from the second on.
+ */
+interface Marks {
+  joinedAt: number
+  greetedAt: number
+  claimed: number | Set<number> | undefined
+}
+
 /** A removal, queued to be forgotten once REMOVED_RETENTION_MS have passed. */
 interface Removal { clientId: number, seq: number, at: number }
 
@@ -114,19 +128,12 @@ function nextSent (known: Known | undefined, clock: number): number {
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
   /**
-   * Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER): a lone id
-   * as it is (a stock client needs one), a Set from the second on.
+   * What the registry keeps of each member and owner (see Marks), one entry each: three tables
+   * of one number each cost every member about 40 bytes more.
    */
-  private readonly claimed = new WeakMap<object, number | Set<number>>()
-  /**
-   * Which member was sent which state is derived from sequence numbers rather than kept per
-   * state: a member saw a state if it was a member when the state was relayed, or was greeted
-   * (sent every live state) while it was live. Two numbers per member, where a set of members
-   * per state cost kilobytes per connection.
-   */
+  private readonly marks = new WeakMap<object, Marks>()
+  /** The sequence the Marks' and Known's numbers come from; starts at 1. */
   private seq = 0
-  private readonly joinedAt = new WeakMap<object, number>()
-  private readonly greetedAt = new WeakMap<object, number>()
 
   /** Removals in the order they were made; those before `forgotten` are done with. */
   private removals: Removal[] = []
@@ -167,15 +174,23 @@ export class AwarenessRegistry {
 
   /** A member joined the document: it receives every relay from now on. */
   register (member: object): void {
-    this.joinedAt.set(member, ++this.seq)
+    this.marksOf(member).joinedAt = ++this.seq
+  }
+
+  /** The marks of `member`, made on first use. */
+  private marksOf (member: object): Marks {
+    let marks = this.marks.get(member)
+    if (marks === undefined) this.marks.set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
+    return marks
   }
 
   /** True when `member` was sent this version of the state. */
   private readonly seen = (member: object, known: Known): boolean => {
-    const joined = this.joinedAt.get(member)
-    if (joined !== undefined && joined < known.relayedAt) return true
-    const greeted = this.greetedAt.get(member)
-    return greeted !== undefined && known.relayedAt <= greeted && (known.removedAt === 0 || greeted < known.removedAt)
+    const marks = this.marks.get(member)
+    if (marks === undefined) return false
+    const { joinedAt, greetedAt } = marks
+    if (joinedAt !== 0 && joinedAt < known.relayedAt) return true
+    return greetedAt !== 0 && known.relayedAt <= greetedAt && (known.removedAt === 0 || greetedAt < known.removedAt)
   }
 
   /**
@@ -251,13 +266,14 @@ export class AwarenessRegistry {
    * thousands of invented cursors, each kept until the session ends.
    */
   private claim (owner: object, clientId: number): boolean {
-    const ids = this.claimed.get(owner)
+    const marks = this.marksOf(owner)
+    const ids = marks.claimed
     if (ids === undefined) {
-      this.claimed.set(owner, clientId)
+      marks.claimed = clientId
       return true
     }
     if (typeof ids === 'number') {
-      if (ids !== clientId) this.claimed.set(owner, new Set([ids, clientId]))
+      if (ids !== clientId) marks.claimed = new Set([ids, clientId])
       return true
     }
     if (ids.has(clientId)) return true
@@ -268,7 +284,7 @@ export class AwarenessRegistry {
 
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
-    const ids = this.claimed.get(owner)
+    const ids = this.marks.get(owner)?.claimed
     if (ids === undefined) return false
     return typeof ids === 'number' ? ids !== clientId : ids.size > 0 && !ids.has(clientId)
   }
@@ -396,7 +412,8 @@ export class AwarenessRegistry {
    */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
-    if (!this.greetedAt.has(recipient)) this.greetedAt.set(recipient, ++this.seq)
+    const marks = this.marksOf(recipient)
+    if (marks.greetedAt === 0) marks.greetedAt = ++this.seq
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.sent = nextSent(known, known.clock)
