@@ -272,6 +272,8 @@ export class TandemServer {
       const collab = this.collab
       this.live = new LiveSessions(options, this.revocationList, {
         authenticate: request => this.authenticateChecked(request),
+        // the built-in authenticators (anonymous, JWT) read the query and the token only
+        readsHeaders: options.authenticate !== undefined,
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id, session.doc.name),
         changed: session => collab.identityChanged(session as Session)

@@ -23,6 +23,12 @@ export interface LiveSession {
 export interface LiveSessionsHooks {
   /** Authenticates again (the server's authenticator and checks; this policy applies the auth timeout). */
   authenticate (request: AuthRequest): Promise<Identity>
+  /**
+   * False when `authenticate` never reads the request's headers (the built-in authenticators: a
+   * token, the query): sessions then keep none, where a browser's (cookies, user agent and the
+   * like) can be most of an idle connection's memory. Default true (an embedder's hook may).
+   */
+  readonly readsHeaders?: boolean
   /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
   revokeHeld (covered: (held: HeldSession) => boolean): number
   /** A session is being ended by this policy: it may not resume (its pending edits store meanwhile). */
@@ -132,7 +138,7 @@ export class LiveSessions {
       search: query.size === 0 ? '' : query.toString(),
       // kept for the session's life (rechecks and refreshes run the authenticator on it): its
       // headers without the WebSocket handshake's, which say nothing about who connects
-      headers: withoutHandshake(headers),
+      headers: this.hooks.readsHeaders === false ? NO_HEADERS : withoutHandshake(headers),
       remoteAddress,
       lastActiveAt: Date.now(),
       slot: -1,
@@ -402,6 +408,9 @@ export class LiveSessions {
 function requestOf (state: State, token: string | undefined): AuthRequest {
   return { document: state.session.doc.name, token, query: new URLSearchParams(state.search), headers: state.headers, remoteAddress: state.remoteAddress }
 }
+
+/** What sessions keep of their headers when the authenticator reads none. */
+const NO_HEADERS: AuthRequest['headers'] = Object.freeze({})
 
 /** Headers of the WebSocket handshake itself: no authenticator needs them after the upgrade. */
 const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
