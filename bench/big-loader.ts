@@ -98,7 +98,11 @@ function stock (spec: LoaderSpec, doc: Y.Doc, result: LoaderResult, synced: () =
   provider.on('status', ({ status }: { status: string }) => {
     if (status === 'connected') setTimeout(edit, 50)
   })
-  provider.on('connection-close', () => { result.reconnects++ })
+  let lastMessage = performance.now()
+  provider.on('connection-close', (event: { code?: number } | null) => {
+    result.reconnects++
+    process.stderr.write(`loader: socket closed (code ${String(event?.code)}) ${Math.round(performance.now() - lastMessage)} ms after the last message, ${result.messages} messages in\n`)
+  })
   provider.on('sync', (isSynced: boolean) => { if (isSynced) synced() })
   // count what arrives, beside the provider's own handler
   const patch = (): void => {
@@ -107,6 +111,7 @@ function stock (spec: LoaderSpec, doc: Y.Doc, result: LoaderResult, synced: () =
     ;(ws as unknown as { counted?: boolean }).counted = true
     ws.addEventListener('message', event => {
       const size = (event.data as ArrayBuffer).byteLength
+      lastMessage = performance.now()
       result.messages++
       if (size > result.largestMessage) result.largestMessage = size
     })

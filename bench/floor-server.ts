@@ -1,4 +1,7 @@
 import { WebSocketServer, type WebSocket } from 'ws'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import * as encoding from 'lib0/encoding'
 import { SharedFrame } from '../server/transport/socket.js'
 import { sendFramedOnce } from '../server/transport/ws-frame.js'
 
@@ -10,6 +13,40 @@ import { sendFramedOnce } from '../server/transport/ws-frame.js'
  * path `ws` allows), instead of by `send` for each.
  */
 const framedOnce = process.env.FRAMED === '1'
+/**
+ * The big-document workload's floor (bench/big.ts): a document stored in DATA_DIR as
+ * `<name>.pieces` (causal pieces of about 256 KiB, as Tandem sends a big document, each after its
+ * 4-byte length) answers a client's sync step 1 with those pieces as sync updates, then an empty
+ * step 2: the least any server does to hand a stock client a big document, with no Yjs at all.
+ */
+const dataDir = process.env.DATA_DIR
+const stored = new Map<string, Uint8Array[] | null>()
+function piecesOf (path: string): Uint8Array[] | null {
+  if (dataDir === undefined) return null
+  let pieces = stored.get(path)
+  if (pieces !== undefined) return pieces
+  const file = join(dataDir, `${decodeURIComponent(path.slice(1))}.pieces`)
+  pieces = null
+  if (existsSync(file)) {
+    const bytes = readFileSync(file)
+    pieces = []
+    for (let at = 0; at < bytes.length;) {
+      const length = bytes.readUInt32LE(at)
+      pieces.push(frameOf(2, bytes.subarray(at + 4, at + 4 + length)))
+      at += 4 + length
+    }
+    pieces.push(frameOf(1, Uint8Array.of(0, 0)))
+  }
+  stored.set(path, pieces)
+  return pieces
+}
+function frameOf (syncType: number, update: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 0)
+  encoding.writeVarUint(encoder, syncType)
+  encoding.writeVarUint8Array(encoder, update)
+  return encoding.toUint8Array(encoder)
+}
 const rooms = new Map<string, Set<WebSocket>>()
 const wss = new WebSocketServer({ host: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 0), perMessageDeflate: false, clientTracking: false })
 
@@ -23,6 +60,8 @@ wss.on('connection', (socket, request) => {
   const members = room
   members.add(socket)
   socket.on('message', (data: Buffer, isBinary: boolean) => {
+    // a sync step 1 to a stored big document: its pieces
+    if (isBinary && data[0] === 0 && data[1] === 0) for (const piece of piecesOf(path) ?? []) socket.send(piece)
     if (framedOnce && isBinary) {
       const frame = new SharedFrame(data)
       for (const other of members) if (other !== socket && other.readyState === 1) sendFramedOnce(other, frame)

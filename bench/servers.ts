@@ -152,9 +152,9 @@ function floor (key: string, label: string, env: Record<string, string>): Server
     peer: false,
     storage: false,
     durability: 'none (relays only)',
-    command: port => ({
+    command: (port, dataDir) => ({
       args: [join(here, 'floor-server.js')],
-      env: { PORT: String(port), HOST: '127.0.0.1', ...env }
+      env: { PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, ...env }
     })
   }
 }

@@ -42,7 +42,9 @@ async function quiet (last: () => number, quietMs: number, maxMs: number): Promi
  */
 function cpuWindow (pid: number | readonly number[] | undefined, start: number, end: number): Promise<{ cpu: number, steal: number }> {
   // several processes (a cluster's instances): their sum
-  const read = (): number => pid === undefined ? NaN : typeof pid === 'number' ? cpuMicros(pid) : pid.reduce((sum, one) => sum + cpuMicros(one), 0)
+  // NaN once a process is gone (it exited mid-window): the run reports that server's failure
+  const one = (id: number): number => { try { return cpuMicros(id) } catch { return NaN } }
+  const read = (): number => pid === undefined ? NaN : typeof pid === 'number' ? one(pid) : pid.reduce((sum, id) => sum + one(id), 0)
   return new Promise(resolve => {
     setTimeout(() => {
       const before = read()

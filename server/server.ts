@@ -106,7 +106,7 @@ export class TandemServer {
     this.authenticate = authenticate !== undefined ? fromHook(authenticate) : pool !== undefined ? jwt(token => pool.verify(token)) : anonymous()
     if (adminToken !== undefined) this.router.guard('/api', adminGuard(adminToken))
     registerHealth(this.router, { status: () => this.status, redisReady: () => this.cluster?.ready })
-    this.heartbeats = new HeartbeatLoop(this.sessions, this.options.heartbeatIntervalMs, this.options.heartbeatTimeoutMs)
+    this.heartbeats = new HeartbeatLoop(this.sessions, this.options.heartbeatIntervalMs, this.options.heartbeatTimeoutMs, this.options.keepaliveMs)
     // before the other /api routes: a document name may contain `/`, so theirs would match these paths
     registerVersionsApi(this.router, this)
     registerApi(this.router, { server: this })

@@ -21,7 +21,7 @@ type Struct = Y.Item | Y.GC
  */
 export function splitUpdate (update: Uint8Array, maxBytes: number): Uint8Array[] {
   if (update.byteLength <= maxBytes) return [update]
-  const { structs } = Y.decodeUpdate(update)
+  const { structs, ds } = Y.decodeUpdate(update)
   if (structs.some(struct => struct instanceof Y.Skip)) return [update]
   // per client, in the update's order: its structs (ascending clocks), the next to emit, the
   // clock range the update holds and how far it was emitted
@@ -48,11 +48,13 @@ export function splitUpdate (update: Uint8Array, maxBytes: number): Uint8Array[]
 
   const parts = new PartWriter(maxBytes)
   const emit = (queue: { structs: Struct[], head: number, emitted: number }, struct: Struct): void => {
-    queue.head++
+    // the decoded struct is not needed past this point: its slot is freed for the collector
+    queue.structs[queue.head++] = undefined as unknown as Struct
     queue.emitted = struct.id.clock + struct.length // before cut() shortens it
     for (const piece of cut(struct, maxBytes)) parts.add(piece)
   }
   let left = structs.length
+  structs.length = 0
   while (left > 0) {
     let progressed = false
     for (const queue of queues.values()) {
@@ -73,33 +75,54 @@ export function splitUpdate (update: Uint8Array, maxBytes: number): Uint8Array[]
     }
   }
   const result = parts.finish()
-  // the delete set alone: the update less every struct it holds
-  const deletes = Y.diffUpdate(update, encodeStateVector(new Map([...queues].map(([client, queue]) => [client, queue.end]))))
-  if (!isEmptyUpdate(deletes)) result.push(deletes)
+  // the delete set alone, as the update holds it
+  if (ds.clients.size > 0) result.push(encodeDeletes(ds))
   return result
+}
+
+/** An update of no structs and the delete set `ds` (yjs `writeDeleteSet`, v1). */
+function encodeDeletes (ds: ReturnType<typeof Y.decodeUpdate>['ds']): Uint8Array {
+  const encoder = encoding.createEncoder()
+  encoding.writeVarUint(encoder, 0) // no structs
+  encoding.writeVarUint(encoder, ds.clients.size)
+  for (const [client, items] of [...ds.clients].sort((a, b) => b[0] - a[0])) {
+    encoding.writeVarUint(encoder, client)
+    encoding.writeVarUint(encoder, items.length)
+    for (const { clock, len } of items) {
+      encoding.writeVarUint(encoder, clock)
+      encoding.writeVarUint(encoder, len)
+    }
+  }
+  return encoding.toUint8Array(encoder)
 }
 
 /** Collects encoded structs into parts of at most maxBytes. */
 class PartWriter {
   private readonly parts: Uint8Array[] = []
-  private sections = new Map<number, { clock: number, structs: Uint8Array[] }>()
+  /** This part's structs per client: the first clock, how many, and their encoding. */
+  private sections = new Map<number, { clock: number, count: number, encoder: encoding.Encoder }>()
   private bytes = 0
+  /** Each struct is encoded here first, to learn its size; emptied and reused (a 100 MB update holds millions). */
+  private readonly scratch = new Y.UpdateEncoderV1()
 
   constructor (private readonly maxBytes: number) {}
 
   add (struct: Struct): void {
-    const encoder = new Y.UpdateEncoderV1()
-    struct.write(encoder, 0)
-    const bytes = encoder.toUint8Array()
+    const scratch = this.scratch.restEncoder
+    scratch.cpos = 0
+    scratch.bufs.length = 0
+    struct.write(this.scratch, 0)
+    const size = encoding.length(scratch)
     // a section header is three varUints: at most 20 bytes; the part's own framing a few more
-    if (this.bytes > 0 && this.bytes + bytes.byteLength + 32 > this.maxBytes) this.flush()
+    if (this.bytes > 0 && this.bytes + size + 32 > this.maxBytes) this.flush()
     let section = this.sections.get(struct.id.client)
     if (section === undefined) {
-      this.sections.set(struct.id.client, section = { clock: struct.id.clock, structs: [] })
+      this.sections.set(struct.id.client, section = { clock: struct.id.clock, count: 0, encoder: encoding.createEncoder() })
       this.bytes += 20
     }
-    section.structs.push(bytes)
-    this.bytes += bytes.byteLength
+    section.count++
+    encoding.writeUint8Array(section.encoder, scratch.bufs.length === 0 ? scratch.cbuf.subarray(0, scratch.cpos) : encoding.toUint8Array(scratch))
+    this.bytes += size
   }
 
   finish (): Uint8Array[] {
@@ -112,10 +135,10 @@ class PartWriter {
     const encoder = encoding.createEncoder()
     encoding.writeVarUint(encoder, this.sections.size)
     for (const [client, section] of this.sections) {
-      encoding.writeVarUint(encoder, section.structs.length)
+      encoding.writeVarUint(encoder, section.count)
       encoding.writeVarUint(encoder, client)
       encoding.writeVarUint(encoder, section.clock)
-      for (const bytes of section.structs) encoding.writeUint8Array(encoder, bytes)
+      encoding.writeUint8Array(encoder, encoding.toUint8Array(section.encoder))
     }
     encoding.writeVarUint(encoder, 0) // empty delete set
     this.parts.push(encoding.toUint8Array(encoder))
@@ -127,10 +150,15 @@ class PartWriter {
 /** Cuts an item whose encoding is over a quarter of maxBytes into pieces (when its content can be cut). */
 function cut (struct: Struct, maxBytes: number): Struct[] {
   if (!(struct instanceof Y.Item) || struct.length < 2 || !cuttable(struct.content)) return [struct]
+  const target = Math.max(1, Math.floor(maxBytes / 4))
+  // a string's UTF-8 is at most 3 bytes per UTF-16 unit, and the rest of an item a few dozen:
+  // most items are known small without encoding them
+  if (struct.content instanceof Y.ContentString && struct.content.str.length * 3 + 64 <= target) return [struct]
+  // a deleted run is encoded as its length
+  if (struct.content instanceof Y.ContentDeleted) return [struct]
   const encoder = new Y.UpdateEncoderV1()
   struct.write(encoder, 0)
   const size = encoder.toUint8Array().byteLength
-  const target = Math.max(1, Math.floor(maxBytes / 4))
   if (size <= target) return [struct]
   const unitsPerPiece = Math.max(1, Math.floor(struct.length * target / size))
   const pieces: Y.Item[] = []
@@ -158,19 +186,4 @@ function cuttable (content: Y.Item['content']): boolean {
 
 function isHighSurrogate (code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff
-}
-
-function encodeStateVector (clocks: Map<number, number>): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, clocks.size)
-  for (const [client, clock] of clocks) {
-    encoding.writeVarUint(encoder, client)
-    encoding.writeVarUint(encoder, clock)
-  }
-  return encoding.toUint8Array(encoder)
-}
-
-/** True for an update with no structs and no deletions. */
-function isEmptyUpdate (update: Uint8Array): boolean {
-  return update.byteLength === 2 && update[0] === 0 && update[1] === 0
 }

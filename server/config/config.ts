@@ -47,6 +47,12 @@ export interface ServerOptions {
   heartbeatIntervalMs?: number
   /** A connection silent this long is terminated. @default 30_000 */
   heartbeatTimeoutMs?: number
+  /**
+   * A client sent nothing this long gets a keepalive message (an empty awareness update), also
+   * while its document is still loading: the stock y-websocket client reconnects after 30 s
+   * without a message, and ignores pings. @default 15_000
+   */
+  keepaliveMs?: number
   /** A dropped session may resume this long. @default 10_000 */
   reconnectGraceMs?: number
   /**
@@ -160,6 +166,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   trustProxy: [],
   heartbeatIntervalMs: 10_000,
   heartbeatTimeoutMs: 30_000,
+  keepaliveMs: 15_000,
   reconnectGraceMs: 10_000,
   idleAfterMs: 60_000,
   sessionIdleTimeoutMs: 0,
@@ -207,6 +214,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
     authTimeoutMs: options.authTimeoutMs ?? DEFAULT_OPTIONS.authTimeoutMs,
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_OPTIONS.heartbeatIntervalMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? DEFAULT_OPTIONS.heartbeatTimeoutMs,
+    keepaliveMs: options.keepaliveMs ?? DEFAULT_OPTIONS.keepaliveMs,
     reconnectGraceMs: options.reconnectGraceMs ?? DEFAULT_OPTIONS.reconnectGraceMs,
     idleAfterMs: options.idleAfterMs ?? DEFAULT_OPTIONS.idleAfterMs,
     sessionIdleTimeoutMs: options.sessionIdleTimeoutMs ?? DEFAULT_OPTIONS.sessionIdleTimeoutMs,
@@ -242,6 +250,7 @@ export function resolveOptions (options: ServerOptions = {}): ResolvedOptions {
   checkInteger('port', resolved.port, 0, 65_535)
   checkInteger('heartbeatIntervalMs', resolved.heartbeatIntervalMs, 1, 2 ** 31 - 1)
   checkInteger('heartbeatTimeoutMs', resolved.heartbeatTimeoutMs, 1, 2 ** 31 - 1)
+  checkInteger('keepaliveMs', resolved.keepaliveMs, 1, 2 ** 31 - 1)
   checkInteger('reconnectGraceMs', resolved.reconnectGraceMs, 0, 2 ** 31 - 1)
   checkInteger('idleAfterMs', resolved.idleAfterMs, 1, 2 ** 31 - 1)
   checkInteger('sessionIdleTimeoutMs', resolved.sessionIdleTimeoutMs, 0, 2 ** 31 - 1)

@@ -27,10 +27,6 @@ import { RelayAcks, ownersOf, type Settlement } from './relay-acks.js'
 import { StoredSync, STORED_SYNC_KEEP_MS } from './stored-sync.js'
 import { buildInSlices, SLICED_BUILD_BYTES } from './slice-build.js'
 
-/** An awareness update of no client's state. */
-const NO_STATES = Uint8Array.of(0)
-/** How often the members of a document built in slices are sent an empty awareness update. */
-const BUILD_KEEPALIVE_MS = 10_000
 
 /** What a document needs of a session: a way to send, and to hear that its updates are stored. */
 export interface DocumentMember {
@@ -165,6 +161,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * sync at once (stored-sync.ts). Null otherwise.
    */
   storedSync: StoredSync | null = null
+  /** Run once the document is built (afterLoad), before it may unload. */
+  private loadedHooks: Array<() => void> | null = []
   /** Another instance's update reached the document while it loaded. */
   private remoteWhileLoading = false
   private pending: PendingUpdate[] = []
@@ -199,11 +197,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
   }
 
   /**
-   * The document is stored as the one update `update`: members answer a first sync with an empty
-   * state vector from it until `loadStored` has built the document (stored-sync.ts).
+   * The document is stored as the one update `state` (or, a big one, as the causal pieces it is
+   * being built from): members answer a first sync with an empty state vector from it until
+   * `loadStored` has built the document (stored-sync.ts).
    */
-  offerStored (update: Uint8Array): StoredSync {
-    const sync = this.storedSync = new StoredSync(update)
+  offerStored (state: Uint8Array | readonly Uint8Array[]): StoredSync {
+    const sync = this.storedSync = new StoredSync(state)
     for (const member of this.members) member.storedReady?.()
     return sync
   }
@@ -217,11 +216,14 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.owners.adopt(owners)
     let bytes = 0
     for (const update of updates) bytes += update.byteLength
-    // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: an empty
-    // awareness update (it changes nothing) tells the members' clients the server is there
-    const keepalive = bytes >= SLICED_BUILD_BYTES ? setInterval(() => this.broadcast(writeAwareness(NO_STATES)), BUILD_KEEPALIVE_MS) : null
+    // a sliced build of 100 MB takes longer than the stock client's 30 s watchdog: the members'
+    // heartbeat sends them keepalives meanwhile (Session.heartbeat)
     try {
-      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger)
+      // the pieces answer fresh clients while they build the document, unless another
+      // instance's update came first (the pieces would lack it)
+      const offer = (pieces: readonly Uint8Array[]): StoredSync | null =>
+        this.status === 'loading' && !this.remoteWhileLoading && this.storedSync === null ? this.offerStored(pieces) : null
+      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger, offer)
       if (!sliced) {
         Y.transact(this.ydoc, () => {
           for (const update of updates) Y.applyUpdate(this.ydoc, update)
@@ -229,8 +231,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
       }
     } catch (err) {
       throw new Error(`the stored updates of document ${JSON.stringify(this.name)} cannot be applied: ${(err as Error).message}`, { cause: err })
-    } finally {
-      clearInterval(keepalive ?? undefined)
     }
     this.logUpdates = updates.length
     this.logBytes = bytes
@@ -255,6 +255,25 @@ export class Document implements WriterSource<PendingUpdate[]> {
    */
   get storedBytes (): number {
     return this.snapshotBytes + this.logBytes
+  }
+
+  /**
+   * Runs `run` once the document is built and ready, before a release may unload it (the
+   * registry calls `loaded()`); never when the load fails. At once when it is built already.
+   */
+  afterLoad (run: () => void): void {
+    if (this.loadedHooks === null) {
+      if (this.status === 'ready') run()
+      return
+    }
+    this.loadedHooks.push(run)
+  }
+
+  /** The load ended, and the document is ready: runs what waited for it (afterLoad). */
+  loaded (): void {
+    const hooks = this.loadedHooks ?? []
+    this.loadedHooks = null
+    for (const run of hooks) run()
   }
 
   /** Number of updates held until content they depend on arrives. */
@@ -496,7 +515,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** applyRemote without releasing the updates held for what it brought. */
   private integrateRemote (update: Uint8Array, owners: readonly ClientOwner[]): boolean {
-    if (this.status === 'loading') this.remoteWhileLoading = true
+    if (this.status === 'loading') {
+      this.remoteWhileLoading = true
+      // members served the pieces so far are relayed this update; later ones wait for the build
+      if (this.storedSync?.piecewise === true) this.storedSync = null
+    }
     this.owners.adopt(owners)
     // while it loads the stored bytes stay what they are (stored-sync.ts: built); after, they are stale
     if (this.status !== 'loading') this.storedSync = null
@@ -649,6 +672,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Frees the Y.Doc. */
   destroy (): void {
+    this.loadedHooks = null
     this.storedSync = null
     this.held.clear()
     this.relay.destroy()

@@ -145,6 +145,8 @@ export class DocumentRegistry {
         }
         created.setStatus('ready')
         replication?.loaded(created)
+        // what members that left meanwhile sent (Session.end) is applied before it may unload
+        created.loaded()
         // a member left while it loaded: release() could not unload it then, and no other
         // member may ever come to leave it again
         if (this.leftWhileLoading.delete(created)) this.release(created)

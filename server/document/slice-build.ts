@@ -20,6 +20,9 @@ export const BUILD_PIECE_BYTES = 64 * 1024
 /** How long one turn of a sliced build applies pieces before it yields to the event loop. */
 export const BUILD_TURN_MS = 3
 
+/** While members are sent the pieces, the build waits this many BUILD_TURN_MS after each turn. */
+const BUILD_YIELD_WHILE_SENDING = 3
+
 /**
  * The worker's compiled file, beside this module's in dist/. Under the tests this module runs
  * from its TypeScript source, which a worker thread cannot load: the compiled one in dist/
@@ -65,11 +68,13 @@ export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = B
  * worker merges them and splits the result into causal pieces (piecesOffLoop), applied here for
  * BUILD_TURN_MS per turn of the event loop. Frames from members wait in their sessions' backlogs
  * meanwhile (the document is `loading`); other instances' updates apply in between (Yjs holds
- * what they need until the pieces bring it). Returns false, having applied nothing, when the
+ * what they need until the pieces bring it). `offer` is handed the pieces before the first is
+ * applied: they answer fresh clients meanwhile (stored-sync.ts), and while some are sent, the
+ * build takes a quarter of the time. Returns false, having applied nothing, when the
  * worker failed or returned one piece (an update with gaps is not split): the caller builds it in
  * one block.
  */
-export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger): Promise<boolean> {
+export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger, offer?: (pieces: readonly Uint8Array[]) => { readonly sendingPieces: boolean } | null): Promise<boolean> {
   const started = performance.now()
   let pieces: Uint8Array[]
   try {
@@ -80,6 +85,8 @@ export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[]
   }
   if (pieces.length < 2) return false
   const split = performance.now() - started
+  // a copy: the build below empties its own array as it goes
+  const served = offer?.(pieces.slice()) ?? null
   let turns = 0
   for (let i = 0; i < pieces.length;) {
     const turn = performance.now()
@@ -89,7 +96,9 @@ export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[]
       pieces[i++] = EMPTY_UPDATE
     } while (i < pieces.length && performance.now() - turn < BUILD_TURN_MS)
     turns++
-    if (i < pieces.length) await new Promise(resolve => setImmediate(resolve))
+    // while clients are sent the pieces, a slice every few turns' time: on a machine of few
+    // cores the clients applying them, and the other documents, get the CPU first
+    if (i < pieces.length) await new Promise(resolve => served?.sendingPieces === true ? setTimeout(resolve, BUILD_TURN_MS * BUILD_YIELD_WHILE_SENDING) : setImmediate(resolve))
   }
   logger.info({ pieces: pieces.length, turns, splitMs: Math.round(split), ms: Math.round(performance.now() - started) }, 'big document built in slices')
   return true

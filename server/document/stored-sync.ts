@@ -1,4 +1,5 @@
 import * as Y from 'yjs'
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { writeSyncStep2, writeSyncUpdate } from '../../shared/messages.js'
 import { MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { encodeIntegratedState } from './read-only.js'
@@ -12,7 +13,17 @@ export interface StoredSyncMember {
    * written to its socket.
    */
   firstSyncPending? (): boolean
+  /** Bytes queued on the member's socket: the pieces of a big document wait for it to drain. */
+  queuedBytes? (): number
+  /** False once the member's socket closed: its pieces stop. */
+  connected? (): boolean
 }
+
+/** A Yjs update that holds nothing: the step 2 that ends a big document's pieces. */
+const EMPTY_UPDATE = Uint8Array.of(0, 0)
+
+/** Bytes of pieces queued on a member's socket before the next waits (a few pieces of 64 KiB). */
+const PIECES_QUEUED_BYTES = 256 * 1024
 
 /**
  * Stored documents at least this big answer a first sync from their stored bytes while the
@@ -47,20 +58,75 @@ export function storedSyncWaitMs (bytes: number): number {
  * members served here whatever the document holds beyond the stored bytes.
  */
 export class StoredSync {
-  /** The sync step 2 every served member is sent: framed once. */
-  readonly frame: Uint8Array
+  /** The sync step 2 every served member is sent, framed once; null when the document goes in pieces. */
+  readonly frame: Uint8Array | null
+  /** The update the bytes hold (one stored update), or null (pieces). */
+  readonly update: Uint8Array | null
+  /**
+   * A big document's state as causal pieces (slice-build.ts: the pieces it is built from), sent
+   * as sync updates and then an empty step 2, so that no message holds the stock client past its
+   * watchdog (state-sync.ts); null for one stored update.
+   */
+  private readonly pieces: readonly Uint8Array[] | null
   private readonly served = new Set<StoredSyncMember>()
+  /** Members being sent the pieces now. */
+  private sending = 0
 
-  constructor (readonly update: Uint8Array) {
-    this.frame = writeSyncStep2(update)
+  constructor (state: Uint8Array | readonly Uint8Array[]) {
+    if (state instanceof Uint8Array) {
+      this.update = state
+      this.frame = writeSyncStep2(state)
+      this.pieces = null
+    } else {
+      this.update = null
+      this.frame = null
+      this.pieces = state
+    }
+  }
+
+  /** True when the state goes out in pieces (a big document). */
+  get piecewise (): boolean {
+    return this.pieces !== null
   }
 
   /** Answers `member`'s frame `data` when it is a sync step 1 with an empty state vector; false when it is not one. */
   answer (member: StoredSyncMember, data: Uint8Array): boolean {
     if (!isEmptyStep1(data)) return false
-    member.send(this.frame)
+    this.serve(member)
     this.served.add(member)
     return true
+  }
+
+  /** Sends `member` the stored state: one step 2, or the pieces (over several turns) then an empty step 2. */
+  serve (member: StoredSyncMember): void {
+    if (this.frame !== null) member.send(this.frame)
+    else this.sendPieces(member).catch(() => {})
+  }
+
+  /**
+   * One piece at a time, once the member's socket has written all but a few: the client applies
+   * each as it comes, its watchdog hears each one, and the event loop turns between them (the
+   * document may be building meanwhile). Stops when the member's socket closes.
+   */
+  private async sendPieces (member: StoredSyncMember): Promise<void> {
+    const open = (): boolean => member.connected?.() ?? true
+    this.sending++
+    try {
+      for (const piece of this.pieces ?? []) {
+        while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) await sleep(5)
+        if (!open()) return
+        member.send(writeSyncUpdate(piece))
+        await nextTurn()
+      }
+      if (open()) member.send(writeSyncStep2(EMPTY_UPDATE))
+    } finally {
+      this.sending--
+    }
+  }
+
+  /** True while some member is being sent the pieces (the build slows down meanwhile: slice-build.ts). */
+  get sendingPieces (): boolean {
+    return this.sending > 0
   }
 
   /** Members served so far. */
@@ -87,10 +153,12 @@ export class StoredSync {
    * The document is built from the stored updates: when something else reached it while it
    * loaded (`touched`: another instance's update), the members served here that are still
    * `present` are sent what it holds beyond the stored bytes (only then: the state vector of the
-   * stored update costs a pass over its bytes).
+   * stored update costs a pass over its bytes). Pieces stop being offered at the first such
+   * update (Document.integrateRemote), and every member served before it was relayed it: nothing
+   * to send then.
    */
   built (ydoc: Y.Doc, touched: boolean, present: (member: StoredSyncMember) => boolean): void {
-    if (!touched || this.served.size === 0) return
+    if (!touched || this.served.size === 0 || this.update === null) return
     const missing = encodeIntegratedState(ydoc, Y.encodeStateVectorFromUpdate(this.update))
     const frame = writeSyncUpdate(missing)
     for (const member of this.served) if (present(member)) member.send(frame)

@@ -16,7 +16,7 @@ export interface HeartbeatOptions {
 /** A heartbeat tick later than this (ms) says the event loop stalled. */
 const STALL_MS = 1_000
 
-/** Keepalive period for clients: well inside the stock client's 30 s watchdog. */
+/** Keepalive period for clients (ServerOptions.keepaliveMs): well inside the stock client's 30 s watchdog. */
 export const KEEPALIVE_MS = 15_000
 
 /**
@@ -41,9 +41,9 @@ export class HeartbeatLoop {
   private stalledMs = 0
   private forgivenUntil = 0
 
-  constructor (private readonly sessions: Iterable<Beating>, intervalMs: number, timeoutMs: number) {
-    this.options = { intervalMs, timeoutMs, keepaliveMs: KEEPALIVE_MS }
-    this.periodMs = Math.max(1, Math.floor(Math.min(intervalMs, KEEPALIVE_MS) / TICKS_PER_PERIOD))
+  constructor (private readonly sessions: Iterable<Beating>, intervalMs: number, timeoutMs: number, keepaliveMs = KEEPALIVE_MS) {
+    this.options = { intervalMs, timeoutMs, keepaliveMs }
+    this.periodMs = Math.max(1, Math.floor(Math.min(intervalMs, keepaliveMs) / TICKS_PER_PERIOD))
   }
 
   start (): void {

@@ -166,6 +166,16 @@ export class Session implements DocumentMember {
     return this.status === 'waiting' && (this.messagesReceived === 0 || this.socket.bufferedAmount > 0)
   }
 
+  /** Bytes queued on the socket (the stored pieces of a big document wait for them: stored-sync.ts). */
+  queuedBytes (): number {
+    return this.socket.bufferedAmount
+  }
+
+  /** False once the socket closed or the session ended. */
+  connected (): boolean {
+    return this.status !== 'ended' && this.socket.readyState === OPEN
+  }
+
   /** A pong (or anything else that proves the peer alive) arrived. */
   touch (): void {
     this.lastReceivedAt = Date.now()
@@ -242,8 +252,10 @@ export class Session implements DocumentMember {
       this.lastPingAt = now
       if (this.socket.readyState === OPEN) this.socket.ping()
     }
-    // a keepalive after keepaliveMs of silence, less up to half of it by the ping phase (spread too)
-    if (this.status === 'open' && now - this.lastSentAt >= options.keepaliveMs - (this.lastPingAt % (options.keepaliveMs / 2))) this.send(KEEPALIVE_FRAME)
+    // a keepalive after keepaliveMs of silence, less up to half of it by the ping phase (spread
+    // too); also while the document loads (a big one builds for longer than the stock client's
+    // watchdog waits)
+    if (now - this.lastSentAt >= options.keepaliveMs - (this.lastPingAt % (options.keepaliveMs / 2))) this.send(KEEPALIVE_FRAME)
   }
 
   /** Closes the socket with `code` and ends the session with `reason`. */
@@ -269,10 +281,35 @@ export class Session implements DocumentMember {
    */
   end (reason: EndReason, code: number): void {
     if (this.status === 'ended') return
+    const backlog = this.status === 'waiting' ? this.backlog : null
     this.setStatus('ended')
     this.backlog = null
     this.doc.removeMember(this)
+    // edits sent while the document loaded are not lost with the socket: the client may have
+    // been shown the document already (stored-sync.ts), typed and left before the build ended.
+    // Only when the client went (a session ended by the server: revoked, expired, refused input,
+    // shutdown, loses them as it would any later frame)
+    const clientWent = reason === 'leave' || reason === 'disconnect' || reason === 'timeout'
+    if (clientWent && backlog !== null && backlog.length > 0 && this.identity.access !== 'read') this.doc.afterLoad(() => this.applyLeftBehind(backlog))
     this.hooks.ended(this, reason, code)
+  }
+
+  /**
+   * Applies the updates of an ended session's backlog once its document is built, checked as any
+   * of its updates (the owner of their client ids, `y:` locks). One that needs content the
+   * document lacks cannot be asked for any more, and is dropped with what follows it.
+   */
+  private applyLeftBehind (backlog: Uint8Array[]): void {
+    for (const data of backlog) {
+      try {
+        const frame = readFrame(data)
+        if (frame.type !== 'sync-step2' && frame.type !== 'sync-update') continue
+        this.doc.applyUpdate(frame.update, this)
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'an update sent while the document loaded, by a client that left, was refused')
+        return
+      }
+    }
   }
 
   private handle (data: Uint8Array): void {
@@ -394,7 +431,7 @@ export class Session implements DocumentMember {
     }
     // a fresh client of a document unchanged since it was built from its stored bytes: those bytes
     const stored = this.doc.storedSync
-    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return this.send(stored.frame)
+    if (stored !== null && stateVector.byteLength === 1 && stateVector[0] === 0) return stored.serve(this)
     // what we send must be stored first: a client must never hold an update a crash could lose
     const reply = (): void => {
       if (this.status !== 'open') return

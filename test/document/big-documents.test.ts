@@ -4,6 +4,8 @@ import WebSocket from 'ws'
 import { WebsocketProvider } from 'y-websocket'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import { PIECEWISE_SYNC_BYTES, SYNC_PIECE_BYTES } from '../../server/session/state-sync.js'
+import { BUILD_PIECE_BYTES } from '../../server/document/slice-build.js'
+import type { StoredSync } from '../../server/document/stored-sync.js'
 import { bigDocumentFile, BIG_SEED, BIG_TEXT, BIG_XML } from '../../bench/big-doc.js'
 import { startServer, docName, tempDir, waitFor } from '../support/helpers.js'
 
@@ -98,8 +100,9 @@ test('a 10 MiB document reaches a stock client in pieces under the size of a pie
   }, 30_000, 'both edits at the loading client')
   expect(loading.closes).toBe(0)
   expect(first.closes).toBe(0)
-  // several messages, none much over a piece (a struct is never cut: a few bytes over)
-  const big = loading.messages.filter(size => size > 64 * 1024)
+  // several messages, none much over a piece (a struct is never cut: a few bytes over); served
+  // from the pieces the document was built from (64 KiB) or from the built document (256 KiB)
+  const big = loading.messages.filter(size => size > 32 * 1024)
   expect(big.length).toBeGreaterThan(5)
   expect(Math.max(...loading.messages)).toBeLessThan(SYNC_PIECE_BYTES + 64 * 1024)
 
@@ -134,6 +137,37 @@ test('a 10 MiB document reaches a stock client in pieces under the size of a pie
   expect(text).toContain('typed by the other ')
   expect(text).toContain('typed while loading ')
   expect(sameContent(later.doc, loading.doc)).toBe(true)
+}, 600_000)
+
+test('a fresh client is sent a big stored document in the pieces it is built from, while it builds; its edit made meanwhile is kept', async () => {
+  const { update } = bigDocumentFile(10 * MiB, BIG_SEED)
+  const stateVector = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))
+  const dir = tempDir()
+  const name = docName('pieces')
+  await seed(dir, name, update)
+  const server = await startServer({ persistence: 'sqlite', dataDir: dir })
+  // the edit comes after the client's first sync step 1 (an empty state vector: a fresh client)
+  const client = openStock(server.url, name, doc => setTimeout(() => doc.getText(BIG_TEXT).insert(0, 'typed during the build '), 20))
+  // the pieces are offered once the worker has split the stored rows, and kept through the build
+  let offered: StoredSync | null = null
+  await waitFor(() => (offered = server.documents.get(name)?.storedSync ?? null) !== null, 60_000, 'the pieces offered')
+  const sync = offered as unknown as StoredSync
+  expect(sync.piecewise).toBe(true)
+  expect(server.documents.get(name)?.status).toBe('loading')
+  await waitFor(() => holds(client.doc, stateVector) && client.provider.synced, 120_000, 'the client synced')
+  expect(sync.servedCount).toBe(1)
+  expect(client.closes).toBe(0)
+  // pieces of about 64 KiB (a struct is never cut), many of them
+  expect(client.messages.filter(size => size > BUILD_PIECE_BYTES / 2).length).toBeGreaterThan(100)
+  expect(Math.max(...client.messages)).toBeLessThan(BUILD_PIECE_BYTES + 64 * 1024)
+  // the client holds the stored document and its edit; the server holds the edit too, stored
+  const expected = new Y.Doc()
+  Y.applyUpdate(expected, update)
+  Y.applyUpdate(expected, Y.encodeStateAsUpdate(client.doc, Y.encodeStateVector(expected)))
+  expect(sameContent(client.doc, expected)).toBe(true)
+  const doc = server.documents.get(name)!
+  await waitFor(() => doc.status === 'ready' && !doc.hasPending && doc.ydoc.getText(BIG_TEXT).toString().includes('typed during the build '), 60_000, 'the edit stored')
+  expect(sameContent(doc.ydoc, client.doc)).toBe(true)
 }, 600_000)
 
 test('a 100 MB document syncs to a stock client with no reconnect', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { startServer, rawClient, opened, closed, stockClient, synced, waitFor, docName } from '../support/helpers.js'
-import { writeAwareness } from '../../shared/messages.js'
+import { writeAwareness, KEEPALIVE_FRAME } from '../../shared/messages.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
 import { writeAwarenessUpdate } from '../../shared/awareness.js'
 
 describe('heartbeats', () => {
@@ -68,4 +69,29 @@ describe('heartbeats', () => {
     expect(most).toBeLessThan(20)
     expect(firsts[firsts.length - 1] - firsts[0]).toBeGreaterThan(300)
   })
+
+  test('a client whose document is still loading hears keepalives (the stock client\'s watchdog ignores pings)', async () => {
+    // a store whose first read takes as long as a big document's build
+    let release = (): void => {}
+    const loading = new Promise<void>(resolve => { release = resolve })
+    class SlowStore extends MemoryStore {
+      override async load (name: string): Promise<Uint8Array[]> {
+        await loading
+        return await super.load(name)
+      }
+    }
+    const server = await startServer({ persistence: new SlowStore(), heartbeatIntervalMs: 1_000, keepaliveMs: 300 })
+    const ws = rawClient(`${server.url}/${docName()}`)
+    const frames: Buffer[] = []
+    ws.on('message', (data: Buffer) => frames.push(data))
+    await opened(ws)
+    try {
+      await waitFor(() => frames.filter(frame => frame.equals(KEEPALIVE_FRAME)).length >= 2, 5_000)
+    } finally {
+      release()
+    }
+    // the document was never loaded meanwhile: nothing else reached the client
+    expect(frames.every(frame => frame.equals(KEEPALIVE_FRAME))).toBe(true)
+  })
 })
+

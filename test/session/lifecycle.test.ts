@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
+import { signToken } from '../support/security-helpers.js'
 import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
 
 /** A real memory store whose loads wait until released: to hold a document in its loading state. */
@@ -52,6 +53,51 @@ describe('document lifecycle', () => {
     await waitFor(() => clients.every(c => full(c.text.toString())), 5_000, 'everyone has everything')
     expect(new Set(clients.map(c => c.text.toString())).size).toBe(1)
     expect(store.loads).toBe(1)
+  })
+
+  test('edits a client sent while its document loaded are kept when it leaves before the load ends', async () => {
+    const store = new GatedStore()
+    const name = docName()
+    const seed = new Y.Doc()
+    seed.getText('t').insert(0, 'stored before')
+    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(seed) }])
+    const server = await startServer({ persistence: store })
+    // a client that typed and left while the server still read the document
+    const leaving = stockClient(server.url, name)
+    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
+    leaving.text.insert(0, 'typed, then gone ')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    leaving.provider.destroy()
+    await waitFor(() => server.sessions.size === 0, 5_000, 'the session ended')
+    expect(server.documents.get(name)?.status).toBe('loading')
+    store.open()
+    // the document unloads with the edit stored; a later client gets it
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
+    const stored = new Y.Doc()
+    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
+    expect(stored.getText('t').toString()).toContain('typed, then gone ')
+    expect(stored.getText('t').toString()).toContain('stored before')
+  })
+
+  test('edits sent while the document loaded by a session the server ended (revoked) are not applied', async () => {
+    const store = new GatedStore()
+    const name = docName()
+    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
+    const secret = 'lifecycle-secret'
+    const server = await startServer({ persistence: store, authSecret: secret })
+    const eve = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'eve' }) } })
+    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
+    eve.text.insert(0, 'written by a revoked user')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    await server.revoke({ kind: 'user', value: 'eve' })
+    await waitFor(() => server.stats.summary().endsByReason.revoked === 1, 5_000, 'the session revoked')
+    // (the stock client reconnects, and is refused: the user is revoked)
+    eve.provider.disconnect()
+    store.open()
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
+    const stored = new Y.Doc()
+    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
+    expect(stored.getText('t').toString()).toBe('')
   })
 
   test('the document unloads when the last session ends, and reloads with its content', async () => {
