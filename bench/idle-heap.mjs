@@ -2,6 +2,7 @@
 // one awareness state each, 50 per document) to a server of that build, after 100 that come and
 // go first. Prints the figures before and after full collections.
 //   node bench/idle-heap.mjs <dist> [N=2000] [sqlite|memory] [prefix]
+// With `floor` for <dist>: the bare ws relay of floor-server.ts, in process, for comparison.
 // With a prefix: heap snapshots <prefix>-before/-after.heapsnapshot (diff them by constructor)
 // and <prefix>.heapprofile, the sampled allocations (garbage included) while the N connect
 // (the sampling itself inflates that run's RSS figures: compare RSS from runs without a prefix).
@@ -64,7 +65,9 @@ if (prefix !== undefined) await ask({ cmd: 'sampled', file: `${prefix}.heapprofi
 const after = await ask({ cmd: 'memory' })
 if (prefix !== undefined) await ask({ cmd: 'snapshot', file: `${prefix}-after.heapsnapshot` })
 const per = key => Math.round((after[key] - before[key]) / count)
-console.log(JSON.stringify({ dist, connections: count, store, heapPerConnection: per('heap'), rssPerConnection: per('rss'), rawHeapPerConnection: per('rawHeap'), rawRssPerConnection: per('rawRss') }))
+// where the collected RSS grew: each heap space's pages in memory, and outside the heap
+const spaces = Object.fromEntries(Object.keys(after.spaces).map(name => [name, Math.round((after.spaces[name] - (before.spaces[name] ?? 0)) / count)]))
+console.log(JSON.stringify({ dist, connections: count, store, heapPerConnection: per('heap'), rssPerConnection: per('rss'), rawHeapPerConnection: per('rawHeap'), rawRssPerConnection: per('rawRss'), externalPerConnection: per('external'), spacesPerConnection: spaces }))
 child.send({ cmd: 'exit' })
 for (const ws of sockets) ws.terminate()
 process.exit(0)

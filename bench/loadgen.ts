@@ -10,7 +10,8 @@ import { fanout, ladder, syncFromStorage, storageThroughput, IdleCrowd, type Tar
 export type Command =
   | { cmd: 'fanout', target: Target, spec: Parameters<typeof fanout>[1] }
   | { cmd: 'ladder', target: Target, spec: Parameters<typeof ladder>[1] }
-  | { cmd: 'idle-open', target: Target, count: number, perDoc: number, quietMs: number, maxWaitMs: number, prefix: string, seed: number }
+  | { cmd: 'idle-open', target: Target, count: number, perDoc: number, quietMs: number, maxWaitMs: number, prefix: string, seed: number, upTo?: number }
+  | { cmd: 'idle-more', quietMs: number, maxWaitMs: number }
   | { cmd: 'idle-close' }
   | { cmd: 'sync', target: Target, spec: Parameters<typeof syncFromStorage>[1] }
   | { cmd: 'storage', target: Target, spec: Parameters<typeof storageThroughput>[1] }
@@ -26,6 +27,9 @@ async function handle (command: Command): Promise<unknown> {
     case 'ladder': return await ladder(command.target, command.spec)
     case 'idle-open':
       crowd = new IdleCrowd(command.target, command.count, command.perDoc, command.prefix, command.seed)
+      return await crowd.open(command.quietMs, command.maxWaitMs, command.upTo)
+    case 'idle-more':
+      if (crowd === undefined) throw new Error('idle-more before idle-open')
       return await crowd.open(command.quietMs, command.maxWaitMs)
     case 'idle-close':
       await crowd?.close()

@@ -12,6 +12,7 @@ import { hostTimes, stolenBetween, cpuMicros } from './procfs.js'
 import type { StormShare } from './storm.js'
 import { runAdversarial, renderAdversarial, FAMILIES } from './adversarial.js'
 import { runBalancer } from './balancer-workload.js'
+import { heapAfterGc } from './inspector.js'
 import { bigDocument, renderBig, type BigResult } from './big.js'
 
 /**
@@ -83,8 +84,8 @@ function rotated<T> (items: readonly T[], by: number): T[] {
 const SERVER_CPU = '0'
 const LOADGEN_CPU = '1'
 
-async function withServer<T> (spec: ServerSpec, options: BenchOptions, work: (server: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer(spec, [], options.pin ? SERVER_CPU : undefined)
+async function withServer<T> (spec: ServerSpec, options: BenchOptions, work: (server: RunningServer) => Promise<T>, nodeArgs: string[] = []): Promise<T> {
+  const server = await startServer(spec, nodeArgs, options.pin ? SERVER_CPU : undefined)
   try {
     return await work(server)
   } catch (err) {
@@ -227,7 +228,10 @@ async function main (): Promise<void> {
       const load = begin()
       const { connections, perDoc, quietMs, maxWaitMs } = options.idle
       const workload = `${connections} idle connections holding awareness states (${perDoc} per document)`
+      const half = Math.floor(connections / 2)
       results.metric({ key: 'idle-kib', workload, label: 'server RSS per connection, KiB', better: 'lower', digits: 1 })
+      results.metric({ key: 'idle-slope-kib', workload, label: `server RSS per connection from ${half.toLocaleString('en-US')} to ${connections.toLocaleString('en-US')} (slope), KiB`, better: 'lower', digits: 1 })
+      results.metric({ key: 'idle-heap-kib', workload, label: 'server V8 heap per connection after full GC (another start of the server, with --inspect), KiB', better: 'lower', digits: 2 })
       for (let run = 0; run < options.runs; run++) {
         log(`idle memory run ${run + 1}/${options.runs}`)
         for (const spec of rotated(specs, run)) {
@@ -237,17 +241,44 @@ async function main (): Promise<void> {
             await loadgen.run({ cmd: 'idle-open', target, count: perDoc, perDoc, quietMs: 200, maxWaitMs: 3_000, prefix: `warm-${run}`, seed: options.seed })
             await loadgen.run({ cmd: 'idle-close' })
             await sleep(1_000)
+            const rss = async (): Promise<number> => {
+              const samples: number[] = []
+              for (let i = 0; i < 3; i++) { samples.push(server.rss()); await sleep(200) }
+              return summarise(samples).median
+            }
             const before = server.rss()
-            const opened = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-open', target, count: connections, perDoc, quietMs, maxWaitMs, prefix: `idle-${run}`, seed: options.seed + run })
-            const samples: number[] = []
-            for (let i = 0; i < 3; i++) { samples.push(server.rss()); await sleep(200) }
-            const after = summarise(samples).median
+            // in two halves, RSS sampled between them: the growth over the second half is what
+            // each more connection costs once the young generation and the allocator's arenas
+            // have grown to their working size (the first figure includes that fixed growth)
+            const first = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-open', target, count: connections, perDoc, quietMs, maxWaitMs, prefix: `idle-${run}`, seed: options.seed + run, upTo: half })
+            const middle = await rss()
+            const opened = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-more', quietMs, maxWaitMs })
+            const after = await rss()
             await loadgen.run({ cmd: 'idle-close' })
             if (opened.connected < connections) results.notes.push(`idle memory run ${run + 1}, ${spec.label}: only ${opened.connected} of ${connections} connections stayed open`)
             const kib = (after - before) / opened.connected / 1024
+            const slope = (after - middle) / Math.max(1, opened.connected - first.connected) / 1024
             results.add('idle-kib', spec.key, kib)
-            log(`  ${spec.key.padEnd(12)} ${kib.toFixed(1)} KiB/connection (RSS ${(before / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${opened.connected} open in ${Math.round(opened.openMs)} ms)`)
+            results.add('idle-slope-kib', spec.key, slope)
+            log(`  ${spec.key.padEnd(12)} ${kib.toFixed(1)} KiB/connection, ${slope.toFixed(1)} over the second half (RSS ${(before / 2 ** 20).toFixed(0)} → ${(middle / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${opened.connected} open in ${Math.round(first.openMs + opened.openMs)} ms)`)
           }))
+          // the live heap, in a server of its own: the forced collections would change what the
+          // RSS figures above measure
+          await attempt('idle memory (heap)', spec, () => withServer(spec, options, async server => {
+            const target = { url: server.url, dialect: spec.dialect }
+            const inspector = server.inspector
+            if (inspector === undefined) throw new Error('no inspector URL in the server\'s output')
+            await loadgen.run({ cmd: 'idle-open', target, count: perDoc, perDoc, quietMs: 200, maxWaitMs: 3_000, prefix: `warm-${run}`, seed: options.seed })
+            await loadgen.run({ cmd: 'idle-close' })
+            await sleep(1_000)
+            const before = await heapAfterGc(inspector)
+            const opened = await loadgen.run<{ connected: number, openMs: number }>({ cmd: 'idle-open', target, count: connections, perDoc, quietMs, maxWaitMs, prefix: `heap-${run}`, seed: options.seed + run })
+            const after = await heapAfterGc(inspector)
+            await loadgen.run({ cmd: 'idle-close' })
+            const kib = (after - before) / opened.connected / 1024
+            results.add('idle-heap-kib', spec.key, kib)
+            log(`  ${spec.key.padEnd(12)} ${kib.toFixed(2)} KiB/connection of V8 heap after full GC (${(before / 2 ** 20).toFixed(1)} → ${(after / 2 ** 20).toFixed(1)} MiB)`)
+          }, ['--inspect=127.0.0.1:0']))
         }
       }
       loadNote('idle memory', load)

@@ -186,6 +186,8 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 export class RunningServer {
   private output = ''
   private exited = false
+  /** The inspector's URL, for a server started with --inspect (as it printed it). */
+  inspector: string | undefined
 
   constructor (
     readonly spec: ServerSpec,
@@ -193,7 +195,11 @@ export class RunningServer {
     readonly dataDir: string,
     readonly child: ChildProcess
   ) {
-    const keep = (chunk: Buffer): void => { this.output = (this.output + chunk.toString()).slice(-4000) }
+    const keep = (chunk: Buffer): void => {
+      const text = chunk.toString()
+      this.inspector ??= /Debugger listening on (ws:\/\/\S+)/.exec(text)?.[1]
+      this.output = (this.output + text).slice(-4000)
+    }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)
     child.once('exit', () => { this.exited = true })

@@ -321,6 +321,8 @@ export async function ladder (target: Target, spec: { docs: number, perDoc: numb
 export class IdleCrowd {
   private readonly clients: LoadClient[] = []
   private lastFrame = 0
+  /** Clients opened so far (open may stop part-way: `upTo`). */
+  private opened = 0
 
   constructor (target: Target, count: number, perDoc: number, prefix: string, seed: number) {
     const ids = clientIds(count, seed)
@@ -332,12 +334,15 @@ export class IdleCrowd {
   }
 
   /**
-   * Connects every client, sets its awareness state (a user and a cursor, as editors do), and
-   * resolves once no frame has arrived for `quietMs` (at most `maxWaitMs` after the last connect).
+   * Connects the clients not connected yet, up to `upTo` (all by default), sets each one's
+   * awareness state (a user and a cursor, as editors do), and resolves once no frame has arrived
+   * for `quietMs` (at most `maxWaitMs` after the last connect). `connected`: all that are open.
    */
-  async open (quietMs: number, maxWaitMs: number): Promise<{ connected: number, openMs: number }> {
+  async open (quietMs: number, maxWaitMs: number, upTo = this.clients.length): Promise<{ connected: number, openMs: number }> {
     const started = performance.now()
-    await inBatches(this.clients, CONNECT_CONCURRENCY, async client => {
+    const next = this.clients.slice(this.opened, Math.max(this.opened, upTo))
+    this.opened += next.length
+    await inBatches(next, CONNECT_CONCURRENCY, async client => {
       await client.connect()
       client.send(client.codec.awareness(client.clientId, 1, {
         user: { name: `User ${client.index}`, color: `#${(client.clientId & 0xffffff).toString(16).padStart(6, '0')}` },
@@ -351,7 +356,7 @@ export class IdleCrowd {
   }
 
   async close (): Promise<void> {
-    await inBatches(this.clients, 256, client => client.close())
+    await inBatches(this.clients.slice(0, this.opened), 256, client => client.close())
   }
 }
 

@@ -272,6 +272,8 @@ export class TandemServer {
       const collab = this.collab
       this.live = new LiveSessions(options, this.revocationList, {
         authenticate: request => this.authenticateChecked(request),
+        // the built-in authenticators (anonymous, JWT) read the query and the token only
+        readsHeaders: options.authenticate !== undefined,
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id, session.doc.name),
         changed: session => collab.identityChanged(session as Session)
@@ -374,7 +376,7 @@ export class TandemServer {
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
     const bounded = new BoundedSocket<Session>(socket, this.options.maxBufferedBytes, stoppedReading)
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, doc.logger, resumeId, request.remoteAddress)
+    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
     bounded.owner = session
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)

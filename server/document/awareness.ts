@@ -45,7 +45,10 @@ interface Known {
   relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
-  /** The sequence number when it was removed; Infinity while live. */
+  /**
+   * The sequence number when it was removed; 0 while live (sequence numbers start at 1: a small
+   * integer field, where Infinity would box the field of every entry as a heap number).
+   */
   removedAt: number
   /**
    * Taken by a local session as its second (or later) id: most likely another tab's state that
@@ -94,6 +97,20 @@ function isOwnEcho (known: Known, entry: AwarenessEntry, now: number): boolean {
  */
 export const REMOVED_RETENTION_MS = 60_000
 
+/**
+ * A member's or owner's marks. Which member was sent which state is derived from sequence numbers
+ * rather than kept per state: a member saw a state if it was a member when the state was relayed
+ * (`joinedAt`), or was greeted (sent every live state: `greetedAt`) while it was live. Two numbers
+ * per member, where a set of members per state cost kilobytes per connection; 0 for not yet.
+ * `claimed`: the client ids it has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER), a
+ * lone id as it is (a stock client needs one), a Set from the second on.
+ */
+interface Marks {
+  joinedAt: number
+  greetedAt: number
+  claimed: number | Set<number> | undefined
+}
+
 /** A removal, queued to be forgotten once REMOVED_RETENTION_MS have passed. */
 interface Removal { clientId: number, seq: number, at: number }
 
@@ -110,17 +127,13 @@ function nextSent (known: Known | undefined, clock: number): number {
  */
 export class AwarenessRegistry {
   private readonly known = new Map<number, Known>()
-  /** Client ids each owner has ever claimed, to cap them (see MAX_CLIENT_IDS_PER_OWNER). */
-  private readonly claimed = new WeakMap<object, Set<number>>()
   /**
-   * Which member was sent which state is derived from sequence numbers rather than kept per
-   * state: a member saw a state if it was a member when the state was relayed, or was greeted
-   * (sent every live state) while it was live. Two numbers per member, where a set of members
-   * per state cost kilobytes per connection.
+   * What the registry keeps of each member and owner (see Marks), one entry each: three tables
+   * of one number each cost every member about 40 bytes more.
    */
+  private readonly marks = new WeakMap<object, Marks>()
+  /** The sequence the Marks' and Known's numbers come from; starts at 1. */
   private seq = 0
-  private readonly joinedAt = new WeakMap<object, number>()
-  private readonly greetedAt = new WeakMap<object, number>()
 
   /** Removals in the order they were made; those before `forgotten` are done with. */
   private removals: Removal[] = []
@@ -161,15 +174,23 @@ export class AwarenessRegistry {
 
   /** A member joined the document: it receives every relay from now on. */
   register (member: object): void {
-    this.joinedAt.set(member, ++this.seq)
+    this.marksOf(member).joinedAt = ++this.seq
+  }
+
+  /** The marks of `member`, made on first use. */
+  private marksOf (member: object): Marks {
+    let marks = this.marks.get(member)
+    if (marks === undefined) this.marks.set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
+    return marks
   }
 
   /** True when `member` was sent this version of the state. */
   private readonly seen = (member: object, known: Known): boolean => {
-    const joined = this.joinedAt.get(member)
-    if (joined !== undefined && joined < known.relayedAt) return true
-    const greeted = this.greetedAt.get(member)
-    return greeted !== undefined && known.relayedAt <= greeted && greeted < known.removedAt
+    const marks = this.marks.get(member)
+    if (marks === undefined) return false
+    const { joinedAt, greetedAt } = marks
+    if (joinedAt !== 0 && joinedAt < known.relayedAt) return true
+    return greetedAt !== 0 && known.relayedAt <= greetedAt && (known.removedAt === 0 || greetedAt < known.removedAt)
   }
 
   /**
@@ -229,7 +250,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
       if (!provisional) peers.push({ clientId: entry.clientId, clock, state: entry.state })
@@ -245,10 +266,15 @@ export class AwarenessRegistry {
    * thousands of invented cursors, each kept until the session ends.
    */
   private claim (owner: object, clientId: number): boolean {
-    let ids = this.claimed.get(owner)
+    const marks = this.marksOf(owner)
+    const ids = marks.claimed
     if (ids === undefined) {
-      ids = new Set()
-      this.claimed.set(owner, ids)
+      marks.claimed = clientId
+      return true
+    }
+    if (typeof ids === 'number') {
+      if (ids !== clientId) marks.claimed = new Set([ids, clientId])
+      return true
     }
     if (ids.has(clientId)) return true
     if (ids.size >= MAX_CLIENT_IDS_PER_OWNER) return false
@@ -258,8 +284,9 @@ export class AwarenessRegistry {
 
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
-    const ids = this.claimed.get(owner)
-    return ids !== undefined && ids.size > 0 && !ids.has(clientId)
+    const ids = this.marks.get(owner)?.claimed
+    if (ids === undefined) return false
+    return typeof ids === 'number' ? ids !== clientId : ids.size > 0 && !ids.has(clientId)
   }
 
   /**
@@ -306,7 +333,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       const sent = nextSent(known, entry.clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : Infinity, provisional: false })
+      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : 0, provisional: false })
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
     }
@@ -385,7 +412,8 @@ export class AwarenessRegistry {
    */
   encodeAll (recipient: object): Uint8Array | null {
     const entries: AwarenessEntry[] = []
-    if (!this.greetedAt.has(recipient)) this.greetedAt.set(recipient, ++this.seq)
+    const marks = this.marksOf(recipient)
+    if (marks.greetedAt === 0) marks.greetedAt = ++this.seq
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.sent = nextSent(known, known.clock)

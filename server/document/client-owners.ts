@@ -36,8 +36,11 @@ interface Claim {
  */
 export class ClientOwners {
   private readonly claims = new Map<number, Claim>()
-  /** Each user's ids, oldest first. */
-  private readonly byUser = new Map<string, Set<number>>()
+  /**
+   * Each user's ids, oldest first: a lone id as it is, a Set from the second on (most users of a
+   * document hold one id: a Set each would be most of an idle connection's claim).
+   */
+  private readonly byUser = new Map<string, number | Set<number>>()
 
   constructor (
     private readonly perUser = MAX_CLIENT_IDS_PER_USER,
@@ -101,16 +104,22 @@ export class ClientOwners {
   releaseUser (user: string): void {
     const ids = this.byUser.get(user)
     if (ids === undefined) return
-    for (const client of ids) this.claims.delete(client)
+    if (typeof ids === 'number') this.claims.delete(ids)
+    else for (const client of ids) this.claims.delete(client)
     this.byUser.delete(user)
   }
 
   private add (client: number, user: string, durable: boolean): void {
     this.claims.set(client, { user, durable })
     let ids = this.byUser.get(user)
-    if (ids === undefined) this.byUser.set(user, ids = new Set())
-    ids.add(client)
-    if (ids.size > this.perUser) this.release(ids.values().next().value as number)
+    if (ids === undefined) {
+      this.byUser.set(user, client)
+      if (this.perUser < 1) this.release(client)
+    } else {
+      if (typeof ids === 'number') this.byUser.set(user, ids = new Set([ids]))
+      ids.add(client)
+      if (ids.size > this.perUser) this.release(ids.values().next().value as number)
+    }
     if (this.claims.size > this.total) this.release(this.claims.keys().next().value as number)
   }
 
@@ -119,7 +128,12 @@ export class ClientOwners {
     if (known === undefined) return
     this.claims.delete(client)
     const ids = this.byUser.get(known.user)
-    ids?.delete(client)
-    if (ids?.size === 0) this.byUser.delete(known.user)
+    if (ids === client) {
+      this.byUser.delete(known.user)
+    } else if (typeof ids === 'object') {
+      ids.delete(client)
+      // one id left: kept as it is again
+      if (ids.size === 1) this.byUser.set(known.user, ids.values().next().value as number)
+    }
   }
 }

@@ -19,12 +19,19 @@ interface Connection {
   idle: boolean
   reconnecting: boolean
   lastActiveAt: number
+  /** The user's next connection (see User.first). */
+  next: Connection | undefined
 }
 
 interface User {
   identity: PresenceIdentity
   joinedAt: number
-  connections: Set<string>
+  /**
+   * The user's connections, as a list through `Connection.next` (most users have one: a Set
+   * each would cost more than the rest of the entry).
+   */
+  first: Connection | undefined
+  connections: number
   /** What was last announced, to announce only real changes. */
   announced: PresenceEntry | undefined
 }
@@ -63,18 +70,20 @@ export class PresenceBoard {
   connect (connectionId: string, identity: PresenceIdentity, joinedAt?: number): void {
     if (this.connections.has(connectionId)) return
     const now = this.now()
-    const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now }
+    const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now, next: undefined }
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
     if (user === undefined) {
-      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), connections: new Set(), announced: undefined }
+      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), first: undefined, connections: 0, announced: undefined }
       this.users.set(identity.userId, user)
     } else {
       user.joinedAt = Math.min(user.joinedAt, joinedAt ?? now)
       // the newest connection's name and color win: that is what the user chose last
       user.identity = identity
     }
-    user.connections.add(connectionId)
+    connection.next = user.first
+    user.first = connection
+    user.connections++
     this.armIdle(connection)
     this.announce(user)
   }
@@ -99,8 +108,8 @@ export class PresenceBoard {
     this.connections.delete(connectionId)
     const user = this.users.get(connection.userId)
     if (user === undefined) return
-    user.connections.delete(connectionId)
-    if (user.connections.size > 0) return this.announce(user)
+    unlink(user, connection)
+    if (user.connections > 0) return this.announce(user)
     this.users.delete(connection.userId)
     // as last seen: with no connection left there is no status to compute
     const last = user.announced ?? this.entry(user)
@@ -231,9 +240,7 @@ export class PresenceBoard {
   private entry (user: User): PresenceEntry {
     let status: PresenceStatus = 'reconnecting'
     let lastActiveAt = user.joinedAt
-    for (const id of user.connections) {
-      const connection = this.connections.get(id)
-      if (connection === undefined) continue
+    for (let connection = user.first; connection !== undefined; connection = connection.next) {
       const own: PresenceStatus = connection.reconnecting ? 'reconnecting' : connection.chosen === 'away' ? 'away' : connection.idle ? 'idle' : 'active'
       if (RANK[own] > RANK[status]) status = own
       lastActiveAt = Math.max(lastActiveAt, connection.lastActiveAt)
@@ -243,9 +250,23 @@ export class PresenceBoard {
       name: user.identity.name,
       color: user.identity.color,
       status,
-      connections: user.connections.size,
+      connections: user.connections,
       joinedAt: user.joinedAt,
       lastActiveAt
     }
   }
+}
+
+/** Takes `connection` out of its user's list. */
+function unlink (user: User, connection: Connection): void {
+  if (user.first === connection) {
+    user.first = connection.next
+  } else {
+    let before = user.first
+    while (before !== undefined && before.next !== connection) before = before.next
+    if (before === undefined) return
+    before.next = connection.next
+  }
+  connection.next = undefined
+  user.connections--
 }

@@ -23,6 +23,12 @@ export interface LiveSession {
 export interface LiveSessionsHooks {
   /** Authenticates again (the server's authenticator and checks; this policy applies the auth timeout). */
   authenticate (request: AuthRequest): Promise<Identity>
+  /**
+   * False when `authenticate` never reads the request's headers (the built-in authenticators: a
+   * token, the query): sessions then keep none, where a browser's (cookies, user agent and the
+   * like) can be most of an idle connection's memory. Default true (an embedder's hook may).
+   */
+  readonly readsHeaders?: boolean
   /** Ends the held sessions (within their reconnect grace) `covered` picks; returns how many. */
   revokeHeld (covered: (held: HeldSession) => boolean): number
   /** A session is being ended by this policy: it may not resume (its pending edits store meanwhile). */
@@ -63,8 +69,17 @@ const STORE_WAIT_MS = 2_000
 
 interface State {
   session: LiveSession
-  /** The upgrade request, with the token the session holds now (refreshes replace it). */
-  request: AuthRequest
+  /**
+   * What the session keeps of its upgrade request, made into an AuthRequest again for each check
+   * (see requestOf): the token it holds now (refreshes replace it), the query as its string ('' when
+   * empty), the headers without the handshake's, the address; the document is the session's.
+   * Fields of the state, where a request object and a URLSearchParams cost every idle connection
+   * about 130 bytes.
+   */
+  token: string | undefined
+  readonly search: string
+  readonly headers: AuthRequest['headers']
+  readonly remoteAddress: string
   lastActiveAt: number
   /** The slot of the wheel this state sits in, or -1. */
   slot: number
@@ -116,12 +131,22 @@ export class LiveSessions {
 
   /** A session started with the credentials of `request`. */
   add (session: LiveSession, request: AuthRequest): void {
-    const { document, token, query, headers, remoteAddress } = request
-    // kept for the session's life (rechecks and refreshes run the authenticator on it): the
-    // request's own fields only, and its headers without the WebSocket handshake's, which say
-    // nothing about who connects
-    const kept: AuthRequest = { document, token, query, headers: withoutHandshake(headers), remoteAddress }
-    const state: State = { session, request: kept, lastActiveAt: Date.now(), slot: -1, warned: false, refreshing: false, generation: 0, ending: false }
+    const { token, query, headers, remoteAddress } = request
+    const state: State = {
+      session,
+      token,
+      search: query.size === 0 ? '' : query.toString(),
+      // kept for the session's life (rechecks and refreshes run the authenticator on it): its
+      // headers without the WebSocket handshake's, which say nothing about who connects
+      headers: this.hooks.readsHeaders === false ? NO_HEADERS : withoutHandshake(headers),
+      remoteAddress,
+      lastActiveAt: Date.now(),
+      slot: -1,
+      warned: false,
+      refreshing: false,
+      generation: 0,
+      ending: false
+    }
     this.states.set(session, state)
     this.schedule(state)
   }
@@ -150,7 +175,7 @@ export class LiveSessions {
       return
     }
     state.refreshing = true
-    void this.check(state, { ...state.request, token }).finally(() => { state.refreshing = false })
+    void this.check(state, token).finally(() => { state.refreshing = false })
   }
 
   /** Authenticates every session of the document again, with the credentials it holds now. */
@@ -158,7 +183,7 @@ export class LiveSessions {
     const checks = []
     for (const state of this.states.values()) {
       if (state.session.doc.name !== doc || state.ending) continue
-      checks.push(this.check(state, state.request))
+      checks.push(this.check(state, state.token))
     }
     await Promise.all(checks)
     return checks.length
@@ -215,13 +240,13 @@ export class LiveSessions {
     this.states.clear()
   }
 
-  /** Runs the authenticator on `request` and applies the answer to the session. */
-  private async check (state: State, request: AuthRequest): Promise<void> {
+  /** Runs the authenticator on the session's request with `token` and applies the answer to the session. */
+  private async check (state: State, token: string | undefined): Promise<void> {
     const { session } = state
     const generation = state.generation
     let identity: Identity
     try {
-      identity = await this.authenticate(request)
+      identity = await this.authenticate(requestOf(state, token))
     } catch (err) {
       // newer credentials were applied meanwhile: this answer is about old ones
       if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -236,7 +261,7 @@ export class LiveSessions {
     // applied in a slice: a burst of refreshes (thousands of tokens sharing an exp) then leaves
     // the event loop to the updates between slices; a refresh has until its exp
     await new Promise<void>(resolve => this.slices.run(() => {
-      this.applyChecked(state, generation, request, identity)
+      this.applyChecked(state, generation, token, identity)
       resolve()
     }))
   }
@@ -259,7 +284,7 @@ export class LiveSessions {
   }
 
   /** Applies credentials `check` found good, unless newer ones were applied meanwhile. */
-  private applyChecked (state: State, generation: number, request: AuthRequest, identity: Identity): void {
+  private applyChecked (state: State, generation: number, token: string | undefined, identity: Identity): void {
     const { session } = state
     if (this.closed) return
     if (state.ending || session.isEnded() || state.generation !== generation) return
@@ -271,7 +296,7 @@ export class LiveSessions {
       return this.end(state, 'expired', 'TANDEM_ERR_TOKEN_EXPIRED')
     }
     session.identity = identity
-    state.request = request
+    state.token = token
     state.generation++
     state.warned = false
     this.schedule(state)
@@ -378,6 +403,14 @@ export class LiveSessions {
     }
   }
 }
+
+/** The request an authenticator sees, from what the state keeps: a fresh URLSearchParams each time. */
+function requestOf (state: State, token: string | undefined): AuthRequest {
+  return { document: state.session.doc.name, token, query: new URLSearchParams(state.search), headers: state.headers, remoteAddress: state.remoteAddress }
+}
+
+/** What sessions keep of their headers when the authenticator reads none. */
+const NO_HEADERS: AuthRequest['headers'] = Object.freeze({})
 
 /** Headers of the WebSocket handshake itself: no authenticator needs them after the upgrade. */
 const HANDSHAKE_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])

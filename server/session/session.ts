@@ -60,8 +60,11 @@ export class Session implements DocumentMember {
   messagesSent = 0
   bytesSent = 0
   updatesSent = 0
-  /** Acknowledgements in the order the frames came, though held frames settle late. */
-  private readonly acks = new AckOrder(sendAck, this)
+  /**
+   * Acknowledgements in the order the frames came, though held frames settle late. Only a Tandem
+   * client is told of them (PROTOCOL.md `ack`): a stock client's session keeps no order (null).
+   */
+  private readonly acks: AckOrder<Session> | null
 
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string
@@ -75,12 +78,12 @@ export class Session implements DocumentMember {
     /** True when the client asked for Tandem messages. */
     readonly tandem: boolean,
     private readonly hooks: SessionHooks,
-    private readonly parentLogger: Logger,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomId(),
     /** The client's address: the socket's peer, or X-Forwarded-For's from a trusted proxy. */
     readonly address: string = ''
   ) {
+    this.acks = tandem ? new AckOrder<Session>(sendAck, this) : null
     this.durableOwner = identity.anonymous !== true
     this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
@@ -91,9 +94,9 @@ export class Session implements DocumentMember {
     return this.identity.userId
   }
 
-  /** This session's child logger, made on first use: an idle connection does not pay for one. */
+  /** This session's child logger (of its document's), made on first use: an idle connection does not pay for one. */
   get logger (): Logger {
-    return this.log ??= this.parentLogger.child({ session: this.id, user: this.identity.userId, address: this.address })
+    return this.log ??= this.doc.logger.child({ session: this.id, user: this.identity.userId, address: this.address })
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -211,15 +214,15 @@ export class Session implements DocumentMember {
   }
 
   acknowledge (count: number): void {
-    this.acks.acknowledge(count)
+    this.acks?.acknowledge(count)
   }
 
   hold (): AckTicket {
-    return this.acks.holdLast()
+    return this.acks?.holdLast() ?? { done: false }
   }
 
   settle (ticket: AckTicket): void {
-    this.acks.settle(ticket)
+    this.acks?.settle(ticket)
   }
 
   fail (error: TandemError): void {
@@ -333,12 +336,12 @@ export class Session implements DocumentMember {
         return this.answerStep1(frame.stateVector)
       case 'sync-step2':
         this.updatesReceived++
-        this.acks.frame()
+        this.acks?.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         return this.locked(this.doc.applyUpdate(frame.update, this))
       case 'sync-update':
         this.updatesReceived++
-        this.acks.frame()
+        this.acks?.frame()
         if (this.identity.access === 'read') return this.refuseUpdate(frame.update)
         this.locked(this.doc.applyUpdate(frame.update, this))
         return this.hooks.active?.(this)
@@ -401,11 +404,11 @@ export class Session implements DocumentMember {
     } catch (err) {
       throw new TandemError('TANDEM_ERR_INVALID_UPDATE', (err as Error).message, { cause: err })
     }
-    if (!changes) return this.acks.settleLast(null)
+    if (!changes) return this.acks?.settleLast(null)
     this.doc.meter?.refused('read_only')
     this.logger.debug('update refused: read-only session')
     if (whole) this.doc.applyUpdate(update, this, true)
-    this.acks.settleLast('TANDEM_ERR_READ_ONLY')
+    this.acks?.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
   /** What the piecewise first sync (state-sync.ts) sees of this session. */
@@ -447,6 +450,5 @@ export class Session implements DocumentMember {
 
 /** A session's acknowledgements (AckOrder's emit): one function for all sessions, not a closure each. */
 function sendAck (this: Session, count: number, refused: string | null): void {
-  if (!this.tandem) return
   this.send(writeTandem(refused === null ? { type: 'ack', count } : { type: 'refused', count, code: refused }))
 }

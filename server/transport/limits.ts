@@ -48,18 +48,32 @@ export class ConnectionCounter {
 
   /** Takes a slot for `key`; null when it has `max` already. */
   acquire (key: string): (() => void) | null {
-    const count = this.counts.get(key) ?? 0
-    if (this.max > 0 && count >= this.max) return null
-    this.counts.set(key, count + 1)
+    if (!this.take(key)) return null
     let released = false
     return () => {
       if (released) return
       released = true
-      const left = (this.counts.get(key) ?? 1) - 1
-      // keys are dropped at zero, so the map holds only addresses with open connections
-      if (left <= 0) this.counts.delete(key)
-      else this.counts.set(key, left)
+      this.release(key)
     }
+  }
+
+  /**
+   * Takes a slot for `key` without making a release function (`release` gives it back, once per
+   * take: the caller keeps the key); false when it has `max` already.
+   */
+  take (key: string): boolean {
+    const count = this.counts.get(key) ?? 0
+    if (this.max > 0 && count >= this.max) return false
+    this.counts.set(key, count + 1)
+    return true
+  }
+
+  /** Gives back a slot `take` took for `key`. */
+  release (key: string): void {
+    const left = (this.counts.get(key) ?? 1) - 1
+    // keys are dropped at zero, so the map holds only addresses with open connections
+    if (left <= 0) this.counts.delete(key)
+    else this.counts.set(key, left)
   }
 
   /** Open slots held by `key`. */
@@ -75,17 +89,19 @@ export class ConnectionCounter {
 
 /**
  * Settles like `work`, or rejects with `onTimeout()` after `ms`; the timer is always cleared, so
- * a settled race leaves nothing behind. `ms` 0 means no limit.
+ * a settled race leaves nothing behind. `ms` 0 means no limit. One promise and one timer (no
+ * Promise.race, no async frame): every connection's authentication goes through here.
  */
-export async function withTimeout<T> (work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  if (ms <= 0) return await work
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms)
+export function withTimeout<T> (work: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  if (ms <= 0) return work
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(onTimeout()), ms)
+    work.then(value => {
+      clearTimeout(timer)
+      resolve(value)
+    }, (err: unknown) => {
+      clearTimeout(timer)
+      reject(err)
+    })
   })
-  try {
-    return await Promise.race([work, deadline])
-  } finally {
-    clearTimeout(timer)
-  }
 }

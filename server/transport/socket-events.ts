@@ -4,39 +4,35 @@ import type { TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
 import { CloseCode } from '../../shared/constants.js'
 
-interface Binding {
-  session: Session
-  /** The connection's message budget; undefined when unlimited. */
-  bucket: TokenBucket | undefined
-}
-
-// which session a socket feeds: one WeakMap entry per connection, where a closure per event per
-// connection cost several hundred bytes of every idle connection's memory
-const bindings = new WeakMap<WebSocket, Binding>()
+// which session a socket feeds is kept on the socket itself (SyncSocket.feeds), read by listeners
+// shared by every socket: a closure per event per connection cost several hundred bytes of every
+// idle connection's memory, and a WeakMap entry and a binding object each another 70
 
 /**
- * Feeds a ws socket's events to its session: binary frames (within the message budget), pongs,
- * the close and errors. A listener that throws ends only that session, with 1013; it never
+ * Feeds a ws socket's events to its session: binary frames (within the message budget), the
+ * close and errors; its pongs go to the session through SyncSocket.emit. A listener that throws ends only that session, with 1013; it never
  * reaches the process.
  */
 export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
-  bindings.set(socket, { session, bucket })
+  socket.feeds = session
+  socket.budget = bucket
   socket.binaryType = 'nodebuffer'
   socket.on('message', onMessage)
-  socket.on('pong', onPong)
   socket.on('close', onClose)
   socket.on('error', onError)
 }
 
+// `this` is the socket: a SyncSocket, the WebSocket class of Tandem's ws server
 function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const binding = bindings.get(this)
-  if (binding === undefined) return
-  const { session, bucket } = binding
+  const socket = this as SyncSocket
+  const session = socket.feeds
+  if (session === undefined) return
+  const bucket = socket.budget
   guarded(session, () => {
     if (bucket !== undefined && !bucket.take()) {
       session.logger.warn({ messagesPerSecond: bucket.ratePerSecond, burst: bucket.capacity }, 'rate limit exceeded')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
-    } else if (isBinary && !(this as SyncSocket).admits(data)) {
+    } else if (isBinary && !socket.admits(data)) {
       session.logger.warn({ bytes: data.byteLength }, 'frame larger than --max-message-size; closing with 1009')
       session.close(CloseCode.MESSAGE_TOO_BIG, 'error', 'TANDEM_ERR_MESSAGE_TOO_BIG')
     } else if (isBinary) {
@@ -47,19 +43,17 @@ function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
   })
 }
 
-function onPong (this: WebSocket): void {
-  bindings.get(this)?.session.touch()
-}
-
 function onClose (this: WebSocket, code: number): void {
-  const binding = bindings.get(this)
-  if (binding === undefined) return
-  bindings.delete(this)
-  guarded(binding.session, () => binding.session.socketClosed(code))
+  const socket = this as SyncSocket
+  const session = socket.feeds
+  if (session === undefined) return
+  socket.feeds = undefined
+  socket.budget = undefined
+  guarded(session, () => session.socketClosed(code))
 }
 
 function onError (this: WebSocket, err: Error): void {
-  bindings.get(this)?.session.logger.debug({ err: err.message }, 'socket error')
+  (this as SyncSocket).feeds?.logger.debug({ err: err.message }, 'socket error')
 }
 
 function guarded (session: Session, run: () => void): void {

@@ -55,13 +55,21 @@ export class WebSocketTransport {
   /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
   readonly connections: ConnectionCounter
   private readonly proxies: TrustProxy
+  /** The TCP socket's `close` listener that gives its slot back: one function for every socket. */
+  private readonly releaseSlot: (this: SlotHolder) => void
 
   constructor (
     private readonly target: TransportTarget,
     private readonly options: TransportOptions,
     private readonly logger: Logger
   ) {
-    this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
+    const connections = this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
+    this.releaseSlot = function (this: SlotHolder): void {
+      const key = this[SLOT]
+      if (key === undefined) return
+      this[SLOT] = undefined
+      connections.release(key)
+    }
     this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), logger }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
@@ -90,14 +98,15 @@ export class WebSocketTransport {
     }
     // counted from the handshake on, so slow handshakes count too; released by the TCP socket
     // itself, so no path (refusal, failed handshake, close) can leak a slot
-    const release = this.connections.acquire(request.remoteAddress)
-    if (release === null) {
+    if (!this.connections.take(request.remoteAddress)) {
       this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`), request.remoteAddress)
       return
     }
-    // `on`, not `once`: release is safe to call twice, and `once` wraps every listener in two
-    // more objects that an idle connection would keep
-    socket.on('close', release)
+    // the slot's key on the socket and one shared listener, not a release closure per socket
+    // (an idle connection would keep it and its scope); `on`, not `once`: the listener is safe
+    // to call twice, and `once` wraps every listener in two more objects
+    ;(socket as SlotHolder)[SLOT] = request.remoteAddress
+    socket.on('close', this.releaseSlot)
     this.target.admit(request).then(admission => {
       if (socket.destroyed) return
       // the 101 response and the session's greeting (sent in a microtask once the document is
@@ -171,6 +180,13 @@ function errorStatus (err: unknown): number {
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
+}
+
+/** Where a TCP socket keeps the address its connection slot was taken for, until it closes. */
+const SLOT = Symbol('tandem.connectionSlot')
+
+interface SlotHolder {
+  [SLOT]?: string | undefined
 }
 
 function destroyOnError (this: Duplex): void {

@@ -285,6 +285,25 @@ describe('recheck, idle timeout, and no resume after an end', () => {
     await waitFor(() => ada.presence.list().find(u => u.userId === 'ada')?.name === 'Ada (viewer)', 5_000, 'renamed')
   })
 
+  test('a recheck gives the hook the upgrade request again: its headers (not the handshake\'s), its query, its token', async () => {
+    const seen: Array<{ cookie: unknown, key: unknown, q: string | null, token: string | undefined }> = []
+    const server = await startServer({
+      authenticate: ({ headers, query, token }) => {
+        seen.push({ cookie: headers.cookie, key: headers['sec-websocket-key'], q: query.get('q'), token })
+        return { userId: 'ada' }
+      }
+    })
+    const name = docName()
+    const ws = rawClient(docUrl(server.url, name, { q: 'a b+c', token: 't1' }), { headers: { cookie: 'sid=1' } })
+    await new Promise(resolve => ws.once('open', resolve))
+    await waitFor(() => server.sessions.size === 1)
+    expect(await post(server, `/api/documents/${encodeURIComponent(name)}/recheck`, {})).toEqual({ status: 200, body: { rechecked: 1 } })
+    expect(seen).toHaveLength(2)
+    expect(seen[0]).toMatchObject({ cookie: 'sid=1', q: 'a b+c', token: 't1' })
+    expect(seen[1]).toEqual({ cookie: 'sid=1', key: undefined, q: 'a b+c', token: 't1' })
+    ws.close()
+  })
+
   test('an inactive session ends with 4408 (idle); an active one stays', async () => {
     const server = await startServer({ sessionIdleTimeoutMs: 400 })
     const name = docName()
