@@ -526,7 +526,12 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const changes = integrate(this.ydoc, update, null, REMOTE)
     const { store } = this.ydoc
     this.remotePending = store.pendingStructs !== null || store.pendingDs !== null
-    if (changes !== null) this.relayUpdate(changes, null)
+    // while a big document builds, what waits in Yjs for pieces not applied yet integrates
+    // silently when they are, and no `built` step sends it to the members served the pieces
+    // (the only ones relayed to during the load): they are relayed the update as it came, which
+    // their clients hold until their pieces bring what it needs
+    if (this.status === 'loading' && this.remotePending) this.relayUpdate(update, null)
+    else if (changes !== null) this.relayUpdate(changes, null)
     return changes !== null || this.remotePending
   }
 

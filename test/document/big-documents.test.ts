@@ -7,7 +7,11 @@ import { PIECEWISE_SYNC_BYTES, SYNC_PIECE_BYTES } from '../../server/session/sta
 import { BUILD_PIECE_BYTES } from '../../server/document/slice-build.js'
 import type { StoredSync } from '../../server/document/stored-sync.js'
 import { bigDocumentFile, BIG_SEED, BIG_TEXT, BIG_XML } from '../../bench/big-doc.js'
-import { startServer, docName, tempDir, waitFor } from '../support/helpers.js'
+import { startServer, docName, tempDir, waitFor, rawClient, opened } from '../support/helpers.js'
+import { collectFrames } from '../support/security-helpers.js'
+import { writeSyncStep1 } from '../../shared/messages.js'
+import { LocalHub } from '../../server/cluster/local-bus.js'
+import { MemoryStore } from '../../server/store/memory-store.js'
 
 const MiB = 1024 * 1024
 
@@ -189,3 +193,45 @@ test('a 100 MB document syncs to a stock client with no reconnect', async () => 
   expect(client.messages.length).toBeGreaterThan(90)
   process.stdout.write(`100 MB document (${update.byteLength} bytes) opened by a stock client in ${ms} ms, ${client.messages.length} messages\n`)
 }, 900_000)
+
+test('an edit another instance publishes while a big document builds here, needing pieces not yet applied, reaches a client served from the pieces', async () => {
+  const { update } = bigDocumentFile(10 * MiB, BIG_SEED)
+  const hub = new LocalHub()
+  const store = new MemoryStore()
+  const name = docName('pieces-remote')
+  await store.append([{ name, update }])
+  const first = await startServer({ persistence: store, bus: hub.bus() })
+  const writer = openStock(first.url, name)
+  const stateVector = Y.decodeStateVector(Y.encodeStateVectorFromUpdate(update))
+  await waitFor(() => holds(writer.doc, stateVector) && writer.provider.synced, 120_000, 'the writer synced')
+
+  // a fresh client of the second instance, served the pieces while the document builds there;
+  // it reads nothing yet, so that the pieces (and the build with them) wait
+  const second = await startServer({ persistence: store, bus: hub.bus() })
+  const ws = rawClient(`${second.url}/${encodeURIComponent(name)}`)
+  const { all } = collectFrames(ws)
+  await opened(ws)
+  ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+  ws.pause()
+  await waitFor(() => second.documents.get(name)?.storedSync?.piecewise === true, 60_000, 'the pieces offered')
+  const loading = second.documents.get(name)!
+  // the edit goes at the end of the text: it needs pieces the build has not applied yet
+  let heardPending = false
+  const applyRelayed = loading.applyRelayed.bind(loading)
+  loading.applyRelayed = (...args) => {
+    applyRelayed(...args)
+    if (loading.status === 'loading' && loading.ydoc.store.pendingStructs !== null) heardPending = true
+  }
+  const text = writer.doc.getText(BIG_TEXT)
+  text.insert(text.length - 3, 'PUBLISHED DURING THE BUILD ')
+  await waitFor(() => heardPending || loading.status !== 'loading', 30_000, 'the edit heard by the second instance')
+  expect(heardPending).toBe(true)
+  ws.resume()
+
+  const mine = new Y.Doc()
+  await waitFor(() => {
+    for (const frame of all.splice(0)) if (frame.type === 'sync-step2' || frame.type === 'sync-update') Y.applyUpdate(mine, frame.update)
+    return loading.status === 'ready' && mine.getText(BIG_TEXT).toString().includes('PUBLISHED DURING THE BUILD ')
+  }, 30_000, 'the client served from the pieces has the edit')
+  expect(mine.getText(BIG_TEXT).toString() === writer.doc.getText(BIG_TEXT).toString()).toBe(true)
+}, 600_000)
