@@ -161,6 +161,11 @@ export class TandemServer {
     active: s => {
       this.live?.active(s)
       this.collaboration.activity(s)
+    },
+    stillAllowed: s => {
+      const { identity } = s
+      if (identity.expiresAt !== undefined && identity.expiresAt <= Date.now()) return false
+      return this.revocationList?.covering(identity, s.id) === undefined
     }
   }
 

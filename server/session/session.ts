@@ -34,6 +34,11 @@ export interface SessionHooks {
   message? (session: Session, message: TandemMessage): void
   /** The client edited the document or changed its awareness state (presence activity). */
   active? (session: Session): void
+  /**
+   * The credentials of a session that ended are still good (not expired, not revoked): what it
+   * sent while its document loaded is applied once the document is built (Session.end) only then.
+   */
+  stillAllowed? (session: Session): boolean
 }
 
 /**
@@ -300,6 +305,11 @@ export class Session implements DocumentMember {
    * document lacks cannot be asked for any more, and is dropped with what follows it.
    */
   private applyLeftBehind (backlog: Uint8Array[]): void {
+    // revoked, or its token expired, after it left: the server would have ended it, edits unapplied
+    if (this.hooks.stillAllowed?.(this) === false) {
+      this.logger.info({ frames: backlog.length }, 'what a client that left sent while the document loaded is dropped: its credentials no longer hold')
+      return
+    }
     for (const data of backlog) {
       try {
         const frame = readFrame(data)

@@ -100,6 +100,28 @@ describe('document lifecycle', () => {
     expect(stored.getText('t').toString()).toBe('')
   })
 
+  test('edits a client sent while its document loaded are not applied when its user is revoked after it left, before the load ends', async () => {
+    const store = new GatedStore()
+    const name = docName()
+    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
+    const secret = 'lifecycle-secret'
+    const server = await startServer({ persistence: store, authSecret: secret })
+    const eve = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'eve' }) } })
+    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
+    eve.text.insert(0, 'written, then gone, then revoked')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    eve.provider.destroy()
+    await waitFor(() => server.sessions.size === 0, 5_000, 'the session ended')
+    // the user is revoked while what it sent still waits for the document
+    await server.revoke({ kind: 'user', value: 'eve' })
+    expect(server.documents.get(name)?.status).toBe('loading')
+    store.open()
+    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
+    const stored = new Y.Doc()
+    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
+    expect(stored.getText('t').toString()).toBe('')
+  })
+
   test('the document unloads when the last session ends, and reloads with its content', async () => {
     const store = new MemoryStore()
     const server = await startServer({ persistence: store })
