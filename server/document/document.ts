@@ -375,6 +375,15 @@ export class Document implements WriterSource<PendingUpdate[]> {
   }
 
   /**
+   * Drops the updates `member` has held, and tells how many: one that left can be asked for
+   * nothing, and its heartbeat no longer expires them (Session.applyLeftBehind).
+   */
+  dropHeld (member: DocumentMember): number {
+    this.askedAt.delete(member)
+    return this.held.dropOwner(member)
+  }
+
+  /**
    * Closes `member` (TANDEM_ERR_UPDATE_INCOMPLETE, 1013) when its oldest held update has waited
    * longer than the held limits allow: what it depends on never came, though the sender was
    * asked. Called on the member's heartbeat tick.

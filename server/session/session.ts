@@ -302,7 +302,8 @@ export class Session implements DocumentMember {
   /**
    * Applies the updates of an ended session's backlog once its document is built, checked as any
    * of its updates (the owner of their client ids, `y:` locks). One that needs content the
-   * document lacks cannot be asked for any more, and is dropped with what follows it.
+   * document lacks cannot be asked for any more, and is dropped with what depends on it (held
+   * updates of a member gone are never applied); one refused ends the rest.
    */
   private applyLeftBehind (backlog: Uint8Array[]): void {
     // revoked, or its token expired, after it left: the server would have ended it, edits unapplied
@@ -317,9 +318,13 @@ export class Session implements DocumentMember {
         this.doc.applyUpdate(frame.update, this)
       } catch (err) {
         this.logger.warn({ err: (err as Error).message }, 'an update sent while the document loaded, by a client that left, was refused')
-        return
+        break
       }
     }
+    // held for content the document lacks: nobody can be asked for it now, and no heartbeat of
+    // this session expires it (it would take the document's held budget until it unloads)
+    const dropped = this.doc.dropHeld(this)
+    if (dropped > 0) this.logger.warn({ dropped }, 'updates sent while the document loaded, by a client that left, need content the document lacks; they are dropped')
   }
 
   private handle (data: Uint8Array): void {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
-import { startServer, stockClient, synced, waitFor, docName, tempDir } from '../support/helpers.js'
+import { startServer, stockClient, synced, waitFor, docName, tempDir, rawClient, opened } from '../support/helpers.js'
+import { writeSyncUpdate } from '../../shared/messages.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { signToken } from '../support/security-helpers.js'
 import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
@@ -120,6 +121,35 @@ describe('document lifecycle', () => {
     const stored = new Y.Doc()
     for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
     expect(stored.getText('t').toString()).toBe('')
+  })
+
+  test('an update a client sent while its document loaded, needing content nobody sent, is not held after the client left', async () => {
+    const store = new GatedStore()
+    const name = docName()
+    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
+    const server = await startServer({ persistence: store })
+    // a member that stays: the document stays loaded
+    const staying = stockClient(server.url, name)
+    // an update whose left origin is content the server never had
+    const source = new Y.Doc()
+    source.clientID = 4242
+    source.getText('t').insert(0, 'never sent')
+    const before = Y.encodeStateVector(source)
+    source.getText('t').insert(10, ' and this needs it')
+    const needing = Y.encodeStateAsUpdate(source, before)
+    const ws = rawClient(`${server.url}/${encodeURIComponent(name)}`)
+    await opened(ws)
+    ws.send(writeSyncUpdate(needing))
+    await waitFor(() => server.sessions.size === 2, 5_000, 'both sessions')
+    ws.close()
+    await waitFor(() => server.sessions.size === 1, 5_000, 'the raw session ended')
+    store.open()
+    await synced(staying.provider)
+    const doc = server.documents.get(name)!
+    await waitFor(() => doc.status === 'ready', 5_000, 'loaded')
+    // nobody can be asked for what it needs, and no heartbeat of its session expires it: held,
+    // it would take the document's held budget until the document unloads
+    expect(doc.heldUpdates).toBe(0)
   })
 
   test('the document unloads when the last session ends, and reloads with its content', async () => {
