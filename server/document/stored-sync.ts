@@ -19,6 +19,9 @@ export interface StoredSyncMember {
   connected? (): boolean
 }
 
+/** A member whose socket has not drained for this long (ms) stops slowing the build down. */
+const PIECES_STALLED_MS = 1_000
+
 /** A Yjs update that holds nothing: the step 2 that ends a big document's pieces. */
 const EMPTY_UPDATE = Uint8Array.of(0, 0)
 
@@ -113,7 +116,22 @@ export class StoredSync {
     this.sending++
     try {
       for (const piece of this.pieces ?? []) {
-        while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) await sleep(5)
+        // a member whose socket has not drained for a while (a client that reads nothing) no
+        // longer slows the build down (sendingPieces) until it drains: a client applying the
+        // pieces drains a piece much sooner
+        const waiting = performance.now()
+        let counted = true
+        try {
+          while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) {
+            if (counted && performance.now() - waiting > PIECES_STALLED_MS) {
+              counted = false
+              this.sending--
+            }
+            await sleep(5)
+          }
+        } finally {
+          if (!counted) this.sending++
+        }
         if (!open()) return
         member.send(writeSyncUpdate(piece))
         await nextTurn()
@@ -124,7 +142,10 @@ export class StoredSync {
     }
   }
 
-  /** True while some member is being sent the pieces (the build slows down meanwhile: slice-build.ts). */
+  /**
+   * True while some member is being sent the pieces and its socket drains (the build slows down
+   * meanwhile: slice-build.ts); one whose socket has not drained for PIECES_STALLED_MS is not counted.
+   */
   get sendingPieces (): boolean {
     return this.sending > 0
   }

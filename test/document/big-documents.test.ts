@@ -235,3 +235,23 @@ test('an edit another instance publishes while a big document builds here, needi
   }, 30_000, 'the client served from the pieces has the edit')
   expect(mine.getText(BIG_TEXT).toString() === writer.doc.getText(BIG_TEXT).toString()).toBe(true)
 }, 600_000)
+
+test('a client that reads nothing of the pieces it is sent does not slow the build down', async () => {
+  const { update } = bigDocumentFile(10 * MiB, BIG_SEED)
+  const store = new MemoryStore()
+  const name = docName('pieces-stuck')
+  await store.append([{ name, update }])
+  const server = await startServer({ persistence: store })
+  const ws = rawClient(`${server.url}/${encodeURIComponent(name)}`)
+  await opened(ws)
+  ws.send(writeSyncStep1(Y.encodeStateVector(new Y.Doc())))
+  // it reads nothing: the pieces queue on its socket once the kernel's buffers are full
+  ws.pause()
+  await waitFor(() => server.documents.get(name)?.storedSync?.piecewise === true, 60_000, 'the pieces offered')
+  const sync = server.documents.get(name)!.storedSync!
+  const session = [...server.sessions][0]!
+  // pieces wait on its socket, and the build goes at its own pace (sendingPieces slows it down:
+  // slice-build.ts), then and for as long as the client reads nothing
+  await waitFor(() => session.queuedBytes() > 256 * 1024 && !sync.sendingPieces, 30_000, 'pieces queued on the socket, the build not slowed')
+  await waitFor(() => server.documents.get(name)?.status === 'ready', 60_000, 'built')
+}, 600_000)
