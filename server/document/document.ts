@@ -237,7 +237,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const { store } = this.ydoc
     const whole = store.pendingStructs === null && store.pendingDs === null
     // stored before the server held such content apart: Yjs would retry it on every update
-    this.dropYjsPending('stored content depends on content the store lacks; it is dropped and the next compaction removes it')
+    this.dropYjsPending('stored content depends on content the store lacks; it is dropped from the document in memory (a compaction from it, below OFF_LOOP_COMPACTION_BYTES, removes it from the store)')
     const served = this.storedSync
     this.storedSync = null
     if (served === null) return
