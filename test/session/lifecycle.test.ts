@@ -1,10 +1,11 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
-import { startServer, stockClient, synced, waitFor, docName, tempDir, rawClient, opened } from '../support/helpers.js'
+import { startServer, stockClient, synced, waitFor, docName, tempDir, rawClient, opened, type StockClient } from '../support/helpers.js'
 import { writeSyncUpdate } from '../../shared/messages.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
 import { signToken } from '../support/security-helpers.js'
 import type { Revocation, Store, StoreEntry } from '../../server/store/store.js'
+import type { TandemServer } from '../../server/server.js'
 
 /** A real memory store whose loads wait until released: to hold a document in its loading state. */
 class GatedStore implements Store {
@@ -33,6 +34,20 @@ class GatedStore implements Store {
   addRevocation (revocation: Revocation) { return this.inner.addRevocation(revocation) }
   revocations (now: number) { return this.inner.revocations(now) }
   close () { return this.inner.close() }
+}
+
+/**
+ * `client` types `text` once its socket is open (the stock provider sends an edit at once only
+ * then; before, it waits for the server's step 1, which a loading document does not send yet),
+ * and the server's session has received it.
+ */
+async function typedWhileLoading (server: TandemServer, client: StockClient, text: string): Promise<void> {
+  await waitFor(() => server.sessions.size === 1 && client.provider.wsconnected, 5_000, 'the session')
+  const session = [...server.sessions][0]!
+  await waitFor(() => session.messagesReceived >= 1, 5_000, 'the client\'s first frames')
+  const before = session.messagesReceived
+  client.text.insert(0, text)
+  await waitFor(() => session.messagesReceived > before, 5_000, 'the edit at the server')
 }
 
 describe('document lifecycle', () => {
@@ -65,9 +80,7 @@ describe('document lifecycle', () => {
     const server = await startServer({ persistence: store })
     // a client that typed and left while the server still read the document
     const leaving = stockClient(server.url, name)
-    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
-    leaving.text.insert(0, 'typed, then gone ')
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await typedWhileLoading(server, leaving, 'typed, then gone ')
     leaving.provider.destroy()
     await waitFor(() => server.sessions.size === 0, 5_000, 'the session ended')
     expect(server.documents.get(name)?.status).toBe('loading')
@@ -87,9 +100,7 @@ describe('document lifecycle', () => {
     const secret = 'lifecycle-secret'
     const server = await startServer({ persistence: store, authSecret: secret })
     const eve = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'eve' }) } })
-    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
-    eve.text.insert(0, 'written by a revoked user')
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await typedWhileLoading(server, eve, 'written by a revoked user')
     await server.revoke({ kind: 'user', value: 'eve' })
     await waitFor(() => server.stats.summary().endsByReason.revoked === 1, 5_000, 'the session revoked')
     // (the stock client reconnects, and is refused: the user is revoked)
