@@ -1,7 +1,7 @@
 // Longer than most files here (about 650 lines), on purpose: it is the one path of an update
 // through a document, in order: check (update-guard.ts, update-deps.ts, client-owners.ts), hold
 // (held-updates.ts) or integrate with enforced locks (enforced-locks.ts), relay (framed once,
-// merged per turn), hand to the writer, acknowledge in frame order (relay-acks.ts: other
+// merged per turn: turn-relay.ts), hand to the writer, acknowledge in frame order (relay-acks.ts: other
 // instances told before the commit, and acknowledgements waiting for theirs). Each step's own
 // logic lives in its module; what stays here is their order and the document's state between them.
 import * as Y from 'yjs'
@@ -12,9 +12,9 @@ import { CyclicUpdateError, findNeeds, type Needs } from './update-deps.js'
 import { DEFAULT_HELD_LIMITS, HeldUpdates, type Held, type HeldLimits } from './held-updates.js'
 import type { AckTicket } from '../session/ack-order.js'
 import { integrate } from './integrate.js'
-import { mergeUpdates } from './merge.js'
 import { TandemError } from '../../shared/errors.js'
-import { writeSyncUpdate, writeAwareness, writeSyncStep1 } from '../../shared/messages.js'
+import { writeAwareness, writeSyncStep1 } from '../../shared/messages.js'
+import { TurnRelay } from './turn-relay.js'
 import type { WriterSource } from './writer.js'
 import type { Meter } from '../observability/metrics.js'
 import { SharedFrame } from '../transport/socket.js'
@@ -110,12 +110,6 @@ const ASK_INTERVAL_MS = 1_000
 /** Lifecycle of a loaded document, changed only by setStatus. */
 export type DocumentStatus = 'loading' | 'ready' | 'unloading' | 'unloaded' | 'failed'
 
-/** An applied update waiting for the end of the event-loop turn to be relayed. */
-interface QueuedRelay {
-  update: Uint8Array
-  origin: DocumentMember | null
-}
-
 /**
  * One document in memory: its Y.Doc, the members connected to it, the awareness states they
  * control and the updates waiting to be stored. An update is relayed to the other members as
@@ -169,9 +163,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
   private storedWaiters: Array<() => void> = []
-  /** A relay went out this turn; later ones wait in `relayQueue` for the turn's end. */
-  private relayedThisTurn = false
-  private relayQueue: QueuedRelay[] = []
+  /** Relays within a turn of the event loop: the first at once, the rest merged at its end. */
+  private readonly turns = new TurnRelay<DocumentMember>((frame, except) => this.broadcast(frame, except))
   /** Updates waiting for content the document lacks: never applied, relayed, stored or acknowledged until it comes. */
   private readonly held: HeldUpdates<DocumentMember, AckTicket>
   /** When each member holding updates was last asked for what they wait for. */
@@ -459,7 +452,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.pending.push(item)
     this.onPending(this)
     // an undone change goes back to its author too: the revert is what brings it back
-    this.relayUpdate(changes, reverted ? null : from)
+    this.turns.relay(changes, reverted ? null : from)
     this.relay.publish(item)
     return refusedBy
   }
@@ -539,8 +532,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
     // silently when they are, and no `built` step sends it to the members served the pieces
     // (the only ones relayed to during the load): they are relayed the update as it came, which
     // their clients hold until their pieces bring what it needs
-    if (this.status === 'loading' && this.remotePending) this.relayUpdate(update, null)
-    else if (changes !== null) this.relayUpdate(changes, null)
+    if (this.status === 'loading' && this.remotePending) this.turns.relay(update, null)
+    else if (changes !== null) this.turns.relay(changes, null)
     return changes !== null || this.remotePending
   }
 
@@ -577,34 +570,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Updates other instances relayed here that are not known stored yet. */
   get unconfirmedUpdates (): number {
     return this.relay.size
-  }
-
-  /** Relays an applied update to every member but its origin: now, or merged at the turn's end. */
-  private relayUpdate (update: Uint8Array, origin: DocumentMember | null): void {
-    if (this.relayedThisTurn) {
-      this.relayQueue.push({ update, origin })
-      return
-    }
-    this.relayedThisTurn = true
-    setImmediate(this.endTurn)
-    this.broadcast(writeSyncUpdate(update), origin)
-  }
-
-  /**
-   * Relays what waited this turn as one frame: a lone update to everyone but its sender, several
-   * merged into one for everyone, senders too (Yjs ignores what it already has).
-   */
-  private readonly endTurn = (): void => {
-    this.relayedThisTurn = false
-    const queue = this.relayQueue
-    if (queue.length === 0) return
-    this.relayQueue = []
-    if (queue.length === 1) {
-      const { update, origin } = queue[0] as QueuedRelay
-      this.broadcast(writeSyncUpdate(update), origin)
-    } else {
-      this.broadcast(writeSyncUpdate(mergeUpdates(queue.map(item => item.update))))
-    }
   }
 
   /** Relays a frame to every member but `except`. */
