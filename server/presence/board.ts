@@ -1,3 +1,4 @@
+import { asSmall } from '../session/clock.js'
 import type { LeaveReason, PresenceEntry, PresenceStatus, SettableStatus } from '../../shared/tandem.js'
 
 /** A change to a document's presence, as broadcast to Tandem clients. */
@@ -73,7 +74,7 @@ export class PresenceBoard {
 
   /** Now, in ms since the board's origin. */
   private at (): number {
-    return this.now() - this.origin
+    return asSmall(this.now() - this.origin)
   }
 
   /**
@@ -83,7 +84,7 @@ export class PresenceBoard {
   connect (connectionId: string, identity: PresenceIdentity, joinedAt?: number): void {
     if (this.connections.has(connectionId)) return
     const now = this.at()
-    if (joinedAt !== undefined) joinedAt -= this.origin
+    if (joinedAt !== undefined) joinedAt = asSmall(joinedAt - this.origin)
     const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now, next: undefined }
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
