@@ -3,6 +3,7 @@
 // tested together (test/document/awareness-registry.test.ts models tabs across instances).
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../../shared/awareness.js'
 import { TandemError } from '../../shared/errors.js'
+import { asSmall } from '../session/clock.js'
 
 /** Awareness client ids one session may ever claim; a stock client needs one. */
 export const MAX_CLIENT_IDS_PER_OWNER = 4
@@ -41,7 +42,11 @@ interface Known {
    * newer clock for its own state and sends it again.
    */
   since: number
-  /** Date.now() when the owner's state was last relayed to members. */
+  /**
+   * When the owner's state was last relayed to members, in ms since the registry's origin (its
+   * first `now()`): a small integer, where a Date.now() time is a 16-byte heap number in every
+   * entry. 0 for a remote owner's state (never read: only a local owner's echoes are timed).
+   */
   relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
@@ -83,6 +88,7 @@ export const MIN_RENEWAL_INTERVAL_MS = 5_000
  * is one this registry assigned, or the state is unchanged and was relayed moments ago.
  */
 function isOwnEcho (known: Known, entry: AwarenessEntry, now: number): boolean {
+  // `now` as relayedMs: since the registry's origin
   if (entry.clock >= known.since && entry.clock <= known.sent) return true
   return entry.state === known.state && now - known.relayedMs < MIN_RENEWAL_INTERVAL_MS
 }
@@ -138,6 +144,8 @@ export class AwarenessRegistry {
   /** Removals in the order they were made; those before `forgotten` are done with. */
   private removals: Removal[] = []
   private forgotten = 0
+  /** The first `now()`: Known.relayedMs counts from it. */
+  private readonly origin: number
 
   /**
    * @param now the wall clock, in ms (tests pass their own)
@@ -148,7 +156,9 @@ export class AwarenessRegistry {
   constructor (
     private readonly now: () => number = Date.now,
     private readonly mayUse: (owner: object, clientId: number, claim: boolean) => boolean = () => true
-  ) {}
+  ) {
+    this.origin = now()
+  }
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
   private forgetLater (clientId: number, seq: number, now: number): void {
@@ -224,11 +234,12 @@ export class AwarenessRegistry {
     const peers: AwarenessEntry[] = []
     let relayedAt = 0
     const now = this.now()
+    const sinceOrigin = asSmall(now - this.origin)
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
       if (isEcho(known, owner, entry, this.seen)) continue
       const held = known?.owner === owner
-      if (held && isOwnEcho(known, entry, now)) continue
+      if (held && isOwnEcho(known, entry, sinceOrigin)) continue
       const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
       // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
       // A provisional claim (most likely another tab's state) is checked but claims no ownership:
@@ -250,7 +261,7 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: sinceOrigin, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock, state: entry.state })
       if (!provisional) peers.push({ clientId: entry.clientId, clock, state: entry.state })
