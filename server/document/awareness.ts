@@ -3,6 +3,7 @@
 // tested together (test/document/awareness-registry.test.ts models tabs across instances).
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../../shared/awareness.js'
 import { TandemError } from '../../shared/errors.js'
+import { asSmall } from '../session/clock.js'
 
 /** Awareness client ids one session may ever claim; a stock client needs one. */
 export const MAX_CLIENT_IDS_PER_OWNER = 4
@@ -41,7 +42,11 @@ interface Known {
    * newer clock for its own state and sends it again.
    */
   since: number
-  /** Date.now() when the owner's state was last relayed to members. */
+  /**
+   * When the owner's state was last relayed to members, in ms since the registry's origin (its
+   * first `now()`): a small integer, where a Date.now() time is a 16-byte heap number in every
+   * entry. 0 for a remote owner's state (never read: only a local owner's echoes are timed).
+   */
   relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
@@ -82,8 +87,9 @@ export const MIN_RENEWAL_INTERVAL_MS = 5_000
  * True when the owner of a state sends it back only because it heard its own relay: the clock
  * is one this registry assigned, or the state is unchanged and was relayed moments ago.
  */
-function isOwnEcho (known: Known, entry: AwarenessEntry, now: number): boolean {
-  if (entry.clock >= known.since && entry.clock <= known.sent) return true
+function isOwnEcho (known: Known, entry: AwarenessEntry, clock: number, now: number): boolean {
+  // `clock` (the entry's) and `now` as Known's: since the registry's origin
+  if (clock >= known.since && clock <= known.sent) return true
   return entry.state === known.state && now - known.relayedMs < MIN_RENEWAL_INTERVAL_MS
 }
 
@@ -138,6 +144,12 @@ export class AwarenessRegistry {
   /** Removals in the order they were made; those before `forgotten` are done with. */
   private removals: Removal[] = []
   private forgotten = 0
+  /**
+   * The first `now()`: Known's clocks and relayedMs count from it (small integers, where clocks
+   * from the time in ms are a heap number each); what is sent and compared with what comes
+   * carries the clocks themselves.
+   */
+  private readonly origin: number
 
   /**
    * @param now the wall clock, in ms (tests pass their own)
@@ -148,7 +160,9 @@ export class AwarenessRegistry {
   constructor (
     private readonly now: () => number = Date.now,
     private readonly mayUse: (owner: object, clientId: number, claim: boolean) => boolean = () => true
-  ) {}
+  ) {
+    this.origin = now()
+  }
 
   /** Queues the removal just recorded for `clientId`, and forgets those past their retention. */
   private forgetLater (clientId: number, seq: number, now: number): void {
@@ -224,11 +238,13 @@ export class AwarenessRegistry {
     const peers: AwarenessEntry[] = []
     let relayedAt = 0
     const now = this.now()
+    const sinceOrigin = asSmall(now - this.origin)
     for (const entry of entries) {
       const known = this.known.get(entry.clientId)
       if (isEcho(known, owner, entry, this.seen)) continue
       const held = known?.owner === owner
-      if (held && isOwnEcho(known, entry, now)) continue
+      const entryClock = asSmall(entry.clock - this.origin)
+      if (held && isOwnEcho(known, entry, entryClock, sinceOrigin)) continue
       const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
       // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
       // A provisional claim (most likely another tab's state) is checked but claims no ownership:
@@ -240,20 +256,20 @@ export class AwarenessRegistry {
         // an id this registry never saw may have been removed elsewhere with any clock (on another
         // instance, or here before the document unloaded): start from the time in ms, above any
         // clock a client can reach by counting (it would need 1000 changes a second)
-        clock = Math.max(entry.clock, now)
+        clock = Math.max(entryClock, sinceOrigin)
       } else {
         // taking over from another instance, whose removal will carry its clock plus one: step over it
         // (members and peers get the same clock: above what members were sent, too)
         const step = known.owner instanceof RemoteOwner ? 2 : 1
-        clock = nextSent(known, Math.max(entry.clock, known.clock + step))
+        clock = nextSent(known, Math.max(entryClock, known.clock + step))
       }
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: now, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: sinceOrigin, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
-      relay.push({ clientId: entry.clientId, clock, state: entry.state })
-      if (!provisional) peers.push({ clientId: entry.clientId, clock, state: entry.state })
+      relay.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
+      if (!provisional) peers.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
     }
     if (relay.length === 0) return { members: null, peers: null }
     const members = writeAwarenessUpdate(relay)
@@ -301,13 +317,13 @@ export class AwarenessRegistry {
     } catch {
       return false
     }
-    const now = this.now()
+    const now = asSmall(this.now() - this.origin)
     return entries.some(entry => {
       const known = this.known.get(entry.clientId)
       // another user's id: the entry will be dropped
       if (known?.owner !== owner && !this.mayUse(owner, entry.clientId, false)) return false
       if (known === undefined) return true
-      if (isEcho(known, owner, entry, this.seen) || (known.owner === owner && isOwnEcho(known, entry, now))) return false
+      if (isEcho(known, owner, entry, this.seen) || (known.owner === owner && isOwnEcho(known, entry, asSmall(entry.clock - this.origin), now))) return false
       return known.state !== entry.state
     })
   }
@@ -329,13 +345,14 @@ export class AwarenessRegistry {
       const known = this.known.get(entry.clientId)
       // a local session's provisional claim yields to the owner's instance (see Known.provisional)
       const yields = known?.provisional === true && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
-      if (known !== undefined && entry.clock <= known.clock && !yields) continue
+      const clock = asSmall(entry.clock - this.origin)
+      if (known !== undefined && clock <= known.clock && !yields) continue
       const removed = entry.state === 'null'
-      const sent = nextSent(known, entry.clock)
+      const sent = nextSent(known, clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock: entry.clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : 0, provisional: false })
+      this.known.set(entry.clientId, { clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : 0, provisional: false })
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
-      if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent, state: entry.state })
+      if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent + this.origin, state: entry.state })
     }
     if (snapshot) {
       for (const [clientId, known] of this.known) {
@@ -356,7 +373,7 @@ export class AwarenessRegistry {
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined || known.owner instanceof RemoteOwner) continue
       known.clock++
-      entries.push({ clientId, clock: known.clock, state: known.state })
+      entries.push({ clientId, clock: known.clock + this.origin, state: known.state })
     }
     return writeAwarenessUpdate(entries)
   }
@@ -380,7 +397,7 @@ export class AwarenessRegistry {
       known.owner = undefined
       known.removedAt = ++this.seq
       this.forgetLater(clientId, known.removedAt, this.now())
-      relay.push({ clientId, clock: known.clock, state: 'null' })
+      relay.push({ clientId, clock: known.clock + this.origin, state: 'null' })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
   }
@@ -392,7 +409,7 @@ export class AwarenessRegistry {
     known.owner = undefined
     known.removedAt = ++this.seq
     this.forgetLater(clientId, known.removedAt, this.now())
-    return { clientId, clock: known.sent, state: 'null' }
+    return { clientId, clock: known.sent + this.origin, state: 'null' }
   }
 
   /** Client ids whose state `owner` controls. */
@@ -417,7 +434,7 @@ export class AwarenessRegistry {
     for (const [clientId, known] of this.known) {
       if (known.owner === undefined) continue
       known.sent = nextSent(known, known.clock)
-      entries.push({ clientId, clock: known.sent, state: known.state })
+      entries.push({ clientId, clock: known.sent + this.origin, state: known.state })
     }
     return entries.length === 0 ? null : writeAwarenessUpdate(entries)
   }

@@ -1,3 +1,4 @@
+import { asSmall } from '../session/clock.js'
 import type { LeaveReason, PresenceEntry, PresenceStatus, SettableStatus } from '../../shared/tandem.js'
 
 /** A change to a document's presence, as broadcast to Tandem clients. */
@@ -18,6 +19,7 @@ interface Connection {
   chosen: SettableStatus
   idle: boolean
   reconnecting: boolean
+  /** Since the board's origin, as User.joinedAt. */
   lastActiveAt: number
   /** The user's next connection (see User.first). */
   next: Connection | undefined
@@ -25,6 +27,10 @@ interface Connection {
 
 interface User {
   identity: PresenceIdentity
+  /**
+   * In ms since the board's origin (its first `now()`): small integers, where a Date.now() time
+   * is a 16-byte heap number in every entry. Entries (`entry`) carry `now()`'s times.
+   */
   joinedAt: number
   /**
    * The user's connections, as a list through `Connection.next` (most users have one: a Set
@@ -56,12 +62,20 @@ export class PresenceBoard {
   /** One timer for the board, due when the next connection turns idle (not one per connection). */
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private idleDueAt = Infinity
+  private readonly origin: number
 
   constructor (
     private readonly idleAfterMs: number,
     private readonly onChange: (change: PresenceChange) => void,
     private readonly now: () => number = Date.now
-  ) {}
+  ) {
+    this.origin = now()
+  }
+
+  /** Now, in ms since the board's origin. */
+  private at (): number {
+    return asSmall(this.now() - this.origin)
+  }
 
   /**
    * Adds a connection of `identity`: `joined` for a new user, else `updated`. `joinedAt`: when
@@ -69,7 +83,8 @@ export class PresenceBoard {
    */
   connect (connectionId: string, identity: PresenceIdentity, joinedAt?: number): void {
     if (this.connections.has(connectionId)) return
-    const now = this.now()
+    const now = this.at()
+    if (joinedAt !== undefined) joinedAt = asSmall(joinedAt - this.origin)
     const connection: Connection = { userId: identity.userId, chosen: 'active', idle: false, reconnecting: false, lastActiveAt: now, next: undefined }
     this.connections.set(connectionId, connection)
     let user = this.users.get(identity.userId)
@@ -183,7 +198,7 @@ export class PresenceBoard {
   private touch (connectionId: string): void {
     const connection = this.connections.get(connectionId)
     if (connection === undefined) return
-    connection.lastActiveAt = this.now()
+    connection.lastActiveAt = this.at()
     connection.idle = false
     this.armIdle(connection)
   }
@@ -199,7 +214,7 @@ export class PresenceBoard {
     if (this.idleTimer !== undefined && this.idleDueAt <= dueAt) return
     clearTimeout(this.idleTimer)
     this.idleDueAt = dueAt
-    this.idleTimer = setTimeout(this.sweep, Math.max(0, dueAt - this.now()))
+    this.idleTimer = setTimeout(this.sweep, Math.max(0, dueAt - this.at()))
     this.idleTimer.unref?.()
   }
 
@@ -207,7 +222,7 @@ export class PresenceBoard {
   private readonly sweep = (): void => {
     this.idleTimer = undefined
     this.idleDueAt = Infinity
-    const now = this.now()
+    const now = this.at()
     let next: Connection | undefined
     for (const connection of this.connections.values()) {
       if (connection.reconnecting || connection.idle) continue
@@ -251,8 +266,8 @@ export class PresenceBoard {
       color: user.identity.color,
       status,
       connections: user.connections,
-      joinedAt: user.joinedAt,
-      lastActiveAt
+      joinedAt: user.joinedAt + this.origin,
+      lastActiveAt: lastActiveAt + this.origin
     }
   }
 }

@@ -106,7 +106,7 @@ export class Collaboration {
     if (shared !== undefined) {
       this.shared = new SharedResume(shared.records, shared.peers, {
         current: (sessionId, hash) => this.resumption.current(sessionId, hash),
-        live: () => [...this.resumption.sessions()].filter(s => s.tandem).map(s => ({ doc: s.doc.name, sessionId: s.id }))
+        live: () => [...this.resumption.sessions()].map(s => ({ doc: s.doc.name, sessionId: s.id }))
       }, options.reconnectGraceMs, logger)
     }
     this.lockService = new LockService(locks, {

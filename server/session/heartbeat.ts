@@ -1,5 +1,8 @@
+import { ticks } from './clock.js'
+
 /** What the heartbeat loop needs of a session. */
 export interface Beating {
+  /** `now` in ticks (clock.ts). */
   heartbeat (now: number, options: HeartbeatOptions): void
 }
 
@@ -48,7 +51,7 @@ export class HeartbeatLoop {
 
   start (): void {
     this.stop()
-    this.lastTick = Date.now()
+    this.lastTick = ticks()
     this.timer = setInterval(() => this.tick(), this.periodMs)
   }
 
@@ -63,7 +66,7 @@ export class HeartbeatLoop {
    * is this process's. For the next timeoutMs, that stall is added to the timeout.
    */
   private tick (): void {
-    const now = Date.now()
+    const now = ticks()
     const late = now - this.lastTick - this.periodMs
     this.lastTick = now
     if (late > STALL_MS) {

@@ -7,6 +7,7 @@ import type { Revocation } from '../store/store.js'
 import type { Revocations, RevocationTarget } from '../auth/revocations.js'
 import type { HeldSession } from './resume.js'
 import { Slices } from './slices.js'
+import { ticks } from './clock.js'
 
 /** What live-session policy needs of a session. */
 export interface LiveSession {
@@ -80,6 +81,7 @@ interface State {
   readonly search: string
   readonly headers: AuthRequest['headers']
   readonly remoteAddress: string
+  /** In ticks (clock.ts): a small integer, where a Date.now() time is a heap number. */
   lastActiveAt: number
   /** The slot of the wheel this state sits in, or -1. */
   slot: number
@@ -140,7 +142,7 @@ export class LiveSessions {
       // headers without the WebSocket handshake's, which say nothing about who connects
       headers: this.hooks.readsHeaders === false ? NO_HEADERS : withoutHandshake(headers),
       remoteAddress,
-      lastActiveAt: Date.now(),
+      lastActiveAt: ticks(),
       slot: -1,
       warned: false,
       refreshing: false,
@@ -162,7 +164,7 @@ export class LiveSessions {
   /** The session edited or changed its awareness state. */
   active (session: LiveSession): void {
     const state = this.states.get(session)
-    if (state !== undefined) state.lastActiveAt = Date.now()
+    if (state !== undefined) state.lastActiveAt = ticks()
   }
 
   /** A Tandem client sent a new token on its connection. */
@@ -376,7 +378,7 @@ export class LiveSessions {
     }
     if (now - this.lastIdleSweep >= this.idleSweepMs) {
       this.lastIdleSweep = now
-      this.sweepIdle(now)
+      this.sweepIdle(ticks())
     }
   }
 
@@ -394,6 +396,7 @@ export class LiveSessions {
     this.schedule(state)
   }
 
+  /** `now` in ticks, as the states' lastActiveAt. */
   private sweepIdle (now: number): void {
     const limit = this.options.sessionIdleTimeoutMs
     for (const state of this.states.values()) {

@@ -85,14 +85,17 @@ export interface Resumable {
   readonly id: string
   readonly doc: { readonly name: string }
   readonly identity: { readonly userId: string }
+  /** A Tandem client's: only those can resume (a stock client is never told its id nor a secret). */
+  readonly tandem: boolean
   /** Drops the connection without a closing handshake and ends the session. */
   drop (): void
 }
 
 /**
  * Who may resume: the resume secret of every live or held Tandem session (its SHA-256 hash: the
- * secret itself is only ever sent to its client), the live sessions by id, and the sessions
- * within their reconnect grace. A secret is void once its session ended for good (`forget`).
+ * secret itself is only ever sent to its client), the live Tandem sessions by id (a stock
+ * client's session can be neither resumed nor dropped for a resume: it is not kept), and the
+ * sessions within their reconnect grace. A secret is void once its session ended for good (`forget`).
  * With several instances the secrets that count are in Redis (session/redis-resume.ts); the ones
  * here then only say which sessions may be held.
  */
@@ -132,7 +135,7 @@ export class Resumption<S extends Resumable> {
 
   /** A session started; true when it takes back a held session (its grace ends). */
   started (session: S, resumed: boolean): boolean {
-    this.live.set(session.id, session)
+    if (session.tandem) this.live.set(session.id, session)
     return resumed && this.graces.take(session.id) !== undefined
   }
 
@@ -177,7 +180,7 @@ export class Resumption<S extends Resumable> {
     return this.graces.take(sessionId)
   }
 
-  /** The live sessions here. */
+  /** The live Tandem sessions here. */
   sessions (): IterableIterator<S> {
     return this.live.values()
   }
@@ -191,12 +194,12 @@ export class Resumption<S extends Resumable> {
     return taken
   }
 
-  /** True while the session is live here or held for its grace. */
+  /** True while the Tandem session is live here or held for its grace. */
   owns (sessionId: string): boolean {
     return this.live.has(sessionId) || this.graces.get(sessionId) !== undefined
   }
 
-  /** The live session of that id here, if any. */
+  /** The live Tandem session of that id here, if any. */
   session (sessionId: string): S | undefined {
     return this.live.get(sessionId)
   }

@@ -15,6 +15,7 @@ import { sendState, wholeState, type StateSyncTarget } from './state-sync.js'
 import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
 import { isEmptyStep1 } from '../document/stored-sync.js'
+import { ticks, wallTime } from './clock.js'
 
 /** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
 const REVERT_BURST_BYTES = 8 * 1024 * 1024
@@ -46,10 +47,11 @@ export interface SessionHooks {
  * sends the document's changes back. Frames that arrive while the document loads wait, in order.
  */
 export class Session implements DocumentMember {
-  readonly startedAt = Date.now()
+  /** Its times, in ticks (clock.ts: small integers, where Date.now() times are heap numbers). */
+  private readonly started = ticks()
   status: SessionStatus = 'waiting'
-  lastReceivedAt = Date.now()
-  lastSentAt = Date.now()
+  lastReceivedAt = ticks()
+  lastSentAt = ticks()
   /** 0 until the first heartbeat tick gives the session its phase (see heartbeat). */
   lastPingAt = 0
   private backlog: Uint8Array[] | null = []
@@ -92,6 +94,11 @@ export class Session implements DocumentMember {
     this.durableOwner = identity.anonymous !== true
     this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
+  }
+
+  /** When the session started, in Date.now() ms. */
+  get startedAt (): number {
+    return wallTime(this.started)
   }
 
   /** The author of this session's updates: its user. */
@@ -138,7 +145,7 @@ export class Session implements DocumentMember {
 
   /** A binary frame arrived. */
   receive (data: Uint8Array): void {
-    this.lastReceivedAt = Date.now()
+    this.lastReceivedAt = ticks()
     this.doc.meter?.received(data)
     this.messagesReceived++
     this.bytesReceived += data.byteLength
@@ -183,7 +190,7 @@ export class Session implements DocumentMember {
 
   /** A pong (or anything else that proves the peer alive) arrived. */
   touch (): void {
-    this.lastReceivedAt = Date.now()
+    this.lastReceivedAt = ticks()
   }
 
   send (frame: Uint8Array): void {
@@ -212,7 +219,7 @@ export class Session implements DocumentMember {
   }
 
   private count (frame: Uint8Array): void {
-    this.lastSentAt = Date.now()
+    this.lastSentAt = ticks()
     this.messagesSent++
     this.bytesSent += frame.byteLength
     if (frame[0] === MESSAGE_SYNC && frame[1] !== SYNC_STEP1) this.updatesSent++
@@ -237,6 +244,7 @@ export class Session implements DocumentMember {
   /**
    * Heartbeat tick: terminate a silent peer, ping a quiet one, and send a keepalive message to a
    * client that has received nothing for a while (the stock client's watchdog ignores pings).
+   * `now` in ticks (clock.ts).
    */
   heartbeat (now: number, options: HeartbeatOptions): void {
     if (this.status === 'ended') return
@@ -248,7 +256,7 @@ export class Session implements DocumentMember {
       return
     }
     // an update held for content that never came: 1013, and the client syncs in full on reconnect
-    this.doc.expireHeld(this, now)
+    this.doc.expireHeld(this, wallTime(now))
     if (this.isEnded()) return
     // a random phase within the interval: sessions that started together do not all ping (nor
     // send keepalives) in the same tick

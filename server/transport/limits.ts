@@ -3,10 +3,13 @@
  * numbers from the caller, so it can be tested without a server.
  */
 
+import { ticks } from '../session/clock.js'
+
 /**
  * A token bucket: holds up to `capacity` tokens and gains `ratePerSecond` a second. Taking one
  * per message absorbs a burst of `capacity` messages; a sender that keeps going faster than the
- * rate drains it and is refused.
+ * rate drains it and is refused. Times in ms, by default ticks (clock.ts: every connection has a
+ * bucket, and a Date.now() time would be a heap number in each).
  */
 export class TokenBucket {
   private tokens: number
@@ -15,14 +18,14 @@ export class TokenBucket {
   constructor (
     readonly capacity: number,
     readonly ratePerSecond: number,
-    now: number = Date.now()
+    now: number = ticks()
   ) {
     this.tokens = capacity
     this.updatedAt = now
   }
 
   /** Takes one token; false when the bucket is empty (the message should be refused). */
-  take (now: number = Date.now()): boolean {
+  take (now: number = ticks()): boolean {
     const elapsedMs = Math.max(0, now - this.updatedAt)
     this.updatedAt = now
     this.tokens = Math.min(this.capacity, this.tokens + elapsedMs * this.ratePerSecond / 1000)
