@@ -12,8 +12,9 @@ type Struct = Y.Item | Y.GC
  * The parts are ordered so that every struct comes after what it references (its left and
  * right origins and its parent), when that is in the update too: the receiver never holds a
  * part waiting for a later one. Items too large for one part are cut (text, JSON, `any`
- * arrays and deleted runs), never inside a surrogate pair. The delete set travels last, in its
- * own part. A single struct that cannot be cut (an embedded binary, a format) may exceed
+ * arrays and deleted runs), never inside a surrogate pair. Each part carries the deletions of
+ * the structs it holds (content and its deletion apply together); deletions of content the update
+ * does not hold travel last, in their own part. A single struct that cannot be cut (an embedded binary, a format) may exceed
  * `maxBytes`; an update with gaps (`Skip` structs) is returned whole.
  *
  * Each part is a plain v1 update: per client `numStructs, client, firstClock, structs`, then the
@@ -46,7 +47,8 @@ export function splitUpdate (update: Uint8Array, maxBytes: number): Uint8Array[]
     return ready(struct.origin) && ready(struct.rightOrigin) && ready(parent)
   }
 
-  const parts = new PartWriter(maxBytes)
+  const deletes = new Deletes(ds)
+  const parts = new PartWriter(maxBytes, deletes)
   const emit = (queue: { structs: Struct[], head: number, emitted: number }, struct: Struct): void => {
     // the decoded struct is not needed past this point: its slot is freed for the collector
     queue.structs[queue.head++] = undefined as unknown as Struct
@@ -75,17 +77,86 @@ export function splitUpdate (update: Uint8Array, maxBytes: number): Uint8Array[]
     }
   }
   const result = parts.finish()
-  // the delete set alone, as the update holds it
-  if (ds.clients.size > 0) result.push(encodeDeletes(ds))
+  // deletions of content the update does not hold (its structs' parts carried the rest)
+  const rest = deletes.outside(new Map([...queues].map(([client, queue]) => [client, [queue.start, queue.end] as const])))
+  if (rest.size > 0) {
+    const encoder = encoding.createEncoder()
+    encoding.writeVarUint(encoder, 0) // no structs
+    writeDeletes(encoder, rest)
+    result.push(encoding.toUint8Array(encoder))
+  }
   return result
 }
 
-/** An update of no structs and the delete set `ds` (yjs `writeDeleteSet`, v1). */
-function encodeDeletes (ds: ReturnType<typeof Y.decodeUpdate>['ds']): Uint8Array {
-  const encoder = encoding.createEncoder()
-  encoding.writeVarUint(encoder, 0) // no structs
-  encoding.writeVarUint(encoder, ds.clients.size)
-  for (const [client, items] of [...ds.clients].sort((a, b) => b[0] - a[0])) {
+type Range = { clock: number, len: number }
+
+/**
+ * The update's delete set by client, sorted by clock: each part carries the deletions of the
+ * structs it holds, so that a receiver applies content and its deletion together (deleted text
+ * is never shown between two parts).
+ */
+class Deletes {
+  private readonly byClient = new Map<number, Range[]>()
+
+  constructor (ds: ReturnType<typeof Y.decodeUpdate>['ds']) {
+    for (const [client, items] of ds.clients) this.byClient.set(client, [...items].sort((a, b) => a.clock - b.clock))
+  }
+
+  /** The deletions of `client`'s clocks in [start, end), clipped to it. */
+  within (client: number, start: number, end: number): Range[] {
+    const items = this.byClient.get(client)
+    if (items === undefined) return []
+    // the first range that ends after start
+    let low = 0
+    let high = items.length
+    while (low < high) {
+      const mid = (low + high) >>> 1
+      const item = items[mid] as Range
+      if (item.clock + item.len <= start) low = mid + 1
+      else high = mid
+    }
+    const ranges: Range[] = []
+    for (let i = low; i < items.length; i++) {
+      const { clock, len } = items[i] as Range
+      if (clock >= end) break
+      const from = Math.max(clock, start)
+      ranges.push({ clock: from, len: Math.min(clock + len, end) - from })
+    }
+    return ranges
+  }
+
+  /** At most how many bytes the deletions of `client`'s clocks in [start, end) take in a part. */
+  bytesWithin (client: number, start: number, end: number): number {
+    if (!this.byClient.has(client)) return 0
+    // a range is two varUints: at most 10 bytes
+    return this.within(client, start, end).length * 10
+  }
+
+  /** The deletions outside each client's [start, end) in `held` (all of a client not in it). */
+  outside (held: ReadonlyMap<number, readonly [number, number]>): Map<number, Range[]> {
+    const rest = new Map<number, Range[]>()
+    for (const [client, items] of this.byClient) {
+      const span = held.get(client)
+      const ranges: Range[] = []
+      for (const { clock, len } of items) {
+        if (span === undefined) {
+          ranges.push({ clock, len })
+          continue
+        }
+        const [start, end] = span
+        if (clock < start) ranges.push({ clock, len: Math.min(clock + len, start) - clock })
+        if (clock + len > end) ranges.push({ clock: Math.max(clock, end), len: clock + len - Math.max(clock, end) })
+      }
+      if (ranges.length > 0) rest.set(client, ranges)
+    }
+    return rest
+  }
+}
+
+/** A delete set (yjs `writeDeleteSet`, v1): clients in descending order, as Yjs writes them. */
+function writeDeletes (encoder: encoding.Encoder, ranges: ReadonlyMap<number, readonly Range[]>): void {
+  encoding.writeVarUint(encoder, ranges.size)
+  for (const [client, items] of [...ranges].sort((a, b) => b[0] - a[0])) {
     encoding.writeVarUint(encoder, client)
     encoding.writeVarUint(encoder, items.length)
     for (const { clock, len } of items) {
@@ -93,34 +164,35 @@ function encodeDeletes (ds: ReturnType<typeof Y.decodeUpdate>['ds']): Uint8Array
       encoding.writeVarUint(encoder, len)
     }
   }
-  return encoding.toUint8Array(encoder)
 }
 
 /** Collects encoded structs into parts of at most maxBytes. */
 class PartWriter {
   private readonly parts: Uint8Array[] = []
   /** This part's structs per client: the first clock, how many, and their encoding. */
-  private sections = new Map<number, { clock: number, count: number, encoder: encoding.Encoder }>()
+  private sections = new Map<number, { clock: number, end: number, count: number, encoder: encoding.Encoder }>()
   private bytes = 0
   /** Each struct is encoded here first, to learn its size; emptied and reused (a 100 MB update holds millions). */
   private readonly scratch = new Y.UpdateEncoderV1()
 
-  constructor (private readonly maxBytes: number) {}
+  constructor (private readonly maxBytes: number, private readonly deletes: Deletes) {}
 
   add (struct: Struct): void {
     const scratch = this.scratch.restEncoder
     scratch.cpos = 0
     scratch.bufs.length = 0
     struct.write(this.scratch, 0)
-    const size = encoding.length(scratch)
+    // the struct, and its deletions: the part carries both
+    const size = encoding.length(scratch) + this.deletes.bytesWithin(struct.id.client, struct.id.clock, struct.id.clock + struct.length)
     // a section header is three varUints: at most 20 bytes; the part's own framing a few more
     if (this.bytes > 0 && this.bytes + size + 32 > this.maxBytes) this.flush()
     let section = this.sections.get(struct.id.client)
     if (section === undefined) {
-      this.sections.set(struct.id.client, section = { clock: struct.id.clock, count: 0, encoder: encoding.createEncoder() })
+      this.sections.set(struct.id.client, section = { clock: struct.id.clock, end: struct.id.clock, count: 0, encoder: encoding.createEncoder() })
       this.bytes += 20
     }
     section.count++
+    section.end = struct.id.clock + struct.length
     encoding.writeUint8Array(section.encoder, scratch.bufs.length === 0 ? scratch.cbuf.subarray(0, scratch.cpos) : encoding.toUint8Array(scratch))
     this.bytes += size
   }
@@ -140,7 +212,13 @@ class PartWriter {
       encoding.writeVarUint(encoder, section.clock)
       encoding.writeUint8Array(encoder, encoding.toUint8Array(section.encoder))
     }
-    encoding.writeVarUint(encoder, 0) // empty delete set
+    // the deletions of what this part holds
+    const deleted = new Map<number, Range[]>()
+    for (const [client, section] of this.sections) {
+      const ranges = this.deletes.within(client, section.clock, section.end)
+      if (ranges.length > 0) deleted.set(client, ranges)
+    }
+    writeDeletes(encoder, deleted)
     this.parts.push(encoding.toUint8Array(encoder))
     this.sections = new Map()
     this.bytes = 0
