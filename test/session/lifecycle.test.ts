@@ -50,6 +50,26 @@ async function typedWhileLoading (server: TandemServer, client: StockClient, tex
   await waitFor(() => session.messagesReceived > before, 5_000, 'the edit at the server')
 }
 
+/** The text of document `name` as `store` holds it once `server` unloaded it. */
+async function storedOnceUnloaded (server: TandemServer, store: GatedStore, name: string): Promise<string> {
+  await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
+  const stored = new Y.Doc()
+  for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
+  return stored.getText('t').toString()
+}
+
+const SECRET = 'lifecycle-secret'
+
+/** Eve, a stock client with a token, in a stored empty document whose load waits for `store.open()`. */
+async function eveWhileLoading (): Promise<{ store: GatedStore, name: string, server: TandemServer, eve: StockClient }> {
+  const store = new GatedStore()
+  const name = docName()
+  await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
+  const server = await startServer({ persistence: store, authSecret: SECRET })
+  const eve = stockClient(server.url, name, { params: { token: await signToken(SECRET, { sub: 'eve' }) } })
+  return { store, name, server, eve }
+}
+
 describe('document lifecycle', () => {
   test('clients joining during a load share one load and all get the full content', async () => {
     const store = new GatedStore()
@@ -86,52 +106,34 @@ describe('document lifecycle', () => {
     expect(server.documents.get(name)?.status).toBe('loading')
     store.open()
     // the document unloads with the edit stored; a later client gets it
-    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
-    const stored = new Y.Doc()
-    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
-    expect(stored.getText('t').toString()).toContain('typed, then gone ')
-    expect(stored.getText('t').toString()).toContain('stored before')
+    const stored = await storedOnceUnloaded(server, store, name)
+    expect(stored).toContain('typed, then gone ')
+    expect(stored).toContain('stored before')
   })
 
   test('edits sent while the document loaded by a session the server ended (revoked) are not applied', async () => {
-    const store = new GatedStore()
-    const name = docName()
-    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
-    const secret = 'lifecycle-secret'
-    const server = await startServer({ persistence: store, authSecret: secret })
-    const eve = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'eve' }) } })
+    const { store, name, server, eve } = await eveWhileLoading()
     await typedWhileLoading(server, eve, 'written by a revoked user')
     await server.revoke({ kind: 'user', value: 'eve' })
     await waitFor(() => server.stats.summary().endsByReason.revoked === 1, 5_000, 'the session revoked')
     // (the stock client reconnects, and is refused: the user is revoked)
     eve.provider.disconnect()
     store.open()
-    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
-    const stored = new Y.Doc()
-    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
-    expect(stored.getText('t').toString()).toBe('')
+    const stored = await storedOnceUnloaded(server, store, name)
+    expect(stored).toBe('')
   })
 
   test('edits a client sent while its document loaded are not applied when its user is revoked after it left, before the load ends', async () => {
-    const store = new GatedStore()
-    const name = docName()
-    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(new Y.Doc()) }])
-    const secret = 'lifecycle-secret'
-    const server = await startServer({ persistence: store, authSecret: secret })
-    const eve = stockClient(server.url, name, { params: { token: await signToken(secret, { sub: 'eve' }) } })
-    await waitFor(() => server.sessions.size === 1, 5_000, 'the session')
-    eve.text.insert(0, 'written, then gone, then revoked')
-    await new Promise(resolve => setTimeout(resolve, 50))
+    const { store, name, server, eve } = await eveWhileLoading()
+    await typedWhileLoading(server, eve, 'written, then gone, then revoked')
     eve.provider.destroy()
     await waitFor(() => server.sessions.size === 0, 5_000, 'the session ended')
     // the user is revoked while what it sent still waits for the document
     await server.revoke({ kind: 'user', value: 'eve' })
     expect(server.documents.get(name)?.status).toBe('loading')
     store.open()
-    await waitFor(() => server.documents.get(name) === undefined, 5_000, 'the document unloaded')
-    const stored = new Y.Doc()
-    for (const update of await store.inner.load(name)) Y.applyUpdate(stored, update)
-    expect(stored.getText('t').toString()).toBe('')
+    const stored = await storedOnceUnloaded(server, store, name)
+    expect(stored).toBe('')
   })
 
   test('an update a client sent while its document loaded, needing content nobody sent, is not held after the client left', async () => {
