@@ -159,6 +159,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private loadedHooks: Array<() => void> | null = []
   /** Another instance's update reached the document while it loaded. */
   private remoteWhileLoading = false
+  /** Deleted while it loaded (abandon): a sliced build stops at its next turn. */
+  private abandoned = false
   private pending: PendingUpdate[] = []
   /** The batch the writer is storing now: applied and relayed, not durable yet. */
   private inflight: PendingUpdate[] = []
@@ -181,6 +183,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
   ) {
     this.held = new HeldUpdates(heldLimits)
     this.relay = new RelayAcks(this, observer, () => (this.inflight.find(item => item.seq !== undefined) ?? this.pending.find(item => item.seq !== undefined))?.seq)
+  }
+
+  /** The document was deleted while it loaded: its build stops, and the registry drops it. */
+  abandon (): void {
+    this.abandoned = true
   }
 
   /** Changes the lifecycle status; the one place it changes. */
@@ -216,8 +223,10 @@ export class Document implements WriterSource<PendingUpdate[]> {
       // instance's update came first (the pieces would lack it)
       const offer = (pieces: readonly Uint8Array[]): StoredSync | null =>
         this.status === 'loading' && !this.remoteWhileLoading && this.storedSync === null ? this.offerStored(pieces) : null
-      const sliced = bytes >= SLICED_BUILD_BYTES && await buildInSlices(this.ydoc, updates, this.logger, offer)
-      if (!sliced) {
+      const built = bytes >= SLICED_BUILD_BYTES ? await buildInSlices(this.ydoc, updates, this.logger, offer, () => !this.abandoned) : 'whole'
+      // deleted while it was built: the registry drops it
+      if (built === 'stopped') return
+      if (built === 'whole') {
         Y.transact(this.ydoc, () => {
           for (const update of updates) Y.applyUpdate(this.ydoc, update)
         })

@@ -182,8 +182,12 @@ export class DocumentRegistry {
     this.docs.delete(name)
     this.compactQueue.delete(doc)
     this.replication?.detach(name)
-    // not 'ready': release() leaves it alone, and a load under way sees it was evicted
-    if (doc.status === 'loading') return doc
+    // not 'ready': release() leaves it alone, and a load under way sees it was evicted (and
+    // stops building it)
+    if (doc.status === 'loading') {
+      doc.abandon()
+      return doc
+    }
     doc.setStatus('unloading')
     const unload = doc.whenStored().then(() => {
       doc.setStatus('unloaded')

@@ -70,20 +70,23 @@ export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = B
  * meanwhile (the document is `loading`); other instances' updates apply in between (Yjs holds
  * what they need until the pieces bring it). `offer` is handed the pieces before the first is
  * applied: they answer fresh clients meanwhile (stored-sync.ts), and while some are sent, the
- * build takes a quarter of the time. Returns false, having applied nothing, when the
+ * build takes a quarter of the time. Returns `whole`, having applied nothing, when the
  * worker failed or returned one piece (an update with gaps is not split): the caller builds it in
- * one block.
+ * one block. `wanted` is asked after the split and at every turn: once it is false (the document
+ * was deleted meanwhile) the build stops there (`stopped`): a 100 MB document takes seconds of
+ * CPU and some 1 GB of heap to build.
  */
-export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger, offer?: (pieces: readonly Uint8Array[]) => { readonly sendingPieces: boolean } | null): Promise<boolean> {
+export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger, offer?: (pieces: readonly Uint8Array[]) => { readonly sendingPieces: boolean } | null, wanted: () => boolean = () => true): Promise<'built' | 'whole' | 'stopped'> {
   const started = performance.now()
   let pieces: Uint8Array[]
   try {
     pieces = await piecesOffLoop(updates)
   } catch (err) {
     logger.warn({ err }, 'the big document could not be split off the event loop; it is built in one block')
-    return false
+    return 'whole'
   }
-  if (pieces.length < 2) return false
+  if (!wanted()) return 'stopped'
+  if (pieces.length < 2) return 'whole'
   const split = performance.now() - started
   // a copy: the build below empties its own array as it goes
   const served = offer?.(pieces.slice()) ?? null
@@ -96,10 +99,15 @@ export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[]
       pieces[i++] = EMPTY_UPDATE
     } while (i < pieces.length && performance.now() - turn < BUILD_TURN_MS)
     turns++
+    if (i === pieces.length) break
     // while clients are sent the pieces, a slice every few turns' time: on a machine of few
     // cores the clients applying them, and the other documents, get the CPU first
-    if (i < pieces.length) await new Promise(resolve => served?.sendingPieces === true ? setTimeout(resolve, BUILD_TURN_MS * BUILD_YIELD_WHILE_SENDING) : setImmediate(resolve))
+    await new Promise(resolve => served?.sendingPieces === true ? setTimeout(resolve, BUILD_TURN_MS * BUILD_YIELD_WHILE_SENDING) : setImmediate(resolve))
+    if (!wanted()) {
+      logger.info({ pieces: pieces.length, applied: i, turns }, 'big document build stopped: the document was deleted')
+      return 'stopped'
+    }
   }
   logger.info({ pieces: pieces.length, turns, splitMs: Math.round(split), ms: Math.round(performance.now() - started) }, 'big document built in slices')
-  return true
+  return 'built'
 }

@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest'
+import { pino } from 'pino'
 import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { Document } from '../../server/document/document.js'
@@ -174,4 +175,29 @@ test('a document whose stored bytes Yjs cannot apply fails each load clearly, ne
     expect(code).toBe(CloseCode.TRY_AGAIN_LATER)
     await waitFor(() => server.documents.get(name) === undefined, 10_000, 'the failed document to be forgotten')
   }
+})
+
+test('a document deleted while it is built in slices stops building: its client is closed with 4404 and the build ends there', { timeout: 120_000 }, async () => {
+  const lines: string[] = []
+  const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } })
+  const store = new MemoryStore()
+  const name = docName()
+  for (const update of rows()) await store.append([{ name, update }])
+  const server = await startServer({ persistence: store, logger })
+  // a stock client is sent the pieces meanwhile: the build goes at a quarter pace
+  const client = stockClient(server.url, name)
+  await waitFor(() => server.documents.get(name) !== undefined, 10_000, 'the load to start')
+  const doc = server.documents.get(name)!
+  await waitFor(() => doc.ydoc.store.clients.size > 0, 60_000, 'the build to apply its first pieces')
+  expect(doc.status).toBe('loading')
+  const closedWith = new Promise<number>(resolve => client.provider.ws?.addEventListener('close', (event: { code: number }) => resolve(event.code)))
+  client.provider.shouldConnect = false
+  const deleted = await fetch(`http://127.0.0.1:${server.address.port}/api/documents/${encodeURIComponent(name)}`, { method: 'DELETE' })
+  expect(deleted.status).toBe(200)
+  expect(await closedWith).toBe(CloseCode.DOCUMENT_DELETED)
+  await waitFor(() => lines.some(line => line.includes('big document build stopped')), 30_000, 'the build to stop')
+  const stopped = JSON.parse(lines.find(line => line.includes('big document build stopped'))!) as { pieces: number, applied: number }
+  expect(stopped.applied).toBeLessThan(stopped.pieces)
+  expect(lines.some(line => line.includes('big document built in slices'))).toBe(false)
+  expect(doc.status).toBe('unloaded')
 })
