@@ -14,6 +14,15 @@ import { sendFramedOnce } from '../server/transport/ws-frame.js'
  */
 const framedOnce = process.env.FRAMED === '1'
 /**
+ * With AWARENESS=1, the floor also keeps each socket's last awareness message (a copy of its
+ * bytes, nothing parsed) and sends those of the others to a socket when it opens: the least a
+ * server keeps per idle connection to be wire-compatible with y-websocket's awareness (a joiner
+ * must learn who is there). What it costs above the bare floor is the protocol's own price.
+ */
+const keepAwareness = process.env.AWARENESS === '1'
+const lastAwareness = Symbol('lastAwareness')
+type Kept = WebSocket & { [lastAwareness]?: Uint8Array }
+/**
  * The big-document workload's floor (bench/big.ts): a document stored in DATA_DIR as
  * `<name>.pieces` (causal pieces of about 256 KiB, as Tandem sends a big document, each after its
  * 4-byte length) answers a client's sync step 1 with those pieces as sync updates, then an empty
@@ -58,8 +67,15 @@ wss.on('connection', (socket, request) => {
     rooms.set(path, room)
   }
   const members = room
+  if (keepAwareness) {
+    for (const other of members as Set<Kept>) {
+      const kept = other[lastAwareness]
+      if (kept !== undefined) socket.send(kept)
+    }
+  }
   members.add(socket)
   socket.on('message', (data: Buffer, isBinary: boolean) => {
+    if (keepAwareness && isBinary && data[0] === 1) (socket as Kept)[lastAwareness] = new Uint8Array(data)
     // a sync step 1 to a stored big document: its pieces
     if (isBinary && data[0] === 0 && data[1] === 0) for (const piece of piecesOf(path) ?? []) socket.send(piece)
     if (framedOnce && isBinary) {

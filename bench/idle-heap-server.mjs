@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 const [dist, store = 'sqlite'] = process.argv.slice(2)
-const port = dist.endsWith('floor') ? await floor() : await tandem()
+const bare = /floor(-awareness)?$/.exec(dist)
+const port = bare !== null ? await floor(bare[1] !== undefined) : await tandem()
 
 async function tandem () {
   const { createServer } = await import(join(dist, 'server', 'index.js'))
@@ -20,8 +21,12 @@ async function tandem () {
   return server.address.port
 }
 
-/** floor-server.ts's relay (without its framed-once variant), for the bare `ws` cost. */
-async function floor () {
+/**
+ * floor-server.ts's relay (without its framed-once variant), for the bare `ws` cost; with
+ * `keepAwareness` (`floor-awareness`) as its AWARENESS=1 variant: each socket's last awareness
+ * message kept as bytes and sent to joiners.
+ */
+async function floor (keepAwareness) {
   const { createRequire } = await import('node:module')
   const { WebSocketServer } = createRequire(import.meta.url)('ws')
   const rooms = new Map()
@@ -31,8 +36,10 @@ async function floor () {
     let room = rooms.get(path)
     if (room === undefined) rooms.set(path, room = new Set())
     const members = room
+    if (keepAwareness) for (const other of members) if (other.lastAwareness !== undefined) socket.send(other.lastAwareness)
     members.add(socket)
     socket.on('message', (data, isBinary) => {
+      if (keepAwareness && isBinary && data[0] === 1) socket.lastAwareness = new Uint8Array(data)
       for (const other of members) if (other !== socket && other.readyState === 1) other.send(data, { binary: isBinary })
     })
     socket.on('close', () => {

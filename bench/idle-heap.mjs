@@ -2,7 +2,8 @@
 // one awareness state each, 50 per document) to a server of that build, after 100 that come and
 // go first. Prints the figures before and after full collections.
 //   node bench/idle-heap.mjs <dist> [N=2000] [sqlite|memory] [prefix]
-// With `floor` for <dist>: the bare ws relay of floor-server.ts, in process, for comparison.
+// With `floor` for <dist>: the bare ws relay of floor-server.ts, in process, for comparison; with
+// `floor-awareness` the same relay keeping each socket's last awareness message (its AWARENESS=1).
 // With a prefix: heap snapshots <prefix>-before/-after.heapsnapshot (diff them by constructor)
 // and <prefix>.heapprofile, the sampled allocations (garbage included) while the N connect
 // (the sampling itself inflates that run's RSS figures: compare RSS from runs without a prefix).

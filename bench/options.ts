@@ -100,7 +100,7 @@ const QUICK: BenchOptions = {
 export const USAGE = `npm run bench -- [options]
   --quick              about a minute: one run, short phases, 500 idle connections, a storm of 2000
   --runs N             repetitions of every workload (default 3, quick 1)
-  --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,tandem-webhook,tandem-webhook-down (default the first
+  --servers a,b        any of tandem,y-websocket,hocuspocus,floor,floor-framed,floor-awareness,tandem-webhook,tandem-webhook-down (default the first
                        four; floor-framed is the floor sending as Tandem does, each frame made once; tandem-base
                        is another build of Tandem, named by TANDEM_BASE_CLI=/path/to/dist/server/cli.js)
   --workloads a,b      any of ${WORKLOADS.join(',')} (default all but adversarial and balancer;

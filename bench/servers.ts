@@ -90,7 +90,10 @@ export function serverSpecs (): ServerSpec[] {
     // for an A/B of two commits side by side in one sitting
     ...baseBuild(tandem),
     // not run by default: the floor with Tandem's own send path, for the bound on latency
-    floor('floor-framed', 'ws floor, framed once', { FRAMED: '1' })
+    floor('floor-framed', 'ws floor, framed once', { FRAMED: '1' }),
+    // not run by default: the floor keeping each socket's last awareness message (bytes only),
+    // the least per connection a y-websocket-compatible server keeps (the idle workload)
+    floor('floor-awareness', 'ws floor + awareness', { AWARENESS: '1' })
   ]
 }
 
