@@ -243,7 +243,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const served = this.storedSync
     this.storedSync = null
     if (served === null) return
-    served.built(this.ydoc, this.remoteWhileLoading, member => this.members.has(member as DocumentMember))
+    served.built(this.ydoc, this.remoteWhileLoading, member => (this.members as ReadonlySet<unknown>).has(member))
     // still the document's whole state: it answers fresh clients until the document changes
     // (clients reloading after a deploy come within seconds; the bytes are not kept for longer)
     if (!whole || this.remoteWhileLoading) return

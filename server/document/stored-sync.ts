@@ -1,22 +1,17 @@
 import * as Y from 'yjs'
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import { writeSyncStep2, writeSyncUpdate } from '../../shared/messages.js'
 import { MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { encodeIntegratedState } from './read-only.js'
+import { sendPaced, type PacedReceiver } from '../transport/paced-send.js'
 
-/** What the fast first sync needs of a member: a way to send it a frame. */
-export interface StoredSyncMember {
-  send (frame: Uint8Array): void
+/** What the fast first sync needs of a member: a way to send it frames, paced by its socket. */
+export interface StoredSyncMember extends PacedReceiver {
   /**
    * True while the member may still be helped by the stored bytes: it has sent nothing yet (a
    * fresh client's step 1 comes right after the upgrade), or what it was sent is still being
    * written to its socket.
    */
   firstSyncPending? (): boolean
-  /** Bytes queued on the member's socket: the pieces of a big document wait for it to drain. */
-  queuedBytes? (): number
-  /** False once the member's socket closed: its pieces stop. */
-  connected? (): boolean
 }
 
 /** A member whose socket has not drained for this long (ms) stops slowing the build down. */
@@ -107,36 +102,17 @@ export class StoredSync {
   }
 
   /**
-   * One piece at a time, once the member's socket has written all but a few: the client applies
-   * each as it comes, its watchdog hears each one, and the event loop turns between them (the
-   * document may be building meanwhile). Stops when the member's socket closes.
+   * One piece at a time, once the member's socket has written all but a few (paced-send.ts), then
+   * an empty step 2; stops when the member's socket closes. A member whose socket has not drained
+   * for a while (a client that reads nothing) no longer slows the build down (sendingPieces)
+   * until it drains: a client applying the pieces drains a piece much sooner.
    */
   private async sendPieces (member: StoredSyncMember): Promise<void> {
-    const open = (): boolean => member.connected?.() ?? true
     this.sending++
     try {
-      for (const piece of this.pieces ?? []) {
-        // a member whose socket has not drained for a while (a client that reads nothing) no
-        // longer slows the build down (sendingPieces) until it drains: a client applying the
-        // pieces drains a piece much sooner
-        const waiting = performance.now()
-        let counted = true
-        try {
-          while (open() && (member.queuedBytes?.() ?? 0) > PIECES_QUEUED_BYTES) {
-            if (counted && performance.now() - waiting > PIECES_STALLED_MS) {
-              counted = false
-              this.sending--
-            }
-            await sleep(5)
-          }
-        } finally {
-          if (!counted) this.sending++
-        }
-        if (!open()) return
-        member.send(writeSyncUpdate(piece))
-        await nextTurn()
-      }
-      if (open()) member.send(writeSyncStep2(EMPTY_UPDATE))
+      const frames = syncUpdates(this.pieces ?? [])
+      const stall = { afterMs: PIECES_STALLED_MS, stalled: () => { this.sending-- }, resumed: () => { this.sending++ } }
+      if (await sendPaced(member, frames, PIECES_QUEUED_BYTES, { stall })) member.send(writeSyncStep2(EMPTY_UPDATE))
     } finally {
       this.sending--
     }
@@ -161,7 +137,7 @@ export class StoredSync {
    * step 1 arriving meanwhile would wait for it, and so would the rest of a frame the socket had
    * not taken whole.
    */
-  async settle (members: () => Iterable<StoredSyncMember>, maxMs: number): Promise<void> {
+  async settle (members: () => Iterable<Pick<StoredSyncMember, 'firstSyncPending'>>, maxMs: number): Promise<void> {
     const deadline = performance.now() + maxMs
     const pending = (): boolean => {
       for (const member of members()) if (member.firstSyncPending?.() === true) return true
@@ -184,6 +160,11 @@ export class StoredSync {
     const frame = writeSyncUpdate(missing)
     for (const member of this.served) if (present(member)) member.send(frame)
   }
+}
+
+/** The pieces as sync updates, each framed as it goes. */
+function * syncUpdates (pieces: readonly Uint8Array[]): Generator<Uint8Array> {
+  for (const piece of pieces) yield writeSyncUpdate(piece)
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Document, DocumentMember } from '../document/document.js'
 import type { Identity } from '../auth/auth.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, integratesWhole } from '../document/read-only.js'
-import { sendState, wholeState, type StateSyncTarget } from './state-sync.js'
+import { sendState, wholeState } from './state-sync.js'
 import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
 import { isEmptyStep1 } from '../document/stored-sync.js'
@@ -434,18 +434,6 @@ export class Session implements DocumentMember {
     this.acks?.settleLast('TANDEM_ERR_READ_ONLY')
   }
 
-  /** What the piecewise first sync (state-sync.ts) sees of this session. */
-  private get syncTarget (): StateSyncTarget {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const session = this
-    return {
-      doc: this.doc,
-      get open () { return session.status === 'open' && session.socket.readyState === OPEN },
-      get bufferedAmount () { return session.socket.bufferedAmount },
-      send: frame => this.send(frame)
-    }
-  }
-
   private answerStep1 (stateVector: Uint8Array): void {
     try {
       Y.decodeStateVector(stateVector)
@@ -461,7 +449,7 @@ export class Session implements DocumentMember {
       // a small document: one step 2 now (no target, no promise for most sessions)
       const whole = wholeState(this.doc, stateVector)
       if (whole !== null) return this.send(whole)
-      sendState(this.syncTarget, stateVector).catch((err: unknown) => {
+      sendState(this.doc, this, stateVector).catch((err: unknown) => {
         this.logger.error({ err }, 'first sync failed')
         this.close(CloseCode.TRY_AGAIN_LATER, 'error', 'internal error')
       })

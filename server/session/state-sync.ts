@@ -1,8 +1,8 @@
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
 import type { Document } from '../document/document.js'
 import { encodeIntegratedState } from '../document/read-only.js'
 import { StatePieces } from '../document/state-pieces.js'
 import { writeSyncStep2, writeSyncUpdate } from '../../shared/messages.js'
+import { sendPaced, type PacedReceiver } from '../transport/paced-send.js'
 
 /**
  * A document whose stored size is at least this is sent to a new client in pieces (below it, in
@@ -17,46 +17,32 @@ export const PIECEWISE_SYNC_BYTES = 4 * 1024 * 1024
  */
 export const SYNC_PIECE_BYTES = 256 * 1024
 
-/** What the piecewise sync needs of a session. */
-export interface StateSyncTarget {
-  readonly doc: Document
-  /** False once the session ended: the sync stops. */
-  readonly open: boolean
-  /** Bytes queued on the socket, not yet written to the network. */
-  readonly bufferedAmount: number
-  send (frame: Uint8Array): void
-}
-
 /**
  * Answers a client's sync step 1: the state it lacks. A small document goes in one sync step 2;
  * a large one (PIECEWISE_SYNC_BYTES) as sync updates of about SYNC_PIECE_BYTES each, in causal
  * order (state-pieces.ts), then a sync step 2 with the delete set, so the stock client marks
  * itself synced once it holds everything. One piece is made at a time, once the socket has sent
- * the previous one, with a turn of the event loop between pieces: other documents keep flowing,
- * and the server never holds more than a piece or two of the reply. Edits made meanwhile reach
- * the client as the relays every member receives.
+ * the previous one, with a turn of the event loop between pieces (paced-send.ts): other documents
+ * keep flowing, and the server never holds more than a piece or two of the reply. Edits made
+ * meanwhile reach the client as the relays every member receives.
  */
-export async function sendState (target: StateSyncTarget, stateVector: Uint8Array): Promise<void> {
-  const { doc } = target
+export async function sendState (doc: Document, receiver: PacedReceiver, stateVector: Uint8Array): Promise<void> {
   const whole = wholeState(doc, stateVector)
   if (whole !== null) {
-    target.send(whole)
+    receiver.send(whole)
     return
   }
   const started = Date.now()
   const pieces = new StatePieces(doc.ydoc, stateVector, SYNC_PIECE_BYTES)
   let count = 0
-  for (;;) {
-    // the client reads as fast as it applies: wait for the socket to drain to under a piece
-    while (target.open && target.bufferedAmount > SYNC_PIECE_BYTES) await sleep(5)
-    if (!target.open || doc.status === 'unloaded') return
-    const piece = pieces.next()
-    if (piece === null) break
-    target.send(writeSyncUpdate(piece))
-    count++
-    await nextTurn()
-  }
-  target.send(writeSyncStep2(pieces.last()))
+  const frames = (function * () {
+    for (let piece = pieces.next(); piece !== null; piece = pieces.next()) {
+      count++
+      yield writeSyncUpdate(piece)
+    }
+  })()
+  if (!await sendPaced(receiver, frames, SYNC_PIECE_BYTES, { wanted: () => doc.status !== 'unloaded' })) return
+  receiver.send(writeSyncStep2(pieces.last()))
   doc.logger.info({ pieces: count + 1, bytes: pieces.sentBytes, structs: pieces.sentStructs, ms: Date.now() - started }, 'large first sync sent in pieces')
 }
 
