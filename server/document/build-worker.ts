@@ -43,10 +43,10 @@ function splitDeletes (update: Uint8Array, maxBytes: number): Uint8Array[] {
 }
 
 /**
- * The worker thread of slice-build.ts: receives a big document's stored rows (their buffers
- * transferred), merges them into one update and splits it into causal pieces (shared/
- * split-update.ts), and sends the pieces back, transferred. One request per worker; an error
- * is replied as `{ error }`.
+ * The worker thread of off-loop.ts: receives a document's stored rows, merges them into one
+ * update and splits it into causal pieces (shared/split-update.ts), and sends the pieces back,
+ * transferred; or, for a compaction, folds them into one update (a snapshot, or merged) and sends
+ * that back. One request per worker; an error is replied as `{ error }`.
  */
 import { readlinkSync } from 'node:fs'
 import { getPriority, setPriority } from 'node:os'
@@ -54,9 +54,12 @@ import { parentPort } from 'node:worker_threads'
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import { mergeUpdates } from './merge.js'
+import { snapshotOf } from './snapshot.js'
+import type { FoldHow } from './off-loop.js'
 import { splitUpdate } from '../../shared/split-update.js'
 
-interface Request { rows: Uint8Array[], pieceBytes: number }
+/** Split the merged rows into pieces of `pieceBytes`, or (`fold`) fold them into one update. */
+interface Request { rows: Uint8Array[], pieceBytes?: number, fold?: FoldHow }
 
 const port = parentPort
 if (port === null) throw new Error('build-worker.js runs in a worker thread')
@@ -69,8 +72,13 @@ try {
 } catch {
   // not Linux: the same priority as the event loop
 }
-port.once('message', ({ rows, pieceBytes }: Request) => {
+port.once('message', ({ rows, pieceBytes = 64 * 1024, fold }: Request) => {
   try {
+    if (fold !== undefined) {
+      const folded = fold === 'snapshot' ? snapshotOf(rows) : mergeUpdates(rows)
+      port.postMessage({ folded }, [folded.buffer as ArrayBuffer])
+      return
+    }
     const merged = rows.length === 1 ? rows[0] as Uint8Array : mergeUpdates(rows)
     rows.length = 0
     const pieces = splitUpdate(merged, pieceBytes)

@@ -1,8 +1,6 @@
-import { Worker } from 'node:worker_threads'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
+import { piecesOffLoop } from './off-loop.js'
 
 /** A Yjs update that holds nothing. */
 const EMPTY_UPDATE = Uint8Array.of(0, 0)
@@ -24,46 +22,6 @@ export const BUILD_TURN_MS = 3
 const BUILD_YIELD_WHILE_SENDING = 3
 
 /**
- * The worker's compiled file, beside this module's in dist/. Under the tests this module runs
- * from its TypeScript source, which a worker thread cannot load: the compiled one in dist/
- * (`npm run build`) serves then, and without it the build falls back to one block.
- */
-function workerFile (): URL {
-  const beside = new URL('./build-worker.js', import.meta.url)
-  if (!import.meta.url.endsWith('.ts')) return beside
-  return new URL('../../dist/server/document/build-worker.js', import.meta.url)
-}
-
-/**
- * Merges a big document's stored rows and splits the result into causal pieces of about
- * `pieceBytes` (shared/split-update.ts), in a worker thread of its own, so that neither holds
- * the event loop: applied in order, the pieces build the document the rows build. The rows are
- * copied to the worker, not transferred: a store may keep them (the memory store hands out its
- * own arrays), and the one-block build falls back on them when the worker fails. The pieces come
- * back transferred. Rejects when the worker fails or cannot start.
- */
-export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes = BUILD_PIECE_BYTES): Promise<Uint8Array[]> {
-  const file = workerFile()
-  if (!existsSync(fileURLToPath(file))) throw new Error(`no build worker at ${fileURLToPath(file)} (npm run build)`)
-  const worker = new Worker(file)
-  // a build in progress never keeps the process alive by itself
-  worker.unref()
-  try {
-    return await new Promise<Uint8Array[]>((resolve, reject) => {
-      worker.once('message', (reply: { pieces?: Uint8Array[], error?: string }) => {
-        if (reply.pieces !== undefined) resolve(reply.pieces)
-        else reject(new Error(reply.error ?? 'the build worker replied nothing'))
-      })
-      worker.once('error', reject)
-      worker.once('exit', code => reject(new Error(`the build worker exited (code ${code})`)))
-      worker.postMessage({ rows, pieceBytes })
-    })
-  } finally {
-    void worker.terminate()
-  }
-}
-
-/**
  * Builds `ydoc` from big stored rows without holding the event loop (Document.loadStored): a
  * worker merges them and splits the result into causal pieces (piecesOffLoop), applied here for
  * BUILD_TURN_MS per turn of the event loop. Frames from members wait in their sessions' backlogs
@@ -80,7 +38,7 @@ export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[]
   const started = performance.now()
   let pieces: Uint8Array[]
   try {
-    pieces = await piecesOffLoop(updates)
+    pieces = await piecesOffLoop(updates, BUILD_PIECE_BYTES)
   } catch (err) {
     logger.warn({ err }, 'the big document could not be split off the event loop; it is built in one block')
     return 'whole'

@@ -3,7 +3,7 @@
 // sqlite-worker.cjs does for SQLite; splitting it by table would split one transaction's SQL.
 import pg from 'pg'
 import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
-import { mergeUpdates } from '../document/merge.js'
+import { foldRows } from '../document/off-loop.js'
 import type { ClientOwner } from '../document/client-owners.js'
 
 /** Options of {@link PostgresStore.open}. */
@@ -209,7 +209,9 @@ export class PostgresStore implements Store {
         await client.query('ROLLBACK')
         return
       }
-      const merged = mergeUpdates(rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)))
+      // merged (rows of several instances may come in any causal order: a snapshot would leave out
+      // content whose dependencies are not among them), off the event loop when big (off-loop.ts)
+      const merged = await foldRows(rows.map(row => new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength)), 'merge')
       // exactly the rows read: an update another instance appended meanwhile has an id we did not read
       await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
       await client.query(`INSERT INTO ${this.t.updates} (doc, data) VALUES ($1, $2)`, [name, Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)])

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import type { NewVersion, OutboxEntry, OutboxEvent, Revocation, Store, StoreEntry, Tombstone, VersionInfo, VersionPolicy } from './store.js'
 import type { ClientOwner } from '../document/client-owners.js'
+import { foldRows, type FoldHow } from '../document/off-loop.js'
 
 interface Pending {
   resolve: (value: unknown) => void
@@ -16,6 +17,9 @@ type Reply =
   | { id: number, error: { message: string, code?: string } }
 
 const WORKER = new URL('./sqlite-worker.cjs', import.meta.url)
+
+/** The rows a compaction folds (sqlite-worker.cjs, planOf). */
+interface CompactionPlan { first: number, last: number, count: number, bytes: number, how: FoldHow, rows: Uint8Array[] }
 
 /**
  * The embedded default Store: one SQLite file in WAL mode, driven from a worker thread
@@ -79,7 +83,17 @@ export class SqliteStore implements Store {
 
   async compact (name: string, snapshot?: () => Uint8Array): Promise<void> {
     // the snapshot is taken now: it holds every update sent to the worker before this request
-    await this.request('compact', [name, snapshot?.()])
+    if (snapshot !== undefined) {
+      await this.request('compact', [name, snapshot()])
+      return
+    }
+    // without one: the worker reads the rows to fold, a thread of their own folds them, and the
+    // worker replaces them if they are still as read (sqlite-worker.cjs, compactionPlan)
+    const plan = await this.request('compactionPlan', [name]) as CompactionPlan | null
+    if (plan === null) return
+    const { rows, how, ...found } = plan
+    const folded = await foldRows(rows, how)
+    await this.request('replaceRows', [name, found, folded])
   }
 
   async tombstone (name: string): Promise<Tombstone | null> {

@@ -3,7 +3,8 @@ import { pino } from 'pino'
 import * as Y from 'yjs'
 import WebSocket from 'ws'
 import { Document } from '../../server/document/document.js'
-import { SLICED_BUILD_BYTES, piecesOffLoop } from '../../server/document/slice-build.js'
+import { BUILD_PIECE_BYTES, SLICED_BUILD_BYTES } from '../../server/document/slice-build.js'
+import { piecesOffLoop } from '../../server/document/off-loop.js'
 import { mergeUpdates } from '../../server/document/merge.js'
 import { SqliteStore } from '../../server/store/sqlite-store.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
@@ -58,7 +59,7 @@ describe('a big stored document is built in slices', () => {
   test('the worker splits the rows into pieces that build the same document, and the event loop turns between them', { timeout: 120_000 }, async () => {
     const stored = rows()
     expect(stored.reduce((sum, row) => sum + row.byteLength, 0)).toBeGreaterThan(SLICED_BUILD_BYTES)
-    const pieces = await piecesOffLoop(stored)
+    const pieces = await piecesOffLoop(stored, BUILD_PIECE_BYTES)
     expect(pieces.length).toBeGreaterThan(10)
     // the rows are copied to the worker, not taken from the store
     for (const row of stored) expect(row.byteLength).toBeGreaterThan(0)

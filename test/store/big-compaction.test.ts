@@ -44,3 +44,54 @@ test('compacting a big document without a snapshot folds the updates after its s
   expect(merged).toHaveLength(1)
   expect(contentOf(merged)).toBe(grown)
 }, 120_000)
+
+test('a document compacted without a snapshot is folded off the SQLite worker: other documents commit meanwhile, and an update appended during the fold is kept', async () => {
+  // 2 MiB of typed text and an edit: folded into a snapshot (a Y.Doc), 0.1-0.5 s of work
+  const { update: head } = bigDocumentFile(2 * MiB, BIG_SEED)
+  const store = await SqliteStore.open(tempDir())
+  onTestFinished(() => store.close())
+  const name = docName('big')
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, head)
+  const edits: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => edits.push(update))
+  doc.getText(BIG_TEXT).insert(0, 'first ')
+  await store.append([{ name, update: head }, { name, update: edits[0] as Uint8Array }])
+
+  const order: string[] = []
+  const compacted = store.compact(name).then(() => order.push('compacted'))
+  // sent to the worker after the compaction: before, they waited for its whole fold
+  doc.getText(BIG_TEXT).insert(0, 'during ')
+  const during = store.append([{ name, update: edits[1] as Uint8Array }]).then(() => order.push('same document'))
+  const other = store.append([{ name: docName('other'), update: Y.encodeStateAsUpdate(new Y.Doc()) }]).then(() => order.push('other document'))
+  await Promise.all([compacted, during, other])
+  expect(order.indexOf('other document')).toBeLessThan(order.indexOf('compacted'))
+  expect(order.indexOf('same document')).toBeLessThan(order.indexOf('compacted'))
+
+  // the rows read were folded into one; the update appended meanwhile is its own row, after it
+  const rows = await store.load(name)
+  expect(rows).toHaveLength(2)
+  expect(contentOf(rows)).toBe(contentOf([head, ...edits]))
+  expect(doc.getText(BIG_TEXT).toString().startsWith('during first ')).toBe(true)
+}, 120_000)
+
+test('two connections to the file compacting the same document at once leave it as one row: the second finds the rows it read replaced', async () => {
+  const { update: head } = bigDocumentFile(2 * MiB, BIG_SEED)
+  const dir = tempDir()
+  const one = await SqliteStore.open(dir)
+  onTestFinished(() => one.close())
+  const two = await SqliteStore.open(dir)
+  onTestFinished(() => two.close())
+  const name = docName('big')
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, head)
+  const edits: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => edits.push(update))
+  doc.getText(BIG_TEXT).insert(0, 'edit ')
+  await one.append([{ name, update: head }, { name, update: edits[0] as Uint8Array }])
+  // both read the same two rows; the second to finish finds them replaced and stores nothing
+  await Promise.all([one.compact(name), two.compact(name)])
+  const rows = await one.load(name)
+  expect(rows).toHaveLength(1)
+  expect(contentOf(rows)).toBe(contentOf([head, ...edits]))
+}, 120_000)

@@ -1,0 +1,87 @@
+import { Worker } from 'node:worker_threads'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { mergeUpdates } from './merge.js'
+import { snapshotOf } from './snapshot.js'
+
+/**
+ * Work on a whole stored document that would hold the event loop (or the SQLite worker, and every
+ * commit waiting behind it) for as long as Yjs takes, done in a worker thread of its own
+ * (build-worker.ts), below the event loop's priority: splitting a big document into the pieces
+ * it is built from, and folding a document's rows into one for a compaction.
+ */
+
+/** Rows of fewer bytes than this are folded where they are: a worker's start costs more. */
+export const FOLD_INLINE_BYTES = 64 * 1024
+
+/** How a compaction folds rows: into a snapshot of the document they build (deleted content collected), or merged as they are. */
+export type FoldHow = 'snapshot' | 'merge'
+
+/**
+ * The worker's compiled file, beside this module's in dist/. Under the tests this module runs
+ * from its TypeScript source, which a worker thread cannot load: the compiled one in dist/
+ * (`npm run build`) serves then.
+ */
+function workerFile (): URL {
+  const beside = new URL('./build-worker.js', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) return beside
+  return new URL('../../dist/server/document/build-worker.js', import.meta.url)
+}
+
+/** Sends `request` to a new worker and resolves with its reply's `key`; rejects when it fails or cannot start. */
+async function ask<T> (request: object, key: string, transfer: ArrayBuffer[] = []): Promise<T> {
+  const file = workerFile()
+  if (!existsSync(fileURLToPath(file))) throw new Error(`no build worker at ${fileURLToPath(file)} (npm run build)`)
+  const worker = new Worker(file)
+  // work in progress never keeps the process alive by itself
+  worker.unref()
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      worker.once('message', (reply: Record<string, unknown>) => {
+        if (reply[key] !== undefined) resolve(reply[key] as T)
+        else reject(new Error(typeof reply.error === 'string' ? reply.error : 'the build worker replied nothing'))
+      })
+      worker.once('error', reject)
+      worker.once('exit', code => reject(new Error(`the build worker exited (code ${code})`)))
+      worker.postMessage(request, transfer)
+    })
+  } finally {
+    void worker.terminate()
+  }
+}
+
+/**
+ * Merges a big document's stored rows and splits the result into causal pieces of about
+ * `pieceBytes` (shared/split-update.ts): applied in order, the pieces build the document the rows
+ * build. The rows are copied to the worker, not transferred: a store may keep them (the memory
+ * store hands out its own arrays), and the one-block build falls back on them when the worker
+ * fails. The pieces come back transferred. Rejects when the worker fails or cannot start.
+ */
+export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes: number): Promise<Uint8Array[]> {
+  return await ask<Uint8Array[]>({ rows, pieceBytes }, 'pieces')
+}
+
+/**
+ * A compaction's rows folded into one (`how`), off the event loop when they are FOLD_INLINE_BYTES
+ * or more: the fold of 2-4 MiB of typed text takes 0.1-0.5 s. The rows' memory is moved to the
+ * worker when each owns all of its buffer (the caller must not use them after), else copied.
+ * Folded here when there is no compiled worker (the tests, before `npm run build`); rejects when
+ * the worker fails.
+ */
+export async function foldRows (rows: readonly Uint8Array[], how: FoldHow): Promise<Uint8Array> {
+  let bytes = 0
+  for (const row of rows) bytes += row.byteLength
+  if (bytes < FOLD_INLINE_BYTES || !existsSync(fileURLToPath(workerFile()))) return how === 'snapshot' ? snapshotOf(rows) : mergeUpdates(rows)
+  return await ask<Uint8Array>({ rows, fold: how }, 'folded', movable(rows))
+}
+
+/** The buffers of `rows` when each row owns all of its own (they can move to a worker), else none (copied). */
+function movable (rows: readonly Uint8Array[]): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>()
+  for (const row of rows) {
+    const { buffer } = row
+    if (!(buffer instanceof ArrayBuffer) || row.byteOffset !== 0 || row.byteLength !== buffer.byteLength || buffers.has(buffer)) return []
+    buffers.add(buffer)
+  }
+  return [...buffers]
+}
