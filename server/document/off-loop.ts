@@ -63,8 +63,8 @@ export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes: nu
 
 /**
  * A compaction's rows folded into one (`how`), off the event loop when they are FOLD_INLINE_BYTES
- * or more: the fold of 2-4 MiB of typed text takes 0.1-0.5 s. The rows' memory is moved to the
- * worker when each owns all of its buffer (the caller must not use them after), else copied.
+ * or more: the fold of 2-4 MiB of typed text takes 0.1-0.5 s. The memory of rows that own all
+ * of their buffer is moved to the worker (the caller must not use them after), the rest copied.
  * Folded here when there is no compiled worker (the tests, before `npm run build`); rejects when
  * the worker fails.
  */
@@ -75,13 +75,14 @@ export async function foldRows (rows: readonly Uint8Array[], how: FoldHow): Prom
   return await ask<Uint8Array>({ rows, fold: how }, 'folded', movable(rows))
 }
 
-/** The buffers of `rows` when each row owns all of its own (they can move to a worker), else none (copied). */
+/**
+ * The buffers of `rows` that a row covers whole (its own memory: it can move to a worker); the
+ * others (a slice of a bigger buffer, such as Node's pool for small ones) are copied.
+ */
 function movable (rows: readonly Uint8Array[]): ArrayBuffer[] {
   const buffers = new Set<ArrayBuffer>()
-  for (const row of rows) {
-    const { buffer } = row
-    if (!(buffer instanceof ArrayBuffer) || row.byteOffset !== 0 || row.byteLength !== buffer.byteLength || buffers.has(buffer)) return []
-    buffers.add(buffer)
+  for (const { buffer, byteOffset, byteLength } of rows) {
+    if (buffer instanceof ArrayBuffer && byteOffset === 0 && byteLength === buffer.byteLength) buffers.add(buffer)
   }
   return [...buffers]
 }
