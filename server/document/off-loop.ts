@@ -28,10 +28,38 @@ function workerFile (): URL {
   return new URL('../../dist/server/document/build-worker.js', import.meta.url)
 }
 
+/**
+ * Workers running at once, at most; the other requests wait their turn, in order. Each is one
+ * CPU-bound thread holding up to several times its document's size (a 100 MiB build, about
+ * 1 GB): documents unloading together after a deploy each ask for a fold, and a thread each would
+ * only share the same cores with more memory at once.
+ */
+const MAX_WORKERS = 2
+let running = 0
+const waiting: Array<() => void> = []
+
+/** Workers running now (at most MAX_WORKERS), and requests waiting for one. */
+export function offLoopLoad (): { running: number, waiting: number } {
+  return { running, waiting: waiting.length }
+}
+
 /** Sends `request` to a new worker and resolves with its reply's `key`; rejects when it fails or cannot start. */
 async function ask<T> (request: object, key: string, transfer: ArrayBuffer[] = []): Promise<T> {
   const file = workerFile()
   if (!existsSync(fileURLToPath(file))) throw new Error(`no build worker at ${fileURLToPath(file)} (npm run build)`)
+  // a finished request hands its place to the next waiting, if any
+  if (running < MAX_WORKERS) running++
+  else await new Promise<void>(resolve => waiting.push(resolve))
+  try {
+    return await run<T>(file, request, key, transfer)
+  } finally {
+    const next = waiting.shift()
+    if (next !== undefined) next()
+    else running--
+  }
+}
+
+async function run<T> (file: URL, request: object, key: string, transfer: ArrayBuffer[]): Promise<T> {
   const worker = new Worker(file)
   // work in progress never keeps the process alive by itself
   worker.unref()

@@ -1,0 +1,41 @@
+import { expect, test } from 'vitest'
+import * as Y from 'yjs'
+import { foldRows, offLoopLoad, FOLD_INLINE_BYTES } from '../../server/document/off-loop.js'
+
+/** Rows of one document: `count` updates of about 40 KiB of text each, from one client. */
+function rows (count: number, seed: number): { rows: Uint8Array[], text: string } {
+  const doc = new Y.Doc()
+  doc.clientID = seed
+  const out: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => out.push(update))
+  for (let i = 0; i < count; i++) doc.getText('t').insert(0, `${seed}:${i} `.repeat(4000))
+  return { rows: out, text: doc.getText('t').toString() }
+}
+
+const textOf = (update: Uint8Array): string => {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, update)
+  return doc.getText('t').toString()
+}
+
+test('folds run in worker threads, two at a time, the rest in turn; each gives the document its rows build', { timeout: 60_000 }, async () => {
+  const documents = Array.from({ length: 6 }, (_, i) => rows(4, 100 + i))
+  for (const { rows } of documents) expect(rows.reduce((sum, row) => sum + row.byteLength, 0)).toBeGreaterThan(FOLD_INLINE_BYTES)
+  const expected = documents.map(({ text }) => text)
+  let most = 0
+  let sawWaiting = false
+  const folds = documents.map(({ rows }, i) => foldRows(rows, i % 2 === 0 ? 'snapshot' : 'merge'))
+  const all = Promise.all(folds)
+  let done = false
+  void all.finally(() => { done = true })
+  while (!done) {
+    const { running, waiting } = offLoopLoad()
+    most = Math.max(most, running)
+    if (waiting > 0) sawWaiting = true
+    await new Promise(resolve => setTimeout(resolve, 1))
+  }
+  expect((await all).map(textOf)).toEqual(expected)
+  expect(most).toBe(2)
+  expect(sawWaiting).toBe(true)
+  expect(offLoopLoad()).toEqual({ running: 0, waiting: 0 })
+})
