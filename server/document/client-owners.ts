@@ -18,12 +18,6 @@ export const MAX_CLIENT_IDS_PER_USER = 256
  */
 export const MAX_CLIENT_OWNERS = 100_000
 
-interface Claim {
-  user: string
-  /** Stored (or stored by the instance that made it): never handed to the store again. */
-  durable: boolean
-}
-
 /**
  * Who owns which client id in one document: the user that first used it, for Yjs structs or
  * awareness states. Yjs trusts whoever sends an id; a writer that sends structs at another
@@ -35,7 +29,14 @@ interface Claim {
  * oldest first; a store keeps the same order, so a document reloaded releases the same ones.
  */
 export class ClientOwners {
-  private readonly claims = new Map<number, Claim>()
+  /** Each claimed id's user. */
+  private readonly claims = new Map<number, string>()
+  /**
+   * The claims stored (or stored by the instance that made them): never handed to the store
+   * again. A set of ids rather than a flag in an object per claim: an idle connection's claim
+   * (its awareness id, in memory only) is then one map entry, where the object cost 40 bytes.
+   */
+  private readonly durable = new Set<number>()
   /**
    * Each user's ids, oldest first: a lone id as it is, a Set from the second on (most users of a
    * document hold one id: a Set each would be most of an idle connection's claim).
@@ -49,7 +50,7 @@ export class ClientOwners {
 
   /** The user owning `client`, or undefined when nobody does. */
   owner (client: number): string | undefined {
-    return this.claims.get(client)?.user
+    return this.claims.get(client)
   }
 
   /** Client ids with an owner. */
@@ -63,11 +64,11 @@ export class ClientOwners {
    * `stored`, for the caller to store with the update that used it.
    */
   claim (client: number, user: string, durable: boolean, stored?: ClientOwner[]): boolean {
-    const known = this.claims.get(client)
-    if (known !== undefined) {
-      if (known.user !== user) return false
-      if (durable && !known.durable) {
-        known.durable = true
+    const owner = this.claims.get(client)
+    if (owner !== undefined) {
+      if (owner !== user) return false
+      if (durable && !this.durable.has(client)) {
+        this.durable.add(client)
         stored?.push({ client, user })
       }
       return true
@@ -84,9 +85,9 @@ export class ClientOwners {
    */
   adopt (records: Iterable<ClientOwner>): void {
     for (const { client, user } of records) {
-      const known = this.claims.get(client)
-      if (known === undefined) this.add(client, user, true)
-      else if (known.user === user) known.durable = true
+      const owner = this.claims.get(client)
+      if (owner === undefined) this.add(client, user, true)
+      else if (owner === user) this.durable.add(client)
     }
   }
 
@@ -94,8 +95,8 @@ export class ClientOwners {
   storedOwners (clients: Iterable<number>): ClientOwner[] {
     const records: ClientOwner[] = []
     for (const client of clients) {
-      const known = this.claims.get(client)
-      if (known?.durable === true) records.push({ client, user: known.user })
+      const user = this.claims.get(client)
+      if (user !== undefined && this.durable.has(client)) records.push({ client, user })
     }
     return records
   }
@@ -104,13 +105,14 @@ export class ClientOwners {
   releaseUser (user: string): void {
     const ids = this.byUser.get(user)
     if (ids === undefined) return
-    if (typeof ids === 'number') this.claims.delete(ids)
-    else for (const client of ids) this.claims.delete(client)
+    if (typeof ids === 'number') this.forget(ids)
+    else for (const client of ids) this.forget(client)
     this.byUser.delete(user)
   }
 
   private add (client: number, user: string, durable: boolean): void {
-    this.claims.set(client, { user, durable })
+    this.claims.set(client, user)
+    if (durable) this.durable.add(client)
     let ids = this.byUser.get(user)
     if (ids === undefined) {
       this.byUser.set(user, client)
@@ -124,16 +126,22 @@ export class ClientOwners {
   }
 
   private release (client: number): void {
-    const known = this.claims.get(client)
-    if (known === undefined) return
-    this.claims.delete(client)
-    const ids = this.byUser.get(known.user)
+    const user = this.claims.get(client)
+    if (user === undefined) return
+    this.forget(client)
+    const ids = this.byUser.get(user)
     if (ids === client) {
-      this.byUser.delete(known.user)
+      this.byUser.delete(user)
     } else if (typeof ids === 'object') {
       ids.delete(client)
       // one id left: kept as it is again
-      if (ids.size === 1) this.byUser.set(known.user, ids.values().next().value as number)
+      if (ids.size === 1) this.byUser.set(user, ids.values().next().value as number)
     }
+  }
+
+  /** Drops the claim of `client` (not its user's list: the callers see to that). */
+  private forget (client: number): void {
+    this.claims.delete(client)
+    this.durable.delete(client)
   }
 }
