@@ -299,6 +299,16 @@ export class AwarenessRegistry {
     return true
   }
 
+  /**
+   * Every client id `owner` took here (whatever it did with them since). Among them every id it
+   * claimed through `mayUse`: only an owner's first id is claimed there (the others are
+   * provisional), and the first is never past the cap.
+   */
+  claimedBy (owner: object): number[] {
+    const ids = this.marks.get(owner)?.claimed
+    return ids === undefined ? [] : typeof ids === 'number' ? [ids] : [...ids]
+  }
+
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
     const ids = this.marks.get(owner)?.claimed

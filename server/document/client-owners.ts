@@ -79,6 +79,21 @@ export class ClientOwners {
   }
 
   /**
+   * Gives `client` to `key`, a connection's own key (an anonymous connection's), when nobody owns
+   * it; false when another does. Kept in memory only, and not listed per user: such a connection
+   * claims only its awareness ids, which the awareness registry caps (MAX_CLIENT_IDS_PER_OWNER),
+   * and releases them by id when it ends (`releaseClaims`). A list per connection cost an idle
+   * one a map entry (about 37 bytes).
+   */
+  claimOwn (client: number, key: string): boolean {
+    const owner = this.claims.get(client)
+    if (owner !== undefined) return owner === key
+    this.claims.set(client, key)
+    if (this.claims.size > this.total) this.release(this.claims.keys().next().value as number)
+    return true
+  }
+
+  /**
    * Takes claims that are stored already (a document's at load, or a peer instance's): each is
    * taken unless the id has another owner here (two instances claimed it at once; the first
    * claim each heard of stands).
@@ -101,13 +116,9 @@ export class ClientOwners {
     return records
   }
 
-  /** Releases every id `user` owns (an anonymous connection that ended). */
-  releaseUser (user: string): void {
-    const ids = this.byUser.get(user)
-    if (ids === undefined) return
-    if (typeof ids === 'number') this.forget(ids)
-    else for (const client of ids) this.forget(client)
-    this.byUser.delete(user)
+  /** Releases those of `clients` that `user` owns (an anonymous connection that ended: its `claimOwn` ids). */
+  releaseClaims (user: string, clients: Iterable<number>): void {
+    for (const client of clients) if (this.claims.get(client) === user) this.release(client)
   }
 
   private add (client: number, user: string, durable: boolean): void {
@@ -128,7 +139,9 @@ export class ClientOwners {
   private release (client: number): void {
     const user = this.claims.get(client)
     if (user === undefined) return
-    this.forget(client)
+    this.claims.delete(client)
+    this.durable.delete(client)
+    // none for a connection's own key (claimOwn)
     const ids = this.byUser.get(user)
     if (ids === client) {
       this.byUser.delete(user)
@@ -139,9 +152,4 @@ export class ClientOwners {
     }
   }
 
-  /** Drops the claim of `client` (not its user's list: the callers see to that). */
-  private forget (client: number): void {
-    this.claims.delete(client)
-    this.durable.delete(client)
-  }
 }

@@ -127,8 +127,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
   /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
   readonly owners = new ClientOwners()
   readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
-    const { clientOwner } = member as DocumentMember
-    if (claim) return this.owners.claim(clientId, clientOwner, false)
+    const { clientOwner, durableOwner } = member as DocumentMember
+    // an anonymous member's claims are its own, released by id when it leaves (removeMember)
+    if (claim) return durableOwner ? this.owners.claim(clientId, clientOwner, false) : this.owners.claimOwn(clientId, clientOwner)
     const owner = this.owners.owner(clientId)
     return owner === undefined || owner === clientOwner
   })
@@ -608,7 +609,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
    */
   removeMember (member: DocumentMember): void {
     this.members.delete(member)
-    if (!member.durableOwner) this.owners.releaseUser(member.clientOwner)
+    if (!member.durableOwner) this.owners.releaseClaims(member.clientOwner, this.awareness.claimedBy(member))
     // nothing held was acknowledged; a client that reconnects syncs it again
     this.held.dropOwner(member)
     this.askedAt.delete(member)
