@@ -129,9 +129,10 @@ export class AwarenessRegistry {
    * state that the session's browser passed on over BroadcastChannel before the bus brought it
    * here from the instance of its real owner. That instance's state for the id wins over it,
    * whatever the clocks (a clock made here from this machine's time may be ahead of the owner's).
-   * Rare, so a set of ids rather than a flag in every entry; only ids a local session holds.
+   * Rare, so a set of ids rather than a flag in every entry, made on first use; only ids a local
+   * session holds.
    */
-  private readonly provisional = new Set<number>()
+  private provisional: Set<number> | undefined
   /**
    * What the registry keeps of each member and owner (see Marks), one entry each: three tables
    * of one number each cost every member about 40 bytes more.
@@ -244,7 +245,7 @@ export class AwarenessRegistry {
       const held = known?.owner === owner
       const entryClock = asSmall(entry.clock - this.origin)
       if (held && isOwnEcho(known, entry, entryClock, sinceOrigin)) continue
-      const provisional = held ? this.provisional.has(entry.clientId) : this.claimsOther(owner, entry.clientId)
+      const provisional = held ? this.provisional?.has(entry.clientId) === true : this.claimsOther(owner, entry.clientId)
       // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
       // A provisional claim (most likely another tab's state) is checked but claims no ownership:
       // that would lock the id's real owner out of its own id while this session lives
@@ -266,8 +267,8 @@ export class AwarenessRegistry {
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
       this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedAt, stamp: removed ? relayedAt : sinceOrigin })
-      if (provisional && !removed) this.provisional.add(entry.clientId)
-      else this.provisional.delete(entry.clientId)
+      if (provisional && !removed) (this.provisional ??= new Set()).add(entry.clientId)
+      else this.provisional?.delete(entry.clientId)
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
       if (!provisional) peers.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
@@ -355,14 +356,14 @@ export class AwarenessRegistry {
       listed.add(entry.clientId)
       const known = this.known.get(entry.clientId)
       // a local session's provisional claim yields to the owner's instance (see `provisional`)
-      const yields = known !== undefined && this.provisional.has(entry.clientId) && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
+      const yields = known !== undefined && this.provisional?.has(entry.clientId) === true && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
       const clock = asSmall(entry.clock - this.origin)
       if (known !== undefined && clock <= known.clock && !yields) continue
       const removed = entry.state === 'null'
       const sent = nextSent(known, clock)
       if (relayedAt === 0) relayedAt = ++this.seq
       this.known.set(entry.clientId, { clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedAt, stamp: removed ? relayedAt : 0 })
-      this.provisional.delete(entry.clientId)
+      this.provisional?.delete(entry.clientId)
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent + this.origin, state: entry.state })
     }
@@ -408,7 +409,7 @@ export class AwarenessRegistry {
       known.state = 'null'
       known.owner = undefined
       known.stamp = ++this.seq
-      this.provisional.delete(clientId)
+      this.provisional?.delete(clientId)
       this.forgetLater(clientId, known.stamp, this.now())
       relay.push({ clientId, clock: known.clock + this.origin, state: 'null' })
     }

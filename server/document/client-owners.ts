@@ -35,13 +35,15 @@ export class ClientOwners {
    * The claims stored (or stored by the instance that made them): never handed to the store
    * again. A set of ids rather than a flag in an object per claim: an idle connection's claim
    * (its awareness id, in memory only) is then one map entry, where the object cost 40 bytes.
+   * Made on first use, as is `byUser` (an empty set or map is about 150 bytes: a document of
+   * anonymous connections needs neither).
    */
-  private readonly durable = new Set<number>()
+  private durable: Set<number> | undefined
   /**
    * Each user's ids, oldest first: a lone id as it is, a Set from the second on (most users of a
    * document hold one id: a Set each would be most of an idle connection's claim).
    */
-  private readonly byUser = new Map<string, number | Set<number>>()
+  private byUser: Map<string, number | Set<number>> | undefined
 
   constructor (
     private readonly perUser = MAX_CLIENT_IDS_PER_USER,
@@ -67,8 +69,8 @@ export class ClientOwners {
     const owner = this.claims.get(client)
     if (owner !== undefined) {
       if (owner !== user) return false
-      if (durable && !this.durable.has(client)) {
-        this.durable.add(client)
+      if (durable && this.durable?.has(client) !== true) {
+        (this.durable ??= new Set()).add(client)
         stored?.push({ client, user })
       }
       return true
@@ -102,7 +104,7 @@ export class ClientOwners {
     for (const { client, user } of records) {
       const owner = this.claims.get(client)
       if (owner === undefined) this.add(client, user, true)
-      else if (owner === user) this.durable.add(client)
+      else if (owner === user) (this.durable ??= new Set()).add(client)
     }
   }
 
@@ -111,7 +113,7 @@ export class ClientOwners {
     const records: ClientOwner[] = []
     for (const client of clients) {
       const user = this.claims.get(client)
-      if (user !== undefined && this.durable.has(client)) records.push({ client, user })
+      if (user !== undefined && this.durable?.has(client) === true) records.push({ client, user })
     }
     return records
   }
@@ -123,13 +125,14 @@ export class ClientOwners {
 
   private add (client: number, user: string, durable: boolean): void {
     this.claims.set(client, user)
-    if (durable) this.durable.add(client)
-    let ids = this.byUser.get(user)
+    if (durable) (this.durable ??= new Set()).add(client)
+    const byUser = this.byUser ??= new Map()
+    let ids = byUser.get(user)
     if (ids === undefined) {
-      this.byUser.set(user, client)
+      byUser.set(user, client)
       if (this.perUser < 1) this.release(client)
     } else {
-      if (typeof ids === 'number') this.byUser.set(user, ids = new Set([ids]))
+      if (typeof ids === 'number') byUser.set(user, ids = new Set([ids]))
       ids.add(client)
       if (ids.size > this.perUser) this.release(ids.values().next().value as number)
     }
@@ -140,15 +143,15 @@ export class ClientOwners {
     const user = this.claims.get(client)
     if (user === undefined) return
     this.claims.delete(client)
-    this.durable.delete(client)
+    this.durable?.delete(client)
     // none for a connection's own key (claimOwn)
-    const ids = this.byUser.get(user)
+    const ids = this.byUser?.get(user)
     if (ids === client) {
-      this.byUser.delete(user)
+      this.byUser?.delete(user)
     } else if (typeof ids === 'object') {
       ids.delete(client)
       // one id left: kept as it is again
-      if (ids.size === 1) this.byUser.set(user, ids.values().next().value as number)
+      if (ids.size === 1) this.byUser?.set(user, ids.values().next().value as number)
     }
   }
 

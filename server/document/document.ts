@@ -170,8 +170,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private readonly turns = new TurnRelay<DocumentMember>((frame, except) => this.broadcast(frame, except))
   /** Updates waiting for content the document lacks: never applied, relayed, stored or acknowledged until it comes. */
   private readonly held: HeldUpdates<DocumentMember, AckTicket>
-  /** When each member holding updates was last asked for what they wait for. */
-  private readonly askedAt = new Map<DocumentMember, number>()
+  /** When each member holding updates was last asked for what they wait for; made on first use (most documents never hold one). */
+  private askedAt: Map<DocumentMember, number> | undefined
   /** Relays to and from other instances before their commit, and the acknowledgements waiting for them. */
   private readonly relay: RelayAcks
 
@@ -359,8 +359,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const now = Date.now()
     this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs, at: now })
     this.meter?.held()
-    if (now - (this.askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
-    this.askedAt.set(from, now)
+    const askedAt = this.askedAt ??= new Map()
+    if (now - (askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
+    askedAt.set(from, now)
     this.logger.debug({ needs: needs.size }, 'update held: asking its sender for the content it depends on')
     from.send(writeSyncStep1(Y.encodeStateVector(this.ydoc)))
   }
@@ -382,7 +383,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * nothing, and its heartbeat no longer expires them (Session.applyLeftBehind).
    */
   dropHeld (member: DocumentMember): number {
-    this.askedAt.delete(member)
+    this.askedAt?.delete(member)
     return this.held.dropOwner(member)
   }
 
@@ -612,7 +613,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     if (!member.durableOwner) this.owners.releaseClaims(member.clientOwner, this.awareness.claimedBy(member))
     // nothing held was acknowledged; a client that reconnects syncs it again
     this.held.dropOwner(member)
-    this.askedAt.delete(member)
+    this.askedAt?.delete(member)
     const relay = this.awareness.removeOwnedBy(member)
     if (relay === null) return
     this.broadcast(writeAwareness(relay))
@@ -665,7 +666,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.storedSync = null
     this.held.clear()
     this.relay.destroy()
-    this.askedAt.clear()
+    this.askedAt?.clear()
     this.ydoc.destroy()
   }
 }
