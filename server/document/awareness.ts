@@ -116,13 +116,37 @@ function nextSent (known: Known | undefined, clock: number): number {
   return known === undefined ? clock : Math.max(clock, known.sent + 1)
 }
 
+/** A read-only set of members: `has`, `size` and iteration in join order. */
+export interface MemberSet<M> extends Iterable<M> {
+  readonly size: number
+  /** Takes anything: whatever is not a member is not one (a stored sync asks of its receivers). */
+  has (member: unknown): boolean
+}
+
+/** The keys of a map, as a MemberSet. */
+class Keys<K> implements MemberSet<K> {
+  constructor (private readonly map: ReadonlyMap<K, unknown>) {}
+
+  get size (): number {
+    return this.map.size
+  }
+
+  has (key: unknown): boolean {
+    return this.map.has(key as K)
+  }
+
+  [Symbol.iterator] (): Iterator<K> {
+    return this.map.keys()
+  }
+}
+
 /**
  * The awareness states of one document, as the server relays them. The server is the clock
  * authority: every state it forwards carries a clock above the last it forwarded for that client.
  * That is what lets a client that reconnects (its own clock is behind the removal the server
  * broadcast when it dropped) be seen again at once instead of after its next 15 s renewal.
  */
-export class AwarenessRegistry {
+export class AwarenessRegistry<Member extends object = object> {
   private readonly known = new Map<number, Known>()
   /**
    * Client ids taken by a local session as its second (or later) id: most likely another tab's
@@ -134,10 +158,14 @@ export class AwarenessRegistry {
    */
   private provisional: Set<number> | undefined
   /**
-   * What the registry keeps of each member and owner (see Marks), one entry each: three tables
-   * of one number each cost every member about 40 bytes more.
+   * The members (`register`), in join order, each with its marks: one entry per member, which
+   * is also the document's member list (Document.members), where a set of members and a table of
+   * marks cost an entry each; three tables of one number each cost every member about 40 bytes
+   * more. A member leaves it with `unregister`.
    */
-  private readonly marks = new WeakMap<object, Marks>()
+  private readonly joined = new Map<Member, Marks>()
+  /** The marks of owners that never joined (tests drive a registry alone); made on first use. */
+  private strangers: WeakMap<object, Marks> | undefined
   /** The sequence the Marks' and Known's numbers come from; starts at 1. */
   private seq = 0
 
@@ -186,21 +214,39 @@ export class AwarenessRegistry {
     return this.known.size
   }
 
+  /** The members, in join order. */
+  readonly members: MemberSet<Member> = new Keys(this.joined)
+
   /** A member joined the document: it receives every relay from now on. */
-  register (member: object): void {
-    this.marksOf(member).joinedAt = ++this.seq
+  register (member: Member): void {
+    const marks = this.marksOf(member)
+    marks.joinedAt = ++this.seq
+    this.joined.set(member, marks)
+    this.strangers?.delete(member)
   }
 
-  /** The marks of `member`, made on first use. */
+  /**
+   * A member left the document: what the registry knew of it is forgotten (a session never
+   * comes back: its client's next connection is another session). Call removeOwnedBy too.
+   */
+  unregister (member: Member): void {
+    this.joined.delete(member)
+  }
+
+  /** The marks of `member` (or of an owner that never joined), made on first use. */
   private marksOf (member: object): Marks {
-    let marks = this.marks.get(member)
-    if (marks === undefined) this.marks.set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
+    let marks = this.marks(member)
+    if (marks === undefined) (this.strangers ??= new WeakMap()).set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
     return marks
+  }
+
+  private marks (member: object): Marks | undefined {
+    return this.joined.get(member as Member) ?? this.strangers?.get(member)
   }
 
   /** True when `member` was sent this version of the state. */
   private readonly seen = (member: object, known: Known): boolean => {
-    const marks = this.marks.get(member)
+    const marks = this.marks(member)
     if (marks === undefined) return false
     const { joinedAt, greetedAt } = marks
     if (joinedAt !== 0 && joinedAt < known.relayedAt) return true
@@ -306,13 +352,13 @@ export class AwarenessRegistry {
    * provisional), and the first is never past the cap.
    */
   claimedBy (owner: object): number[] {
-    const ids = this.marks.get(owner)?.claimed
+    const ids = this.marks(owner)?.claimed
     return ids === undefined ? [] : typeof ids === 'number' ? [ids] : [...ids]
   }
 
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
-    const ids = this.marks.get(owner)?.claimed
+    const ids = this.marks(owner)?.claimed
     if (ids === undefined) return false
     return typeof ids === 'number' ? ids !== clientId : ids.size > 0 && !ids.has(clientId)
   }

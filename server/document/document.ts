@@ -6,7 +6,7 @@
 // logic lives in its module; what stays here is their order and the document's state between them.
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
-import { AwarenessRegistry } from './awareness.js'
+import { AwarenessRegistry, type MemberSet } from './awareness.js'
 import { findInconsistency } from './update-guard.js'
 import { CyclicUpdateError, findNeeds, type Needs } from './update-deps.js'
 import { DEFAULT_HELD_LIMITS, HeldUpdates, type Held, type HeldLimits } from './held-updates.js'
@@ -126,14 +126,18 @@ export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true, guid: 'tandem' })
   /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
   readonly owners = new ClientOwners()
-  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
+  readonly awareness = new AwarenessRegistry<DocumentMember>(Date.now, (member, clientId, claim) => {
     const { clientOwner, durableOwner } = member as DocumentMember
     // an anonymous member's claims are its own, released by id when it leaves (removeMember)
     if (claim) return durableOwner ? this.owners.claim(clientId, clientOwner, false) : this.owners.claimOwn(clientId, clientOwner)
     const owner = this.owners.owner(clientId)
     return owner === undefined || owner === clientOwner
   })
-  readonly members = new Set<DocumentMember>()
+  /** The members, in join order (the awareness registry's list: one entry per member for both). */
+  get members (): MemberSet<DocumentMember> {
+    return this.awareness.members
+  }
+
   status: DocumentStatus = 'loading'
   /** Message counters (metrics); set by the registry. */
   meter: Meter | null = null
@@ -244,7 +248,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const served = this.storedSync
     this.storedSync = null
     if (served === null) return
-    served.built(this.ydoc, this.remoteWhileLoading, member => (this.members as ReadonlySet<unknown>).has(member))
+    served.built(this.ydoc, this.remoteWhileLoading, member => this.members.has(member))
     // still the document's whole state: it answers fresh clients until the document changes
     // (clients reloading after a deploy come within seconds; the bytes are not kept for longer)
     if (!whole || this.remoteWhileLoading) return
@@ -600,7 +604,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Adds a member: it receives every relay from now on. */
   addMember (member: DocumentMember): void {
-    this.members.add(member)
     this.awareness.register(member)
   }
 
@@ -609,8 +612,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * anonymous member's client ids are free again: nothing tells its next connection from another.
    */
   removeMember (member: DocumentMember): void {
-    this.members.delete(member)
     if (!member.durableOwner) this.owners.releaseClaims(member.clientOwner, this.awareness.claimedBy(member))
+    this.awareness.unregister(member)
     // nothing held was acknowledged; a client that reconnects syncs it again
     this.held.dropOwner(member)
     this.askedAt?.delete(member)
