@@ -42,26 +42,17 @@ interface Known {
    * newer clock for its own state and sends it again.
    */
   since: number
-  /**
-   * When the owner's state was last relayed to members, in ms since the registry's origin (its
-   * first `now()`): a small integer, where a Date.now() time is a 16-byte heap number in every
-   * entry. 0 for a remote owner's state (never read: only a local owner's echoes are timed).
-   */
-  relayedMs: number
   /** The registry's sequence number when this version of the state was relayed. */
   relayedAt: number
   /**
-   * The sequence number when it was removed; 0 while live (sequence numbers start at 1: a small
-   * integer field, where Infinity would box the field of every entry as a heap number).
+   * One field for two times, each read only in its phase (a field less in every entry):
+   * - while a local session owns the state, when it was last relayed to members, in ms since the
+   *   registry's origin (its first `now()`: a small integer, where a Date.now() time is a 16-byte
+   *   heap number in every entry); 0 for a remote owner's state (only a local owner's echoes are
+   *   timed);
+   * - once removed (`owner` undefined), the sequence number of the removal.
    */
-  removedAt: number
-  /**
-   * Taken by a local session as its second (or later) id: most likely another tab's state that
-   * the session's browser passed on over BroadcastChannel before the bus brought it here from the
-   * instance of its real owner. That instance's state for the id wins over it, whatever the clocks
-   * (a clock made here from this machine's time may be ahead of the owner's).
-   */
-  provisional: boolean
+  stamp: number
 }
 
 /**
@@ -90,7 +81,7 @@ export const MIN_RENEWAL_INTERVAL_MS = 5_000
 function isOwnEcho (known: Known, entry: AwarenessEntry, clock: number, now: number): boolean {
   // `clock` (the entry's) and `now` as Known's: since the registry's origin
   if (clock >= known.since && clock <= known.sent) return true
-  return entry.state === known.state && now - known.relayedMs < MIN_RENEWAL_INTERVAL_MS
+  return entry.state === known.state && now - known.stamp < MIN_RENEWAL_INTERVAL_MS
 }
 
 /**
@@ -125,19 +116,56 @@ function nextSent (known: Known | undefined, clock: number): number {
   return known === undefined ? clock : Math.max(clock, known.sent + 1)
 }
 
+/** A read-only set of members: `has`, `size` and iteration in join order. */
+export interface MemberSet<M> extends Iterable<M> {
+  readonly size: number
+  /** Takes anything: whatever is not a member is not one (a stored sync asks of its receivers). */
+  has (member: unknown): boolean
+}
+
+/** The keys of a map, as a MemberSet. */
+class Keys<K> implements MemberSet<K> {
+  constructor (private readonly map: ReadonlyMap<K, unknown>) {}
+
+  get size (): number {
+    return this.map.size
+  }
+
+  has (key: unknown): boolean {
+    return this.map.has(key as K)
+  }
+
+  [Symbol.iterator] (): Iterator<K> {
+    return this.map.keys()
+  }
+}
+
 /**
  * The awareness states of one document, as the server relays them. The server is the clock
  * authority: every state it forwards carries a clock above the last it forwarded for that client.
  * That is what lets a client that reconnects (its own clock is behind the removal the server
  * broadcast when it dropped) be seen again at once instead of after its next 15 s renewal.
  */
-export class AwarenessRegistry {
+export class AwarenessRegistry<Member extends object = object> {
   private readonly known = new Map<number, Known>()
   /**
-   * What the registry keeps of each member and owner (see Marks), one entry each: three tables
-   * of one number each cost every member about 40 bytes more.
+   * Client ids taken by a local session as its second (or later) id: most likely another tab's
+   * state that the session's browser passed on over BroadcastChannel before the bus brought it
+   * here from the instance of its real owner. That instance's state for the id wins over it,
+   * whatever the clocks (a clock made here from this machine's time may be ahead of the owner's).
+   * Rare, so a set of ids rather than a flag in every entry, made on first use; only ids a local
+   * session holds.
    */
-  private readonly marks = new WeakMap<object, Marks>()
+  private provisional: Set<number> | undefined
+  /**
+   * The members (`register`), in join order, each with its marks: one entry per member, which
+   * is also the document's member list (Document.members), where a set of members and a table of
+   * marks cost an entry each; three tables of one number each cost every member about 40 bytes
+   * more. A member leaves it with `unregister`.
+   */
+  private readonly joined = new Map<Member, Marks>()
+  /** The marks of owners that never joined (tests drive a registry alone); made on first use. */
+  private strangers: WeakMap<object, Marks> | undefined
   /** The sequence the Marks' and Known's numbers come from; starts at 1. */
   private seq = 0
 
@@ -145,7 +173,7 @@ export class AwarenessRegistry {
   private removals: Removal[] = []
   private forgotten = 0
   /**
-   * The first `now()`: Known's clocks and relayedMs count from it (small integers, where clocks
+   * The first `now()`: Known's clocks and relay times count from it (small integers, where clocks
    * from the time in ms are a heap number each); what is sent and compared with what comes
    * carries the clocks themselves.
    */
@@ -172,7 +200,7 @@ export class AwarenessRegistry {
       if (now - removal.at < REMOVED_RETENTION_MS) break
       const known = this.known.get(removal.clientId)
       // unless the id was taken again (or removed again later) meanwhile
-      if (known !== undefined && known.owner === undefined && known.removedAt === removal.seq) this.known.delete(removal.clientId)
+      if (known !== undefined && known.owner === undefined && known.stamp === removal.seq) this.known.delete(removal.clientId)
       this.forgotten++
     }
     if (this.forgotten > 1024 && this.forgotten * 2 > this.removals.length) {
@@ -186,25 +214,43 @@ export class AwarenessRegistry {
     return this.known.size
   }
 
+  /** The members, in join order. */
+  readonly members: MemberSet<Member> = new Keys(this.joined)
+
   /** A member joined the document: it receives every relay from now on. */
-  register (member: object): void {
-    this.marksOf(member).joinedAt = ++this.seq
+  register (member: Member): void {
+    const marks = this.marksOf(member)
+    marks.joinedAt = ++this.seq
+    this.joined.set(member, marks)
+    this.strangers?.delete(member)
   }
 
-  /** The marks of `member`, made on first use. */
+  /**
+   * A member left the document: what the registry knew of it is forgotten (a session never
+   * comes back: its client's next connection is another session). Call removeOwnedBy too.
+   */
+  unregister (member: Member): void {
+    this.joined.delete(member)
+  }
+
+  /** The marks of `member` (or of an owner that never joined), made on first use. */
   private marksOf (member: object): Marks {
-    let marks = this.marks.get(member)
-    if (marks === undefined) this.marks.set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
+    let marks = this.marks(member)
+    if (marks === undefined) (this.strangers ??= new WeakMap()).set(member, marks = { joinedAt: 0, greetedAt: 0, claimed: undefined })
     return marks
+  }
+
+  private marks (member: object): Marks | undefined {
+    return this.joined.get(member as Member) ?? this.strangers?.get(member)
   }
 
   /** True when `member` was sent this version of the state. */
   private readonly seen = (member: object, known: Known): boolean => {
-    const marks = this.marks.get(member)
+    const marks = this.marks(member)
     if (marks === undefined) return false
     const { joinedAt, greetedAt } = marks
     if (joinedAt !== 0 && joinedAt < known.relayedAt) return true
-    return greetedAt !== 0 && known.relayedAt <= greetedAt && (known.removedAt === 0 || greetedAt < known.removedAt)
+    return greetedAt !== 0 && known.relayedAt <= greetedAt && (known.owner !== undefined || greetedAt < known.stamp)
   }
 
   /**
@@ -224,7 +270,7 @@ export class AwarenessRegistry {
 
   /**
    * Like `apply`, and also what to tell the other instances: the same entries but for provisional
-   * claims (see Known.provisional), which are most likely another tab's state passed on, and
+   * claims (see `provisional`), which are most likely another tab's state passed on, and
    * would take the id away from its real owner's instance there.
    */
   applyFrom (owner: object, update: Uint8Array): { members: Uint8Array | null, peers: Uint8Array | null } {
@@ -245,7 +291,7 @@ export class AwarenessRegistry {
       const held = known?.owner === owner
       const entryClock = asSmall(entry.clock - this.origin)
       if (held && isOwnEcho(known, entry, entryClock, sinceOrigin)) continue
-      const provisional = held ? known.provisional : this.claimsOther(owner, entry.clientId)
+      const provisional = held ? this.provisional?.has(entry.clientId) === true : this.claimsOther(owner, entry.clientId)
       // another user's id (its owner dropped, and will be back): dropped, the owner's state stands.
       // A provisional claim (most likely another tab's state) is checked but claims no ownership:
       // that would lock the id's real owner out of its own id while this session lives
@@ -266,7 +312,9 @@ export class AwarenessRegistry {
       const removed = entry.state === 'null'
       if (relayedAt === 0) relayedAt = ++this.seq
       const since = held ? known.since : clock
-      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedMs: sinceOrigin, relayedAt, removedAt: removed ? relayedAt : 0, provisional })
+      this.known.set(entry.clientId, { clock, sent: clock, since, state: entry.state, owner: removed ? undefined : owner, relayedAt, stamp: removed ? relayedAt : sinceOrigin })
+      if (provisional && !removed) (this.provisional ??= new Set()).add(entry.clientId)
+      else this.provisional?.delete(entry.clientId)
       if (removed) this.forgetLater(entry.clientId, relayedAt, now)
       relay.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
       if (!provisional) peers.push({ clientId: entry.clientId, clock: clock + this.origin, state: entry.state })
@@ -298,9 +346,19 @@ export class AwarenessRegistry {
     return true
   }
 
+  /**
+   * Every client id `owner` took here (whatever it did with them since). Among them every id it
+   * claimed through `mayUse`: only an owner's first id is claimed there (the others are
+   * provisional), and the first is never past the cap.
+   */
+  claimedBy (owner: object): number[] {
+    const ids = this.marks(owner)?.claimed
+    return ids === undefined ? [] : typeof ids === 'number' ? [ids] : [...ids]
+  }
+
   /** True when `owner` already controls an id other than `clientId` (a client needs one). */
   private claimsOther (owner: object, clientId: number): boolean {
-    const ids = this.marks.get(owner)?.claimed
+    const ids = this.marks(owner)?.claimed
     if (ids === undefined) return false
     return typeof ids === 'number' ? ids !== clientId : ids.size > 0 && !ids.has(clientId)
   }
@@ -343,14 +401,15 @@ export class AwarenessRegistry {
     for (const entry of entries) {
       listed.add(entry.clientId)
       const known = this.known.get(entry.clientId)
-      // a local session's provisional claim yields to the owner's instance (see Known.provisional)
-      const yields = known?.provisional === true && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
+      // a local session's provisional claim yields to the owner's instance (see `provisional`)
+      const yields = known !== undefined && this.provisional?.has(entry.clientId) === true && known.owner !== undefined && !(known.owner instanceof RemoteOwner) && entry.state !== 'null'
       const clock = asSmall(entry.clock - this.origin)
       if (known !== undefined && clock <= known.clock && !yields) continue
       const removed = entry.state === 'null'
       const sent = nextSent(known, clock)
       if (relayedAt === 0) relayedAt = ++this.seq
-      this.known.set(entry.clientId, { clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedMs: 0, relayedAt, removedAt: removed ? relayedAt : 0, provisional: false })
+      this.known.set(entry.clientId, { clock, sent, since: sent, state: entry.state, owner: removed ? undefined : owner, relayedAt, stamp: removed ? relayedAt : 0 })
+      this.provisional?.delete(entry.clientId)
       if (removed) this.forgetLater(entry.clientId, relayedAt, this.now())
       if (known !== undefined || !removed) relay.push({ clientId: entry.clientId, clock: sent + this.origin, state: entry.state })
     }
@@ -395,8 +454,9 @@ export class AwarenessRegistry {
       known.clock = known.sent = nextSent(known, known.clock + 1)
       known.state = 'null'
       known.owner = undefined
-      known.removedAt = ++this.seq
-      this.forgetLater(clientId, known.removedAt, this.now())
+      known.stamp = ++this.seq
+      this.provisional?.delete(clientId)
+      this.forgetLater(clientId, known.stamp, this.now())
       relay.push({ clientId, clock: known.clock + this.origin, state: 'null' })
     }
     return relay.length === 0 ? null : writeAwarenessUpdate(relay)
@@ -407,8 +467,8 @@ export class AwarenessRegistry {
     known.sent = nextSent(known, known.clock)
     known.state = 'null'
     known.owner = undefined
-    known.removedAt = ++this.seq
-    this.forgetLater(clientId, known.removedAt, this.now())
+    known.stamp = ++this.seq
+    this.forgetLater(clientId, known.stamp, this.now())
     return { clientId, clock: known.sent + this.origin, state: 'null' }
   }
 

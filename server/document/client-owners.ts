@@ -18,12 +18,6 @@ export const MAX_CLIENT_IDS_PER_USER = 256
  */
 export const MAX_CLIENT_OWNERS = 100_000
 
-interface Claim {
-  user: string
-  /** Stored (or stored by the instance that made it): never handed to the store again. */
-  durable: boolean
-}
-
 /**
  * Who owns which client id in one document: the user that first used it, for Yjs structs or
  * awareness states. Yjs trusts whoever sends an id; a writer that sends structs at another
@@ -35,12 +29,21 @@ interface Claim {
  * oldest first; a store keeps the same order, so a document reloaded releases the same ones.
  */
 export class ClientOwners {
-  private readonly claims = new Map<number, Claim>()
+  /** Each claimed id's user. */
+  private readonly claims = new Map<number, string>()
+  /**
+   * The claims stored (or stored by the instance that made them): never handed to the store
+   * again. A set of ids rather than a flag in an object per claim: an idle connection's claim
+   * (its awareness id, in memory only) is then one map entry, where the object cost 40 bytes.
+   * Made on first use, as is `byUser` (an empty set or map is about 150 bytes: a document of
+   * anonymous connections needs neither).
+   */
+  private durable: Set<number> | undefined
   /**
    * Each user's ids, oldest first: a lone id as it is, a Set from the second on (most users of a
    * document hold one id: a Set each would be most of an idle connection's claim).
    */
-  private readonly byUser = new Map<string, number | Set<number>>()
+  private byUser: Map<string, number | Set<number>> | undefined
 
   constructor (
     private readonly perUser = MAX_CLIENT_IDS_PER_USER,
@@ -49,7 +52,7 @@ export class ClientOwners {
 
   /** The user owning `client`, or undefined when nobody does. */
   owner (client: number): string | undefined {
-    return this.claims.get(client)?.user
+    return this.claims.get(client)
   }
 
   /** Client ids with an owner. */
@@ -63,11 +66,11 @@ export class ClientOwners {
    * `stored`, for the caller to store with the update that used it.
    */
   claim (client: number, user: string, durable: boolean, stored?: ClientOwner[]): boolean {
-    const known = this.claims.get(client)
-    if (known !== undefined) {
-      if (known.user !== user) return false
-      if (durable && !known.durable) {
-        known.durable = true
+    const owner = this.claims.get(client)
+    if (owner !== undefined) {
+      if (owner !== user) return false
+      if (durable && this.durable?.has(client) !== true) {
+        (this.durable ??= new Set()).add(client)
         stored?.push({ client, user })
       }
       return true
@@ -78,15 +81,30 @@ export class ClientOwners {
   }
 
   /**
+   * Gives `client` to `key`, a connection's own key (an anonymous connection's), when nobody owns
+   * it; false when another does. Kept in memory only, and not listed per user: such a connection
+   * claims only its awareness ids, which the awareness registry caps (MAX_CLIENT_IDS_PER_OWNER),
+   * and releases them by id when it ends (`releaseClaims`). A list per connection cost an idle
+   * one a map entry (about 37 bytes).
+   */
+  claimOwn (client: number, key: string): boolean {
+    const owner = this.claims.get(client)
+    if (owner !== undefined) return owner === key
+    this.claims.set(client, key)
+    if (this.claims.size > this.total) this.release(this.claims.keys().next().value as number)
+    return true
+  }
+
+  /**
    * Takes claims that are stored already (a document's at load, or a peer instance's): each is
    * taken unless the id has another owner here (two instances claimed it at once; the first
    * claim each heard of stands).
    */
   adopt (records: Iterable<ClientOwner>): void {
     for (const { client, user } of records) {
-      const known = this.claims.get(client)
-      if (known === undefined) this.add(client, user, true)
-      else if (known.user === user) known.durable = true
+      const owner = this.claims.get(client)
+      if (owner === undefined) this.add(client, user, true)
+      else if (owner === user) (this.durable ??= new Set()).add(client)
     }
   }
 
@@ -94,29 +112,27 @@ export class ClientOwners {
   storedOwners (clients: Iterable<number>): ClientOwner[] {
     const records: ClientOwner[] = []
     for (const client of clients) {
-      const known = this.claims.get(client)
-      if (known?.durable === true) records.push({ client, user: known.user })
+      const user = this.claims.get(client)
+      if (user !== undefined && this.durable?.has(client) === true) records.push({ client, user })
     }
     return records
   }
 
-  /** Releases every id `user` owns (an anonymous connection that ended). */
-  releaseUser (user: string): void {
-    const ids = this.byUser.get(user)
-    if (ids === undefined) return
-    if (typeof ids === 'number') this.claims.delete(ids)
-    else for (const client of ids) this.claims.delete(client)
-    this.byUser.delete(user)
+  /** Releases those of `clients` that `user` owns (an anonymous connection that ended: its `claimOwn` ids). */
+  releaseClaims (user: string, clients: Iterable<number>): void {
+    for (const client of clients) if (this.claims.get(client) === user) this.release(client)
   }
 
   private add (client: number, user: string, durable: boolean): void {
-    this.claims.set(client, { user, durable })
-    let ids = this.byUser.get(user)
+    this.claims.set(client, user)
+    if (durable) (this.durable ??= new Set()).add(client)
+    const byUser = this.byUser ??= new Map()
+    let ids = byUser.get(user)
     if (ids === undefined) {
-      this.byUser.set(user, client)
+      byUser.set(user, client)
       if (this.perUser < 1) this.release(client)
     } else {
-      if (typeof ids === 'number') this.byUser.set(user, ids = new Set([ids]))
+      if (typeof ids === 'number') byUser.set(user, ids = new Set([ids]))
       ids.add(client)
       if (ids.size > this.perUser) this.release(ids.values().next().value as number)
     }
@@ -124,16 +140,19 @@ export class ClientOwners {
   }
 
   private release (client: number): void {
-    const known = this.claims.get(client)
-    if (known === undefined) return
+    const user = this.claims.get(client)
+    if (user === undefined) return
     this.claims.delete(client)
-    const ids = this.byUser.get(known.user)
+    this.durable?.delete(client)
+    // none for a connection's own key (claimOwn)
+    const ids = this.byUser?.get(user)
     if (ids === client) {
-      this.byUser.delete(known.user)
+      this.byUser?.delete(user)
     } else if (typeof ids === 'object') {
       ids.delete(client)
       // one id left: kept as it is again
-      if (ids.size === 1) this.byUser.set(known.user, ids.values().next().value as number)
+      if (ids.size === 1) this.byUser?.set(user, ids.values().next().value as number)
     }
   }
+
 }

@@ -6,7 +6,7 @@
 // logic lives in its module; what stays here is their order and the document's state between them.
 import * as Y from 'yjs'
 import type { Logger } from 'pino'
-import { AwarenessRegistry } from './awareness.js'
+import { AwarenessRegistry, type MemberSet } from './awareness.js'
 import { findInconsistency } from './update-guard.js'
 import { CyclicUpdateError, findNeeds, type Needs } from './update-deps.js'
 import { DEFAULT_HELD_LIMITS, HeldUpdates, type Held, type HeldLimits } from './held-updates.js'
@@ -126,13 +126,18 @@ export class Document implements WriterSource<PendingUpdate[]> {
   readonly ydoc = new Y.Doc({ gc: true, guid: 'tandem' })
   /** Who owns which client id (Yjs and awareness alike: the stock client uses one for both). */
   readonly owners = new ClientOwners()
-  readonly awareness = new AwarenessRegistry(Date.now, (member, clientId, claim) => {
-    const { clientOwner } = member as DocumentMember
-    if (claim) return this.owners.claim(clientId, clientOwner, false)
+  readonly awareness = new AwarenessRegistry<DocumentMember>(Date.now, (member, clientId, claim) => {
+    const { clientOwner, durableOwner } = member as DocumentMember
+    // an anonymous member's claims are its own, released by id when it leaves (removeMember)
+    if (claim) return durableOwner ? this.owners.claim(clientId, clientOwner, false) : this.owners.claimOwn(clientId, clientOwner)
     const owner = this.owners.owner(clientId)
     return owner === undefined || owner === clientOwner
   })
-  readonly members = new Set<DocumentMember>()
+  /** The members, in join order (the awareness registry's list: one entry per member for both). */
+  get members (): MemberSet<DocumentMember> {
+    return this.awareness.members
+  }
+
   status: DocumentStatus = 'loading'
   /** Message counters (metrics); set by the registry. */
   meter: Meter | null = null
@@ -169,8 +174,8 @@ export class Document implements WriterSource<PendingUpdate[]> {
   private readonly turns = new TurnRelay<DocumentMember>((frame, except) => this.broadcast(frame, except))
   /** Updates waiting for content the document lacks: never applied, relayed, stored or acknowledged until it comes. */
   private readonly held: HeldUpdates<DocumentMember, AckTicket>
-  /** When each member holding updates was last asked for what they wait for. */
-  private readonly askedAt = new Map<DocumentMember, number>()
+  /** When each member holding updates was last asked for what they wait for; made on first use (most documents never hold one). */
+  private askedAt: Map<DocumentMember, number> | undefined
   /** Relays to and from other instances before their commit, and the acknowledgements waiting for them. */
   private readonly relay: RelayAcks
 
@@ -243,7 +248,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const served = this.storedSync
     this.storedSync = null
     if (served === null) return
-    served.built(this.ydoc, this.remoteWhileLoading, member => (this.members as ReadonlySet<unknown>).has(member))
+    served.built(this.ydoc, this.remoteWhileLoading, member => this.members.has(member))
     // still the document's whole state: it answers fresh clients until the document changes
     // (clients reloading after a deploy come within seconds; the bytes are not kept for longer)
     if (!whole || this.remoteWhileLoading) return
@@ -358,8 +363,9 @@ export class Document implements WriterSource<PendingUpdate[]> {
     const now = Date.now()
     this.held.add({ update: update.slice(), owner: from, ticket: from.hold(), needs, at: now })
     this.meter?.held()
-    if (now - (this.askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
-    this.askedAt.set(from, now)
+    const askedAt = this.askedAt ??= new Map()
+    if (now - (askedAt.get(from) ?? -Infinity) < ASK_INTERVAL_MS) return
+    askedAt.set(from, now)
     this.logger.debug({ needs: needs.size }, 'update held: asking its sender for the content it depends on')
     from.send(writeSyncStep1(Y.encodeStateVector(this.ydoc)))
   }
@@ -381,7 +387,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * nothing, and its heartbeat no longer expires them (Session.applyLeftBehind).
    */
   dropHeld (member: DocumentMember): number {
-    this.askedAt.delete(member)
+    this.askedAt?.delete(member)
     return this.held.dropOwner(member)
   }
 
@@ -598,7 +604,6 @@ export class Document implements WriterSource<PendingUpdate[]> {
 
   /** Adds a member: it receives every relay from now on. */
   addMember (member: DocumentMember): void {
-    this.members.add(member)
     this.awareness.register(member)
   }
 
@@ -607,11 +612,11 @@ export class Document implements WriterSource<PendingUpdate[]> {
    * anonymous member's client ids are free again: nothing tells its next connection from another.
    */
   removeMember (member: DocumentMember): void {
-    this.members.delete(member)
-    if (!member.durableOwner) this.owners.releaseUser(member.clientOwner)
+    if (!member.durableOwner) this.owners.releaseClaims(member.clientOwner, this.awareness.claimedBy(member))
+    this.awareness.unregister(member)
     // nothing held was acknowledged; a client that reconnects syncs it again
     this.held.dropOwner(member)
-    this.askedAt.delete(member)
+    this.askedAt?.delete(member)
     const relay = this.awareness.removeOwnedBy(member)
     if (relay === null) return
     this.broadcast(writeAwareness(relay))
@@ -664,7 +669,7 @@ export class Document implements WriterSource<PendingUpdate[]> {
     this.storedSync = null
     this.held.clear()
     this.relay.destroy()
-    this.askedAt.clear()
+    this.askedAt?.clear()
     this.ydoc.destroy()
   }
 }

@@ -23,28 +23,29 @@ interface Held {
  * instance is enforced on updates arriving at any other.
  */
 export class TypeGuards {
-  private readonly held = new Map<string, Held>()
+  /** Made on the first grant: most documents never have a `y:` lock (an empty map is ~180 bytes). */
+  private held: Map<string, Held> | undefined
 
   /** True while some `y:` lock is held: the one check on the update path when none is. */
   get active (): boolean {
-    return this.held.size > 0
+    return this.held !== undefined && this.held.size > 0
   }
 
   /** A `y:` lock was granted (other resources are ignored: they stay advisory). */
   acquired (lock: LockInfo): void {
     const target = parseTypeResource(lock.resource)
-    if (target !== null) this.held.set(lock.resource, { lock, target })
+    if (target !== null) (this.held ??= new Map()).set(lock.resource, { lock, target })
   }
 
   /** A lock was released: forgotten unless a later grant of the resource replaced it. */
   released (lock: LockInfo): void {
-    const held = this.held.get(lock.resource)
-    if (held !== undefined && held.lock.token <= lock.token) this.held.delete(lock.resource)
+    const held = this.held?.get(lock.resource)
+    if (held !== undefined && held.lock.token <= lock.token) this.held?.delete(lock.resource)
   }
 
   /** The guarded locks. */
   list (): LockInfo[] {
-    return [...this.held.values()].map(held => held.lock)
+    return this.held === undefined ? [] : [...this.held.values()].map(held => held.lock)
   }
 
   /**
@@ -55,7 +56,7 @@ export class TypeGuards {
    */
   resolve (doc: Y.Doc): Map<Type, LockInfo> {
     const types = new Map<Type, LockInfo>()
-    for (const { lock, target } of this.held.values()) {
+    for (const { lock, target } of this.held?.values() ?? []) {
       const type = resolveTypeResource(doc, target)
       if (type !== null) types.set(type, lock)
     }

@@ -1,7 +1,8 @@
 import { describe, expect, onTestFinished, test } from 'vitest'
 import * as Y from 'yjs'
 import { Awareness, applyAwarenessUpdate, encodeAwarenessUpdate } from 'y-protocols/awareness'
-import { AwarenessRegistry, MIN_RENEWAL_INTERVAL_MS, REMOVED_RETENTION_MS, RemoteOwner } from '../../server/document/awareness.js'
+import { AwarenessRegistry, MAX_CLIENT_IDS_PER_OWNER, MIN_RENEWAL_INTERVAL_MS, REMOVED_RETENTION_MS, RemoteOwner } from '../../server/document/awareness.js'
+import { ClientOwners } from '../../server/document/client-owners.js'
 import { readAwarenessUpdate, writeAwarenessUpdate, type AwarenessEntry } from '../../shared/awareness.js'
 
 const update = (...entries: AwarenessEntry[]): Uint8Array => writeAwarenessUpdate(entries)
@@ -280,5 +281,23 @@ describe('AwarenessRegistry forgets removed states', () => {
     registry.apply(third, update({ clientId: 8, clock: 0, state: 'null' }))
     expect(registry.ownedBy(second)).toEqual([7])
     expect(registry.size).toBe(1)
+  })
+})
+
+describe('AwarenessRegistry claims', () => {
+  test('a session claims only its first id in the document\'s table; claimedBy lists every id it took, up to its cap', () => {
+    const owners = new ClientOwners()
+    const session = {}
+    const registry = new AwarenessRegistry(Date.now, (_owner, clientId, claim) => claim ? owners.claimOwn(clientId, 'anonymous:s') : owners.owner(clientId) === undefined)
+    registry.register(session)
+    const ids = Array.from({ length: MAX_CLIENT_IDS_PER_OWNER + 2 }, (_, i) => i + 1)
+    const relayed = read(registry.apply(session, update(...ids.map(clientId => ({ clientId, clock: 0, state: '{}' })))))
+    // the first is the session's own id; the others are provisional (another tab's, most likely)
+    // and claim nothing in the document's table either way
+    expect(relayed.map(entry => entry.clientId)).toEqual(ids.slice(0, MAX_CLIENT_IDS_PER_OWNER))
+    expect(registry.claimedBy(session)).toEqual(ids.slice(0, MAX_CLIENT_IDS_PER_OWNER))
+    expect(ids.map(id => owners.owner(id))).toEqual(['anonymous:s', undefined, undefined, undefined, undefined, undefined])
+    owners.releaseClaims('anonymous:s', registry.claimedBy(session))
+    expect(owners.size).toBe(0)
   })
 })

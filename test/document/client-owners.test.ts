@@ -57,9 +57,12 @@ describe('ClientOwners', () => {
 
   test('an anonymous connection\'s ids are released when it ends', () => {
     const owners = new ClientOwners()
-    owners.claim(1, 'anonymous:s1', false)
-    owners.claim(2, 'anonymous:s2', false)
-    owners.releaseUser('anonymous:s1')
+    expect(owners.claimOwn(1, 'anonymous:s1')).toBe(true)
+    expect(owners.claimOwn(2, 'anonymous:s2')).toBe(true)
+    expect(owners.claimOwn(1, 'anonymous:s2')).toBe(false)
+    expect(owners.claim(2, 'alice', true)).toBe(false)
+    // released by id, and only what the connection owns
+    owners.releaseClaims('anonymous:s1', [1, 2])
     expect(owners.owner(1)).toBeUndefined()
     expect(owners.owner(2)).toBe('anonymous:s2')
   })
