@@ -179,9 +179,10 @@ export class PresenceRooms {
   private room (doc: string): Room {
     let room = this.rooms.get(doc)
     if (room === undefined) {
+      const table = new PresenceTable(this.idleAfterMs, (change, shown) => this.localPresence(doc, created, change, shown))
       const created: Room = {
-        table: new PresenceTable(this.idleAfterMs, change => this.localPresence(doc, created, change)),
-        merge: new PresenceMerge(change => this.presenceChanged(created, change)),
+        table,
+        merge: new PresenceMerge(table, change => this.presenceChanged(created, change)),
         live: 0,
         tandem: new Set(),
         held: new Map()
@@ -194,8 +195,8 @@ export class PresenceRooms {
   }
 
   /** The table changed: merged for clients here, told to the peers. */
-  private localPresence (doc: string, room: Room, change: PresenceChange): void {
-    room.merge.local(change)
+  private localPresence (doc: string, room: Room, change: PresenceChange, shown: PresenceEntry): void {
+    room.merge.local(change, shown)
     if (change.event === 'left') this.peers?.publishPresence(doc, change.user.userId, null, change.reason)
     else this.peers?.publishPresence(doc, change.user.userId, change.user, '')
   }

@@ -6,6 +6,12 @@ export type PresenceChange =
   | { event: 'joined' | 'updated', user: PresenceEntry }
   | { event: 'left', user: PresenceEntry, reason: LeaveReason }
 
+/**
+ * Told of each change; `shown`: the user's entry as announced (for `left`, as last announced
+ * before it: `change.user` has the times of the last look at the user, announced or not).
+ */
+export type PresenceListener = (change: PresenceChange, shown: PresenceEntry) => void
+
 /** Who a connection belongs to. */
 export interface PresenceIdentity {
   userId: string
@@ -14,14 +20,18 @@ export interface PresenceIdentity {
 }
 
 /**
- * Bits of `PresenceConnection.state`: one small integer where three booleans took three fields.
- * AWAY is set by the client and sticks until it sets 'active' again.
+ * Bits of `PresenceConnection.state`: one small integer where three booleans and an order took
+ * four fields. AWAY is set by the client and sticks until it sets 'active' again; GONE: the
+ * connection left, its handle does nothing any more. Above them (state >> ORDER): the order the
+ * connections came in, which the idle sweep announces in.
  */
 const AWAY = 1
 const IDLE = 2
 const RECONNECTING = 4
-/** Disconnected: the handle does nothing any more. */
 const GONE = 8
+const ORDER = 4
+/** Orders stay below, so that states stay small integers; then they are counted again. */
+const MAX_ORDER = 2 ** 26
 
 /**
  * A connection of the table, kept by its caller (a field of the session, where a map keyed by
@@ -49,13 +59,21 @@ export interface PresenceUser {
    * a Set each would cost more than the rest of the entry).
    */
   first: PresenceConnection | undefined
-  connections: number
-  /** What was last announced, to announce only real changes. */
-  announced: PresenceEntry | undefined
+  /**
+   * What was last announced, to announce only real changes, as small integers (an entry object
+   * and its two heap-number times cost 112 bytes a user): status rank | connections << 2, -1
+   * before the first; its lastActiveAt; and lastActiveAt at the last look, announced or not
+   * (what `left` shows). Name, color and joinedAt change only with an announcement: the
+   * identity and joinedAt are the announced ones.
+   */
+  shown: number
+  shownAt: number
+  seenAt: number
 }
 
 /** Status order: the entry of a user shows the liveliest of its connections. */
 const RANK: Record<PresenceStatus, number> = { active: 3, idle: 2, away: 1, reconnecting: 0 }
+const BY_RANK: readonly PresenceStatus[] = ['reconnecting', 'away', 'idle', 'active']
 
 /**
  * The presence of one document, by connection handle: one entry per user, made of that user's
@@ -74,10 +92,14 @@ export class PresenceTable {
   private idleTimer: ReturnType<typeof setTimeout> | undefined
   private idleDueAt = Infinity
   private readonly origin: number
+  /** See `look`. */
+  private lookedAt = 0
+  /** The order of the next connection (see ORDER). */
+  private nextOrder = 0
 
   constructor (
     private readonly idleAfterMs: number,
-    private readonly onChange: (change: PresenceChange) => void,
+    private readonly onChange: PresenceListener,
     private readonly now: () => number = Date.now
   ) {
     this.origin = now()
@@ -97,16 +119,16 @@ export class PresenceTable {
     if (joinedAt !== undefined) joinedAt = asSmall(joinedAt - this.origin)
     let user = this.users.get(identity.userId)
     if (user === undefined) {
-      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), first: undefined, connections: 0, announced: undefined }
+      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), first: undefined, shown: -1, shownAt: 0, seenAt: 0 }
       this.users.set(identity.userId, user)
     } else {
       user.joinedAt = Math.min(user.joinedAt, joinedAt ?? now)
       // the newest connection's name and color win: that is what the user chose last
       user.identity = identity
     }
-    const connection: PresenceConnection = { user, state: 0, lastActiveAt: now, next: user.first }
+    if (this.nextOrder === MAX_ORDER) this.reorder()
+    const connection: PresenceConnection = { user, state: this.nextOrder++ << ORDER, lastActiveAt: now, next: user.first }
     user.first = connection
-    user.connections++
     this.armIdle(connection)
     this.announce(user)
     return connection
@@ -121,7 +143,7 @@ export class PresenceTable {
     // a refreshed token that names the user as before changes nothing anyone sees: announcing it
     // would send every member of the document an `updated` per refresh (5,000 refreshes in a
     // second held the other documents' fan-out at 250 ms)
-    if (changed) this.announce(user)
+    if (changed) this.announce(user, true)
   }
 
   /** Removes a connection: `left` with `reason` when it was the user's last, else `updated`. */
@@ -130,11 +152,11 @@ export class PresenceTable {
     connection.state |= GONE
     const { user } = connection
     unlink(user, connection)
-    if (user.connections > 0) return this.announce(user)
+    if (user.first !== undefined) return this.announce(user)
     this.users.delete(user.identity.userId)
     // as last seen: with no connection left there is no status to compute
-    const last = user.announced ?? this.entry(user)
-    this.onChange({ event: 'left', user: { ...last, connections: 0 }, reason })
+    const shown = this.shownEntry(user)
+    this.onChange({ event: 'left', user: { ...shown, lastActiveAt: user.seenAt + this.origin, connections: 0 }, reason }, shown)
   }
 
   /** The connection dropped and may resume: it shows `reconnecting`. */
@@ -179,6 +201,17 @@ export class PresenceTable {
     return [...this.users.values()].map(user => this.entry(user))
   }
 
+  /** The entry of a user as last announced (a new object), if present. */
+  shown (userId: string): PresenceEntry | undefined {
+    const user = this.users.get(userId)
+    return user === undefined ? undefined : this.shownEntry(user)
+  }
+
+  /** Every entry as last announced, in order of joining. */
+  allShown (): PresenceEntry[] {
+    return [...this.users.values()].map(user => this.shownEntry(user))
+  }
+
   /** Number of users. */
   get size (): number {
     return this.users.size
@@ -218,18 +251,35 @@ export class PresenceTable {
     this.idleDueAt = Infinity
     const now = this.at()
     let next: PresenceConnection | undefined
+    const due: PresenceConnection[] = []
     for (const user of this.users.values()) {
       for (let connection = user.first; connection !== undefined; connection = connection.next) {
         if ((connection.state & (RECONNECTING | IDLE)) !== 0) continue
         if (now - connection.lastActiveAt >= this.idleAfterMs) {
-          connection.state |= IDLE
-          this.changed(connection)
+          due.push(connection)
         } else if (next === undefined || connection.lastActiveAt < next.lastActiveAt) {
           next = connection
         }
       }
     }
+    // in the order they came, so that the users' `updated` come in that order
+    if (due.length > 1) due.sort((a, b) => a.state - b.state)
+    for (const connection of due) {
+      connection.state |= IDLE
+      this.changed(connection)
+    }
     if (next !== undefined) this.armIdle(next)
+  }
+
+  /** Counts the connections' orders again from 0, as they are. */
+  private reorder (): void {
+    const all: PresenceConnection[] = []
+    for (const user of this.users.values()) {
+      for (let connection = user.first; connection !== undefined; connection = connection.next) all.push(connection)
+    }
+    all.sort((a, b) => a.state - b.state)
+    this.nextOrder = 0
+    for (const connection of all) connection.state = this.nextOrder++ << ORDER | (connection.state & (AWAY | IDLE | RECONNECTING))
   }
 
   /** True while the table has the connection (live or reconnecting; not after close). */
@@ -241,39 +291,60 @@ export class PresenceTable {
     this.announce(connection.user)
   }
 
-  private announce (user: PresenceUser): void {
-    const entry = this.entry(user)
-    const before = user.announced
-    user.announced = entry
-    if (before === undefined) return this.onChange({ event: 'joined', user: entry })
-    if (before.status !== entry.status || before.connections !== entry.connections ||
-        before.name !== entry.name || before.color !== entry.color) {
-      this.onChange({ event: 'updated', user: entry })
-    }
+  /** Announces the user's entry if its status or connections changed, or when `renamed`. */
+  private announce (user: PresenceUser, renamed = false): void {
+    const before = user.shown
+    const now = this.look(user)
+    user.seenAt = this.lookedAt
+    if (now === before && !renamed) return
+    user.shown = now
+    user.shownAt = this.lookedAt
+    const entry = this.shownEntry(user)
+    this.onChange({ event: before === -1 ? 'joined' : 'updated', user: entry }, entry)
   }
 
-  private entry (user: PresenceUser): PresenceEntry {
-    let status: PresenceStatus = 'reconnecting'
+  /**
+   * The user's status rank | connections << 2 now; its last activity goes to `lookedAt` (a
+   * second result without an object per look).
+   */
+  private look (user: PresenceUser): number {
+    let rank = RANK.reconnecting
+    let connections = 0
     let lastActiveAt = user.joinedAt
     for (let connection = user.first; connection !== undefined; connection = connection.next) {
-      const own = ownStatus(connection.state)
-      if (RANK[own] > RANK[status]) status = own
+      rank = Math.max(rank, ownRank(connection.state))
+      connections++
       lastActiveAt = Math.max(lastActiveAt, connection.lastActiveAt)
     }
+    this.lookedAt = lastActiveAt
+    return rank | connections << 2
+  }
+
+  /** The user's entry now. */
+  private entry (user: PresenceUser): PresenceEntry {
+    return this.makeEntry(user, this.look(user), this.lookedAt)
+  }
+
+  /** The user's entry as last announced. */
+  private shownEntry (user: PresenceUser): PresenceEntry {
+    return this.makeEntry(user, user.shown, user.shownAt)
+  }
+
+  private makeEntry (user: PresenceUser, shown: number, lastActiveAt: number): PresenceEntry {
     return {
       userId: user.identity.userId,
       name: user.identity.name,
       color: user.identity.color,
-      status,
-      connections: user.connections,
+      status: BY_RANK[shown & 3] as PresenceStatus,
+      connections: shown >> 2,
       joinedAt: user.joinedAt + this.origin,
       lastActiveAt: lastActiveAt + this.origin
     }
   }
 }
 
-function ownStatus (state: number): PresenceStatus {
-  return (state & RECONNECTING) !== 0 ? 'reconnecting' : (state & AWAY) !== 0 ? 'away' : (state & IDLE) !== 0 ? 'idle' : 'active'
+function ownRank (state: number): number {
+  return RANK[(state & RECONNECTING) !== 0 ? 'reconnecting' : (state & AWAY) !== 0 ? 'away' : (state & IDLE) !== 0 ? 'idle' : 'active']
 }
 
 /** Takes `connection` out of its user's list. */
@@ -287,5 +358,4 @@ function unlink (user: PresenceUser, connection: PresenceConnection): void {
     before.next = connection.next
   }
   connection.next = undefined
-  user.connections--
 }
