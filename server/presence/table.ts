@@ -35,30 +35,34 @@ const MAX_ORDER = 2 ** 26
 
 /**
  * A connection of the table, kept by its caller (a field of the session, where a map keyed by
- * connection id cost an entry per connection). Opaque: only the table reads it.
+ * connection id cost an entry per connection). Opaque: only the table reads it. A user's first
+ * connection is the user itself (most users have one: a second object would cost 56 bytes);
+ * its others are tabs, listed from it through `next`.
  */
-export interface PresenceConnection {
-  readonly user: PresenceUser
+export type PresenceConnection = PresenceUser | PresenceTab
+
+interface Slot {
+  /** Bits and order (see AWAY). */
   state: number
   /** Since the table's origin, as PresenceUser.joinedAt. */
   lastActiveAt: number
-  /** The user's next connection (see PresenceUser.first). */
-  next: PresenceConnection | undefined
+  /** The user's next connection. */
+  next: PresenceTab | undefined
 }
 
-/** A user of the table (see PresenceConnection). */
-export interface PresenceUser {
+/** A user's second and further connections. */
+export interface PresenceTab extends Slot {
+  readonly user: PresenceUser
+}
+
+/** A user of the table, and its first connection (GONE once that left, the others staying). */
+export interface PresenceUser extends Slot {
   identity: PresenceIdentity
   /**
    * In ms since the table's origin (its first `now()`): small integers, where a Date.now() time
    * is a 16-byte heap number in every entry. Entries (`entry`) carry `now()`'s times.
    */
   joinedAt: number
-  /**
-   * The user's connections, as a list through `PresenceConnection.next` (most users have one:
-   * a Set each would cost more than the rest of the entry).
-   */
-  first: PresenceConnection | undefined
   /**
    * What was last announced, to announce only real changes, as small integers (an entry object
    * and its two heap-number times cost 112 bytes a user): status rank | connections << 2, -1
@@ -117,18 +121,19 @@ export class PresenceTable {
   connect (identity: PresenceIdentity, joinedAt?: number): PresenceConnection {
     const now = this.at()
     if (joinedAt !== undefined) joinedAt = asSmall(joinedAt - this.origin)
+    if (this.nextOrder === MAX_ORDER) this.reorder()
+    const state = this.nextOrder++ << ORDER
     let user = this.users.get(identity.userId)
+    let connection: PresenceConnection
     if (user === undefined) {
-      user = { identity, joinedAt: Math.min(now, joinedAt ?? now), first: undefined, shown: -1, shownAt: 0, seenAt: 0 }
+      connection = user = { state, lastActiveAt: now, next: undefined, identity, joinedAt: Math.min(now, joinedAt ?? now), shown: -1, shownAt: 0, seenAt: 0 }
       this.users.set(identity.userId, user)
     } else {
       user.joinedAt = Math.min(user.joinedAt, joinedAt ?? now)
       // the newest connection's name and color win: that is what the user chose last
       user.identity = identity
+      connection = user.next = { state, lastActiveAt: now, next: user.next, user }
     }
-    if (this.nextOrder === MAX_ORDER) this.reorder()
-    const connection: PresenceConnection = { user, state: this.nextOrder++ << ORDER, lastActiveAt: now, next: user.first }
-    user.first = connection
     this.armIdle(connection)
     this.announce(user)
     return connection
@@ -136,7 +141,7 @@ export class PresenceTable {
 
   /** A connection's user has a new name or color (a refreshed token): `updated` when it shows. */
   rename (connection: PresenceConnection, identity: PresenceIdentity): void {
-    const { user } = connection
+    const user = userOf(connection)
     if (!this.holds(connection) || identity.userId !== user.identity.userId) return
     const changed = identity.name !== user.identity.name || identity.color !== user.identity.color
     user.identity = identity
@@ -150,9 +155,9 @@ export class PresenceTable {
   disconnect (connection: PresenceConnection, reason: LeaveReason): void {
     if (!this.holds(connection)) return
     connection.state |= GONE
-    const { user } = connection
-    unlink(user, connection)
-    if (user.first !== undefined) return this.announce(user)
+    const user = userOf(connection)
+    if ('user' in connection) unlink(user, connection)
+    if ((user.state & GONE) === 0 || user.next !== undefined) return this.announce(user)
     this.users.delete(user.identity.userId)
     // as last seen: with no connection left there is no status to compute
     const shown = this.shownEntry(user)
@@ -253,8 +258,8 @@ export class PresenceTable {
     let next: PresenceConnection | undefined
     const due: PresenceConnection[] = []
     for (const user of this.users.values()) {
-      for (let connection = user.first; connection !== undefined; connection = connection.next) {
-        if ((connection.state & (RECONNECTING | IDLE)) !== 0) continue
+      for (let connection: PresenceConnection | undefined = user; connection !== undefined; connection = connection.next) {
+        if ((connection.state & (RECONNECTING | IDLE | GONE)) !== 0) continue
         if (now - connection.lastActiveAt >= this.idleAfterMs) {
           due.push(connection)
         } else if (next === undefined || connection.lastActiveAt < next.lastActiveAt) {
@@ -275,20 +280,21 @@ export class PresenceTable {
   private reorder (): void {
     const all: PresenceConnection[] = []
     for (const user of this.users.values()) {
-      for (let connection = user.first; connection !== undefined; connection = connection.next) all.push(connection)
+      for (let connection: PresenceConnection | undefined = user; connection !== undefined; connection = connection.next) all.push(connection)
     }
     all.sort((a, b) => a.state - b.state)
     this.nextOrder = 0
-    for (const connection of all) connection.state = this.nextOrder++ << ORDER | (connection.state & (AWAY | IDLE | RECONNECTING))
+    for (const connection of all) connection.state = this.nextOrder++ << ORDER | (connection.state & (AWAY | IDLE | RECONNECTING | GONE))
   }
 
   /** True while the table has the connection (live or reconnecting; not after close). */
   holds (connection: PresenceConnection): boolean {
-    return (connection.state & GONE) === 0 && this.users.get(connection.user.identity.userId) === connection.user
+    const user = userOf(connection)
+    return (connection.state & GONE) === 0 && this.users.get(user.identity.userId) === user
   }
 
   private changed (connection: PresenceConnection): void {
-    this.announce(connection.user)
+    this.announce(userOf(connection))
   }
 
   /** Announces the user's entry if its status or connections changed, or when `renamed`. */
@@ -311,7 +317,8 @@ export class PresenceTable {
     let rank = RANK.reconnecting
     let connections = 0
     let lastActiveAt = user.joinedAt
-    for (let connection = user.first; connection !== undefined; connection = connection.next) {
+    for (let connection: PresenceConnection | undefined = user; connection !== undefined; connection = connection.next) {
+      if ((connection.state & GONE) !== 0) continue
       rank = Math.max(rank, ownRank(connection.state))
       connections++
       lastActiveAt = Math.max(lastActiveAt, connection.lastActiveAt)
@@ -347,15 +354,14 @@ function ownRank (state: number): number {
   return RANK[(state & RECONNECTING) !== 0 ? 'reconnecting' : (state & AWAY) !== 0 ? 'away' : (state & IDLE) !== 0 ? 'idle' : 'active']
 }
 
-/** Takes `connection` out of its user's list. */
-function unlink (user: PresenceUser, connection: PresenceConnection): void {
-  if (user.first === connection) {
-    user.first = connection.next
-  } else {
-    let before = user.first
-    while (before !== undefined && before.next !== connection) before = before.next
-    if (before === undefined) return
-    before.next = connection.next
-  }
-  connection.next = undefined
+function userOf (connection: PresenceConnection): PresenceUser {
+  return 'user' in connection ? connection.user : connection
+}
+
+/** Takes a tab out of its user's list. */
+function unlink (user: PresenceUser, tab: PresenceTab): void {
+  let before: PresenceConnection = user
+  while (before.next !== undefined && before.next !== tab) before = before.next
+  before.next = tab.next
+  tab.next = undefined
 }
