@@ -20,18 +20,20 @@ export interface PresenceIdentity {
 }
 
 /**
- * Bits of `PresenceConnection.state`: one small integer where three booleans and an order took
- * four fields. AWAY is set by the client and sticks until it sets 'active' again; GONE: the
- * connection left, its handle does nothing any more. Above them (state >> ORDER): the order the
- * connections came in, which the idle sweep announces in.
+ * Bits of `PresenceConnection.state`: one small integer where three booleans, an order and a
+ * status took five fields. AWAY is set by the client and sticks until it sets 'active' again;
+ * GONE: the connection left, its handle does nothing any more. In a user's own state, two bits
+ * from SHOWN: the rank of the status last announced (see PresenceUser.shownAt). Above them
+ * (state >> ORDER): the order the connections came in, which the idle sweep announces in.
  */
 const AWAY = 1
 const IDLE = 2
 const RECONNECTING = 4
 const GONE = 8
-const ORDER = 4
+const SHOWN = 4
+const ORDER = 6
 /** Orders stay below, so that states stay small integers; then they are counted again. */
-const MAX_ORDER = 2 ** 26
+const MAX_ORDER = 2 ** 24
 
 /**
  * A connection of the table, kept by its caller (a field of the session, where a map keyed by
@@ -65,12 +67,11 @@ export interface PresenceUser extends Slot {
   joinedAt: number
   /**
    * What was last announced, to announce only real changes, as small integers (an entry object
-   * and its two heap-number times cost 112 bytes a user): status rank | connections << 2, -1
-   * before the first; its lastActiveAt; and lastActiveAt at the last look, announced or not
-   * (what `left` shows). Name, color and joinedAt change only with an announcement: the
-   * identity and joinedAt are the announced ones.
+   * and its two heap-number times cost 112 bytes a user): its status (in `state`, see SHOWN),
+   * its lastActiveAt, and lastActiveAt at the last look, announced or not (what `left` shows).
+   * Connections, name, color and joinedAt change only with an announcement: the current ones
+   * are the announced ones.
    */
-  shown: number
   shownAt: number
   seenAt: number
 }
@@ -126,7 +127,7 @@ export class PresenceTable {
     let user = this.users.get(identity.userId)
     let connection: PresenceConnection
     if (user === undefined) {
-      connection = user = { state, lastActiveAt: now, next: undefined, identity, joinedAt: Math.min(now, joinedAt ?? now), shown: -1, shownAt: 0, seenAt: 0 }
+      connection = user = { state, lastActiveAt: now, next: undefined, identity, joinedAt: Math.min(now, joinedAt ?? now), shownAt: 0, seenAt: 0 }
       this.users.set(identity.userId, user)
     } else {
       user.joinedAt = Math.min(user.joinedAt, joinedAt ?? now)
@@ -135,7 +136,7 @@ export class PresenceTable {
       connection = user.next = { state, lastActiveAt: now, next: user.next, user }
     }
     this.armIdle(connection)
-    this.announce(user)
+    this.announce(user, connection === user ? 'joined' : 'updated')
     return connection
   }
 
@@ -148,7 +149,7 @@ export class PresenceTable {
     // a refreshed token that names the user as before changes nothing anyone sees: announcing it
     // would send every member of the document an `updated` per refresh (5,000 refreshes in a
     // second held the other documents' fan-out at 250 ms)
-    if (changed) this.announce(user, true)
+    if (changed) this.announce(user, 'updated')
   }
 
   /** Removes a connection: `left` with `reason` when it was the user's last, else `updated`. */
@@ -157,10 +158,11 @@ export class PresenceTable {
     connection.state |= GONE
     const user = userOf(connection)
     if ('user' in connection) unlink(user, connection)
-    if ((user.state & GONE) === 0 || user.next !== undefined) return this.announce(user)
+    if ((user.state & GONE) === 0 || user.next !== undefined) return this.announce(user, 'updated')
     this.users.delete(user.identity.userId)
-    // as last seen: with no connection left there is no status to compute
-    const shown = this.shownEntry(user)
+    // as last seen: with no connection left there is no status to compute (one connection was
+    // announced last: every change of connections is)
+    const shown = this.makeEntry(user, shownRank(user) | 1 << 2, user.shownAt)
     this.onChange({ event: 'left', user: { ...shown, lastActiveAt: user.seenAt + this.origin, connections: 0 }, reason }, shown)
   }
 
@@ -284,7 +286,7 @@ export class PresenceTable {
     }
     all.sort((a, b) => a.state - b.state)
     this.nextOrder = 0
-    for (const connection of all) connection.state = this.nextOrder++ << ORDER | (connection.state & (AWAY | IDLE | RECONNECTING | GONE))
+    for (const connection of all) connection.state = this.nextOrder++ << ORDER | (connection.state & ((1 << ORDER) - 1))
   }
 
   /** True while the table has the connection (live or reconnecting; not after close). */
@@ -297,16 +299,18 @@ export class PresenceTable {
     this.announce(userOf(connection))
   }
 
-  /** Announces the user's entry if its status or connections changed, or when `renamed`. */
-  private announce (user: PresenceUser, renamed = false): void {
-    const before = user.shown
+  /**
+   * Announces the user's entry when its status changed, or as `event` (connections, name or
+   * color changed: that always shows).
+   */
+  private announce (user: PresenceUser, event?: 'joined' | 'updated'): void {
     const now = this.look(user)
     user.seenAt = this.lookedAt
-    if (now === before && !renamed) return
-    user.shown = now
+    if (event === undefined && (now & 3) === shownRank(user)) return
+    user.state = user.state & ~(3 << SHOWN) | (now & 3) << SHOWN
     user.shownAt = this.lookedAt
-    const entry = this.shownEntry(user)
-    this.onChange({ event: before === -1 ? 'joined' : 'updated', user: entry }, entry)
+    const entry = this.makeEntry(user, now, user.shownAt)
+    this.onChange({ event: event ?? 'updated', user: entry }, entry)
   }
 
   /**
@@ -334,9 +338,10 @@ export class PresenceTable {
 
   /** The user's entry as last announced. */
   private shownEntry (user: PresenceUser): PresenceEntry {
-    return this.makeEntry(user, user.shown, user.shownAt)
+    return this.makeEntry(user, (this.look(user) & ~3) | shownRank(user), user.shownAt)
   }
 
+  /** An entry of `user` with status rank | connections << 2 `shown`. */
   private makeEntry (user: PresenceUser, shown: number, lastActiveAt: number): PresenceEntry {
     return {
       userId: user.identity.userId,
@@ -352,6 +357,10 @@ export class PresenceTable {
 
 function ownRank (state: number): number {
   return RANK[(state & RECONNECTING) !== 0 ? 'reconnecting' : (state & AWAY) !== 0 ? 'away' : (state & IDLE) !== 0 ? 'idle' : 'active']
+}
+
+function shownRank (user: PresenceUser): number {
+  return user.state >> SHOWN & 3
 }
 
 function userOf (connection: PresenceConnection): PresenceUser {
