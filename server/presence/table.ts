@@ -272,6 +272,8 @@ export class PresenceTable {
     // in the order they came, so that the users' `updated` come in that order
     if (due.length > 1) due.sort((a, b) => a.state - b.state)
     for (const connection of due) {
+      // as it is now: a listener told of one may have changed the next (touched, it armed again)
+      if (!this.holds(connection) || (connection.state & (RECONNECTING | IDLE)) !== 0 || now - connection.lastActiveAt < this.idleAfterMs) continue
       connection.state |= IDLE
       this.changed(connection)
     }

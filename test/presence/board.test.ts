@@ -2,6 +2,7 @@ import { describe, expect, onTestFinished, test } from 'vitest'
 import { PresenceBoard, type PresenceChange } from '../../server/presence/board.js'
 import { PresenceTable } from '../../server/presence/table.js'
 import { PresenceMerge } from '../../server/presence/merge.js'
+import { waitFor } from '../support/helpers.js'
 
 describe('PresenceBoard.rename (a refreshed token)', () => {
   test('announces updated only when the name or colour changed', () => {
@@ -18,6 +19,22 @@ describe('PresenceBoard.rename (a refreshed token)', () => {
     board.rename('s1', { userId: 'ada', name: 'Ada L.', color: '#08f' })
     expect(changes).toHaveLength(2)
     expect(changes[1]).toMatchObject({ event: 'updated', user: { name: 'Ada L.', color: '#08f' } })
+  })
+})
+
+describe('PresenceBoard idle sweep', () => {
+  test('a connection a listener removes during the sweep leaves, and is not announced idle after', async () => {
+    const changes: PresenceChange[] = []
+    const board = new PresenceBoard(30, change => {
+      changes.push(change)
+      if (change.event === 'updated' && change.user.userId === 'ann') board.disconnect('b', 'kicked')
+    })
+    onTestFinished(() => board.close())
+    board.connect('a', { userId: 'ann', name: 'Ann', color: '#000' })
+    board.connect('b', { userId: 'bob', name: 'Bob', color: '#000' })
+    // both turn idle in the same sweep, ann first: what the sweep announces, it announces at once
+    await waitFor(() => changes.length >= 3, 2_000, 'the sweep')
+    expect(changes.map(c => `${c.event}:${c.user.userId}:${c.user.status}`)).toEqual(['joined:ann:active', 'joined:bob:active', 'updated:ann:idle', 'left:bob:active'])
   })
 })
 
