@@ -1,7 +1,7 @@
 import { writeTandem } from '../../shared/messages.js'
 import type { PresenceEntry, SettableStatus, TandemMessage } from '../../shared/tandem.js'
 import type { LeaveReason } from '../../shared/reasons.js'
-import { PresenceBoard, type PresenceChange } from './board.js'
+import { PresenceTable, type PresenceChange, type PresenceConnection } from './table.js'
 import { PresenceMerge } from './merge.js'
 import type { Identity } from '../auth/auth.js'
 
@@ -10,6 +10,11 @@ export interface PresenceMember {
   /** Stable across resumes. */
   readonly id: string
   readonly identity: Identity
+  /**
+   * Its connection on its document's table, kept by the rooms while it is live here (a field,
+   * where a map by session id cost an entry per session); undefined before it joins and after.
+   */
+  presence: PresenceConnection | undefined
   send (frame: Uint8Array): void
 }
 
@@ -23,20 +28,23 @@ export interface PresencePeers {
 
 interface Room {
   /** This instance's connections. */
-  board: PresenceBoard
-  /** The board merged with the peers' entries: what clients and the API see. */
+  table: PresenceTable
+  /** The table merged with the peers' entries: what clients and the API see. */
   merge: PresenceMerge
-  /** Live sessions of the document here. */
-  live: Set<PresenceMember>
+  /** Number of live sessions of the document here (each keeps its connection: `presence`). */
+  live: number
   /** Live Tandem sessions: they receive presence and lock messages. */
   tandem: Set<PresenceMember>
-  /** Ids of sessions within their reconnect grace. */
-  held: Set<string>
+  /**
+   * Connections of sessions no longer live, by session id: within their reconnect grace, or
+   * between `leave` and `finish`.
+   */
+  held: Map<string, PresenceConnection>
 }
 
 /**
  * The presence of every document with someone in it: one room per document, holding this
- * instance's board, its merge with the peers' entries, and the sessions that hear presence (and
+ * instance's table, its merge with the peers' entries, and the sessions that hear presence (and
  * lock) messages. A room goes when its last live or held session is gone.
  */
 export class PresenceRooms {
@@ -51,12 +59,14 @@ export class PresenceRooms {
    */
   join (doc: string, member: PresenceMember, resumed: boolean, joinedAt?: number): void {
     const room = this.room(doc)
-    room.live.add(member)
-    if (resumed && room.board.has(member.id)) {
+    room.live++
+    const held = resumed ? room.held.get(member.id) : undefined
+    if (held !== undefined) {
       room.held.delete(member.id)
-      room.board.resume(member.id)
+      member.presence = held
+      room.table.resume(held)
     } else {
-      room.board.connect(member.id, member.identity, joinedAt)
+      member.presence = room.table.connect(member.identity, joinedAt)
     }
   }
 
@@ -77,25 +87,32 @@ export class PresenceRooms {
     return this.rooms.get(doc)?.tandem ?? []
   }
 
-  setStatus (doc: string, id: string, status: SettableStatus): void {
-    this.rooms.get(doc)?.board.setStatus(id, status)
+  setStatus (doc: string, member: PresenceMember, status: SettableStatus): void {
+    if (member.presence !== undefined) this.rooms.get(doc)?.table.setStatus(member.presence, status)
   }
 
   /** The session edited the document or changed its awareness state. */
-  activity (doc: string, id: string): void {
-    this.rooms.get(doc)?.board.activity(id)
+  activity (doc: string, member: PresenceMember): void {
+    if (member.presence !== undefined) this.rooms.get(doc)?.table.activity(member.presence)
   }
 
   /** A session's identity changed (a refreshed token): its entry shows the new name and color. */
-  rename (doc: string, id: string, identity: Identity): void {
-    this.rooms.get(doc)?.board.rename(id, identity)
+  rename (doc: string, member: PresenceMember): void {
+    if (member.presence !== undefined) this.rooms.get(doc)?.table.rename(member.presence, member.identity)
   }
 
-  /** The session's connection ended: it no longer hears anything. False when it had no room. */
+  /**
+   * The session's connection ended: it no longer hears anything, and its connection waits for
+   * `hold` or `finish` by id. False when it had no room.
+   */
   leave (doc: string, member: PresenceMember): boolean {
     const room = this.rooms.get(doc)
     if (room === undefined) return false
-    room.live.delete(member)
+    if (member.presence !== undefined) {
+      room.live--
+      room.held.set(member.id, member.presence)
+      member.presence = undefined
+    }
     room.tandem.delete(member)
     return true
   }
@@ -103,20 +120,22 @@ export class PresenceRooms {
   /** The session is held for its reconnect grace: its entry shows `reconnecting`. */
   hold (doc: string, id: string): void {
     const room = this.rooms.get(doc)
-    if (room === undefined) return
-    room.held.add(id)
-    room.board.suspend(id)
+    const connection = room?.held.get(id)
+    if (connection !== undefined) room?.table.suspend(connection)
   }
 
   /** The session ended for good: its connection leaves the entry (`left` when it was the last). */
   finish (doc: string, id: string, reason: LeaveReason): void {
     const room = this.rooms.get(doc)
     if (room === undefined) return
-    room.held.delete(id)
-    room.board.disconnect(id, reason)
+    const connection = room.held.get(id)
+    if (connection !== undefined) {
+      room.held.delete(id)
+      room.table.disconnect(connection, reason)
+    }
     // peers' entries go with the room: a room made again asks the peers afresh
-    if (room.live.size === 0 && room.held.size === 0 && room.board.size === 0) {
-      room.board.close()
+    if (room.live === 0 && room.held.size === 0 && room.table.size === 0) {
+      room.table.close()
       this.rooms.delete(doc)
     }
   }
@@ -128,7 +147,7 @@ export class PresenceRooms {
 
   /** Documents with presence here: their live session count here and user count everywhere. */
   documents (): Array<{ name: string, sessions: number, users: number }> {
-    return [...this.rooms].map(([name, room]) => ({ name, sessions: room.live.size, users: room.merge.size }))
+    return [...this.rooms].map(([name, room]) => ({ name, sessions: room.live, users: room.merge.size }))
   }
 
   /** This instance's own entries of a document, for a peer that asks. */
@@ -151,21 +170,22 @@ export class PresenceRooms {
     for (const room of this.rooms.values()) room.merge.drop(node, 'timeout')
   }
 
-  /** Stops every board's timers and forgets every room. */
+  /** Stops every table's timer and forgets every room. */
   close (): void {
-    for (const room of this.rooms.values()) room.board.close()
+    for (const room of this.rooms.values()) room.table.close()
     this.rooms.clear()
   }
 
   private room (doc: string): Room {
     let room = this.rooms.get(doc)
     if (room === undefined) {
+      const table = new PresenceTable(this.idleAfterMs, (change, shown) => this.localPresence(doc, created, change, shown))
       const created: Room = {
-        board: new PresenceBoard(this.idleAfterMs, change => this.localPresence(doc, created, change)),
-        merge: new PresenceMerge(change => this.presenceChanged(created, change)),
-        live: new Set(),
+        table,
+        merge: new PresenceMerge(table, change => this.presenceChanged(created, change)),
+        live: 0,
         tandem: new Set(),
-        held: new Set()
+        held: new Map()
       }
       room = created
       this.rooms.set(doc, room)
@@ -174,9 +194,9 @@ export class PresenceRooms {
     return room
   }
 
-  /** The board changed: merged for clients here, told to the peers. */
-  private localPresence (doc: string, room: Room, change: PresenceChange): void {
-    room.merge.local(change)
+  /** The table changed: merged for clients here, told to the peers. */
+  private localPresence (doc: string, room: Room, change: PresenceChange, shown: PresenceEntry): void {
+    room.merge.local(change, shown)
     if (change.event === 'left') this.peers?.publishPresence(doc, change.user.userId, null, change.reason)
     else this.peers?.publishPresence(doc, change.user.userId, change.user, '')
   }

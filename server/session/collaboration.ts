@@ -4,6 +4,7 @@ import { CloseCode } from '../../shared/constants.js'
 import type { PresenceEntry, TandemMessage } from '../../shared/tandem.js'
 import { isDrop, leaveReason, type EndReason, type LeaveReason } from '../../shared/reasons.js'
 import { PresenceRooms, type PresencePeers } from '../presence/rooms.js'
+import type { PresenceConnection } from '../presence/table.js'
 import { LockService, type LockServiceOptions } from '../locks/service.js'
 import type { LockChange, LockTable } from '../locks/table.js'
 import { Resumption, type HeldSession } from './resume.js'
@@ -18,6 +19,8 @@ export interface Participant {
   readonly id: string
   readonly doc: { readonly name: string }
   readonly identity: Identity
+  /** Kept for presence (see PresenceMember). */
+  presence: PresenceConnection | undefined
   /** The client asked for Tandem messages (and can resume). */
   readonly tandem: boolean
   send (frame: Uint8Array): void
@@ -201,7 +204,7 @@ export class Collaboration {
   message (session: Participant, message: TandemMessage): void {
     switch (message.type) {
       case 'set-status':
-        return this.rooms.setStatus(session.doc.name, session.id, message.status)
+        return this.rooms.setStatus(session.doc.name, session, message.status)
       case 'leave':
         return session.close(CloseCode.NORMAL, 'leave')
       case 'lock-acquire':
@@ -215,7 +218,7 @@ export class Collaboration {
 
   /** The session edited the document or changed its awareness state. */
   activity (session: Participant): void {
-    this.rooms.activity(session.doc.name, session.id)
+    this.rooms.activity(session.doc.name, session)
   }
 
   /**
@@ -254,7 +257,7 @@ export class Collaboration {
 
   /** A session's identity changed (a refresh or recheck): presence shows its new name and color. */
   identityChanged (session: Participant): void {
-    this.rooms.rename(session.doc.name, session.id, session.identity)
+    this.rooms.rename(session.doc.name, session)
   }
 
   /** Ends the held sessions `covered` picks (a revocation): no resume; locks and presence go now. */

@@ -16,6 +16,7 @@ import { RevertBudget } from '../document/enforced-locks.js'
 import { AckOrder, type AckTicket } from './ack-order.js'
 import { isEmptyStep1 } from '../document/stored-sync.js'
 import { ticks, wallTime } from './clock.js'
+import type { PresenceConnection } from '../presence/table.js'
 
 /** Bytes of reverts a session may cause at once (copies of guarded content it deleted)… */
 const REVERT_BURST_BYTES = 8 * 1024 * 1024
@@ -72,6 +73,8 @@ export class Session implements DocumentMember {
    * client is told of them (PROTOCOL.md `ack`): a stock client's session keeps no order (null).
    */
   private readonly acks: AckOrder<Session> | null
+  /** Its connection on its document's presence, while live there (kept by presence/rooms.ts). */
+  presence: PresenceConnection | undefined = undefined
 
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string

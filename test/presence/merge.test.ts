@@ -1,6 +1,6 @@
 import { describe, expect, onTestFinished, test } from 'vitest'
 import { Redis } from 'ioredis'
-import { PresenceMerge, LOCAL } from '../../server/presence/merge.js'
+import { PresenceMerge, LOCAL, type LocalPresence } from '../../server/presence/merge.js'
 import type { PresenceChange } from '../../server/presence/board.js'
 import type { PresenceEntry } from '../../shared/tandem.js'
 import { MemoryStore } from '../../server/store/memory-store.js'
@@ -13,15 +13,32 @@ function entry (userId: string, part: Partial<PresenceEntry> = {}): PresenceEntr
   return { userId, name: userId.toUpperCase(), color: '#000', status: 'active', connections: 1, joinedAt: 10, lastActiveAt: 10, ...part }
 }
 
-function merge (): { merge: PresenceMerge, changes: PresenceChange[] } {
+/**
+ * A merge whose local entries are given as they would come from a table: `local` makes the
+ * change there (as the table has when it tells the merge), then tells the merge.
+ */
+function merge (): { merge: PresenceMerge, changes: PresenceChange[], local: (change: PresenceChange) => void } {
   const changes: PresenceChange[] = []
-  return { merge: new PresenceMerge(change => changes.push(change)), changes }
+  const shown = new Map<string, PresenceEntry>()
+  const entries: LocalPresence = {
+    shown: userId => { const entry = shown.get(userId); return entry === undefined ? undefined : { ...entry } },
+    allShown: () => [...shown.values()].map(entry => ({ ...entry })),
+    get size () { return shown.size }
+  }
+  const m = new PresenceMerge(entries, change => changes.push(change))
+  const local = (change: PresenceChange): void => {
+    const last = shown.get(change.user.userId) ?? change.user
+    if (change.event === 'left') shown.delete(change.user.userId)
+    else shown.set(change.user.userId, change.user)
+    m.local(change, change.event === 'left' ? last : change.user)
+  }
+  return { merge: m, changes, local }
 }
 
 describe('PresenceMerge', () => {
   test('one entry per user across nodes: connections summed, liveliest status, earliest join', () => {
-    const { merge: m, changes } = merge()
-    m.local({ event: 'joined', user: entry('ada', { status: 'idle', joinedAt: 20 }) })
+    const { merge: m, changes, local } = merge()
+    local({ event: 'joined', user: entry('ada', { status: 'idle', joinedAt: 20 }) })
     m.set('n2', 'ada', entry('ada', { status: 'active', connections: 2, joinedAt: 5, lastActiveAt: 30, name: 'Ada B' }), 'leave')
     expect(m.list()).toEqual([{ userId: 'ada', name: 'Ada B', color: '#000', status: 'active', connections: 3, joinedAt: 5, lastActiveAt: 30 }])
     expect(changes.map(c => c.event)).toEqual(['joined', 'updated'])
@@ -29,10 +46,10 @@ describe('PresenceMerge', () => {
   })
 
   test('leaves with the reason of the last part to go; a part going first is an update', () => {
-    const { merge: m, changes } = merge()
-    m.local({ event: 'joined', user: entry('ada') })
+    const { merge: m, changes, local } = merge()
+    local({ event: 'joined', user: entry('ada') })
     m.set('n2', 'ada', entry('ada'), 'leave')
-    m.local({ event: 'left', user: entry('ada', { connections: 0 }), reason: 'leave' })
+    local({ event: 'left', user: entry('ada', { connections: 0 }), reason: 'leave' })
     expect(changes.at(-1)).toMatchObject({ event: 'updated', user: { connections: 1 } })
     m.set('n2', 'ada', null, 'kicked')
     expect(changes.at(-1)).toMatchObject({ event: 'left', reason: 'kicked', user: { userId: 'ada', connections: 0 } })
@@ -40,10 +57,10 @@ describe('PresenceMerge', () => {
   })
 
   test('parts are kept as given, never changed by a merge; what it hands out is a copy', () => {
-    const { merge: m, changes } = merge()
+    const { merge: m, changes, local } = merge()
     const own = entry('ada', { status: 'idle', joinedAt: 20 })
     const peer = entry('ada', { connections: 2, joinedAt: 5, lastActiveAt: 30, name: 'Ada B' })
-    m.local({ event: 'joined', user: own })
+    local({ event: 'joined', user: own })
     m.set('n2', 'ada', peer, 'leave')
     m.set('n3', 'ada', entry('ada', { lastActiveAt: 40, name: 'Ada C' }), 'leave')
     expect(own).toEqual(entry('ada', { status: 'idle', joinedAt: 20 }))
@@ -69,12 +86,12 @@ describe('PresenceMerge', () => {
   })
 
   test('a snapshot replaces a node\'s entries; a dead node\'s users leave with timeout', () => {
-    const { merge: m, changes } = merge()
+    const { merge: m, changes, local } = merge()
     m.replace('n2', [entry('ada'), entry('bob')], 'disconnect')
     m.replace('n2', [entry('bob', { status: 'away' })], 'disconnect')
     expect(changes.map(c => c.event === 'left' ? `left:${c.user.userId}:${c.reason}` : `${c.event}:${c.user.userId}`))
       .toEqual(['joined:ada', 'joined:bob', 'left:ada:disconnect', 'updated:bob'])
-    m.local({ event: 'joined', user: entry('bob') })
+    local({ event: 'joined', user: entry('bob') })
     m.set('n3', 'carol', entry('carol'), 'leave')
     m.drop('n2', 'timeout')
     m.drop('n3', 'timeout')
