@@ -36,24 +36,29 @@ function workerFile (): URL {
  */
 const MAX_WORKERS = 2
 let running = 0
-const waiting: Array<() => void> = []
+/** Waiting requests: builds (a client waits for its document) go before folds (compactions). */
+const waiting = { builds: [] as Array<() => void>, folds: [] as Array<() => void> }
 
 /** Workers running now (at most MAX_WORKERS), and requests waiting for one. */
 export function offLoopLoad (): { running: number, waiting: number } {
-  return { running, waiting: waiting.length }
+  return { running, waiting: waiting.builds.length + waiting.folds.length }
 }
 
-/** Sends `request` to a new worker and resolves with its reply's `key`; rejects when it fails or cannot start. */
-async function ask<T> (request: object, key: string, transfer: ArrayBuffer[] = []): Promise<T> {
+/**
+ * Sends `request` (a build's or a fold's) to a new worker once one of MAX_WORKERS is free, and
+ * resolves with its reply's `key`, or null when `wanted` turned false while it waited; rejects
+ * when the worker fails or cannot start.
+ */
+async function ask<T> (kind: keyof typeof waiting, request: object, key: string, transfer: ArrayBuffer[] = [], wanted: () => boolean = () => true): Promise<T | null> {
   const file = workerFile()
-  if (!existsSync(fileURLToPath(file))) throw new Error(`no build worker at ${fileURLToPath(file)} (npm run build)`)
+  if (!existsSync(fileURLToPath(file))) throw new Error(`no off-loop worker at ${fileURLToPath(file)} (npm run build)`)
   // a finished request hands its place to the next waiting, if any
   if (running < MAX_WORKERS) running++
-  else await new Promise<void>(resolve => waiting.push(resolve))
+  else await new Promise<void>(resolve => waiting[kind].push(resolve))
   try {
-    return await run<T>(file, request, key, transfer)
+    return wanted() ? await run<T>(file, request, key, transfer) : null
   } finally {
-    const next = waiting.shift()
+    const next = waiting.builds.shift() ?? waiting.folds.shift()
     if (next !== undefined) next()
     else running--
   }
@@ -67,10 +72,10 @@ async function run<T> (file: URL, request: object, key: string, transfer: ArrayB
     return await new Promise<T>((resolve, reject) => {
       worker.once('message', (reply: Record<string, unknown>) => {
         if (reply[key] !== undefined) resolve(reply[key] as T)
-        else reject(new Error(typeof reply.error === 'string' ? reply.error : 'the build worker replied nothing'))
+        else reject(new Error(typeof reply.error === 'string' ? reply.error : 'the off-loop worker replied nothing'))
       })
       worker.once('error', reject)
-      worker.once('exit', code => reject(new Error(`the build worker exited (code ${code})`)))
+      worker.once('exit', code => reject(new Error(`the off-loop worker exited (code ${code})`)))
       worker.postMessage(request, transfer)
     })
   } finally {
@@ -83,10 +88,11 @@ async function run<T> (file: URL, request: object, key: string, transfer: ArrayB
  * `pieceBytes` (shared/split-update.ts): applied in order, the pieces build the document the rows
  * build. The rows are copied to the worker, not transferred: a store may keep them (the memory
  * store hands out its own arrays), and the one-block build falls back on them when the worker
- * fails. The pieces come back transferred. Rejects when the worker fails or cannot start.
+ * fails. The pieces come back transferred. Null when `wanted` turned false while it waited for a
+ * worker (the document was deleted); rejects when the worker fails or cannot start.
  */
-export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes: number): Promise<Uint8Array[]> {
-  return await ask<Uint8Array[]>({ rows, pieceBytes }, 'pieces')
+export async function piecesOffLoop (rows: readonly Uint8Array[], pieceBytes: number, wanted?: () => boolean): Promise<Uint8Array[] | null> {
+  return await ask<Uint8Array[]>('builds', { rows, pieceBytes }, 'pieces', [], wanted)
 }
 
 /**
@@ -100,7 +106,7 @@ export async function foldRows (rows: readonly Uint8Array[], how: FoldHow): Prom
   let bytes = 0
   for (const row of rows) bytes += row.byteLength
   if (bytes < FOLD_INLINE_BYTES || !existsSync(fileURLToPath(workerFile()))) return how === 'snapshot' ? snapshotOf(rows) : mergeUpdates(rows)
-  return await ask<Uint8Array>({ rows, fold: how }, 'folded', movable(rows))
+  return await ask<Uint8Array>('folds', { rows, fold: how }, 'folded', movable(rows)) as Uint8Array
 }
 
 /**

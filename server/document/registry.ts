@@ -128,21 +128,13 @@ export class DocumentRegistry {
       }
       const loaded = read.then(async ([retired, updates, owners]) => {
         await prepared
-        if (this.docs.get(name) !== created) {
-          // deleted while it loaded (evict): it must not become ready
-          created.setStatus('unloaded')
-          created.destroy()
-          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
-        }
+        // deleted while it loaded (evict): it must not become ready
+        if (this.docs.get(name) !== created) this.dropDeleted(created)
         created.retired = retired
         // stored bytes Yjs cannot apply: the document is forgotten, as when the store fails
         await created.loadStored(updates, owners).catch(failed)
-        if (this.docs.get(name) !== created) {
-          // deleted while it was built in slices
-          created.setStatus('unloaded')
-          created.destroy()
-          throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
-        }
+        // deleted while it was built in slices
+        if (this.docs.get(name) !== created) this.dropDeleted(created)
         created.setStatus('ready')
         replication?.loaded(created)
         // what members that left meanwhile sent (Session.end) is applied before it may unload
@@ -154,6 +146,14 @@ export class DocumentRegistry {
       this.loads.set(created, loaded)
     }
     return { doc, loaded: this.loads.get(doc) ?? Promise.resolve() }
+  }
+
+  /** A document deleted while it loaded is forgotten (nothing else holds it), and its load rejects. */
+  private dropDeleted (doc: Document): never {
+    this.leftWhileLoading.delete(doc)
+    doc.setStatus('unloaded')
+    doc.destroy()
+    throw new TandemError('TANDEM_ERR_DOCUMENT_DELETED')
   }
 
   /**

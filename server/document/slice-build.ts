@@ -36,14 +36,15 @@ const BUILD_YIELD_WHILE_SENDING = 3
  */
 export async function buildInSlices (ydoc: Y.Doc, updates: readonly Uint8Array[], logger: Logger, offer?: (pieces: readonly Uint8Array[]) => { readonly sendingPieces: boolean } | null, wanted: () => boolean = () => true): Promise<'built' | 'whole' | 'stopped'> {
   const started = performance.now()
-  let pieces: Uint8Array[]
+  let pieces: Uint8Array[] | null
   try {
-    pieces = await piecesOffLoop(updates, BUILD_PIECE_BYTES)
+    pieces = await piecesOffLoop(updates, BUILD_PIECE_BYTES, wanted)
   } catch (err) {
+    if (!wanted()) return 'stopped'
     logger.warn({ err }, 'the big document could not be split off the event loop; it is built in one block')
     return 'whole'
   }
-  if (!wanted()) return 'stopped'
+  if (pieces === null || !wanted()) return 'stopped'
   if (pieces.length < 2) return 'whole'
   const split = performance.now() - started
   // a copy: the build below empties its own array as it goes

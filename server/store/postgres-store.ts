@@ -248,6 +248,7 @@ export class PostgresStore implements Store {
       const { rows: [lock] } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_xact_lock(hashtext($1)) AS ok', [`tandem-compact:${this.schema}:${name}`])
       if (lock?.ok !== true) {
         await client.query('ROLLBACK')
+        client.release()
         return
       }
       // the advisory lock keeps other compactions out: a row read stays until the end (null: the
@@ -255,20 +256,29 @@ export class PostgresStore implements Store {
       const rows = await this.readRows(client, name) ?? []
       if (rows.length < 2) {
         await client.query('ROLLBACK')
+        client.release()
         return
       }
       // merged (rows of several instances may come in any causal order: a snapshot would leave out
       // content whose dependencies are not among them), off the event loop when big (off-loop.ts)
       const merged = await foldRows(rows.map(row => row.data), 'merge')
-      // exactly the rows read: an update another instance appended meanwhile has an id we did not read
-      await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
+      // exactly the rows read: an update another instance appended meanwhile has an id we did not
+      // read. Fewer: the document was purged meanwhile (purge takes no compaction lock), and the
+      // merged row would bring it back
+      const { rowCount } = await client.query(`DELETE FROM ${this.t.updates} WHERE id = ANY($1::bigint[])`, [rows.map(row => row.id)])
+      if (rowCount !== rows.length) {
+        await client.query('ROLLBACK')
+        client.release()
+        return
+      }
       await client.query(`INSERT INTO ${this.t.updates} (doc, data) VALUES ($1, $2)`, [name, Buffer.from(merged.buffer, merged.byteOffset, merged.byteLength)])
       await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    } finally {
       client.release()
+    } catch (err) {
+      // the connection is closed, not rolled back and reused: it may be in the middle of a COPY
+      // that nothing reads to its end (a ROLLBACK would wait for ever); closing it ends the transaction
+      client.release(err as Error)
+      throw err
     }
   }
 

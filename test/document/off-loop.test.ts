@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest'
 import * as Y from 'yjs'
-import { foldRows, offLoopLoad, FOLD_INLINE_BYTES } from '../../server/document/off-loop.js'
+import { foldRows, offLoopLoad, piecesOffLoop, FOLD_INLINE_BYTES } from '../../server/document/off-loop.js'
 
 /** Rows of one document: `count` updates of about 40 KiB of text each, from one client. */
 function rows (count: number, seed: number): { rows: Uint8Array[], text: string } {
@@ -37,5 +37,26 @@ test('folds run in worker threads, two at a time, the rest in turn; each gives t
   expect((await all).map(textOf)).toEqual(expected)
   expect(most).toBe(2)
   expect(sawWaiting).toBe(true)
+  expect(offLoopLoad()).toEqual({ running: 0, waiting: 0 })
+})
+
+test('a build waiting for a worker goes before the folds that wait, and is dropped when no longer wanted by its turn', { timeout: 60_000 }, async () => {
+  const documents = Array.from({ length: 5 }, (_, i) => rows(4, 200 + i))
+  const order: string[] = []
+  const folds = documents.map(({ rows }, i) => foldRows(rows, 'merge').then(() => { order.push(`fold ${i}`) }))
+  // two folds run; three wait; then a build that is wanted and one that no longer is
+  expect(offLoopLoad()).toEqual({ running: 2, waiting: 3 })
+  const build = rows(4, 300)
+  const wanted = piecesOffLoop(build.rows, 16 * 1024).then(pieces => { order.push('build'); return pieces })
+  let stillWanted = true
+  const dropped = piecesOffLoop(build.rows, 16 * 1024, () => stillWanted)
+  stillWanted = false
+  await Promise.all([...folds, wanted])
+  expect(await dropped).toBeNull()
+  // the build ran as soon as one of the first two folds ended, before the folds that waited
+  expect(order.indexOf('build')).toBeLessThan(order.indexOf('fold 2'))
+  const built = new Y.Doc()
+  for (const piece of await wanted as Uint8Array[]) Y.applyUpdate(built, piece)
+  expect(built.getText('t').toString()).toBe(build.text)
   expect(offLoopLoad()).toEqual({ running: 0, waiting: 0 })
 })
