@@ -70,6 +70,8 @@ export interface SyncLimits {
   /** At least maxMessageSize (the server's maxPayload). */
   maxSyncSize: number
   logger: Logger
+  /** Connections per remote address: each socket gives its slot back at its close (startSync). */
+  connections: ConnectionCounter
 }
 
 /**
@@ -83,6 +85,8 @@ export class SyncSocket extends WebSocket {
   /** That session's message budget; undefined when unlimited. */
   budget: TokenBucket | undefined = undefined
   private limits: SyncLimits | undefined = undefined
+  /** The address whose connection slot (limits.connections) this socket holds until its close. */
+  private slot: string | undefined = undefined
   /** The grant's release while this connection holds one. */
   private grant: (() => void) | undefined = undefined
   private grantTimer: NodeJS.Timeout | undefined = undefined
@@ -91,10 +95,12 @@ export class SyncSocket extends WebSocket {
 
   /**
    * Gives this connection the first-sync grant (`release` from SyncGrants.acquire), or, with
-   * null, lowers its limit to maxMessageSize at once. Call before any frame is read.
+   * null, lowers its limit to maxMessageSize at once; and the slot in `limits.connections` taken
+   * for `remoteAddress`, given back at this socket's close. Call before any frame is read.
    */
   startSync (limits: SyncLimits, release: (() => void) | null, remoteAddress: string, tcp: Duplex): void {
     this.limits = limits
+    this.slot = remoteAddress
     if (release === null || limits.maxSyncSize <= limits.maxMessageSize) {
       release?.()
       this.limitPayload(limits.maxMessageSize)
@@ -168,7 +174,20 @@ export class SyncSocket extends WebSocket {
    */
   override emit (event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'pong') this.feeds?.touch()
+    else if (event === 'close') this.releaseSlot()
     return super.emit(event, ...args)
+  }
+
+  /**
+   * Gives the connection slot back, once. Here rather than a listener on the TCP socket: its
+   * second close listener would be an array kept by every idle connection. ws emits close once,
+   * after the TCP socket closed.
+   */
+  private releaseSlot (): void {
+    const slot = this.slot
+    if (slot === undefined) return
+    this.slot = undefined
+    this.limits?.connections.release(slot)
   }
 
   /** Holds writes until `uncork` (see WebSocketLike.cork): the TCP socket's own cork, which nests. */
