@@ -1,30 +1,36 @@
-import type { WebSocket } from 'ws'
 import type { SyncSocket } from './sync-allowance.js'
 import type { TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
 import { CloseCode } from '../../shared/constants.js'
 
-// which session a socket feeds is kept on the socket itself (SyncSocket.feeds), read by listeners
-// shared by every socket: a closure per event per connection cost several hundred bytes of every
-// idle connection's memory, and a WeakMap entry and a binding object each another 70
+// which session a socket feeds is kept on the socket itself (SyncSocket.feeds), and its events
+// reach it through SyncSocket.emit, not listeners: a closure per event per connection cost several
+// hundred bytes of every idle connection's memory, a WeakMap entry and a binding object each
+// another 70, and a listener table (V8's dictionary of event names) 100 more
 
 /**
  * Feeds a ws socket's events to its session: binary frames (within the message budget), the
- * close and errors; its pongs go to the session through SyncSocket.emit. A listener that throws ends only that session, with 1013; it never
- * reaches the process.
+ * close, errors and pongs (see feedEvent). A handler that throws ends only that session, with
+ * 1013; it never reaches the process.
  */
 export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
   socket.feeds = session
   socket.budget = bucket
   socket.binaryType = 'nodebuffer'
-  socket.on('message', onMessage)
-  socket.on('close', onClose)
-  socket.on('error', onError)
 }
 
-// `this` is the socket: a SyncSocket, the WebSocket class of Tandem's ws server
-function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const socket = this as SyncSocket
+/** Every event of a SyncSocket (its emit), for the session it feeds; listeners hear them as ever. */
+export function feedEvent (socket: SyncSocket, event: string | symbol, args: unknown[]): void {
+  switch (event) {
+    case 'message': return onMessage(socket, args[0] as Buffer, args[1] as boolean)
+    case 'close': return onClose(socket, args[0] as number)
+    case 'error': return onError(socket, args[0] as Error)
+    // a sign of life for the heartbeat (a grant's progress too: SyncSocket.startSync)
+    case 'pong': return socket.feeds?.touch()
+  }
+}
+
+function onMessage (socket: SyncSocket, data: Buffer, isBinary: boolean): void {
   const session = socket.feeds
   if (session === undefined) return
   const bucket = socket.budget
@@ -43,8 +49,7 @@ function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
   })
 }
 
-function onClose (this: WebSocket, code: number): void {
-  const socket = this as SyncSocket
+function onClose (socket: SyncSocket, code: number): void {
   const session = socket.feeds
   if (session === undefined) return
   socket.feeds = undefined
@@ -52,8 +57,8 @@ function onClose (this: WebSocket, code: number): void {
   guarded(session, () => session.socketClosed(code))
 }
 
-function onError (this: WebSocket, err: Error): void {
-  (this as SyncSocket).feeds?.logger.debug({ err: err.message }, 'socket error')
+function onError (socket: SyncSocket, err: Error): void {
+  socket.feeds?.logger.debug({ err: err.message }, 'socket error')
 }
 
 function guarded (session: Session, run: () => void): void {

@@ -5,6 +5,7 @@ import { CloseCode } from '../../shared/constants.js'
 import { FRAME_KINDS, frameKind } from '../../shared/frame-kind.js'
 import { ConnectionCounter, type TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
+import { feedEvent } from './socket-events.js'
 
 /**
  * The first-sync allowance: a client that edited offline answers the server's sync step 1 with
@@ -167,14 +168,14 @@ export class SyncSocket extends WebSocket {
   }
 
   /**
-   * A pong (or a grant's progress, see startSync) is a sign of life for the session this socket
-   * feeds, told here rather than by a listener: a fourth event name on every socket (message,
-   * close and error are the others) grows V8's table of its listeners by 96 bytes. Listeners of
-   * 'pong' hear it as ever.
+   * Every event goes to the session this socket feeds (socket-events.ts) before any listener:
+   * Tandem adds none, as every event name in an emitter's table costs each idle connection (V8
+   * grows the dictionary). An error no listener hears is the session's (logged), not thrown.
    */
   override emit (event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'pong') this.feeds?.touch()
-    else if (event === 'close') this.releaseSlot()
+    if (event === 'close') this.releaseSlot()
+    feedEvent(this, event, args)
+    if (event === 'error' && this.listenerCount('error') === 0) return true
     return super.emit(event, ...args)
   }
 
