@@ -21,7 +21,6 @@ import { Router } from './http/router.js'
 import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
 import { HeartbeatLoop } from './session/heartbeat.js'
-import { BoundedSocket } from './transport/bounded-socket.js'
 import type { SyncSocket } from './transport/sync-allowance.js'
 import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
 import { bindSocket } from './transport/socket-events.js'
@@ -380,9 +379,8 @@ export class TandemServer {
     const resumeId = claimed ?? collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
-    const bounded = new BoundedSocket<Session>(socket, this.options.maxBufferedBytes, stoppedReading)
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
-    bounded.owner = session
+    // the socket itself: it bounds what is queued for a peer that stopped reading (bounded-socket.ts)
+    const session = new Session(socket, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
@@ -537,10 +535,4 @@ export class TandemServer {
 /** Creates a Tandem server; call `listen()` to start it. */
 export function createServer (options: ServerOptions = {}): TandemServer {
   return new TandemServer(options)
-}
-
-/** A session's client stopped reading (BoundedSocket's overflow): one function for every connection. */
-function stoppedReading (bufferedBytes: number, session: Session | undefined): void {
-  session?.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
-  session?.end('error', CloseCode.TRY_AGAIN_LATER)
 }

@@ -61,6 +61,13 @@ function onError (socket: SyncSocket, err: Error): void {
   socket.feeds?.logger.debug({ err: err.message }, 'socket error')
 }
 
+/** The socket's peer stopped reading, and its socket was terminated (SyncSocket's bound). */
+export function stoppedReading (bufferedBytes: number, socket: SyncSocket): void {
+  const session = socket.feeds
+  session?.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
+  session?.end('error', CloseCode.TRY_AGAIN_LATER)
+}
+
 function guarded (session: Session, run: () => void): void {
   try {
     run()

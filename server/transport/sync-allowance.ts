@@ -5,7 +5,10 @@ import { CloseCode } from '../../shared/constants.js'
 import { FRAME_KINDS, frameKind } from '../../shared/frame-kind.js'
 import { ConnectionCounter, type TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
-import { feedEvent } from './socket-events.js'
+import { feedEvent, stoppedReading } from './socket-events.js'
+import { admitsFrame } from './bounded-socket.js'
+import { sendFramedOnce } from './ws-frame.js'
+import type { SharedFrame } from './socket.js'
 
 /**
  * The first-sync allowance: a client that edited offline answers the server's sync step 1 with
@@ -70,6 +73,8 @@ export interface SyncLimits {
   maxMessageSize: number
   /** At least maxMessageSize (the server's maxPayload). */
   maxSyncSize: number
+  /** The most queued for a peer before the next send terminates it (bounded-socket.ts). */
+  maxBufferedBytes: number
   logger: Logger
   /** Connections per remote address: each socket gives its slot back at its close (startSync). */
   connections: ConnectionCounter
@@ -189,6 +194,23 @@ export class SyncSocket extends WebSocket {
     if (slot === undefined) return
     this.slot = undefined
     this.limits?.connections.release(slot)
+  }
+
+  /**
+   * ws's send, bounded: past maxBufferedBytes queued, the socket is terminated and its session
+   * ended (bounded-socket.ts). Tandem sends binary frames only, without options.
+   */
+  override send (data: Uint8Array): void {
+    if (this.mayQueue()) super.send(data)
+  }
+
+  /** A frame a broadcast sends to many sockets, framed once for all (ws-frame.ts), bounded as send. */
+  sendShared (frame: SharedFrame): void {
+    if (this.mayQueue()) sendFramedOnce(this, frame)
+  }
+
+  private mayQueue (): boolean {
+    return admitsFrame(this, this.limits?.maxBufferedBytes ?? Infinity, stoppedReading, this)
   }
 
   /** Holds writes until `uncork` (see WebSocketLike.cork): the TCP socket's own cork, which nests. */

@@ -23,6 +23,8 @@ export interface TransportOptions {
   maxMessageSize: number
   /** The largest first sync step 2 (see sync-allowance.ts). */
   maxSyncSize: number
+  /** Bytes queued for a peer past which the next send terminates it (bounded-socket.ts). */
+  maxBufferedBytes: number
   allowedOrigins?: readonly string[]
   /** Open connections and handshakes per remote address; 0: no limit. */
   maxConnectionsPerIp: number
@@ -62,7 +64,7 @@ export class WebSocketTransport {
     private readonly logger: Logger
   ) {
     this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
-    this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), logger, connections: this.connections }
+    this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), maxBufferedBytes: options.maxBufferedBytes, logger, connections: this.connections }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
       noServer: true,

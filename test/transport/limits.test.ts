@@ -1,9 +1,9 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
 import { TokenBucket, ConnectionCounter, withTimeout } from '../../server/transport/limits.js'
-import { BoundedSocket } from '../../server/transport/bounded-socket.js'
+import { admitsFrame } from '../../server/transport/bounded-socket.js'
 import { changesDocument, encodeIntegratedState } from '../../server/document/read-only.js'
-import { SharedFrame, type WebSocketLike } from '../../server/transport/socket.js'
+import type { WebSocketLike } from '../../server/transport/socket.js'
 
 describe('TokenBucket', () => {
   test('absorbs a burst of `capacity`, then refuses until it refills at the rate', () => {
@@ -80,33 +80,39 @@ class StalledSocket implements WebSocketLike {
   terminate (): void { this.terminated++; this.readyState = 3 }
 }
 
-describe('BoundedSocket', () => {
+describe('admitsFrame (a socket\'s sends, bounded)', () => {
+  /** Sends on `inner` as SyncSocket does: a frame only when admitted. */
+  function bounded (inner: StalledSocket, limit: number, overflows: number[]): { send: (data: Uint8Array) => void } {
+    return { send: data => { if (admitsFrame(inner, limit, bytes => overflows.push(bytes), undefined)) inner.send(data) } }
+  }
+
   test('queues up to the limit, then terminates once instead of queueing more', () => {
     const inner = new StalledSocket()
     const overflows: number[] = []
-    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
+    const socket = bounded(inner, 1000, overflows)
     for (let i = 0; i < 100; i++) socket.send(new Uint8Array(100))
     expect(inner.terminated).toBe(1)
     expect(overflows).toEqual([1100])
     expect(inner.bufferedAmount).toBe(1100) // the limit plus at most one frame
   })
 
-  test('a broadcast\'s shared frames count against the same limit', () => {
-    const inner = new StalledSocket()
-    const overflows: number[] = []
-    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
-    const frame = new SharedFrame(new Uint8Array(100))
-    for (let i = 0; i < 100; i++) socket.sendShared(frame)
-    expect(inner.terminated).toBe(1)
-    expect(overflows).toEqual([1100])
-  })
-
   test('one frame larger than the limit still goes out on an empty buffer', () => {
     const inner = new StalledSocket()
-    const socket = new BoundedSocket(inner, 1000, () => {})
-    socket.send(new Uint8Array(5000))
+    const overflows: number[] = []
+    bounded(inner, 1000, overflows).send(new Uint8Array(5000))
     expect(inner.terminated).toBe(0)
+    expect(overflows).toEqual([])
     expect(inner.bufferedAmount).toBe(5000)
+  })
+
+  test('a socket no longer open takes nothing and is not terminated again', () => {
+    const inner = new StalledSocket()
+    const overflows: number[] = []
+    inner.close()
+    bounded(inner, 1000, overflows).send(new Uint8Array(10))
+    expect(inner.bufferedAmount).toBe(0)
+    expect(inner.terminated).toBe(0)
+    expect(overflows).toEqual([])
   })
 })
 
