@@ -22,7 +22,7 @@ import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
 import { HeartbeatLoop } from './session/heartbeat.js'
 import type { SyncSocket } from './transport/sync-allowance.js'
-import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
+import { withTimeout, type ConnectionCounter } from './transport/limits.js'
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
 import { RedisResumeRecords } from './session/redis-resume.js'
@@ -385,8 +385,7 @@ export class TandemServer {
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
     this.live?.add(session, request)
-    const { maxMessagesPerSecond, messageBurst } = this.options
-    bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
+    bindSocket(socket, session)
     loaded.then(() => session.start(), (err: unknown) => {
       // deleted between the admission and the load: as final as a deletion seen at once
       if (isTandemError(err, 'TANDEM_ERR_DOCUMENT_DELETED')) return session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)

@@ -1,5 +1,4 @@
 import type { SyncSocket } from './sync-allowance.js'
-import type { TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
 import { CloseCode } from '../../shared/constants.js'
 
@@ -13,9 +12,8 @@ import { CloseCode } from '../../shared/constants.js'
  * close, errors and pongs (see feedEvent). A handler that throws ends only that session, with
  * 1013; it never reaches the process.
  */
-export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
+export function bindSocket (socket: SyncSocket, session: Session): void {
   socket.feeds = session
-  socket.budget = bucket
   socket.binaryType = 'nodebuffer'
 }
 
@@ -33,10 +31,10 @@ export function feedEvent (socket: SyncSocket, event: string | symbol, args: unk
 function onMessage (socket: SyncSocket, data: Buffer, isBinary: boolean): void {
   const session = socket.feeds
   if (session === undefined) return
-  const bucket = socket.budget
+  const budget = socket.limits?.budget
   guarded(session, () => {
-    if (bucket !== undefined && !bucket.take()) {
-      session.logger.warn({ messagesPerSecond: bucket.ratePerSecond, burst: bucket.capacity }, 'rate limit exceeded')
+    if (budget !== undefined && !budget.take(socket)) {
+      session.logger.warn({ messagesPerSecond: budget.ratePerSecond, burst: budget.capacity }, 'rate limit exceeded')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
     } else if (isBinary && !socket.admits(data)) {
       session.logger.warn({ bytes: data.byteLength }, 'frame larger than --max-message-size; closing with 1009')
@@ -53,7 +51,6 @@ function onClose (socket: SyncSocket, code: number): void {
   const session = socket.feeds
   if (session === undefined) return
   socket.feeds = undefined
-  socket.budget = undefined
   guarded(session, () => session.socketClosed(code))
 }
 

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws'
 import type { Logger } from 'pino'
 import { CloseCode } from '../../shared/constants.js'
 import { FRAME_KINDS, frameKind } from '../../shared/frame-kind.js'
-import { ConnectionCounter, type TokenBucket } from './limits.js'
+import { ConnectionCounter, type TokenBuckets } from './limits.js'
 import type { Session } from '../session/session.js'
 import { feedEvent, stoppedReading } from './socket-events.js'
 import { admitsFrame } from './bounded-socket.js'
@@ -75,6 +75,8 @@ export interface SyncLimits {
   maxSyncSize: number
   /** The most queued for a peer before the next send terminates it (bounded-socket.ts). */
   maxBufferedBytes: number
+  /** Every connection's message budget (a bucket in its socket's fields); undefined: unlimited. */
+  budget: TokenBuckets | undefined
   logger: Logger
   /** Connections per remote address: each socket gives its slot back at its close (startSync). */
   connections: ConnectionCounter
@@ -88,9 +90,10 @@ export interface SyncLimits {
 export class SyncSocket extends WebSocket {
   /** The session this socket's frames go to, once bound (socket-events.ts); undefined after its close. */
   feeds: Session | undefined = undefined
-  /** That session's message budget; undefined when unlimited. */
-  budget: TokenBucket | undefined = undefined
-  private limits: SyncLimits | undefined = undefined
+  /** This connection's message budget (limits.budget's bucket): thousandths of a message, and when counted. */
+  tokens = 0
+  tokensAt = 0
+  limits: SyncLimits | undefined = undefined
   /** The address whose connection slot (limits.connections) this socket holds until its close. */
   private slot: string | undefined = undefined
   /** The grant's release while this connection holds one. */
@@ -107,6 +110,7 @@ export class SyncSocket extends WebSocket {
   startSync (limits: SyncLimits, release: (() => void) | null, remoteAddress: string, tcp: Duplex): void {
     this.limits = limits
     this.slot = remoteAddress
+    limits.budget?.fill(this)
     if (release === null || limits.maxSyncSize <= limits.maxMessageSize) {
       release?.()
       this.limitPayload(limits.maxMessageSize)

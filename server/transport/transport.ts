@@ -6,7 +6,7 @@ import { TandemError, isTandemError } from '../../shared/errors.js'
 import { TANDEM_QUERY_PARAM } from '../../shared/constants.js'
 import { CloseCode } from '../../shared/constants.js'
 import type { AuthRequest } from '../auth/auth.js'
-import { ConnectionCounter } from './limits.js'
+import { ConnectionCounter, TokenBuckets } from './limits.js'
 import { SyncGrants, SyncSocket, type SyncLimits } from './sync-allowance.js'
 import { clientAddress, type TrustProxy } from './proxy.js'
 import { splitTarget } from './request-target.js'
@@ -25,6 +25,9 @@ export interface TransportOptions {
   maxSyncSize: number
   /** Bytes queued for a peer past which the next send terminates it (bounded-socket.ts). */
   maxBufferedBytes: number
+  /** Each connection's message budget: its rate (0: unlimited) and burst. */
+  maxMessagesPerSecond: number
+  messageBurst: number
   allowedOrigins?: readonly string[]
   /** Open connections and handshakes per remote address; 0: no limit. */
   maxConnectionsPerIp: number
@@ -54,7 +57,7 @@ export class WebSocketTransport {
   /** Connections allowed a first sync over maxMessageSize (see sync-allowance.ts). */
   readonly syncGrants = new SyncGrants()
   private readonly syncLimits: SyncLimits
-  /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
+  /** Connections (handshakes included) per remote address, released when the connection closes. */
   readonly connections: ConnectionCounter
   private readonly proxies: TrustProxy
 
@@ -64,7 +67,14 @@ export class WebSocketTransport {
     private readonly logger: Logger
   ) {
     this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
-    this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), maxBufferedBytes: options.maxBufferedBytes, logger, connections: this.connections }
+    this.syncLimits = {
+      maxMessageSize: options.maxMessageSize,
+      maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize),
+      maxBufferedBytes: options.maxBufferedBytes,
+      budget: options.maxMessagesPerSecond > 0 ? new TokenBuckets(options.messageBurst, options.maxMessagesPerSecond) : undefined,
+      logger,
+      connections: this.connections
+    }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
       noServer: true,
