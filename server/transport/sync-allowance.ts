@@ -68,6 +68,17 @@ export class SyncGrants {
   }
 }
 
+/** A connection's first-sync grant while it lasts (SyncSocket.startSync). */
+interface Grant {
+  /** Gives the grant back (SyncGrants.acquire's release). */
+  release: () => void
+  /** Ends the grant after SYNC_GRANT_MS. */
+  timer: NodeJS.Timeout
+  /** The TCP socket, and its data listener: arriving bytes are signs of life meanwhile. */
+  tcp: Duplex
+  progress: () => void
+}
+
 /** What every SyncSocket of one transport shares. */
 export interface SyncLimits {
   maxMessageSize: number
@@ -96,11 +107,8 @@ export class SyncSocket extends WebSocket {
   limits: SyncLimits | undefined = undefined
   /** The address whose connection slot (limits.connections) this socket holds until its close. */
   private slot: string | undefined = undefined
-  /** The grant's release while this connection holds one. */
-  private grant: (() => void) | undefined = undefined
-  private grantTimer: NodeJS.Timeout | undefined = undefined
-  /** The TCP socket's data listener while a grant lasts (see startSync). */
-  private progress: { socket: Duplex, listener: () => void } | undefined = undefined
+  /** The grant while this connection holds one: one field, where most connections never hold one. */
+  private grant: Grant | undefined = undefined
 
   /**
    * Gives this connection the first-sync grant (`release` from SyncGrants.acquire), or, with
@@ -116,21 +124,20 @@ export class SyncSocket extends WebSocket {
       this.limitPayload(limits.maxMessageSize)
       return
     }
-    this.grant = release
-    this.grantTimer = setTimeout(() => {
+    const timer = setTimeout(() => {
       if (this.grant === undefined) return
       this.endSync()
       limits.logger.info({ remoteAddress, grantMs: SYNC_GRANT_MS }, 'no first sync within the grant; closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'first sync not received in time')
     }, SYNC_GRANT_MS)
-    this.grantTimer.unref()
-    this.once('close', endSyncOnClose)
+    timer.unref()
     // a large frame takes a while to arrive, and the heartbeat counts only whole messages and
     // pongs: while the grant lasts, bytes arriving count as a sign of life (a 'pong', which the
     // session hears through emit; the peer cannot send a real one inside a frame)
-    const listener = (): void => { this.emit('pong', EMPTY) }
-    tcp.on('data', listener)
-    this.progress = { socket: tcp, listener }
+    const progress = (): void => { this.emit('pong', EMPTY) }
+    tcp.on('data', progress)
+    // ended by the first step 2, a refused frame, the timer, or the close (emit)
+    this.grant = { release, timer, tcp, progress }
   }
 
   /**
@@ -148,15 +155,13 @@ export class SyncSocket extends WebSocket {
 
   /** Ends the grant: this connection's limit becomes maxMessageSize. Safe to call twice. */
   endSync (): void {
-    clearTimeout(this.grantTimer)
-    this.grantTimer = undefined
     const grant = this.grant
+    if (grant === undefined) return
     this.grant = undefined
-    this.progress?.socket.off('data', this.progress.listener)
-    this.progress = undefined
-    if (grant === undefined || this.limits === undefined) return
-    grant()
-    this.limitPayload(this.limits.maxMessageSize)
+    clearTimeout(grant.timer)
+    grant.tcp.off('data', grant.progress)
+    grant.release()
+    if (this.limits !== undefined) this.limitPayload(this.limits.maxMessageSize)
   }
 
   override close (code?: number, data?: string | Buffer): void {
@@ -182,7 +187,10 @@ export class SyncSocket extends WebSocket {
    * grows the dictionary). An error no listener hears is the session's (logged), not thrown.
    */
   override emit (event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'close') this.releaseSlot()
+    if (event === 'close') {
+      this.releaseSlot()
+      this.endSync()
+    }
     feedEvent(this, event, args)
     if (event === 'error' && this.listenerCount('error') === 0) return true
     return super.emit(event, ...args)
@@ -244,9 +252,4 @@ export class SyncSocket extends WebSocket {
 function tcpOf (socket: WebSocket): Duplex | null {
   const tcp = (socket as unknown as { _socket?: Duplex | null })._socket
   return tcp ?? null
-}
-
-// a named function, not a closure per connection (idle connections' memory matters)
-function endSyncOnClose (this: WebSocket): void {
-  ;(this as SyncSocket).endSync()
 }
