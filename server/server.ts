@@ -280,7 +280,8 @@ export class TandemServer {
         readsHeaders: options.authenticate !== undefined,
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id, session.doc.name),
-        changed: session => collab.identityChanged(session as Session)
+        changed: session => collab.identityChanged(session as Session),
+        sessions: () => this.sessions
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
       await this.jwtPool?.warm()

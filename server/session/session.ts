@@ -8,7 +8,8 @@ import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type LockInfo, type TandemMessage } from '../../shared/tandem.js'
 import type { EndReason } from '../../shared/reasons.js'
 import type { Document, DocumentMember } from '../document/document.js'
-import type { Identity } from '../auth/auth.js'
+import type { AuthRequest, Identity } from '../auth/auth.js'
+import { NO_HEADERS, type LiveSession } from './live.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, integratesWhole } from '../document/read-only.js'
 import { sendState, wholeState, type StateSyncTarget } from './state-sync.js'
@@ -46,7 +47,7 @@ export interface SessionHooks {
  * One WebSocket connection to one document. It decodes frames, applies them to the document and
  * sends the document's changes back. Frames that arrive while the document loads wait, in order.
  */
-export class Session implements DocumentMember {
+export class Session implements DocumentMember, LiveSession {
   /** Its times, in ticks (clock.ts: small integers, where Date.now() times are heap numbers). */
   private readonly started = ticks()
   status: SessionStatus = 'waiting'
@@ -76,6 +77,15 @@ export class Session implements DocumentMember {
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string
   readonly durableOwner: boolean
+
+  // live-session policy's fields (live.ts LiveFields, set by LiveSessions.add): fields of the
+  // session, where an object and a map entry each cost every idle connection about 150 bytes
+  liveToken: string | undefined = undefined
+  liveSearch = ''
+  liveHeaders: AuthRequest['headers'] = NO_HEADERS
+  lastActiveAt = 0
+  liveSlot = -1
+  liveFlags = 0
 
   constructor (
     readonly socket: WebSocketLike,
