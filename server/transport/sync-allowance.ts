@@ -69,7 +69,7 @@ export class SyncGrants {
 }
 
 /** A connection's first-sync grant while it lasts (SyncSocket.startSync). */
-interface Grant {
+export interface Grant {
   /** Gives the grant back (SyncGrants.acquire's release). */
   release: () => void
   /** Ends the grant after SYNC_GRANT_MS. */
@@ -91,6 +91,11 @@ export interface SyncLimits {
   logger: Logger
   /** Connections per remote address: each socket gives its slot back at its close (startSync). */
   connections: ConnectionCounter
+  /**
+   * The grants held now, by socket (at most SYNC_GRANTS): here, not a field of every socket,
+   * where most connections never hold one.
+   */
+  grants: Map<SyncSocket, Grant>
 }
 
 /**
@@ -107,8 +112,6 @@ export class SyncSocket extends WebSocket {
   limits: SyncLimits | undefined = undefined
   /** The address whose connection slot (limits.connections) this socket holds until its close. */
   private slot: string | undefined = undefined
-  /** The grant while this connection holds one: one field, where most connections never hold one. */
-  private grant: Grant | undefined = undefined
 
   /**
    * Gives this connection the first-sync grant (`release` from SyncGrants.acquire), or, with
@@ -137,7 +140,7 @@ export class SyncSocket extends WebSocket {
     const progress = (): void => { this.emit('pong', EMPTY) }
     tcp.on('data', progress)
     // ended by the first step 2, a refused frame, the timer, or the close (emit)
-    this.grant = { release, timer, tcp, progress }
+    limits.grants.set(this, { release, timer, tcp, progress })
   }
 
   /**
@@ -157,11 +160,16 @@ export class SyncSocket extends WebSocket {
   endSync (): void {
     const grant = this.grant
     if (grant === undefined) return
-    this.grant = undefined
+    this.limits?.grants.delete(this)
     clearTimeout(grant.timer)
     grant.tcp.off('data', grant.progress)
     grant.release()
     if (this.limits !== undefined) this.limitPayload(this.limits.maxMessageSize)
+  }
+
+  /** The grant this connection holds, if any. */
+  private get grant (): Grant | undefined {
+    return this.limits?.grants.get(this)
   }
 
   override close (code?: number, data?: string | Buffer): void {

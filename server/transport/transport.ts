@@ -73,7 +73,8 @@ export class WebSocketTransport {
       maxBufferedBytes: options.maxBufferedBytes,
       budget: options.maxMessagesPerSecond > 0 ? new TokenBuckets(options.messageBurst, options.maxMessagesPerSecond) : undefined,
       logger,
-      connections: this.connections
+      connections: this.connections,
+      grants: new Map()
     }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
