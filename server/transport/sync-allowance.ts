@@ -104,6 +104,12 @@ export interface SyncLimits {
  * maxPayload into Tandem's codes, with a log line.
  */
 export class SyncSocket extends WebSocket {
+  /**
+   * EventEmitter's table of listeners, made when the first is added (Node's emitters handle none):
+   * Tandem adds none (its session hears every event through emit), and an empty table is a
+   * dictionary of about 160 bytes on every idle connection.
+   */
+  protected _events: unknown = undefined
   /** The session this socket's frames go to, once bound (socket-events.ts); undefined after its close. */
   feeds: Session | undefined = undefined
   /** This connection's message budget (limits.budget's bucket): thousandths of a message, and when counted. */
