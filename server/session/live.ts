@@ -7,7 +7,7 @@ import type { Revocation } from '../store/store.js'
 import type { Revocations, RevocationTarget } from '../auth/revocations.js'
 import type { HeldSession } from './resume.js'
 import { Slices } from './slices.js'
-import { ticks } from './clock.js'
+import { asSmall, ticks } from './clock.js'
 
 /**
  * What live-session policy keeps of a session, in fields of the session itself (Session declares
@@ -120,7 +120,12 @@ const STORE_WAIT_MS = 2_000
  */
 export class LiveSessions {
   private readonly wheel = new Map<number, Set<LiveSession>>()
-  private lastSlot = Math.floor(Date.now() / SLOT_MS)
+  /**
+   * Slots are counted from this one, the policy's first: small integers in every session's
+   * liveSlot, where slots since 1970 (about 7e9) are heap numbers.
+   */
+  private readonly origin = Math.floor(Date.now() / SLOT_MS)
+  private lastSlot = 0
   private lastIdleSweep = Date.now()
   /** Checked credentials wait here to be applied, in slices of at most 1 ms. */
   private readonly slices = new Slices(1)
@@ -341,7 +346,7 @@ export class LiveSessions {
       const lead = Math.min(MAX_WARNING_MS, Math.max(0, (expiresAt - Date.now()) / 2))
       due = expiresAt - lead * (1 + Math.random() / 4)
     }
-    const slot = Math.max(this.lastSlot + 1, Math.ceil(due / SLOT_MS))
+    const slot = asSmall(Math.max(this.lastSlot + 1, Math.ceil(due / SLOT_MS) - this.origin))
     let set = this.wheel.get(slot)
     if (set === undefined) this.wheel.set(slot, set = new Set())
     set.add(session)
@@ -358,7 +363,7 @@ export class LiveSessions {
 
   private tick (): void {
     const now = Date.now()
-    const current = Math.floor(now / SLOT_MS)
+    const current = Math.floor(now / SLOT_MS) - this.origin
     for (let slot = this.lastSlot + 1; slot <= current; slot++) {
       // first: what is scheduled while this slot runs goes to a later one
       this.lastSlot = slot
