@@ -5,7 +5,7 @@ import { CloseCode } from '../../shared/constants.js'
 // which session a socket feeds is kept on the socket itself (SyncSocket.feeds), and its events
 // reach it through SyncSocket.emit, not listeners: a closure per event per connection cost several
 // hundred bytes of every idle connection's memory, a WeakMap entry and a binding object each
-// another 70, and a listener table (V8's dictionary of event names) 100 more
+// another 70, and the table of listeners itself about 160 (none is made: SyncSocket._events)
 
 /**
  * Feeds a ws socket's events to its session: binary frames (within the message budget), the
