@@ -21,9 +21,8 @@ import { Router } from './http/router.js'
 import { adminGuard } from './http/admin.js'
 import { registerHealth } from './http/health.js'
 import { HeartbeatLoop } from './session/heartbeat.js'
-import { BoundedSocket } from './transport/bounded-socket.js'
 import type { SyncSocket } from './transport/sync-allowance.js'
-import { TokenBucket, withTimeout, type ConnectionCounter } from './transport/limits.js'
+import { withTimeout, type ConnectionCounter } from './transport/limits.js'
 import { bindSocket } from './transport/socket-events.js'
 import { Collaboration } from './session/collaboration.js'
 import { RedisResumeRecords } from './session/redis-resume.js'
@@ -281,7 +280,8 @@ export class TandemServer {
         readsHeaders: options.authenticate !== undefined,
         revokeHeld: covered => collab.revokeHeld(covered),
         ending: session => collab.voidResume(session.id, session.doc.name),
-        changed: session => collab.identityChanged(session as Session)
+        changed: session => collab.identityChanged(session as Session),
+        sessions: () => this.sessions
       }, logger, this.cluster)
       this.cluster?.bindLive(this.live)
       await this.jwtPool?.warm()
@@ -380,15 +380,13 @@ export class TandemServer {
     const resumeId = claimed ?? collab.resumable(request.document, request.query, identity, request.tandem)
     const { doc, loaded } = this.documents.open(request.document)
     doc.meter = this.metrics.meter
-    const bounded = new BoundedSocket<Session>(socket, this.options.maxBufferedBytes, stoppedReading)
-    const session = new Session(bounded, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
-    bounded.owner = session
+    // the socket itself: it bounds what is queued for a peer that stopped reading (bounded-socket.ts)
+    const session = new Session(socket, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
     this.live?.add(session, request)
-    const { maxMessagesPerSecond, messageBurst } = this.options
-    bindSocket(socket, session, maxMessagesPerSecond > 0 ? new TokenBucket(messageBurst, maxMessagesPerSecond) : undefined)
+    bindSocket(socket, session)
     loaded.then(() => session.start(), (err: unknown) => {
       // deleted between the admission and the load: as final as a deletion seen at once
       if (isTandemError(err, 'TANDEM_ERR_DOCUMENT_DELETED')) return session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
@@ -537,10 +535,4 @@ export class TandemServer {
 /** Creates a Tandem server; call `listen()` to start it. */
 export function createServer (options: ServerOptions = {}): TandemServer {
   return new TandemServer(options)
-}
-
-/** A session's client stopped reading (BoundedSocket's overflow): one function for every connection. */
-function stoppedReading (bufferedBytes: number, session: Session | undefined): void {
-  session?.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
-  session?.end('error', CloseCode.TRY_AGAIN_LATER)
 }

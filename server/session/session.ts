@@ -8,7 +8,8 @@ import { CloseCode, MESSAGE_SYNC, SYNC_STEP1 } from '../../shared/constants.js'
 import { CLIENT_MESSAGE_TYPES, type LockInfo, type TandemMessage } from '../../shared/tandem.js'
 import type { EndReason } from '../../shared/reasons.js'
 import type { Document, DocumentMember } from '../document/document.js'
-import type { Identity } from '../auth/auth.js'
+import type { AuthRequest, Identity } from '../auth/auth.js'
+import { NO_HEADERS, type LiveSession } from './live.js'
 import { OPEN, type SharedFrame, type WebSocketLike } from '../transport/socket.js'
 import { changesDocument, integratesWhole } from '../document/read-only.js'
 import { sendState, wholeState } from './state-sync.js'
@@ -47,17 +48,19 @@ export interface SessionHooks {
  * One WebSocket connection to one document. It decodes frames, applies them to the document and
  * sends the document's changes back. Frames that arrive while the document loads wait, in order.
  */
-export class Session implements DocumentMember {
+export class Session implements DocumentMember, LiveSession {
   /** Its times, in ticks (clock.ts: small integers, where Date.now() times are heap numbers). */
   private readonly started = ticks()
-  status: SessionStatus = 'waiting'
+  /**
+   * Its status (STATUS bits: an index of STATUSES) and TANDEM, DURABLE, SERVED_EARLY: one small
+   * integer, where a field each cost every idle connection 8 bytes.
+   */
+  private bits = 0
   lastReceivedAt = ticks()
   lastSentAt = ticks()
   /** 0 until the first heartbeat tick gives the session its phase (see heartbeat). */
   lastPingAt = 0
   private backlog: Uint8Array[] | null = []
-  /** Its first sync was answered from the stored bytes while the document loaded (stored-sync.ts). */
-  private servedEarly = false
   /** Made on the first undone change: most sessions never have one. */
   private revertBudget: RevertBudget | undefined
   private log: Logger | undefined
@@ -78,7 +81,15 @@ export class Session implements DocumentMember {
 
   /** Whose client ids this session uses: its user's, or its own when anonymous (see DocumentMember). */
   readonly clientOwner: string
-  readonly durableOwner: boolean
+
+  // live-session policy's fields (live.ts LiveFields, set by LiveSessions.add): fields of the
+  // session, where an object and a map entry each cost every idle connection about 150 bytes
+  liveToken: string | undefined = undefined
+  liveSearch = ''
+  liveHeaders: AuthRequest['headers'] = NO_HEADERS
+  lastActiveAt = 0
+  liveSlot = -1
+  liveFlags = 0
 
   constructor (
     readonly socket: WebSocketLike,
@@ -86,7 +97,7 @@ export class Session implements DocumentMember {
     /** Replaced, never mutated, when a refresh or a recheck changes it (see live.ts). */
     public identity: Identity,
     /** True when the client asked for Tandem messages. */
-    readonly tandem: boolean,
+    tandem: boolean,
     private readonly hooks: SessionHooks,
     /** Stable across resumes: a resumed Tandem session keeps its id (see collaboration.ts). */
     readonly id: string = randomId(),
@@ -94,9 +105,30 @@ export class Session implements DocumentMember {
     readonly address: string = ''
   ) {
     this.acks = tandem ? new AckOrder<Session>(sendAck, this) : null
-    this.durableOwner = identity.anonymous !== true
-    this.clientOwner = this.durableOwner ? identity.userId : `anonymous:${id}`
+    const durable = identity.anonymous !== true
+    this.bits = (tandem ? TANDEM : 0) | (durable ? DURABLE : 0)
+    this.clientOwner = durable ? identity.userId : `anonymous:${id}`
     doc.addMember(this)
+  }
+
+  /** Its lifecycle status, changed only by setStatus. */
+  get status (): SessionStatus {
+    return STATUSES[this.bits & STATUS] as SessionStatus
+  }
+
+  /** True when the client asked for Tandem messages. */
+  get tandem (): boolean {
+    return (this.bits & TANDEM) !== 0
+  }
+
+  /** Its client ids are its user's (an authenticated session), else its own (see DocumentMember). */
+  get durableOwner (): boolean {
+    return (this.bits & DURABLE) !== 0
+  }
+
+  /** Its first sync was answered from the stored bytes while the document loaded (stored-sync.ts). */
+  private get servedEarly (): boolean {
+    return (this.bits & SERVED_EARLY) !== 0
   }
 
   /** When the session started, in Date.now() ms. */
@@ -116,7 +148,7 @@ export class Session implements DocumentMember {
 
   /** Changes the lifecycle status; the one place it changes. */
   private setStatus (status: SessionStatus): void {
-    this.status = status
+    this.bits = (this.bits & ~STATUS) | STATUSES.indexOf(status)
   }
 
   /** True once the session has ended. */
@@ -156,7 +188,7 @@ export class Session implements DocumentMember {
     if (this.backlog !== null) {
       // a fresh client's first sync, answered from the stored document while it is being built
       if (this.doc.storedSync?.answer(this, data) === true) {
-        this.servedEarly = true
+        this.bits |= SERVED_EARLY
         return
       }
       this.backlog.push(data)
@@ -172,7 +204,7 @@ export class Session implements DocumentMember {
     const index = this.backlog.findIndex(isEmptyStep1)
     if (index >= 0 && sync.answer(this, this.backlog[index] as Uint8Array)) {
       this.backlog.splice(index, 1)
-      this.servedEarly = true
+      this.bits |= SERVED_EARLY
     }
   }
 
@@ -461,6 +493,13 @@ export class Session implements DocumentMember {
     else this.doc.whenStored().then(reply, () => {})
   }
 }
+
+/** Session.bits: the status's index in STATUSES (two bits), then flags. */
+const STATUSES: readonly SessionStatus[] = ['waiting', 'open', 'ended']
+const STATUS = 3
+const TANDEM = 4
+const DURABLE = 8
+const SERVED_EARLY = 16
 
 /** A session's acknowledgements (AckOrder's emit): one function for all sessions, not a closure each. */
 function sendAck (this: Session, count: number, refused: string | null): void {

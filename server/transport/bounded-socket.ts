@@ -1,71 +1,21 @@
-import type { SharedFrame, WebSocketLike } from './socket.js'
-import { sendFramedOnce } from './ws-frame.js'
+import { OPEN, type WebSocketLike } from './socket.js'
 
 /**
- * A WebSocketLike that refuses to grow without bound: when more than `maxBufferedBytes` are
- * already queued for a peer that stopped reading, the next send terminates the connection
- * instead of queueing more. A single frame is always queued on a buffer under the limit, so a
- * large first sync of a big document still goes through.
+ * The bound on what a peer that stopped reading can make the server queue: when more than
+ * `maxBufferedBytes` are already queued for it, the next frame terminates the connection instead
+ * of being queued. A single frame is always queued on a buffer under the limit, so a large first
+ * sync of a big document still goes through. (A function of the socket's sends, SyncSocket's,
+ * not a wrapper object: every idle connection would keep one.)
+ *
+ * True when `socket` takes one more frame; false when it is not open, or was terminated here,
+ * after which `stalled` is called with the bytes that were queued and `owner` (once: a
+ * terminated socket is no longer open).
  */
-export class BoundedSocket<O = unknown> implements WebSocketLike {
-  private overflowed = false
-  /**
-   * Whom `onOverflow` is about (the session on this socket), passed to it: one shared function
-   * serves every connection, where a closure each would stay with every idle connection.
-   */
-  owner: O | undefined = undefined
-
-  constructor (
-    private readonly socket: WebSocketLike,
-    private readonly maxBufferedBytes: number,
-    /** Called once, after the socket was terminated, with the bytes that were queued and the owner. */
-    private readonly onOverflow: (bufferedBytes: number, owner: O | undefined) => void
-  ) {}
-
-  get readyState (): number {
-    return this.socket.readyState
-  }
-
-  get bufferedAmount (): number {
-    return this.socket.bufferedAmount
-  }
-
-  send (data: Uint8Array): void {
-    if (this.admits()) this.socket.send(data)
-  }
-
-  sendShared (frame: SharedFrame): void {
-    if (this.admits()) sendFramedOnce(this.socket, frame)
-  }
-
-  /** False, and the socket terminated, once more than the limit is queued. */
-  private admits (): boolean {
-    if (this.overflowed) return false
-    const buffered = this.socket.bufferedAmount
-    if (buffered <= this.maxBufferedBytes) return true
-    this.overflowed = true
-    this.socket.terminate()
-    this.onOverflow(buffered, this.owner)
-    return false
-  }
-
-  close (code?: number, reason?: string): void {
-    this.socket.close(code, reason)
-  }
-
-  ping (): void {
-    this.socket.ping()
-  }
-
-  terminate (): void {
-    this.socket.terminate()
-  }
-
-  cork (): void {
-    this.socket.cork?.()
-  }
-
-  uncork (): void {
-    this.socket.uncork?.()
-  }
+export function admitsFrame<O> (socket: WebSocketLike, maxBufferedBytes: number, stalled: (bufferedBytes: number, owner: O) => void, owner: O): boolean {
+  if (socket.readyState !== OPEN) return false
+  const buffered = socket.bufferedAmount
+  if (buffered <= maxBufferedBytes) return true
+  socket.terminate()
+  stalled(buffered, owner)
+  return false
 }

@@ -3,40 +3,50 @@
  * numbers from the caller, so it can be tested without a server.
  */
 
-import { ticks } from '../session/clock.js'
+import { asSmall, ticks } from '../session/clock.js'
+
+/** Where a token bucket's state is kept (TokenBuckets): two fields of its owner, a connection. */
+export interface BucketState {
+  /** Tokens held, in thousandths of a token. */
+  tokens: number
+  /** When they were last counted, in ms (by default ticks). */
+  tokensAt: number
+}
 
 /**
- * A token bucket: holds up to `capacity` tokens and gains `ratePerSecond` a second. Taking one
+ * Token buckets: each holds up to `capacity` tokens and gains `ratePerSecond` a second. Taking one
  * per message absorbs a burst of `capacity` messages; a sender that keeps going faster than the
- * rate drains it and is refused. Times in ms, by default ticks (clock.ts: every connection has a
- * bucket, and a Date.now() time would be a heap number in each).
+ * rate drains it and is refused. This object is the rule, shared; each bucket is two fields of
+ * its owner, whole numbers (thousandths of a token; times in ms, by default ticks of clock.ts):
+ * every connection has a bucket, and an object each cost 56 bytes, its fractional tokens a heap
+ * number more.
  */
-export class TokenBucket {
-  private tokens: number
-  private updatedAt: number
-
+export class TokenBuckets {
   constructor (
     readonly capacity: number,
-    readonly ratePerSecond: number,
-    now: number = ticks()
-  ) {
-    this.tokens = capacity
-    this.updatedAt = now
+    readonly ratePerSecond: number
+  ) {}
+
+  /** Makes `bucket` full, as a new bucket is. */
+  fill (bucket: BucketState, now: number = ticks()): void {
+    bucket.tokens = asSmall(this.capacity * 1000)
+    bucket.tokensAt = now
   }
 
-  /** Takes one token; false when the bucket is empty (the message should be refused). */
-  take (now: number = ticks()): boolean {
-    const elapsedMs = Math.max(0, now - this.updatedAt)
-    this.updatedAt = now
-    this.tokens = Math.min(this.capacity, this.tokens + elapsedMs * this.ratePerSecond / 1000)
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
+  /** Takes one token from `bucket`; false when it is empty (the message should be refused). */
+  take (bucket: BucketState, now: number = ticks()): boolean {
+    const elapsedMs = Math.max(0, now - bucket.tokensAt)
+    bucket.tokensAt = now
+    // a second at `ratePerSecond` a second gains ratePerSecond thousand thousandths
+    const tokens = Math.min(this.capacity * 1000, bucket.tokens + elapsedMs * this.ratePerSecond)
+    const taken = tokens >= 1000
+    bucket.tokens = asSmall(taken ? tokens - 1000 : tokens)
+    return taken
   }
 
-  /** Tokens left now (fractional). */
-  get available (): number {
-    return this.tokens
+  /** Tokens left in `bucket` now (fractional). */
+  available (bucket: BucketState): number {
+    return bucket.tokens / 1000
   }
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import proxyAddr from 'proxy-addr'
 import type { Logger } from 'pino'
 
@@ -27,13 +28,27 @@ export const clientAddress = {
     let warned = perAddressLimit === 0
     return {
       address (req) {
-        const peer = req.socket.remoteAddress ?? ''
+        const peer = peerAddress(req.socket)
         if (!warned) warned = warnUntrusted(req, peer, () => trusted.length > 0 && trust(peer, 0), perAddressLimit, logger)
         if (trusted.length === 0 || peer === '') return peer
         return proxyAddr(req, trust)
       }
     }
   }
+}
+
+/**
+ * The socket's peer address, read from its handle without Node's cache: `remoteAddress` keeps an
+ * `{ address, family, port }` object on the socket for its whole life (56 bytes of every idle
+ * connection). Falls back to `remoteAddress` where the handle cannot tell.
+ */
+export function peerAddress (socket: Socket): string {
+  const handle = (socket as unknown as { _handle?: { getpeername?: (out: { address?: string }) => number } | null })._handle
+  if (typeof handle?.getpeername === 'function' && !socket.connecting) {
+    const out: { address?: string } = {}
+    if (handle.getpeername(out) === 0 && typeof out.address === 'string') return out.address
+  }
+  return socket.remoteAddress ?? ''
 }
 
 /**

@@ -1,36 +1,40 @@
-import type { WebSocket } from 'ws'
 import type { SyncSocket } from './sync-allowance.js'
-import type { TokenBucket } from './limits.js'
 import type { Session } from '../session/session.js'
 import { CloseCode } from '../../shared/constants.js'
 
-// which session a socket feeds is kept on the socket itself (SyncSocket.feeds), read by listeners
-// shared by every socket: a closure per event per connection cost several hundred bytes of every
-// idle connection's memory, and a WeakMap entry and a binding object each another 70
+// which session a socket feeds is kept on the socket itself (SyncSocket.feeds), and its events
+// reach it through SyncSocket.emit, not listeners: a closure per event per connection cost several
+// hundred bytes of every idle connection's memory, a WeakMap entry and a binding object each
+// another 70, and the table of listeners itself about 160 (none is made: SyncSocket._events)
 
 /**
  * Feeds a ws socket's events to its session: binary frames (within the message budget), the
- * close and errors; its pongs go to the session through SyncSocket.emit. A listener that throws ends only that session, with 1013; it never
- * reaches the process.
+ * close, errors and pongs (see feedEvent). A handler that throws ends only that session, with
+ * 1013; it never reaches the process.
  */
-export function bindSocket (socket: SyncSocket, session: Session, bucket: TokenBucket | undefined): void {
+export function bindSocket (socket: SyncSocket, session: Session): void {
   socket.feeds = session
-  socket.budget = bucket
   socket.binaryType = 'nodebuffer'
-  socket.on('message', onMessage)
-  socket.on('close', onClose)
-  socket.on('error', onError)
 }
 
-// `this` is the socket: a SyncSocket, the WebSocket class of Tandem's ws server
-function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
-  const socket = this as SyncSocket
+/** Every event of a SyncSocket (its emit), for the session it feeds; listeners hear them as ever. */
+export function feedEvent (socket: SyncSocket, event: string | symbol, args: unknown[]): void {
+  switch (event) {
+    case 'message': return onMessage(socket, args[0] as Buffer, args[1] as boolean)
+    case 'close': return onClose(socket, args[0] as number)
+    case 'error': return onError(socket, args[0] as Error)
+    // a sign of life for the heartbeat (a grant's progress too: SyncSocket.startSync)
+    case 'pong': return socket.feeds?.touch()
+  }
+}
+
+function onMessage (socket: SyncSocket, data: Buffer, isBinary: boolean): void {
   const session = socket.feeds
   if (session === undefined) return
-  const bucket = socket.budget
+  const budget = socket.limits?.budget
   guarded(session, () => {
-    if (bucket !== undefined && !bucket.take()) {
-      session.logger.warn({ messagesPerSecond: bucket.ratePerSecond, burst: bucket.capacity }, 'rate limit exceeded')
+    if (budget !== undefined && !budget.take(socket)) {
+      session.logger.warn({ messagesPerSecond: budget.ratePerSecond, burst: budget.capacity }, 'rate limit exceeded')
       session.close(CloseCode.TRY_AGAIN_LATER, 'error', 'TANDEM_ERR_RATE_LIMITED')
     } else if (isBinary && !socket.admits(data)) {
       session.logger.warn({ bytes: data.byteLength }, 'frame larger than --max-message-size; closing with 1009')
@@ -43,17 +47,22 @@ function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
   })
 }
 
-function onClose (this: WebSocket, code: number): void {
-  const socket = this as SyncSocket
+function onClose (socket: SyncSocket, code: number): void {
   const session = socket.feeds
   if (session === undefined) return
   socket.feeds = undefined
-  socket.budget = undefined
   guarded(session, () => session.socketClosed(code))
 }
 
-function onError (this: WebSocket, err: Error): void {
-  (this as SyncSocket).feeds?.logger.debug({ err: err.message }, 'socket error')
+function onError (socket: SyncSocket, err: Error): void {
+  socket.feeds?.logger.debug({ err: err.message }, 'socket error')
+}
+
+/** The socket's peer stopped reading, and its socket was terminated (SyncSocket's bound). */
+export function stoppedReading (bufferedBytes: number, socket: SyncSocket): void {
+  const session = socket.feeds
+  session?.logger.warn({ bufferedBytes }, 'client stopped reading; terminated')
+  session?.end('error', CloseCode.TRY_AGAIN_LATER)
 }
 
 function guarded (session: Session, run: () => void): void {

@@ -3,8 +3,12 @@ import { WebSocket } from 'ws'
 import type { Logger } from 'pino'
 import { CloseCode } from '../../shared/constants.js'
 import { FRAME_KINDS, frameKind } from '../../shared/frame-kind.js'
-import { ConnectionCounter, type TokenBucket } from './limits.js'
+import { ConnectionCounter, type TokenBuckets } from './limits.js'
 import type { Session } from '../session/session.js'
+import { feedEvent, stoppedReading } from './socket-events.js'
+import { admitsFrame } from './bounded-socket.js'
+import { sendFramedOnce } from './ws-frame.js'
+import type { SharedFrame } from './socket.js'
 
 /**
  * The first-sync allowance: a client that edited offline answers the server's sync step 1 with
@@ -64,12 +68,34 @@ export class SyncGrants {
   }
 }
 
+/** A connection's first-sync grant while it lasts (SyncSocket.startSync). */
+export interface Grant {
+  /** Gives the grant back (SyncGrants.acquire's release). */
+  release: () => void
+  /** Ends the grant after SYNC_GRANT_MS. */
+  timer: NodeJS.Timeout
+  /** The TCP socket, and its data listener: arriving bytes are signs of life meanwhile. */
+  tcp: Duplex
+  progress: () => void
+}
+
 /** What every SyncSocket of one transport shares. */
 export interface SyncLimits {
   maxMessageSize: number
   /** At least maxMessageSize (the server's maxPayload). */
   maxSyncSize: number
+  /** The most queued for a peer before the next send terminates it (bounded-socket.ts). */
+  maxBufferedBytes: number
+  /** Every connection's message budget (a bucket in its socket's fields); undefined: unlimited. */
+  budget: TokenBuckets | undefined
   logger: Logger
+  /** Connections per remote address: each socket gives its slot back at its close (startSync). */
+  connections: ConnectionCounter
+  /**
+   * The grants held now, by socket (at most SYNC_GRANTS): here, not a field of every socket,
+   * where most connections never hold one.
+   */
+  grants: Map<SyncSocket, Grant>
 }
 
 /**
@@ -78,43 +104,49 @@ export interface SyncLimits {
  * maxPayload into Tandem's codes, with a log line.
  */
 export class SyncSocket extends WebSocket {
+  /**
+   * EventEmitter's table of listeners, made when the first is added (Node's emitters handle none):
+   * Tandem adds none (its session hears every event through emit), and an empty table is a
+   * dictionary of about 160 bytes on every idle connection.
+   */
+  protected _events: unknown = undefined
   /** The session this socket's frames go to, once bound (socket-events.ts); undefined after its close. */
   feeds: Session | undefined = undefined
-  /** That session's message budget; undefined when unlimited. */
-  budget: TokenBucket | undefined = undefined
-  private limits: SyncLimits | undefined = undefined
-  /** The grant's release while this connection holds one. */
-  private grant: (() => void) | undefined = undefined
-  private grantTimer: NodeJS.Timeout | undefined = undefined
-  /** The TCP socket's data listener while a grant lasts (see startSync). */
-  private progress: { socket: Duplex, listener: () => void } | undefined = undefined
+  /** This connection's message budget (limits.budget's bucket): thousandths of a message, and when counted. */
+  tokens = 0
+  tokensAt = 0
+  limits: SyncLimits | undefined = undefined
+  /** The address whose connection slot (limits.connections) this socket holds until its close. */
+  private slot: string | undefined = undefined
 
   /**
    * Gives this connection the first-sync grant (`release` from SyncGrants.acquire), or, with
-   * null, lowers its limit to maxMessageSize at once. Call before any frame is read.
+   * null, lowers its limit to maxMessageSize at once; and the slot in `limits.connections` taken
+   * for `remoteAddress`, given back at this socket's close. Call before any frame is read.
    */
   startSync (limits: SyncLimits, release: (() => void) | null, remoteAddress: string, tcp: Duplex): void {
     this.limits = limits
+    this.slot = remoteAddress
+    limits.budget?.fill(this)
     if (release === null || limits.maxSyncSize <= limits.maxMessageSize) {
       release?.()
       this.limitPayload(limits.maxMessageSize)
       return
     }
-    this.grant = release
-    this.grantTimer = setTimeout(() => {
+    const timer = setTimeout(() => {
       if (this.grant === undefined) return
       this.endSync()
       limits.logger.info({ remoteAddress, grantMs: SYNC_GRANT_MS }, 'no first sync within the grant; closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'first sync not received in time')
     }, SYNC_GRANT_MS)
-    this.grantTimer.unref()
-    this.once('close', endSyncOnClose)
+    timer.unref()
     // a large frame takes a while to arrive, and the heartbeat counts only whole messages and
     // pongs: while the grant lasts, bytes arriving count as a sign of life (a 'pong', which the
     // session hears through emit; the peer cannot send a real one inside a frame)
-    const listener = (): void => { this.emit('pong', EMPTY) }
-    tcp.on('data', listener)
-    this.progress = { socket: tcp, listener }
+    const progress = (): void => { this.emit('pong', EMPTY) }
+    tcp.on('data', progress)
+    // ended by the first step 2, a refused frame, the timer, or the close (emit)
+    limits.grants.set(this, { release, timer, tcp, progress })
   }
 
   /**
@@ -132,15 +164,18 @@ export class SyncSocket extends WebSocket {
 
   /** Ends the grant: this connection's limit becomes maxMessageSize. Safe to call twice. */
   endSync (): void {
-    clearTimeout(this.grantTimer)
-    this.grantTimer = undefined
     const grant = this.grant
-    this.grant = undefined
-    this.progress?.socket.off('data', this.progress.listener)
-    this.progress = undefined
-    if (grant === undefined || this.limits === undefined) return
-    grant()
-    this.limitPayload(this.limits.maxMessageSize)
+    if (grant === undefined) return
+    this.limits?.grants.delete(this)
+    clearTimeout(grant.timer)
+    grant.tcp.off('data', grant.progress)
+    grant.release()
+    if (this.limits !== undefined) this.limitPayload(this.limits.maxMessageSize)
+  }
+
+  /** The grant this connection holds, if any. */
+  private get grant (): Grant | undefined {
+    return this.limits?.grants.get(this)
   }
 
   override close (code?: number, data?: string | Buffer): void {
@@ -161,14 +196,47 @@ export class SyncSocket extends WebSocket {
   }
 
   /**
-   * A pong (or a grant's progress, see startSync) is a sign of life for the session this socket
-   * feeds, told here rather than by a listener: a fourth event name on every socket (message,
-   * close and error are the others) grows V8's table of its listeners by 96 bytes. Listeners of
-   * 'pong' hear it as ever.
+   * Every event goes to the session this socket feeds (socket-events.ts) before any listener:
+   * Tandem adds none, as every event name in an emitter's table costs each idle connection (V8
+   * grows the dictionary). An error no listener hears is the session's (logged), not thrown.
    */
   override emit (event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'pong') this.feeds?.touch()
+    if (event === 'close') {
+      this.releaseSlot()
+      this.endSync()
+    }
+    feedEvent(this, event, args)
+    if (event === 'error' && this.listenerCount('error') === 0) return true
     return super.emit(event, ...args)
+  }
+
+  /**
+   * Gives the connection slot back, once. Here rather than a listener on the TCP socket: its
+   * second close listener would be an array kept by every idle connection. ws emits close once,
+   * after the TCP socket closed.
+   */
+  private releaseSlot (): void {
+    const slot = this.slot
+    if (slot === undefined) return
+    this.slot = undefined
+    this.limits?.connections.release(slot)
+  }
+
+  /**
+   * ws's send, bounded: past maxBufferedBytes queued, the socket is terminated and its session
+   * ended (bounded-socket.ts). Tandem sends binary frames only, without options.
+   */
+  override send (data: Uint8Array): void {
+    if (this.mayQueue()) super.send(data)
+  }
+
+  /** A frame a broadcast sends to many sockets, framed once for all (ws-frame.ts), bounded as send. */
+  sendShared (frame: SharedFrame): void {
+    if (this.mayQueue()) sendFramedOnce(this, frame)
+  }
+
+  private mayQueue (): boolean {
+    return admitsFrame(this, this.limits?.maxBufferedBytes ?? Infinity, stoppedReading, this)
   }
 
   /** Holds writes until `uncork` (see WebSocketLike.cork): the TCP socket's own cork, which nests. */
@@ -198,9 +266,4 @@ export class SyncSocket extends WebSocket {
 function tcpOf (socket: WebSocket): Duplex | null {
   const tcp = (socket as unknown as { _socket?: Duplex | null })._socket
   return tcp ?? null
-}
-
-// a named function, not a closure per connection (idle connections' memory matters)
-function endSyncOnClose (this: WebSocket): void {
-  ;(this as SyncSocket).endSync()
 }

@@ -6,7 +6,7 @@ import { TandemError, isTandemError } from '../../shared/errors.js'
 import { TANDEM_QUERY_PARAM } from '../../shared/constants.js'
 import { CloseCode } from '../../shared/constants.js'
 import type { AuthRequest } from '../auth/auth.js'
-import { ConnectionCounter } from './limits.js'
+import { ConnectionCounter, TokenBuckets } from './limits.js'
 import { SyncGrants, SyncSocket, type SyncLimits } from './sync-allowance.js'
 import { clientAddress, type TrustProxy } from './proxy.js'
 import { splitTarget } from './request-target.js'
@@ -23,6 +23,11 @@ export interface TransportOptions {
   maxMessageSize: number
   /** The largest first sync step 2 (see sync-allowance.ts). */
   maxSyncSize: number
+  /** Bytes queued for a peer past which the next send terminates it (bounded-socket.ts). */
+  maxBufferedBytes: number
+  /** Each connection's message budget: its rate (0: unlimited) and burst. */
+  maxMessagesPerSecond: number
+  messageBurst: number
   allowedOrigins?: readonly string[]
   /** Open connections and handshakes per remote address; 0: no limit. */
   maxConnectionsPerIp: number
@@ -52,25 +57,25 @@ export class WebSocketTransport {
   /** Connections allowed a first sync over maxMessageSize (see sync-allowance.ts). */
   readonly syncGrants = new SyncGrants()
   private readonly syncLimits: SyncLimits
-  /** Connections (handshakes included) per remote address, released when the TCP socket closes. */
+  /** Connections (handshakes included) per remote address, released when the connection closes. */
   readonly connections: ConnectionCounter
   private readonly proxies: TrustProxy
-  /** The TCP socket's `close` listener that gives its slot back: one function for every socket. */
-  private readonly releaseSlot: (this: SlotHolder) => void
 
   constructor (
     private readonly target: TransportTarget,
     private readonly options: TransportOptions,
     private readonly logger: Logger
   ) {
-    const connections = this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
-    this.releaseSlot = function (this: SlotHolder): void {
-      const key = this[SLOT]
-      if (key === undefined) return
-      this[SLOT] = undefined
-      connections.release(key)
+    this.connections = new ConnectionCounter(options.maxConnectionsPerIp)
+    this.syncLimits = {
+      maxMessageSize: options.maxMessageSize,
+      maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize),
+      maxBufferedBytes: options.maxBufferedBytes,
+      budget: options.maxMessagesPerSecond > 0 ? new TokenBuckets(options.messageBurst, options.maxMessagesPerSecond) : undefined,
+      logger,
+      connections: this.connections,
+      grants: new Map()
     }
-    this.syncLimits = { maxMessageSize: options.maxMessageSize, maxSyncSize: Math.max(options.maxSyncSize, options.maxMessageSize), logger }
     this.proxies = clientAddress.compile(options.trustProxy ?? [], options.maxConnectionsPerIp, logger)
     this.wss = new WebSocketServer({
       noServer: true,
@@ -96,17 +101,18 @@ export class WebSocketTransport {
       this.refuse(socket, err)
       return
     }
-    // counted from the handshake on, so slow handshakes count too; released by the TCP socket
-    // itself, so no path (refusal, failed handshake, close) can leak a slot
-    if (!this.connections.take(request.remoteAddress)) {
-      this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`), request.remoteAddress)
+    // counted from the handshake on, so slow handshakes count too; released by the TCP socket's
+    // close until the upgrade, then by the WebSocket's (which follows it: SyncSocket.startSync), so
+    // no path (refusal, failed handshake, close) can leak a slot. The handshake's closure goes at
+    // the upgrade: an idle connection keeps neither it nor a second close listener (an array)
+    const { connections } = this
+    const key = request.remoteAddress
+    if (!connections.take(key)) {
+      this.refuse(socket, new TandemError('TANDEM_ERR_RATE_LIMITED', `more than ${this.options.maxConnectionsPerIp} connections from one address`), key)
       return
     }
-    // the slot's key on the socket and one shared listener, not a release closure per socket
-    // (an idle connection would keep it and its scope); `on`, not `once`: the listener is safe
-    // to call twice, and `once` wraps every listener in two more objects
-    ;(socket as SlotHolder)[SLOT] = request.remoteAddress
-    socket.on('close', this.releaseSlot)
+    const releaseSlot = (): void => { connections.release(key) }
+    socket.on('close', releaseSlot)
     this.target.admit(request).then(admission => {
       if (socket.destroyed) return
       // the 101 response and the session's greeting (sent in a microtask once the document is
@@ -118,8 +124,10 @@ export class WebSocketTransport {
           // ws listens for the TCP socket's errors from now on; ours would stay for the
           // connection's life (a listener array on every idle socket)
           socket.off('error', destroyOnError)
+          // the socket is open (ws checked): the WebSocket gives the slot back from now on
+          socket.off('close', releaseSlot)
           try {
-            ws.startSync(this.syncLimits, this.syncGrants.acquire(request.remoteAddress), request.remoteAddress, socket)
+            ws.startSync(this.syncLimits, this.syncGrants.acquire(key), key, socket)
             this.target.connect(ws, request, admission)
           } catch (err) {
             this.logger.error({ err }, 'connect failed')
@@ -180,13 +188,6 @@ function errorStatus (err: unknown): number {
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 410: 'Gone', 429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable'
-}
-
-/** Where a TCP socket keeps the address its connection slot was taken for, until it closes. */
-const SLOT = Symbol('tandem.connectionSlot')
-
-interface SlotHolder {
-  [SLOT]?: string | undefined
 }
 
 function destroyOnError (this: Duplex): void {

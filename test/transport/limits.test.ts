@@ -1,37 +1,58 @@
 import { describe, expect, test } from 'vitest'
 import * as Y from 'yjs'
-import { TokenBucket, ConnectionCounter, withTimeout } from '../../server/transport/limits.js'
-import { BoundedSocket } from '../../server/transport/bounded-socket.js'
+import { TokenBuckets, ConnectionCounter, withTimeout, type BucketState } from '../../server/transport/limits.js'
+import { admitsFrame } from '../../server/transport/bounded-socket.js'
 import { changesDocument, encodeIntegratedState } from '../../server/document/read-only.js'
-import { SharedFrame, type WebSocketLike } from '../../server/transport/socket.js'
+import type { WebSocketLike } from '../../server/transport/socket.js'
 
-describe('TokenBucket', () => {
+describe('TokenBuckets', () => {
+  /** A bucket, full at 0, as a connection's fields hold one. */
+  function bucket (rule: TokenBuckets): BucketState {
+    const state = { tokens: 0, tokensAt: 0 }
+    rule.fill(state, 0)
+    return state
+  }
+
   test('absorbs a burst of `capacity`, then refuses until it refills at the rate', () => {
-    const bucket = new TokenBucket(10, 5, 0)
-    for (let i = 0; i < 10; i++) expect(bucket.take(0)).toBe(true)
-    expect(bucket.take(0)).toBe(false)
-    expect(bucket.take(199)).toBe(false) // 0.995 tokens
-    expect(bucket.take(200)).toBe(true) // one token after 200 ms at 5/s
-    expect(bucket.take(200)).toBe(false)
+    const rule = new TokenBuckets(10, 5)
+    const state = bucket(rule)
+    for (let i = 0; i < 10; i++) expect(rule.take(state, 0)).toBe(true)
+    expect(rule.take(state, 0)).toBe(false)
+    expect(rule.take(state, 199)).toBe(false) // 0.995 tokens
+    expect(rule.take(state, 200)).toBe(true) // one token after 200 ms at 5/s
+    expect(rule.take(state, 200)).toBe(false)
   })
 
   test('a sender at the sustained rate is never refused; one above it eventually is', () => {
-    const steady = new TokenBucket(5, 100, 0)
-    for (let t = 0; t < 10_000; t += 10) expect(steady.take(t)).toBe(true)
-    const fast = new TokenBucket(50, 100, 0)
+    const steadyRule = new TokenBuckets(5, 100)
+    const steady = bucket(steadyRule)
+    for (let t = 0; t < 10_000; t += 10) expect(steadyRule.take(steady, t)).toBe(true)
+    const fastRule = new TokenBuckets(50, 100)
+    const fast = bucket(fastRule)
     let refusedAt = -1
-    for (let t = 0; t < 10_000 && refusedAt < 0; t += 5) if (!fast.take(t)) refusedAt = t
+    for (let t = 0; t < 10_000 && refusedAt < 0; t += 5) if (!fastRule.take(fast, t)) refusedAt = t
     // 200/s against 100/s drains 50 tokens in about half a second
     expect(refusedAt).toBeGreaterThan(400)
     expect(refusedAt).toBeLessThan(600)
   })
 
   test('never holds more than its capacity, and ignores a clock going backwards', () => {
-    const bucket = new TokenBucket(3, 1000, 0)
-    bucket.take(1_000_000)
-    expect(bucket.available).toBeLessThanOrEqual(3)
-    expect(bucket.take(10)).toBe(true)
-    expect(bucket.available).toBeLessThanOrEqual(3)
+    const rule = new TokenBuckets(3, 1000)
+    const state = bucket(rule)
+    rule.take(state, 1_000_000)
+    expect(rule.available(state)).toBeLessThanOrEqual(3)
+    expect(rule.take(state, 10)).toBe(true)
+    expect(rule.available(state)).toBeLessThanOrEqual(3)
+  })
+
+  test('keeps its state in whole numbers (thousandths of a token)', () => {
+    const rule = new TokenBuckets(2, 7)
+    const state = bucket(rule)
+    rule.take(state, 0)
+    rule.take(state, 0)
+    rule.take(state, 33)
+    expect(state.tokens).toBe(231)
+    expect(Number.isInteger(state.tokens)).toBe(true)
   })
 })
 
@@ -80,33 +101,39 @@ class StalledSocket implements WebSocketLike {
   terminate (): void { this.terminated++; this.readyState = 3 }
 }
 
-describe('BoundedSocket', () => {
+describe('admitsFrame (a socket\'s sends, bounded)', () => {
+  /** Sends on `inner` as SyncSocket does: a frame only when admitted. */
+  function bounded (inner: StalledSocket, limit: number, overflows: number[]): { send: (data: Uint8Array) => void } {
+    return { send: data => { if (admitsFrame(inner, limit, bytes => overflows.push(bytes), undefined)) inner.send(data) } }
+  }
+
   test('queues up to the limit, then terminates once instead of queueing more', () => {
     const inner = new StalledSocket()
     const overflows: number[] = []
-    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
+    const socket = bounded(inner, 1000, overflows)
     for (let i = 0; i < 100; i++) socket.send(new Uint8Array(100))
     expect(inner.terminated).toBe(1)
     expect(overflows).toEqual([1100])
     expect(inner.bufferedAmount).toBe(1100) // the limit plus at most one frame
   })
 
-  test('a broadcast\'s shared frames count against the same limit', () => {
-    const inner = new StalledSocket()
-    const overflows: number[] = []
-    const socket = new BoundedSocket(inner, 1000, bytes => overflows.push(bytes))
-    const frame = new SharedFrame(new Uint8Array(100))
-    for (let i = 0; i < 100; i++) socket.sendShared(frame)
-    expect(inner.terminated).toBe(1)
-    expect(overflows).toEqual([1100])
-  })
-
   test('one frame larger than the limit still goes out on an empty buffer', () => {
     const inner = new StalledSocket()
-    const socket = new BoundedSocket(inner, 1000, () => {})
-    socket.send(new Uint8Array(5000))
+    const overflows: number[] = []
+    bounded(inner, 1000, overflows).send(new Uint8Array(5000))
     expect(inner.terminated).toBe(0)
+    expect(overflows).toEqual([])
     expect(inner.bufferedAmount).toBe(5000)
+  })
+
+  test('a socket no longer open takes nothing and is not terminated again', () => {
+    const inner = new StalledSocket()
+    const overflows: number[] = []
+    inner.close()
+    bounded(inner, 1000, overflows).send(new Uint8Array(10))
+    expect(inner.bufferedAmount).toBe(0)
+    expect(inner.terminated).toBe(0)
+    expect(overflows).toEqual([])
   })
 })
 
