@@ -353,8 +353,9 @@ describe('recheck, idle timeout, and no resume after an end', () => {
       expect((outcome as { sessionId: string }).sessionId, reason).not.toBe(session.welcome.sessionId)
     }
 
-    // an expiry: the token lives 1 to 2 s; resuming with a fresh token starts a new session
-    const expiring = await rawSession(docUrl(server.url, name, { tandem: '1', token: await token({ sub: 'ada' }, 1) }))
+    // an expiry: the token lives 1 to 2 s (a "1 s" token lives 0 to 1 s: under load the upgrade
+    // could come after its exp, refused with 401); resuming with a fresh token starts a new session
+    const expiring = await rawSession(docUrl(server.url, name, { tandem: '1', token: await token({ sub: 'ada' }, 2) }))
     expect((await expiring.closed).code).toBe(4401)
     const outcome = await tryResume(server.url, name, query, expiring.welcome)
     expect(outcome).toMatchObject({ resumed: false })
