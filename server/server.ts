@@ -382,11 +382,15 @@ export class TandemServer {
     doc.meter = this.metrics.meter
     // the socket itself: it bounds what is queued for a peer that stopped reading (bounded-socket.ts)
     const session = new Session(socket, doc, identity, request.tandem, this.sessionHooks, resumeId, request.remoteAddress)
+    // fed by its socket before anything is sent: a send that overflows the socket's queue (the
+    // greeting) ends this session, which the socket must know by then
+    bindSocket(socket, session)
+    // in one synchronous block: the live-session policy walks `sessions` (recheck, revocation,
+    // idle sweep) and takes each as added to it
     this.sessions.add(session)
     this.analytics.started(session, resumeId !== undefined)
     collab.joined(session, resumeId !== undefined)
     this.live?.add(session, request)
-    bindSocket(socket, session)
     loaded.then(() => session.start(), (err: unknown) => {
       // deleted between the admission and the load: as final as a deletion seen at once
       if (isTandemError(err, 'TANDEM_ERR_DOCUMENT_DELETED')) return session.close(CloseCode.DOCUMENT_DELETED, 'kicked', err.code)
