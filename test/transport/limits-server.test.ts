@@ -92,6 +92,28 @@ describe('connections per address', () => {
     expect((await Promise.all(pending)).map(r => r.status)).toEqual([503, 503])
     await waitFor(() => server.connections.size === 0, 5_000, 'slots released after the timeout')
   })
+
+  test('a slot is given back once the hook answers for a client that went away while it waited, and when an open socket is cut', async () => {
+    let release: () => void = () => {}
+    const authenticating = new Promise<void>(resolve => { release = resolve })
+    const server = await startServer({ maxConnectionsPerIp: 1, authenticate: async () => { await authenticating; return { userId: 'u' } } })
+    // the client gives up before the hook answers: the hook's work goes on, and its slot counts
+    // until it ends (else clients leaving at once could keep more hooks running than the limit)
+    const gone = rawClient(docUrl(server.url, docName()))
+    gone.on('error', () => {})
+    await waitFor(() => server.connections.count('127.0.0.1') === 1, 5_000, 'the handshake counted')
+    gone.terminate()
+    release()
+    await waitFor(() => server.connections.count('127.0.0.1') === 0, 5_000, 'the slot, once the hook answered')
+    // an upgraded socket cut without a close frame (terminate: a TCP reset for the server)
+    const open = rawClient(docUrl(server.url, docName()))
+    await opened(open)
+    expect(server.connections.count('127.0.0.1')).toBe(1)
+    expect((await upgrade(docUrl(server.url, docName()))).status).toBe(429)
+    open.terminate()
+    await waitFor(() => server.connections.count('127.0.0.1') === 0, 5_000, 'the slot of a cut socket')
+    expect((await upgrade(docUrl(server.url, docName()))).status).toBe('open')
+  })
 })
 
 describe('documents loaded at once', () => {
