@@ -60,6 +60,16 @@ async function storedOnceUnloaded (server: TandemServer, store: GatedStore, name
 
 const SECRET = 'lifecycle-secret'
 
+/** A server whose document holds 'stored before' in `store`, its load waiting for `store.open()`. */
+async function storedWhileLoading (): Promise<{ store: GatedStore, name: string, server: TandemServer }> {
+  const store = new GatedStore()
+  const name = docName()
+  const seed = new Y.Doc()
+  seed.getText('t').insert(0, 'stored before')
+  await store.inner.append([{ name, update: Y.encodeStateAsUpdate(seed) }])
+  return { store, name, server: await startServer({ persistence: store }) }
+}
+
 /** Eve, a stock client with a token, in a stored empty document whose load waits for `store.open()`. */
 async function eveWhileLoading (): Promise<{ store: GatedStore, name: string, server: TandemServer, eve: StockClient }> {
   const store = new GatedStore()
@@ -72,12 +82,7 @@ async function eveWhileLoading (): Promise<{ store: GatedStore, name: string, se
 
 describe('document lifecycle', () => {
   test('clients joining during a load share one load and all get the full content', async () => {
-    const store = new GatedStore()
-    const name = docName()
-    const seed = new Y.Doc()
-    seed.getText('t').insert(0, 'stored before')
-    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(seed) }])
-    const server = await startServer({ persistence: store })
+    const { store, name, server } = await storedWhileLoading()
     const clients = Array.from({ length: 5 }, () => stockClient(server.url, name))
     await waitFor(() => server.sessions.size === 5, 5_000, 'five sessions')
     // one client edits while the document is still loading
@@ -92,12 +97,7 @@ describe('document lifecycle', () => {
   })
 
   test('edits a client sent while its document loaded are kept when it leaves before the load ends', async () => {
-    const store = new GatedStore()
-    const name = docName()
-    const seed = new Y.Doc()
-    seed.getText('t').insert(0, 'stored before')
-    await store.inner.append([{ name, update: Y.encodeStateAsUpdate(seed) }])
-    const server = await startServer({ persistence: store })
+    const { store, name, server } = await storedWhileLoading()
     // a client that typed and left while the server still read the document
     const leaving = stockClient(server.url, name)
     await typedWhileLoading(server, leaving, 'typed, then gone ')

@@ -14,16 +14,22 @@ function contentOf (updates: readonly Uint8Array[]): string {
   return JSON.stringify([states, doc.getText(BIG_TEXT).toDelta()])
 }
 
+/** A document built from `head`, and the updates of the edits made to it from then on. */
+function editing (head: Uint8Array): { doc: Y.Doc, edits: Uint8Array[] } {
+  const doc = new Y.Doc()
+  Y.applyUpdate(doc, head)
+  const edits: Uint8Array[] = []
+  doc.on('update', (update: Uint8Array) => edits.push(update))
+  return { doc, edits }
+}
+
 test('compacting a big document without a snapshot folds the updates after its snapshot and keeps the snapshot; once they come to a quarter of it, one row', async () => {
   const { update: head } = bigDocumentFile(10 * MiB, BIG_SEED)
   const store = await SqliteStore.open(tempDir())
   onTestFinished(() => store.close())
   const name = docName('big')
   await store.append([{ name, update: head }])
-  const doc = new Y.Doc()
-  Y.applyUpdate(doc, head)
-  const edits: Uint8Array[] = []
-  doc.on('update', (update: Uint8Array) => edits.push(update))
+  const { doc, edits } = editing(head)
   for (let i = 0; i < 20; i++) doc.getText(BIG_TEXT).insert(i * 7, `edit ${i} `)
   await store.append(edits.map(update => ({ name, update })))
   const before = contentOf(await store.load(name))
@@ -51,10 +57,7 @@ test('a document compacted without a snapshot is folded off the SQLite worker: o
   const store = await SqliteStore.open(tempDir())
   onTestFinished(() => store.close())
   const name = docName('big')
-  const doc = new Y.Doc()
-  Y.applyUpdate(doc, head)
-  const edits: Uint8Array[] = []
-  doc.on('update', (update: Uint8Array) => edits.push(update))
+  const { doc, edits } = editing(head)
   doc.getText(BIG_TEXT).insert(0, 'first ')
   await store.append([{ name, update: head }, { name, update: edits[0] as Uint8Array }])
 
@@ -83,10 +86,7 @@ test('two connections to the file compacting the same document at once leave it 
   const two = await SqliteStore.open(dir)
   onTestFinished(() => two.close())
   const name = docName('big')
-  const doc = new Y.Doc()
-  Y.applyUpdate(doc, head)
-  const edits: Uint8Array[] = []
-  doc.on('update', (update: Uint8Array) => edits.push(update))
+  const { doc, edits } = editing(head)
   doc.getText(BIG_TEXT).insert(0, 'edit ')
   await one.append([{ name, update: head }, { name, update: edits[0] as Uint8Array }])
   // both read the same two rows; the second to finish finds them replaced and stores nothing
