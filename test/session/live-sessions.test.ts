@@ -354,10 +354,12 @@ describe('recheck, idle timeout, and no resume after an end', () => {
     }
 
     // an expiry: the token lives 1 to 2 s (a "1 s" token lives 0 to 1 s: under load the upgrade
-    // could come after its exp, refused with 401); resuming with a fresh token starts a new session
-    const expiring = await rawSession(docUrl(server.url, name, { tandem: '1', token: await token({ sub: 'ada' }, 2) }))
+    // could come after its exp, refused with 401), on a server without the idle end (1.5 s, which
+    // could come first); resuming with a fresh token starts a new session
+    const patient = await startServer({ authSecret: SECRET, reconnectGraceMs: 5_000 })
+    const expiring = await rawSession(docUrl(patient.url, name, { tandem: '1', token: await token({ sub: 'ada' }, 2) }))
     expect((await expiring.closed).code).toBe(4401)
-    const outcome = await tryResume(server.url, name, query, expiring.welcome)
+    const outcome = await tryResume(patient.url, name, query, expiring.welcome)
     expect(outcome).toMatchObject({ resumed: false })
   })
 
